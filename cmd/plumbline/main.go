@@ -1,0 +1,4 @@
+// Command plumbline deploys models to authenticated HTTPS scoring endpoints.
+package main
+
+func main() {}

@@ -1,0 +1,160 @@
+// Package driver defines the one contract every runtime satisfies: start, stop,
+// inspect, list and read the logs of a model-serving instance.
+//
+// The reconciler is the only consumer. Implementations live in sub-packages
+// (driver/process, driver/fake; docker and kubernetes later) and are proven
+// against the shared conformance suite in driver/drivertest.
+//
+// This package must not import the store, the registry, the gateway or the
+// reconciler: a driver knows instances, not endpoints' desired state.
+package driver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Runtime says how an instance's server process is produced.
+type Runtime string
+
+const (
+	// RuntimePlumber runs an R plumber file (AML_APP_ROOT/AZUREML_ENTRY_SCRIPT)
+	// under plumbline's built-in launcher, the equivalent of the seed's
+	// start_plumber.R, on the port the driver assigns.
+	RuntimePlumber Runtime = "plumber"
+	// RuntimeGeneric runs InstanceSpec.Command, any HTTP server that takes its
+	// port from the PORT environment variable or a {port} placeholder.
+	RuntimeGeneric Runtime = "generic"
+	// RuntimeImage runs InstanceSpec.Image as a container (docker, kubernetes).
+	RuntimeImage Runtime = "image"
+)
+
+// InstanceSpec is everything a driver needs to start one instance. The
+// reconciler fills it; drivers must treat it as read-only.
+type InstanceSpec struct {
+	// ID is unique across the server and deterministic:
+	// "<endpoint>.<deployment>.<instance>", e.g. "iris.blue.blue-0".
+	ID         string
+	Endpoint   string
+	Deployment string
+	Instance   string
+
+	Runtime Runtime
+
+	// ModelDir is a host folder holding the model's files, read-only, with the
+	// registered path's basename kept (ModelDir/models/crate.bin). It becomes
+	// AZUREML_MODEL_DIR. Empty when the deployment has no model.
+	ModelDir string
+	// CodeDir is the host folder that holds the scoring script (AML_APP_ROOT).
+	// Empty when the deployment has no code_configuration.
+	CodeDir string
+	// EntryScript is the scoring script's path relative to CodeDir
+	// (AZUREML_ENTRY_SCRIPT).
+	EntryScript string
+	// Command is the argv for RuntimeGeneric. The literal "{port}" in any
+	// argument is replaced by the assigned port; "{model_dir}" and "{code_dir}"
+	// by ModelDir and CodeDir.
+	Command []string
+	// Image is the container image for RuntimeImage.
+	Image string
+	// Port is the inference_config port the server listens on inside a
+	// container. Drivers that cannot give each instance its own network
+	// namespace (process) assign a free port instead.
+	Port int
+	// Env is the user's environment_variables. It is applied after the
+	// AZUREML_* variables, so user values win, as on Azure's local endpoints.
+	Env map[string]string
+
+	// CPU is a limit in cores (0: none); MemoryBytes a limit in bytes (0: none).
+	CPU         float64
+	MemoryBytes int64
+}
+
+// State is an instance's lifecycle state as the driver sees it.
+type State string
+
+const (
+	StateStarting State = "Starting" // process or container created, not known to be serving
+	StateRunning  State = "Running"  // alive; readiness is the reconciler's business
+	StateExited   State = "Exited"   // ended; ExitCode says how
+	StateUnknown  State = "Unknown"
+)
+
+// Status is one instance as the driver sees it now.
+type Status struct {
+	ID    string
+	State State
+	// Addr is host:port where the instance's routes answer (probe and
+	// scoring target). Set once the instance has started.
+	Addr      string
+	PID       int
+	StartedAt time.Time
+	// ExitCode is meaningful when State is StateExited; -1 when killed by a
+	// signal (Message says which).
+	ExitCode int
+	ExitedAt time.Time
+	Message  string
+}
+
+// LogOptions selects what Logs returns.
+type LogOptions struct {
+	// Tail is the number of lines from the end; 0 means all.
+	Tail int
+	// Follow keeps the reader open and streams new lines until ctx ends or
+	// the instance is removed.
+	Follow bool
+}
+
+// Driver runs instances. All methods are safe for concurrent use and honour
+// ctx for cancellation.
+type Driver interface {
+	// Name is "process", "docker", "kubernetes" or "fake".
+	Name() string
+	// Start creates and starts the instance and returns its status once the
+	// server process exists (it need not be serving yet). Starting an ID
+	// that already exists is an error wrapping ErrExists.
+	Start(ctx context.Context, spec InstanceSpec) (Status, error)
+	// Stop asks the instance to end (SIGTERM or equivalent), waits up to
+	// grace, then kills it and everything it started, and forgets it. Stopping
+	// an unknown ID returns an error wrapping ErrNotFound.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Inspect reports the instance's current status; ErrNotFound if unknown.
+	// An exited instance stays inspectable (with its exit code) until Stop.
+	Inspect(ctx context.Context, id string) (Status, error)
+	// List reports every instance this driver currently knows.
+	List(ctx context.Context) ([]Status, error)
+	// Logs returns the instance's combined stdout and stderr.
+	Logs(ctx context.Context, id string, opts LogOptions) (io.ReadCloser, error)
+	// Recover is called once at server start, before any Start. It deals with
+	// what a previous run of plumbline left behind (after a crash or kill -9)
+	// and returns the instances it re-adopted; anything it cannot re-adopt it
+	// stops and cleans up, so no orphan process and no port stays taken.
+	Recover(ctx context.Context) ([]Status, error)
+}
+
+var (
+	// ErrNotFound: the driver has no instance with that ID.
+	ErrNotFound = errors.New("instance not found")
+	// ErrExists: an instance with that ID already exists.
+	ErrExists = errors.New("instance already exists")
+)
+
+// StartError is a failure to start that the user must fix (a missing
+// executable, a bad command line). The reconciler treats it as terminal
+// rather than retrying.
+type StartError struct {
+	ID     string
+	Reason string
+	Err    error
+}
+
+func (e *StartError) Error() string {
+	if e.Err != nil {
+		return "start instance " + e.ID + ": " + e.Reason + ": " + e.Err.Error()
+	}
+	return "start instance " + e.ID + ": " + e.Reason
+}
+
+func (e *StartError) Unwrap() error { return e.Err }

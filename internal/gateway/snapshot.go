@@ -1,0 +1,60 @@
+package gateway
+
+import "time"
+
+// Snapshot is the gateway's complete routing table. It is immutable once
+// passed to Gateway.Update: the caller builds a new Snapshot for every change
+// and the gateway swaps it in atomically. A request reads one snapshot for its
+// whole life.
+type Snapshot struct {
+	// Endpoints by name, lower-case.
+	Endpoints map[string]*Endpoint
+}
+
+// Endpoint is one scoring endpoint.
+type Endpoint struct {
+	Name string
+	// AuthMode is "key", "aml_token" or "aad_token".
+	AuthMode string
+	// Keys are the accepted keys in key mode (primary, secondary). Compared in
+	// constant time. Empty strings never match.
+	Keys []string
+	// Traffic maps deployment name to percent; the values sum to 0 or 100.
+	Traffic map[string]int
+	// Mirror maps at most one deployment name to a percent (<= 50) of live
+	// requests copied to it, responses discarded.
+	Mirror map[string]int
+	// Deployments by name, lower-case.
+	Deployments map[string]*Deployment
+}
+
+// Deployment is one deployment of an endpoint as the data plane needs it.
+type Deployment struct {
+	Name string
+	// ScoringPath is the inference_config scoring_route path, e.g. "/score".
+	ScoringPath string
+	// OpenAPIPath, if set, is where the instance serves its OpenAPI document
+	// (plumber: "/openapi.json").
+	OpenAPIPath string
+	// RequestTimeout is request_settings.request_timeout_ms.
+	RequestTimeout time.Duration
+	// MaxConcurrentPerInstance is request_settings.max_concurrent_requests_per_instance (>= 1).
+	MaxConcurrentPerInstance int
+	// MaxQueueWait is request_settings.max_queue_wait_ms.
+	MaxQueueWait time.Duration
+	// Instances are the ready instances only; the gateway never sends a
+	// request to an instance that is not listed.
+	Instances []Instance
+	// ModelName and ModelVersion describe what serves, for provenance headers
+	// and logs. Either may be empty.
+	ModelName    string
+	ModelVersion string
+}
+
+// Instance is one ready backend.
+type Instance struct {
+	// Name is unique within the deployment, e.g. "blue-0".
+	Name string
+	// Addr is host:port.
+	Addr string
+}

@@ -1,0 +1,190 @@
+// Package store is plumbline's persistent state: models, endpoints,
+// deployments, instances and events, behind the Store interface. SQLite
+// (store/sqlite) is the embedded default; a PostgreSQL implementation will
+// satisfy the same interface and pass the same conformance suite
+// (store/storetest).
+//
+// Specs are kept as the JSON the API accepted (json.RawMessage), so this
+// package does not depend on the spec package and a schema change does not
+// need a migration. This package must not import the registry, drivers, the
+// gateway or the API server.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: no such record.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a record with that key already exists.
+	ErrExists = errors.New("already exists")
+	// ErrConflict: the write contradicts what is stored (e.g. the same model
+	// name and version with different content).
+	ErrConflict = errors.New("conflict")
+)
+
+// Provisioning states, as Azure names them.
+const (
+	StateCreating  = "Creating"
+	StateUpdating  = "Updating"
+	StateDeleting  = "Deleting"
+	StateSucceeded = "Succeeded"
+	StateFailed    = "Failed"
+)
+
+// ModelVersion is one immutable registered model version.
+type ModelVersion struct {
+	Name    string
+	Version string // decimal when auto-assigned; any string the user gave otherwise
+	// Digest is the artifact (manifest) digest, "sha256:<hex>".
+	Digest      string
+	Type        string // custom_model, mlflow_model, triton_model
+	Description string
+	Tags        map[string]string
+	// PathBase is the basename of the registered path ("models" for ./models),
+	// kept under AZUREML_MODEL_DIR.
+	PathBase  string
+	Size      int64 // total bytes of the files
+	FileCount int
+	Archived  bool
+	CreatedAt time.Time
+}
+
+// ModelFilter selects models in ListModels.
+type ModelFilter struct {
+	Name            string // "" means all names
+	IncludeArchived bool
+	ArchivedOnly    bool
+	Limit           int // 0 means no limit
+}
+
+// Endpoint is an endpoint record.
+type Endpoint struct {
+	Name string
+	// Spec is the endpoint document as JSON (spec.Endpoint), defaults applied.
+	Spec         json.RawMessage
+	AuthMode     string
+	PrimaryKey   string
+	SecondaryKey string
+	Traffic      map[string]int
+	Mirror       map[string]int
+	State        string
+	Reason       string
+	// Generation increases on every change of the desired state.
+	Generation int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Deployment is a deployment record.
+type Deployment struct {
+	Endpoint string
+	Name     string
+	// Spec is the resolved deployment (JSON): model pinned to name:version and
+	// digest, code and environment pinned to artifact digests.
+	Spec   json.RawMessage
+	State  string
+	Reason string
+	// Generation increases on every change of Spec; the reconciler records the
+	// generation it has fully applied in ObservedGeneration.
+	Generation         int64
+	ObservedGeneration int64
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// Instance is the reconciler's bookkeeping for one running instance, kept so
+// a restarted server knows what it left behind.
+type Instance struct {
+	Endpoint   string
+	Deployment string
+	Name       string // "blue-0"
+	Driver     string
+	// Data is driver- and reconciler-specific JSON (address, pid, template hash…).
+	Data      json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Event is one lifecycle event of a deployment or instance.
+type Event struct {
+	ID         int64 // assigned by the store, increasing
+	Time       time.Time
+	Endpoint   string
+	Deployment string // "" for endpoint-level events
+	Instance   string // "" for deployment-level events
+	// Type is "Normal" or "Warning".
+	Type string
+	// Reason is a short CamelCase word: Created, Started, Ready, ProbeFailed,
+	// Restarted, Exited, Scaled, Deleted, ImageIgnored, PackageWarning, …
+	Reason  string
+	Message string
+}
+
+// EventFilter selects events; zero fields match everything.
+type EventFilter struct {
+	Endpoint   string
+	Deployment string
+	Instance   string
+	AfterID    int64 // only events with ID > AfterID
+	Limit      int   // newest Limit events, returned oldest first; 0 = no limit
+}
+
+// Store is plumbline's persistent state. Implementations must be safe for
+// concurrent use. Mutations run in one transaction each.
+type Store interface {
+	// CreateModelVersion stores m. An empty m.Version is assigned the next
+	// integer (1 + the greatest integer version of that name). If name and
+	// version exist with the same Digest it is a no-op returning the stored
+	// record; with another Digest it fails with ErrConflict.
+	CreateModelVersion(ctx context.Context, m ModelVersion) (ModelVersion, error)
+	GetModelVersion(ctx context.Context, name, version string) (ModelVersion, error)
+	// LatestModelVersion is the most recently created version that is not
+	// archived; ErrNotFound when there is none.
+	LatestModelVersion(ctx context.Context, name string) (ModelVersion, error)
+	ListModels(ctx context.Context, f ModelFilter) ([]ModelVersion, error)
+	// SetModelArchived archives (or restores) one version, or every version of
+	// the name when version is "".
+	SetModelArchived(ctx context.Context, name, version string, archived bool) error
+
+	// CreateEndpoint fails with ErrExists if the name is taken.
+	CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error)
+	GetEndpoint(ctx context.Context, name string) (Endpoint, error)
+	ListEndpoints(ctx context.Context) ([]Endpoint, error)
+	// UpdateEndpoint reads the endpoint, calls fn on it and writes the result,
+	// all in one transaction; fn's error aborts and is returned unwrapped.
+	UpdateEndpoint(ctx context.Context, name string, fn func(*Endpoint) error) (Endpoint, error)
+	// DeleteEndpoint removes the endpoint and, with it, its deployments,
+	// instances and events.
+	DeleteEndpoint(ctx context.Context, name string) error
+
+	// CreateDeployment fails with ErrExists if taken, ErrNotFound if the
+	// endpoint does not exist.
+	CreateDeployment(ctx context.Context, d Deployment) (Deployment, error)
+	GetDeployment(ctx context.Context, endpoint, name string) (Deployment, error)
+	// ListDeployments lists one endpoint's deployments, or all when endpoint is "".
+	ListDeployments(ctx context.Context, endpoint string) ([]Deployment, error)
+	UpdateDeployment(ctx context.Context, endpoint, name string, fn func(*Deployment) error) (Deployment, error)
+	DeleteDeployment(ctx context.Context, endpoint, name string) error
+
+	// PutInstance creates or replaces an instance record.
+	PutInstance(ctx context.Context, in Instance) error
+	// ListInstances lists one deployment's instances ("" lists all).
+	ListInstances(ctx context.Context, endpoint, deployment string) ([]Instance, error)
+	DeleteInstance(ctx context.Context, endpoint, deployment, name string) error
+
+	// AppendEvent stores ev and returns it with ID and (if zero) Time set.
+	AppendEvent(ctx context.Context, ev Event) (Event, error)
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+
+	// GetSetting and PutSetting keep small server-wide values (e.g. the
+	// token signing key). GetSetting returns ErrNotFound when unset.
+	GetSetting(ctx context.Context, key string) ([]byte, error)
+	PutSetting(ctx context.Context, key string, value []byte) error
+
+	Close() error
+}
