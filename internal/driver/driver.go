@@ -125,7 +125,10 @@ type Driver interface {
 	Inspect(ctx context.Context, id string) (Status, error)
 	// List reports every instance this driver currently knows.
 	List(ctx context.Context) ([]Status, error)
-	// Logs returns the instance's combined stdout and stderr.
+	// Logs returns the instance's combined stdout and stderr. They stay
+	// readable while the instance is known, exited included; Stop discards
+	// them, so read what you keep (a crash's last lines) before Stop.
+	// ErrNotFound if unknown.
 	Logs(ctx context.Context, id string, opts LogOptions) (io.ReadCloser, error)
 	// Recover is called once at server start, before any Start. It deals with
 	// what a previous run of plumbline left behind (after a crash or kill -9)

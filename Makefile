@@ -1,0 +1,35 @@
+# plumbline — make help lists the targets.
+GO        ?= go
+BIN       ?= bin/plumbline
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/plumbline/plumbline/internal/cli.Version=$(VERSION)
+# Tests that start R or the built binary need time on a 2-core machine.
+TESTFLAGS ?= -timeout 30m
+
+.PHONY: help build test test-short bench lint fmt demo clean
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/plumbline
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/plumbline
+
+test: build ## run every test (what CI runs): unit, real SQLite, real R, end to end
+	$(GO) vet ./...
+	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) ./...
+
+test-short: ## fast tests only (no R, no end-to-end)
+	$(GO) test -short ./...
+
+bench: build ## reproduce the published benchmark numbers
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/gateway/
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1)
+	$(GO) vet ./...
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,180 @@
+package reconcile
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plumbline/plumbline/internal/driver"
+)
+
+// RoutableInstance is an instance the gateway may send requests to.
+type RoutableInstance struct {
+	Name string
+	Addr string
+}
+
+// Routes lists, per "<endpoint>/<deployment>", the instances that are ready
+// and not being stopped. During a rolling replacement both old and new
+// ready instances are listed.
+func (r *Reconciler) Routes() map[string][]RoutableInstance {
+	r.mu.Lock()
+	all := make(map[string][]*instance, len(r.deps))
+	for k, ds := range r.deps {
+		for _, in := range ds.instances {
+			all[k] = append(all[k], in)
+		}
+	}
+	r.mu.Unlock()
+	out := make(map[string][]RoutableInstance, len(all))
+	for k, ins := range all {
+		for _, in := range ins {
+			if in.view().routable() {
+				out[k] = append(out[k], RoutableInstance{Name: in.name, Addr: in.addr})
+			}
+		}
+	}
+	return out
+}
+
+// RouteKey is the key Routes uses for a deployment.
+func RouteKey(endpoint, deployment string) string { return key(endpoint, deployment) }
+
+// InstanceStatus describes one instance for `show`.
+type InstanceStatus struct {
+	Name     string
+	State    string // Starting, Ready, Unready, Stopping, Exited
+	Ready    bool
+	Restarts int
+	Started  time.Time
+	Message  string
+	Addr     string
+}
+
+// Instances reports a deployment's instances, ordered by name index.
+func (r *Reconciler) Instances(endpoint, deployment string) []InstanceStatus {
+	r.mu.Lock()
+	ds := r.deps[key(endpoint, deployment)]
+	r.mu.Unlock()
+	if ds == nil {
+		return nil
+	}
+	var out []InstanceStatus
+	for _, in := range r.instancesOf(ds) {
+		v := in.view()
+		st := InstanceStatus{Name: in.name, Ready: v.routable(), Started: in.startedAt, Addr: in.addr}
+		switch {
+		case v.stopping:
+			st.State = "Stopping"
+		case v.exited:
+			st.State = "Exited"
+			st.Message = fmt.Sprintf("exited with code %d", v.exitCode)
+		case v.ready:
+			st.State = "Ready"
+		case v.everReady:
+			st.State = "Unready"
+			st.Message = v.lastProbeError
+		default:
+			st.State = "Starting"
+			st.Message = v.lastProbeError
+		}
+		r.mu.Lock()
+		st.Restarts = ds.totalRestarts[in.name]
+		r.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}
+
+// ErrNoInstances: the deployment has no instance whose logs could be read.
+var ErrNoInstances = errors.New("no instances")
+
+// Logs writes a deployment's console logs to w: the last lines of each
+// instance (or only of instance, when given) under a "==> name <==" header,
+// or, with follow, every instance's lines as they come, prefixed with the
+// instance name, until ctx ends.
+func (r *Reconciler) Logs(ctx context.Context, endpoint, deployment, instanceName string, lines int, follow bool, w io.Writer) error {
+	r.mu.Lock()
+	ds := r.deps[key(endpoint, deployment)]
+	r.mu.Unlock()
+	var ids, names []string
+	if ds != nil {
+		for _, in := range r.instancesOf(ds) {
+			if instanceName == "" || in.name == instanceName {
+				ids = append(ids, in.id)
+				names = append(names, in.name)
+			}
+		}
+	}
+	if len(ids) == 0 && instanceName != "" {
+		// A stopped instance's logs may still be on disk.
+		ids, names = []string{instanceID(endpoint, deployment, instanceName)}, []string{instanceName}
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("deployment %s/%s: %w", endpoint, deployment, ErrNoInstances)
+	}
+	if !follow {
+		for i, id := range ids {
+			rc, err := r.cfg.Driver.Logs(ctx, id, driver.LogOptions{Tail: lines})
+			if err != nil {
+				if errors.Is(err, driver.ErrNotFound) && len(ids) > 1 {
+					continue
+				}
+				return fmt.Errorf("logs of %s: %w", names[i], err)
+			}
+			if len(ids) > 1 {
+				fmt.Fprintf(w, "==> %s <==\n", names[i])
+			}
+			_, err = io.Copy(w, rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Follow: one reader per instance, lines prefixed, writes serialised.
+	var mu sync.Mutex // serialises writes to w
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ids))
+	for i, id := range ids {
+		rc, err := r.cfg.Driver.Logs(ctx, id, driver.LogOptions{Tail: lines, Follow: true})
+		if err != nil {
+			return fmt.Errorf("logs of %s: %w", names[i], err)
+		}
+		prefix := ""
+		if len(ids) > 1 {
+			prefix = "[" + names[i] + "] "
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer rc.Close()
+			sc := bufio.NewScanner(rc)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				mu.Lock()
+				_, err := io.WriteString(w, prefix+strings.TrimRight(sc.Text(), "\r")+"\n")
+				if f, ok := w.(interface{ Flush() }); ok {
+					f.Flush()
+				}
+				mu.Unlock()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return <-errs
+}

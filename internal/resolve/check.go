@@ -1,0 +1,87 @@
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/plumbline/plumbline/internal/driver"
+	"github.com/plumbline/plumbline/internal/plumber"
+)
+
+// Materializer gives read-only host folders for artifact digests.
+type Materializer interface {
+	Materialize(ctx context.Context, digest string) (string, error)
+}
+
+// RChecker checks an R plan before its first instance starts: Rscript must
+// exist and every package the scoring script names must be installed.
+// Packages the Dockerfile installs but the script never names are warnings.
+type RChecker struct {
+	// Rscript is the R front end ("" means Rscript on PATH).
+	Rscript string
+	// Artifacts materializes the build context to read its Dockerfile (nil:
+	// the Dockerfile is not read).
+	Artifacts Materializer
+}
+
+// Check implements the reconciler's pre-start check.
+func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string, error) {
+	if p.Runtime != driver.RuntimePlumber {
+		return nil, nil
+	}
+	rscript := c.Rscript
+	if rscript == "" {
+		rscript = "Rscript"
+	}
+	if _, err := exec.LookPath(rscript); err != nil {
+		return nil, fmt.Errorf("ResourceNotReady: R is not installed (%s not found); install it with: apt-get install -y r-base-core r-cran-plumber (or start plumbline serve with --rscript PATH)", rscript)
+	}
+	script := filepath.Join(codeDir, p.EntryScript)
+	src, err := os.ReadFile(script)
+	if err != nil {
+		return nil, fmt.Errorf("BadArgument: scoring script %s: %w", p.EntryScript, err)
+	}
+	used := plumber.ScriptPackages(src)
+	need := append([]string{"plumber"}, used...)
+	missing, err := plumber.MissingPackages(ctx, rscript, need)
+	if err != nil {
+		if errors.Is(err, plumber.ErrNoR) {
+			return nil, fmt.Errorf("ResourceNotReady: %v; install it with: apt-get install -y r-base-core r-cran-plumber", err)
+		}
+		return nil, fmt.Errorf("ResourceNotReady: checking R packages: %w", err)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("ResourceNotReady: R packages used by %s are not installed: %s; install them with: %s",
+			p.EntryScript, strings.Join(missing, ", "), plumber.InstallHint(missing))
+	}
+	var warnings []string
+	if c.Artifacts != nil && p.BuildDigest != "" && p.Dockerfile != "" {
+		dir, err := c.Artifacts.Materialize(ctx, p.BuildDigest)
+		if err == nil {
+			if df, err := os.ReadFile(filepath.Join(dir, p.Dockerfile)); err == nil {
+				inScript := map[string]bool{}
+				for _, u := range used {
+					inScript[u] = true
+				}
+				var extra []string
+				for _, pkg := range plumber.DockerfilePackages(df) {
+					if !inScript[pkg] && pkg != "plumber" {
+						extra = append(extra, pkg)
+					}
+				}
+				sort.Strings(extra)
+				if len(extra) > 0 {
+					warnings = append(warnings, fmt.Sprintf("the Dockerfile installs %s, which %s never names; plumbline runs %s with this machine's R packages (a crate that needs them at run time will fail when it is called)",
+						strings.Join(extra, ", "), p.EntryScript, p.EntryScript))
+				}
+			}
+		}
+	}
+	return warnings, nil
+}

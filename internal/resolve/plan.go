@@ -1,0 +1,150 @@
+// Package resolve turns a validated deployment document into a Plan: the
+// exact, pinned, runnable description of what a deployment's instances are —
+// model version and digest, code snapshot, runtime, routes, limits, probes.
+//
+// The API server resolves at create/update time and stores the Plan next to
+// the document; the reconciler runs Plans and never looks at YAML. Because
+// every input is pinned by digest, re-running a Plan (after a restart, for a
+// rollback) starts exactly the same thing.
+//
+// This package may import spec, store, registry, driver and plumber; it must
+// not import the gateway, the reconciler or the API server.
+package resolve
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/plumbline/plumbline/internal/driver"
+)
+
+// Route is an inference_config route.
+type Route struct {
+	Port int    `json:"port"`
+	Path string `json:"path"`
+}
+
+// Probe is a probe's effective settings.
+type Probe struct {
+	// InitialDelay before the first probe. For readiness, zero means "probe
+	// at once and every StartupPeriod until first ready" (plumbline's local
+	// default when the YAML is silent; see docs/runtime.md).
+	InitialDelay     time.Duration `json:"initial_delay"`
+	Period           time.Duration `json:"period"`
+	Timeout          time.Duration `json:"timeout"`
+	SuccessThreshold int           `json:"success_threshold"`
+	FailureThreshold int           `json:"failure_threshold"`
+}
+
+// Plan is a resolved deployment.
+type Plan struct {
+	Endpoint   string `json:"endpoint"`
+	Deployment string `json:"deployment"`
+
+	Runtime driver.Runtime `json:"runtime"`
+
+	// Model, when the deployment has one.
+	ModelName    string `json:"model_name,omitempty"`
+	ModelVersion string `json:"model_version,omitempty"`
+	ModelDigest  string `json:"model_digest,omitempty"`
+	// ModelPath is the registered path's basename, kept under
+	// AZUREML_MODEL_DIR ("models" → $AZUREML_MODEL_DIR/models/crate.bin).
+	ModelPath string `json:"model_path,omitempty"`
+
+	// CodeDigest is the code snapshot; CodeRoot its top-level folder name
+	// ("src"), which becomes AML_APP_ROOT once materialized.
+	CodeDigest  string `json:"code_digest,omitempty"`
+	CodeRoot    string `json:"code_root,omitempty"`
+	EntryScript string `json:"entry_script,omitempty"`
+
+	// BuildDigest is the environment's build context snapshot, if any, and
+	// Dockerfile the Dockerfile's path inside it ("docker-context/Dockerfile").
+	BuildDigest string `json:"build_digest,omitempty"`
+	Dockerfile  string `json:"dockerfile,omitempty"`
+
+	Image   string            `json:"image,omitempty"`
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+
+	Liveness  Route `json:"liveness_route"`
+	Readiness Route `json:"readiness_route"`
+	Scoring   Route `json:"scoring_route"`
+	// OpenAPIPath is where instances serve their OpenAPI document ("" if
+	// unknown).
+	OpenAPIPath string `json:"openapi_path,omitempty"`
+
+	InstanceCount int `json:"instance_count"`
+
+	RequestTimeout           time.Duration `json:"request_timeout"`
+	MaxConcurrentPerInstance int           `json:"max_concurrent_requests_per_instance"`
+	MaxQueueWait             time.Duration `json:"max_queue_wait"`
+
+	LivenessProbe  Probe `json:"liveness_probe"`
+	ReadinessProbe Probe `json:"readiness_probe"`
+
+	CPU         float64 `json:"cpu,omitempty"`
+	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+
+	// Packages are R packages the scoring script uses, checked before start.
+	Packages []string `json:"packages,omitempty"`
+}
+
+// TemplateHash identifies what an instance runs. Two instances with the same
+// hash are interchangeable; a changed hash means a rolling replacement.
+// Scale (InstanceCount), request settings and probes are not part of it:
+// changing them never restarts an instance.
+func (p *Plan) TemplateHash() string {
+	t := struct {
+		Runtime     driver.Runtime
+		ModelDigest string
+		ModelPath   string
+		CodeDigest  string
+		CodeRoot    string
+		EntryScript string
+		Image       string
+		Command     []string
+		Env         [][2]string
+		Routes      [3]Route
+		CPU         float64
+		MemoryBytes int64
+	}{
+		p.Runtime, p.ModelDigest, p.ModelPath, p.CodeDigest, p.CodeRoot, p.EntryScript,
+		p.Image, p.Command, sortedPairs(p.Env), [3]Route{p.Liveness, p.Readiness, p.Scoring},
+		p.CPU, p.MemoryBytes,
+	}
+	b, _ := json.Marshal(t)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func sortedPairs(m map[string]string) [][2]string {
+	out := make([][2]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, [2]string{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+// Record is what the API server stores as store.Deployment.Spec: the
+// deployment document as the user gave it (defaults applied, references
+// pinned) and the Plan derived from it.
+type Record struct {
+	Document json.RawMessage `json:"document"`
+	Plan     *Plan           `json:"plan"`
+	// Notices are messages for the user produced while resolving (ignored
+	// fields, warnings); the API server also records them as events.
+	Notices []string `json:"notices,omitempty"`
+}
+
+// DecodeRecord reads a stored record.
+func DecodeRecord(b []byte) (*Record, error) {
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
