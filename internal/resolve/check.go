@@ -85,3 +85,5 @@ func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string
 	}
 	return warnings, nil
 }
+
+func readFile(dir, rel string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, rel)) }

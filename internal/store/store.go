@@ -136,6 +136,22 @@ type EventFilter struct {
 
 // Store is plumbline's persistent state. Implementations must be safe for
 // concurrent use. Mutations run in one transaction each.
+//
+// Rules every implementation follows (store/storetest checks them):
+//   - Times are returned in UTC, kept to the microsecond at least. A zero
+//     CreatedAt (UpdatedAt, Event.Time) on create is set to now; UpdatedAt
+//     is set to now by every update.
+//   - Spec and Data may come back as equivalent rather than byte-identical
+//     JSON (an empty one comes back nil); nil and empty maps are equivalent.
+//   - A create with a zero Generation stores 1. An update whose fn changes
+//     the desired state (endpoint: Spec, AuthMode, keys, Traffic, Mirror;
+//     deployment: Spec) and leaves Generation alone increments it; State,
+//     Reason and ObservedGeneration are status and do not. Key fields (names)
+//     and CreatedAt cannot be changed by fn.
+//   - fn runs inside the write transaction: it must not call the Store.
+//   - Lists are ordered: models by name then newest first; endpoints by
+//     name; deployments by endpoint, name; instances by endpoint, deployment,
+//     name; events by ID.
 type Store interface {
 	// CreateModelVersion stores m. An empty m.Version is assigned the next
 	// integer (1 + the greatest integer version of that name). If name and
@@ -148,7 +164,7 @@ type Store interface {
 	LatestModelVersion(ctx context.Context, name string) (ModelVersion, error)
 	ListModels(ctx context.Context, f ModelFilter) ([]ModelVersion, error)
 	// SetModelArchived archives (or restores) one version, or every version of
-	// the name when version is "".
+	// the name when version is "". ErrNotFound when nothing matches.
 	SetModelArchived(ctx context.Context, name, version string, archived bool) error
 
 	// CreateEndpoint fails with ErrExists if the name is taken.
@@ -169,15 +185,19 @@ type Store interface {
 	// ListDeployments lists one endpoint's deployments, or all when endpoint is "".
 	ListDeployments(ctx context.Context, endpoint string) ([]Deployment, error)
 	UpdateDeployment(ctx context.Context, endpoint, name string, fn func(*Deployment) error) (Deployment, error)
+	// DeleteDeployment removes the deployment and its instances; its events
+	// stay until the endpoint is deleted.
 	DeleteDeployment(ctx context.Context, endpoint, name string) error
 
-	// PutInstance creates or replaces an instance record.
+	// PutInstance creates or replaces an instance record (a replace keeps
+	// CreatedAt). ErrNotFound if the deployment does not exist.
 	PutInstance(ctx context.Context, in Instance) error
 	// ListInstances lists one deployment's instances ("" lists all).
 	ListInstances(ctx context.Context, endpoint, deployment string) ([]Instance, error)
 	DeleteInstance(ctx context.Context, endpoint, deployment, name string) error
 
 	// AppendEvent stores ev and returns it with ID and (if zero) Time set.
+	// ErrNotFound if ev.Endpoint does not exist.
 	AppendEvent(ctx context.Context, ev Event) (Event, error)
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 

@@ -1,0 +1,34 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+)
+
+// keyBytes is the entropy of a key: 256 bits.
+const keyBytes = 32
+
+// NewKey returns a fresh endpoint or admin key: 32 random bytes, base64url
+// without padding (43 characters, safe in URLs, headers and shells).
+func NewKey() (string, error) {
+	var b [keyBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("new key: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// EqualSecret reports whether a and b are the same secret, in time that
+// depends on neither their contents nor their lengths: it compares their
+// SHA-256 sums in constant time. Two empty strings are not equal: an unset
+// secret never matches.
+func EqualSecret(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}

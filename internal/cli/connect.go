@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/datadir"
+)
+
+// Environment variables the CLI reads.
+const (
+	envServer = "PLUMBLINE_SERVER"
+	envToken  = "PLUMBLINE_TOKEN"
+	envCACert = "PLUMBLINE_CA_CERT"
+)
+
+func (g *globals) dataDirPath() string {
+	if g.dataDir != "" {
+		return g.dataDir
+	}
+	return datadir.Default()
+}
+
+// conn is what a command needs to talk to a server.
+type conn struct {
+	api *api.Client
+	// http trusts the server's CA; used for scoring calls too.
+	http *http.Client
+	// scoringBase is the gateway's base URL as the server announced it.
+	scoringBase string
+}
+
+// connect finds the server (flag, env, or the local data dir's server.json),
+// the admin token (env or the data dir) and the CA to trust.
+func (g *globals) connect() (*conn, error) {
+	dd := &datadir.Dir{Root: g.dataDirPath()}
+	server := firstNonEmpty(g.server, os.Getenv(envServer))
+	caPath := firstNonEmpty(g.caCert, os.Getenv(envCACert))
+	var scoring string
+	if server == "" {
+		st, err := dd.ReadServerState()
+		if err != nil {
+			if datadir.IsNotExist(err) {
+				return nil, fmt.Errorf("no plumbline server is running for data dir %s: start one with 'plumbline serve' (or pass --server / set %s)", dd.Root, envServer)
+			}
+			return nil, err
+		}
+		server, scoring = st.URL, st.ScoringURL
+		if caPath == "" {
+			caPath = st.CACert
+		}
+	}
+	if caPath == "" {
+		if _, err := os.Stat(dd.CACertPath()); err == nil {
+			caPath = dd.CACertPath()
+		}
+	}
+	token := os.Getenv(envToken)
+	if token == "" {
+		b, err := os.ReadFile(dd.AdminTokenPath())
+		if err != nil && !datadir.IsNotExist(err) {
+			return nil, fmt.Errorf("read admin token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return nil, fmt.Errorf("no admin token: set %s, or run the CLI as the user who runs 'plumbline serve' (it reads %s)", envToken, dd.AdminTokenPath())
+	}
+	hc, err := httpClient(caPath)
+	if err != nil {
+		return nil, err
+	}
+	c, err := api.NewClient(server, token, hc)
+	if err != nil {
+		return nil, err
+	}
+	c.UserAgent = "plumbline-cli/" + Version
+	if scoring == "" {
+		scoring = server
+	}
+	return &conn{api: c, http: hc, scoringBase: scoring}, nil
+}
+
+// httpClient trusts the system roots plus caPath (if given).
+func httpClient(caPath string) (*http.Client, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if caPath != "" {
+		pem, err := os.ReadFile(caPath)
+		if err != nil {
+			return nil, fmt.Errorf("CA certificate: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA certificate %s: no PEM certificate found", caPath)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr.Proxy = nil
+	return &http.Client{Transport: tr, Timeout: 0}, nil
+}
+
+// explainConnErr turns "connection refused" into advice.
+func explainConnErr(err error, server string) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("cannot reach the plumbline server at %s (connection refused): is 'plumbline serve' running?", server)
+	}
+	return err
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// pollInterval is how often long operations are polled.
+const pollInterval = 250 * time.Millisecond

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/term"
+)
+
+// Output formats for -o.
+const (
+	formatJSON  = "json"
+	formatYAML  = "yaml"
+	formatTable = "table"
+)
+
+// resolveFormat picks the output format: the flag if given, else table on a
+// terminal and JSON otherwise (so scripts get JSON).
+func resolveFormat(flag string, w io.Writer) (string, error) {
+	switch strings.ToLower(flag) {
+	case "":
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return formatTable, nil
+		}
+		return formatJSON, nil
+	case "json", "jsonc":
+		return formatJSON, nil
+	case "yaml", "yml":
+		return formatYAML, nil
+	case "table", "tsv":
+		return formatTable, nil
+	}
+	return "", usageErrorf("--output %q: want json, yaml or table", flag)
+}
+
+// column is one table column: a header and how to read a cell from a row
+// decoded as a generic JSON object.
+type column struct {
+	header string
+	cell   func(row map[string]any) string
+}
+
+// field is a column showing one top-level field.
+func field(header, name string) column {
+	return column{header: header, cell: func(row map[string]any) string { return cellString(row[name]) }}
+}
+
+func cellString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return fmt.Sprint(x)
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+"="+cellString(x[k]))
+		}
+		return strings.Join(parts, " ")
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			parts = append(parts, cellString(e))
+		}
+		return strings.Join(parts, ",")
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// printer writes command results in the chosen format.
+type printer struct {
+	w      io.Writer
+	format string
+}
+
+// print writes v (a value or a slice of values) as JSON, YAML or a table
+// with cols. Tables of a single value print one row.
+func (p *printer) print(v any, cols []column) error {
+	switch p.format {
+	case formatJSON:
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(p.w, "%s\n", b)
+		return err
+	case formatYAML:
+		generic, err := toGeneric(v)
+		if err != nil {
+			return err
+		}
+		b, err := yaml.Marshal(generic)
+		if err != nil {
+			return err
+		}
+		_, err = p.w.Write(b)
+		return err
+	}
+	generic, err := toGeneric(v)
+	if err != nil {
+		return err
+	}
+	var rows []map[string]any
+	switch g := generic.(type) {
+	case []any:
+		for _, e := range g {
+			if m, ok := e.(map[string]any); ok {
+				rows = append(rows, m)
+			}
+		}
+	case map[string]any:
+		rows = []map[string]any{g}
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	headers := make([]string, len(cols))
+	for i, c := range cols {
+		headers[i] = c.header
+	}
+	fmt.Fprintln(tw, strings.Join(headers, "\t"))
+	for _, row := range rows {
+		cells := make([]string, len(cols))
+		for i, c := range cols {
+			cells[i] = strings.ReplaceAll(c.cell(row), "\t", " ")
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
+}
+
+// toGeneric round-trips v through JSON so YAML and tables see the same field
+// names as JSON.
+func toGeneric(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

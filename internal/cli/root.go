@@ -1,0 +1,167 @@
+// Package cli is the `plumbline` command line: Azure ML CLI v2's verbs and
+// flags (`model`, `online-endpoint`, `online-deployment`) over plumbline's
+// REST API, plus `serve`, `validate` and `apply`.
+//
+// Exit codes: 0 success, 1 failure, 2 usage error. The package may import
+// anything in plumbline; nothing imports it but cmd/plumbline.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plumbline/plumbline/api"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=…".
+var Version = "dev"
+
+// usageError is a mistake in how the command was called (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// globals are the flags every command accepts.
+type globals struct {
+	server  string
+	dataDir string
+	caCert  string
+	output  string
+	verbose bool
+
+	stdout, stderr io.Writer
+	stdin          io.Reader
+}
+
+// Main runs the command line with args (without the program name) and
+// returns the process exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr, stdin: stdin}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "ERROR: "+strings.TrimSpace(err.Error()))
+	var ue *usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// isCobraUsage recognises the errors cobra itself returns for a bad command
+// line (it has no typed errors for them).
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "plumbline",
+		Short: "Deploy models to authenticated HTTPS scoring endpoints",
+		Long: `plumbline deploys models — R plumber models first, any HTTP scoring server too — to
+online endpoints with key or token auth, TLS, traffic split and mirroring, probes and logs,
+speaking Azure ML's endpoint and deployment YAML and its CLI verbs.
+
+Start a server with 'plumbline serve', then use the model, online-endpoint and
+online-deployment commands as you would 'az ml'.`,
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{msg: err.Error() + "\nRun '" + c.CommandPath() + " --help' for usage."}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", "", "control-plane URL (env PLUMBLINE_SERVER; default: the local server recorded in the data dir)")
+	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (env PLUMBLINE_DATA_DIR; default ~/.local/share/plumbline)")
+	pf.StringVar(&g.caCert, "ca-cert", "", "CA certificate to trust for the server (env PLUMBLINE_CA_CERT; default: the data dir's local CA)")
+	pf.StringVarP(&g.output, "output", "o", "", "output format: json, yaml or table (default: table on a terminal, json otherwise)")
+	pf.BoolVar(&g.verbose, "verbose", false, "print more detail")
+
+	root.AddCommand(
+		newServeCmd(g),
+		newValidateCmd(g),
+		newApplyCmd(g),
+		newModelCmd(g),
+		newEndpointCmd(g),
+		newDeploymentCmd(g),
+	)
+	return root
+}
+
+// printer returns the printer for the -o flag.
+func (g *globals) printer() (*printer, error) {
+	f, err := resolveFormat(g.output, g.stdout)
+	if err != nil {
+		return nil, err
+	}
+	return &printer{w: g.stdout, format: f}, nil
+}
+
+// exactArgs is cobra.ExactArgs whose error is a usage error.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("%s takes no arguments, got %q", c.CommandPath(), strings.Join(args, " "))
+	}
+	return nil
+}
+
+// requireFlags fails with a usage error naming the missing flags.
+func requireFlags(c *cobra.Command, names ...string) error {
+	var missing []string
+	for _, n := range names {
+		if f := c.Flags().Lookup(n); f != nil && !f.Changed {
+			missing = append(missing, "--"+n)
+		}
+	}
+	if len(missing) > 0 {
+		return usageErrorf("%s: missing %s", c.CommandPath(), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// apiErrorf adds context to an API error without hiding its status.
+func describe(err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		if len(ae.Details) > 0 {
+			lines := []string{ae.Message}
+			for _, d := range ae.Details {
+				lines = append(lines, "  "+d.Message)
+			}
+			return errors.New(strings.Join(lines, "\n"))
+		}
+	}
+	return err
+}
+
+var _ = os.Stdout

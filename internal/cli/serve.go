@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plumbline/plumbline/internal/server"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var cfg server.Config
+	var logLevel, logFormat string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the plumbline server: API, scoring gateway and instances",
+		Long: `Run the plumbline server in the foreground: the control-plane API, the HTTPS scoring
+gateway and the reconciler that runs deployments as local processes.
+
+With no flags it keeps its state in the data dir (~/.local/share/plumbline), listens on
+https://localhost:8443 with a certificate from a local CA it creates (the CA file is printed),
+and writes an admin token that the CLI on this machine picks up.
+
+The first SIGINT/SIGTERM drains (in-flight requests finish, instances stop); a second one
+exits at once.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg.DataDir = g.dataDirPath()
+			lvl := slog.LevelInfo
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageErrorf("--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			var h slog.Handler
+			switch strings.ToLower(logFormat) {
+			case "text":
+				h = slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl})
+			case "json":
+				h = slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: lvl})
+			default:
+				return usageErrorf("--log-format %q: want text or json", logFormat)
+			}
+			cfg.Logger = slog.New(h)
+			cfg.Ready = func(base string) {
+				fmt.Fprintf(g.stderr, "plumbline %s is serving at %s (data dir %s)\n", Version, base, cfg.DataDir)
+			}
+			server.Version = Version
+			ctx, stop := signalContext(c.Context(), g)
+			defer stop()
+			return server.Run(ctx, cfg)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "address to listen on (API, gateway and metrics)")
+	f.StringVar(&cfg.Hostname, "hostname", "localhost", "host name clients use in scoring URIs (added to the local certificate)")
+	f.StringSliceVar(&cfg.ExtraNames, "tls-name", nil, "extra names for the local certificate and host-based routing (repeatable)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve this certificate (PEM) instead of the local CA's; reloaded when it changes")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
+	f.BoolVar(&cfg.Insecure, "insecure-http", false, "serve plain HTTP (no TLS); only for local experiments")
+	f.StringVar(&cfg.Rscript, "rscript", "", "Rscript to run R deployments (default: Rscript on PATH)")
+	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "OpenID Connect issuer URL validating aad_token endpoints' JWTs")
+	f.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "audience required in aad_token JWTs")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest scoring request body accepted, in bytes (default 100 MiB)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return c
+}
+
+// signalContext ends at the first SIGINT/SIGTERM; the second exits the
+// process at once.
+func signalContext(parent context.Context, g *globals) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			fmt.Fprintf(g.stderr, "received %s: draining (send it again to exit at once)\n", s)
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		<-ch
+		fmt.Fprintln(g.stderr, "exiting at once")
+		os.Exit(ExitFailure)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

@@ -1,0 +1,25 @@
+// Package gateway is plumbline's scoring data plane: an http.Handler that
+// authenticates a scoring request, picks a deployment (traffic split, the
+// azureml-model-deployment header, mirroring), admits it into that
+// deployment's bounded FIFO queue, hands it to the least-loaded ready instance
+// and proxies it there, answering with Azure ML's status codes.
+//
+// The request path:
+//
+//	ServeHTTP
+//	  → route   (path /endpoints/<e>/score or host <e>.<domain>/score; one snapshot per request)
+//	  → auth    (key: constant-time compare; aml_token: TokenVerifier; aad_token: OIDCVerifier)
+//	  → split   (weighted random, header override, mirror copy through a bounded queue)
+//	  → pool    (admission ≤ 2 × max_concurrent × ready instances, FIFO queue, least-loaded slot)
+//	  → proxy   (httputil.ReverseProxy, shared keep-alive transport tuned for httpuv)
+//	  → metrics + one access-log line
+//
+// The control plane owns the routing table: it builds a Snapshot on every
+// change and calls Gateway.Update, which swaps it in atomically. Per-deployment
+// pools (queues, in-flight counts) live across snapshots, so a swap never drops
+// an in-flight or queued request.
+//
+// This package must not import the store, the registry, a driver, the
+// reconciler or the API server; of plumbline's own packages it may import only
+// internal/auth and internal/tlsca. deps_test.go enforces it.
+package gateway

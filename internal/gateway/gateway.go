@@ -1,0 +1,451 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plumbline/plumbline/internal/auth"
+)
+
+// TokenVerifier checks an aml_token for one endpoint. auth.TokenIssuer
+// satisfies it. An error wrapping auth.ErrTokenExpired is reported to the
+// client as "token expired"; any other error as "invalid credentials".
+type TokenVerifier interface {
+	VerifyEndpointToken(endpoint, token string) error
+}
+
+// OIDCVerifier checks an aad_token (an OpenID Connect access token).
+// auth.OIDCVerifier satisfies it; errors are reported as for TokenVerifier.
+type OIDCVerifier interface {
+	Verify(ctx context.Context, rawToken string) error
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxBodyBytes = 100 << 20 // 100 MiB
+	DefaultMirrorQueue  = 64
+)
+
+// Config configures a Gateway. The zero value is usable.
+type Config struct {
+	// Domains are the suffixes of host-based scoring URIs: a request for
+	// <endpoint>.<domain>[:port]/score scores <endpoint>. If empty,
+	// ["localhost"], so http://<endpoint>.localhost:<port>/score works out of
+	// the box. Path-based URIs, /endpoints/<endpoint>/score, work on any host.
+	Domains []string
+
+	// MaxBodyBytes bounds a request body; larger requests get 413. If zero,
+	// DefaultMaxBodyBytes (100 MiB). Mirrored requests are buffered up to
+	// this size.
+	MaxBodyBytes int64
+
+	// Tokens verifies aml_token credentials. If nil, endpoints in aml_token
+	// mode refuse every request with 401.
+	Tokens TokenVerifier
+
+	// OIDC verifies aad_token credentials. If nil, endpoints in aad_token
+	// mode answer 401 "aad_token is not configured on this server".
+	OIDC OIDCVerifier
+
+	// Registerer receives the gateway's metrics. If nil, they are kept in a
+	// private registry that nothing exposes.
+	Registerer prometheus.Registerer
+
+	// Logger receives one access-log line per request (Info, message
+	// "scoring request", the fields of Azure's AmlOnlineEndpointTrafficLog)
+	// and proxy errors (Warn). If nil, nothing is logged.
+	Logger *slog.Logger
+
+	// Transport carries requests to instances. If nil, NewUpstreamTransport().
+	Transport http.RoundTripper
+
+	// MirrorQueue bounds the mirrored copies waiting or in flight; when it is
+	// full a copy is dropped and counted. If zero, DefaultMirrorQueue (64).
+	MirrorQueue int
+}
+
+// Gateway is the scoring data plane. It is an http.Handler; Update swaps its
+// routing table. Safe for concurrent use.
+type Gateway struct {
+	domains   []string
+	maxBody   int64
+	tokens    TokenVerifier
+	oidc      OIDCVerifier
+	log       *slog.Logger // nil: no access log
+	transport http.RoundTripper
+	proxy     *httputil.ReverseProxy
+	metrics   *metrics
+
+	// table is the routing table a request reads once, for its whole life.
+	table atomic.Pointer[table]
+
+	mu sync.Mutex // protects pools and draining; serialises Update
+	// pools are the deployments of the current table, by endpoint + "/" +
+	// deployment (lower-case).
+	pools map[string]*pool
+	// draining are pools of deployments that left the table while requests
+	// were still in flight on them; kept for InFlight until they are idle.
+	draining map[string][]*pool
+
+	// mirrorSlots is the bounded mirror backlog: a copy takes a slot for as
+	// long as it waits or runs.
+	mirrorSlots chan struct{}
+	mirrorWG    sync.WaitGroup
+	closed      atomic.Bool
+}
+
+// New returns a Gateway with an empty routing table: every scoring request
+// gets 404 until the first Update.
+func New(cfg Config) (*Gateway, error) {
+	g := &Gateway{
+		maxBody:   cfg.MaxBodyBytes,
+		tokens:    cfg.Tokens,
+		oidc:      cfg.OIDC,
+		log:       cfg.Logger,
+		transport: cfg.Transport,
+		pools:     make(map[string]*pool),
+		draining:  make(map[string][]*pool),
+	}
+	if g.maxBody <= 0 {
+		g.maxBody = DefaultMaxBodyBytes
+	}
+	for _, d := range cfg.Domains {
+		d = strings.ToLower(strings.Trim(strings.TrimSpace(d), "."))
+		if d != "" {
+			g.domains = append(g.domains, d)
+		}
+	}
+	if len(g.domains) == 0 {
+		g.domains = []string{"localhost"}
+	}
+	if g.transport == nil {
+		g.transport = NewUpstreamTransport()
+	}
+	n := cfg.MirrorQueue
+	if n <= 0 {
+		n = DefaultMirrorQueue
+	}
+	g.mirrorSlots = make(chan struct{}, n)
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      g.transport,
+		BufferPool:     buffers{},
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   proxyError,
+		ErrorLog:       proxyLogger(cfg.Logger),
+	}
+	g.table.Store(&table{})
+	return g, nil
+}
+
+func proxyLogger(l *slog.Logger) *log.Logger {
+	if l == nil {
+		return log.New(discard{}, "", 0)
+	}
+	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Update swaps in s as the routing table. Requests already admitted keep the
+// snapshot they started with; pools carry over by endpoint and deployment
+// name, so in-flight and queued requests survive. A nil s empties the table.
+func (g *Gateway) Update(s *Snapshot) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := &table{endpoints: make(map[string]*route)}
+	live := make(map[string]bool, len(g.pools))
+	poolFor := func(endpoint string, d *Deployment) *pool {
+		dname := strings.ToLower(d.Name)
+		key := endpoint + "/" + dname
+		p := g.pools[key]
+		if p == nil {
+			p = newPool(endpoint, dname, g.metrics.forPool(endpoint, dname))
+			g.pools[key] = p
+		}
+		p.update(d)
+		live[key] = true
+		return p
+	}
+	if s != nil {
+		for _, ep := range s.Endpoints {
+			if ep == nil || ep.Name == "" {
+				continue
+			}
+			rt := compileRoute(ep, poolFor)
+			next.endpoints[rt.name] = rt
+		}
+	}
+	g.table.Store(next)
+	for key, p := range g.pools {
+		if !live[key] {
+			delete(g.pools, key)
+			p.retire()
+			g.metrics.forget(p.endpoint, p.deployment)
+			g.draining[key] = append(g.draining[key], p)
+		}
+	}
+	g.pruneDrainingLocked()
+}
+
+// pruneDrainingLocked forgets retired pools with nothing in flight.
+func (g *Gateway) pruneDrainingLocked() {
+	for key, ps := range g.draining {
+		ps = slices.DeleteFunc(ps, func(p *pool) bool { return p.idle() })
+		if len(ps) == 0 {
+			delete(g.draining, key)
+		} else {
+			g.draining[key] = ps
+		}
+	}
+}
+
+// InFlight returns the number of requests in flight on the named instance of
+// a deployment, including requests that started before a snapshot removed
+// the instance or the deployment. The reconciler waits for zero before it
+// stops an instance.
+func (g *Gateway) InFlight(endpoint, deployment, instance string) int {
+	key := strings.ToLower(endpoint) + "/" + strings.ToLower(deployment)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pruneDrainingLocked()
+	n := 0
+	if p := g.pools[key]; p != nil {
+		n += p.inflightOn(instance)
+	}
+	for _, p := range g.draining[key] {
+		n += p.inflightOn(instance)
+	}
+	return n
+}
+
+// Stats returns each deployment's queue depth, in-flight count and ready
+// instances, for a UI. It takes each pool's lock briefly.
+func (g *Gateway) Stats() []DeploymentStats {
+	g.mu.Lock()
+	pools := make([]*pool, 0, len(g.pools))
+	for _, p := range g.pools {
+		pools = append(pools, p)
+	}
+	g.mu.Unlock()
+	out := make([]DeploymentStats, 0, len(pools))
+	for _, p := range pools {
+		out = append(out, p.stats())
+	}
+	return out
+}
+
+// Shutdown stops accepting mirror copies and waits until the ones under way
+// finish or ctx ends. Serve scoring traffic from an http.Server and call its
+// Shutdown first; the gateway holds no other background work.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.closed.Store(true)
+	done := make(chan struct{})
+	go func() {
+		g.mirrorWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ServeHTTP serves a scoring request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &reqState{g: g, in: r, start: time.Now()}
+	st.Context = r.Context()
+	st.w.ResponseWriter = w
+	st.requestID = []string{newRequestID()}
+	if v := r.Header[hdrClientRequestID]; len(v) > 0 {
+		if id := sanitizeClientRequestID(v[0]); id != "" {
+			st.clientID = []string{id}
+		}
+	}
+	h := w.Header()
+	h[hdrRequestID] = st.requestID
+	if st.clientID != nil {
+		h[hdrClientRequestID] = st.clientID
+	}
+	defer g.finish(st)
+	if err := g.serve(st, r); err != nil {
+		st.err = err
+		writeError(&st.w, replyFor(err))
+	}
+	st.returned = true
+}
+
+// serve routes, authenticates, admits and proxies one request. An error it
+// returns has not been written yet.
+func (g *Gateway) serve(st *reqState, r *http.Request) error {
+	tbl := g.table.Load()
+	name, act, ok := parsePath(r.URL.Path)
+	if !ok {
+		act, ok = actionOf(r.URL.Path)
+		if ok {
+			name, ok = parseHost(r.Host, g.domains)
+		}
+		if !ok {
+			return errNotScoringPath
+		}
+	}
+	rt := tbl.endpoints[name]
+	if rt == nil {
+		return errUnknownEndpoint
+	}
+	st.rt = rt
+	if err := g.authenticate(r.Context(), rt, r); err != nil {
+		return err
+	}
+	if r.ContentLength > g.maxBody {
+		return errBodyTooLarge
+	}
+
+	var t, mirror *target
+	if v := r.Header[hdrModelDeployment]; len(v) > 0 && v[0] != "" {
+		name := strings.ToLower(strings.TrimSpace(v[0]))
+		if t = rt.targets[name]; t == nil {
+			return newUnknownDeploymentError(name)
+		}
+	} else {
+		if t = rt.pick(); t == nil {
+			return errNoPositiveWeight
+		}
+		if act == actionScore {
+			mirror = rt.mirrorTarget()
+		}
+	}
+	st.t = t
+	st.w.Header()[hdrModelDeployment] = t.nameHeader
+	st.upstreamPath = t.scoringPath
+	if act == actionOpenAPI {
+		if t.openAPIPath == "" {
+			return errNoOpenAPI
+		}
+		st.upstreamPath = t.openAPIPath
+	}
+
+	if r.Body != nil && r.Body != http.NoBody {
+		st.body.init(r.Body, g.maxBody)
+		r.Body = &st.body
+		if mirror != nil {
+			buf, err := st.body.readAll(r.ContentLength)
+			if err != nil {
+				return err
+			}
+			r.Body = newBytesBody(buf)
+			r.ContentLength = int64(len(buf))
+			st.mirrorBody = buf
+		}
+	}
+	if mirror != nil {
+		g.mirror(mirror, r, st)
+	}
+
+	ctx, cancel := context.WithTimeoutCause(r.Context(), t.timeout, errRequestTimeout)
+	defer cancel()
+	st.Context = ctx
+	inst, err := t.pool.acquire(ctx)
+	if err != nil {
+		return admissionError(err, r)
+	}
+	st.inst = inst
+	defer func() {
+		st.releasedAt = time.Now()
+		t.pool.release(inst)
+	}()
+	g.proxy.ServeHTTP(&st.w, r.WithContext(st))
+	return nil
+}
+
+// admissionError maps a failed acquire: a context that ended is the request
+// timeout or a client that left.
+func admissionError(err error, r *http.Request) error {
+	if errors.Is(err, errRequestTimeout) {
+		return errRequestTimeout
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if r.Context().Err() != nil {
+			return errClientGone
+		}
+		return errRequestTimeout
+	}
+	return err
+}
+
+// Reasons a 401 gives; they help no attacker.
+const (
+	reasonMissingToken  = "missing bearer token"
+	reasonInvalid       = "invalid credentials"
+	reasonExpired       = "token expired"
+	reasonNoAMLVerifier = "aml_token is not configured on this server"
+	reasonNoAADVerifier = "aad_token is not configured on this server"
+)
+
+// authenticate checks the request's bearer credential against rt's mode.
+func (g *Gateway) authenticate(ctx context.Context, rt *route, r *http.Request) error {
+	v := r.Header[hdrAuthorization]
+	if len(v) == 0 {
+		return &authError{reason: reasonMissingToken}
+	}
+	tok, ok := bearerToken(v[0])
+	if !ok {
+		return &authError{reason: reasonMissingToken}
+	}
+	switch rt.auth {
+	case authKey:
+		sum := sha256.Sum256([]byte(tok))
+		match := 0
+		for i := range rt.keys {
+			match |= subtle.ConstantTimeCompare(sum[:], rt.keys[i][:])
+		}
+		if match != 1 {
+			return &authError{reason: reasonInvalid}
+		}
+		return nil
+	case authAMLToken:
+		if g.tokens == nil {
+			return &authError{reason: reasonNoAMLVerifier}
+		}
+		return tokenError(g.tokens.VerifyEndpointToken(rt.name, tok))
+	case authAADToken:
+		if g.oidc == nil {
+			return &authError{reason: reasonNoAADVerifier}
+		}
+		return tokenError(g.oidc.Verify(ctx, tok))
+	}
+	return &authError{reason: reasonInvalid}
+}
+
+func tokenError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, auth.ErrTokenExpired):
+		return &authError{reason: reasonExpired, err: err}
+	default:
+		return &authError{reason: reasonInvalid, err: err}
+	}
+}

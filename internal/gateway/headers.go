@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// maxClientRequestID is Azure's cut for x-ms-client-request-id.
+const maxClientRequestID = 40
+
+// maxUserAgent is the access log's cut for User-Agent, as in Azure's
+// AmlOnlineEndpointTrafficLog.
+const maxUserAgent = 70
+
+// newRequestID returns a fresh GUID for x-request-id. The client's value is
+// never used: Azure overrides it "to ensure it's a valid GUID".
+func newRequestID() string {
+	return uuid.New().String()
+}
+
+// sanitizeClientRequestID keeps only [A-Za-z0-9_-] of s and cuts the result to
+// 40 characters, as Azure does for x-ms-client-request-id. It does not
+// allocate when s is already clean.
+func sanitizeClientRequestID(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if !clientIDByte(s[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		if len(s) > maxClientRequestID {
+			return s[:maxClientRequestID]
+		}
+		return s
+	}
+	var buf [maxClientRequestID]byte
+	n := 0
+	for i := 0; i < len(s) && n < maxClientRequestID; i++ {
+		if c := s[i]; clientIDByte(c) {
+			buf[n] = c
+			n++
+		}
+	}
+	return string(buf[:n])
+}
+
+func clientIDByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+// cutUserAgent cuts s to at most 70 runes without splitting one.
+func cutUserAgent(s string) string {
+	if len(s) <= maxUserAgent {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == maxUserAgent {
+			return s[:i]
+		}
+		n++
+	}
+	return s
+}
+
+// bearerToken returns the credential of an "Authorization: Bearer <token>"
+// header value; the scheme is case-insensitive.
+func bearerToken(h string) (string, bool) {
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[len(prefix):])
+	return tok, tok != "" && utf8.ValidString(tok)
+}

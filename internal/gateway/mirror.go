@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+)
+
+// maxMirrorDrain is how much of a mirrored response is read (and dropped) so
+// that its connection can be reused; past it the connection is closed.
+const maxMirrorDrain = 1 << 20
+
+// mirror copies a live request to t in the background. The copy takes a
+// slot of the bounded mirror backlog, or is dropped and counted when none is
+// free; it never delays or fails the live request. The body was buffered
+// once by the caller and is shared read-only.
+func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
+	pm := t.pool.m
+	if g.closed.Load() {
+		pm.mirrorDropped.Inc()
+		return
+	}
+	select {
+	case g.mirrorSlots <- struct{}{}:
+	default:
+		pm.mirrorDropped.Inc()
+		return
+	}
+	h := r.Header.Clone()
+	delete(h, hdrAuthorization)
+	delete(h, hdrModelDeployment)
+	h[hdrRequestID] = st.requestID
+	if st.clientID != nil {
+		h[hdrClientRequestID] = st.clientID
+	} else {
+		delete(h, hdrClientRequestID)
+	}
+	job := &mirrorJob{
+		t:      t,
+		method: r.Method,
+		query:  r.URL.RawQuery,
+		header: h,
+		body:   st.mirrorBody,
+	}
+	g.mirrorWG.Add(1)
+	go g.runMirror(job)
+}
+
+// mirrorJob is one mirrored copy, detached from the live request.
+type mirrorJob struct {
+	t      *target
+	method string
+	query  string
+	header http.Header
+	body   []byte
+}
+
+// runMirror sends one copy through the mirror deployment's own admission
+// (its limits apply to shadow traffic too) and discards the answer.
+func (g *Gateway) runMirror(job *mirrorJob) {
+	defer g.mirrorWG.Done()
+	defer func() { <-g.mirrorSlots }()
+	pm := job.t.pool.m
+
+	ctx, cancel := context.WithTimeoutCause(context.Background(), job.t.timeout, errRequestTimeout)
+	defer cancel()
+	inst, err := job.t.pool.acquire(ctx)
+	if err != nil {
+		if errors.Is(err, errQueueFull) || errors.Is(err, errNoInstance) || errors.Is(err, errQueueWait) {
+			pm.mirrorDropped.Inc()
+		} else {
+			pm.mirrorError.Inc()
+		}
+		return
+	}
+	defer job.t.pool.release(inst)
+
+	req := (&http.Request{
+		Method:        job.method,
+		URL:           &url.URL{Scheme: "http", Host: inst.addr, Path: job.t.scoringPath, RawQuery: job.query},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        job.header,
+		Host:          inst.addr,
+		ContentLength: int64(len(job.body)),
+	}).WithContext(ctx)
+	if len(job.body) > 0 {
+		req.Body = newBytesBody(job.body)
+		req.GetBody = func() (io.ReadCloser, error) { return newBytesBody(job.body), nil }
+	}
+	res, err := g.transport.RoundTrip(req)
+	if err != nil {
+		pm.mirrorError.Inc()
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxMirrorDrain))
+	_ = res.Body.Close()
+	if res.StatusCode >= 200 && res.StatusCode <= 299 {
+		pm.mirrorSent.Inc()
+	} else {
+		pm.mirrorError.Inc()
+	}
+}

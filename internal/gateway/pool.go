@@ -1,0 +1,358 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// pool is one deployment's admission control: a FIFO queue feeding
+// per-instance slots. It lives as long as some snapshot names the
+// deployment, so in-flight and queued requests survive snapshot swaps.
+//
+// Admission counts both in-flight and queued requests against
+// 2 × maxConc × len(ready), Azure's "Too many pending requests" bound. A
+// request is handed to the least-loaded ready instance with a free slot, or
+// waits in FIFO order until one frees up, maxQueueWait passes, or its context
+// ends.
+type pool struct {
+	endpoint   string
+	deployment string
+	m          *poolMetrics
+
+	mu sync.Mutex // protects every field below and instance.active/listed
+	// maxConc is max_concurrent_requests_per_instance (>= 1).
+	maxConc int
+	// maxQueueWait bounds the wait in the queue; zero means only the
+	// request timeout does.
+	maxQueueWait time.Duration
+	// ready are the instances of the current snapshot, the only ones a
+	// request is dispatched to.
+	ready []*instance
+	// known holds ready instances plus removed ones that still serve
+	// requests, by instanceKey, so that an instance that flaps out and back
+	// in keeps its in-flight count.
+	known map[string]*instance
+	// inflight counts dispatched requests, on ready and removed instances.
+	inflight int
+	// queued counts waiters in the list head…tail.
+	queued     int
+	head, tail *waiter
+	// rr rotates the tie-break between equally loaded instances.
+	rr int
+}
+
+// instance is one backend as the pool tracks it.
+type instance struct {
+	name string
+	addr string
+	key  string
+	// active is the number of requests dispatched to it; guarded by pool.mu.
+	active int
+	// listed is false once a snapshot removed it; guarded by pool.mu.
+	listed bool
+}
+
+func instanceKey(in Instance) string { return in.Name + "\x00" + in.Addr }
+
+// waiter is one queued request. ready is signalled exactly once, after inst
+// or err was set under pool.mu; done says so for a waiter that gave up.
+type waiter struct {
+	prev, next *waiter
+	ready      chan struct{}
+	inst       *instance
+	err        error
+	done       bool
+}
+
+var waiters = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
+
+func newPool(endpoint, deployment string, m *poolMetrics) *pool {
+	return &pool{
+		endpoint:   endpoint,
+		deployment: deployment,
+		m:          m,
+		maxConc:    1,
+		known:      make(map[string]*instance),
+	}
+}
+
+// update applies a snapshot's view of the deployment: limits for new
+// admissions, and the set of ready instances. Requests in flight on a removed
+// instance complete; queued requests move to the instances that remain, or
+// fail with errNoInstance when none does.
+func (p *pool) update(d *Deployment) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.maxConc = max(1, d.MaxConcurrentPerInstance)
+	p.maxQueueWait = max(0, d.MaxQueueWait)
+
+	for _, in := range p.ready {
+		in.listed = false
+	}
+	ready := make([]*instance, 0, len(d.Instances))
+	for _, spec := range d.Instances {
+		key := instanceKey(spec)
+		in := p.known[key]
+		if in == nil {
+			in = &instance{name: spec.Name, addr: spec.Addr, key: key}
+			p.known[key] = in
+		} else if in.listed {
+			continue // listed twice in one snapshot
+		}
+		in.listed = true
+		ready = append(ready, in)
+	}
+	for _, in := range p.ready {
+		if !in.listed && in.active == 0 {
+			delete(p.known, in.key)
+		}
+	}
+	p.ready = ready
+	if len(ready) == 0 {
+		p.failQueuedLocked(errNoInstance)
+	} else {
+		p.dispatchLocked()
+	}
+	p.gaugesLocked()
+}
+
+// retire empties a pool whose deployment left the routing table: queued
+// requests fail with errNoInstance, in-flight ones complete.
+func (p *pool) retire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, in := range p.ready {
+		in.listed = false
+		if in.active == 0 {
+			delete(p.known, in.key)
+		}
+	}
+	p.ready = nil
+	p.failQueuedLocked(errNoInstance)
+	p.gaugesLocked()
+}
+
+// acquire admits a request and returns the instance it may use; the caller
+// must release it. It fails at once with errNoInstance or errQueueFull, or
+// after waiting with errQueueWait or context.Cause(ctx).
+func (p *pool) acquire(ctx context.Context) (*instance, error) {
+	p.mu.Lock()
+	if len(p.ready) == 0 {
+		p.mu.Unlock()
+		return nil, errNoInstance
+	}
+	if p.inflight+p.queued >= 2*p.maxConc*len(p.ready) {
+		p.mu.Unlock()
+		return nil, errQueueFull
+	}
+	if p.head == nil {
+		if in := p.pickLocked(); in != nil {
+			in.active++
+			p.inflight++
+			p.gaugesLocked()
+			p.mu.Unlock()
+			return in, nil
+		}
+	}
+	w := waiters.Get().(*waiter)
+	p.pushLocked(w)
+	wait := p.maxQueueWait
+	p.gaugesLocked()
+	p.mu.Unlock()
+
+	var expired <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		expired = t.C
+	}
+	var cause error
+	select {
+	case <-w.ready:
+		return w.take()
+	case <-ctx.Done():
+		cause = context.Cause(ctx)
+	case <-expired:
+		cause = errQueueWait
+	}
+
+	p.mu.Lock()
+	if !w.done {
+		p.unlinkLocked(w)
+		p.gaugesLocked()
+		p.mu.Unlock()
+		w.recycle()
+		return nil, cause
+	}
+	p.mu.Unlock()
+	// Handed an instance (or an error) while giving up: the hand-off won.
+	<-w.ready
+	in, err := w.take()
+	if err == nil && ctx.Err() != nil {
+		p.release(in)
+		return nil, cause
+	}
+	return in, err
+}
+
+// take returns the waiter's outcome and recycles it.
+func (w *waiter) take() (*instance, error) {
+	in, err := w.inst, w.err
+	w.recycle()
+	return in, err
+}
+
+func (w *waiter) recycle() {
+	w.prev, w.next, w.inst, w.err, w.done = nil, nil, nil, nil, false
+	waiters.Put(w)
+}
+
+// release returns in's slot and hands it to the head of the queue.
+func (p *pool) release(in *instance) {
+	p.mu.Lock()
+	in.active--
+	p.inflight--
+	if !in.listed && in.active == 0 {
+		delete(p.known, in.key)
+	}
+	p.dispatchLocked()
+	p.gaugesLocked()
+	p.mu.Unlock()
+}
+
+// pickLocked returns the least-loaded ready instance with a free slot, or nil.
+// Ties rotate so that sequential traffic spreads over the instances.
+func (p *pool) pickLocked() *instance {
+	n := len(p.ready)
+	if n == 0 {
+		return nil
+	}
+	start := p.rr % n
+	p.rr++
+	var best *instance
+	for i := range n {
+		in := p.ready[(start+i)%n]
+		if in.active < p.maxConc && (best == nil || in.active < best.active) {
+			best = in
+		}
+	}
+	return best
+}
+
+// dispatchLocked hands free slots to queued requests in FIFO order.
+func (p *pool) dispatchLocked() {
+	for p.head != nil {
+		in := p.pickLocked()
+		if in == nil {
+			return
+		}
+		w := p.head
+		p.unlinkLocked(w)
+		in.active++
+		p.inflight++
+		w.inst, w.done = in, true
+		w.ready <- struct{}{}
+	}
+}
+
+func (p *pool) failQueuedLocked(err error) {
+	for p.head != nil {
+		w := p.head
+		p.unlinkLocked(w)
+		w.err, w.done = err, true
+		w.ready <- struct{}{}
+	}
+}
+
+func (p *pool) pushLocked(w *waiter) {
+	w.prev = p.tail
+	if p.tail != nil {
+		p.tail.next = w
+	} else {
+		p.head = w
+	}
+	p.tail = w
+	p.queued++
+}
+
+func (p *pool) unlinkLocked(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		p.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		p.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	p.queued--
+}
+
+func (p *pool) gaugesLocked() {
+	if p.m == nil {
+		return
+	}
+	p.m.queue.Set(float64(p.queued))
+	p.m.inflight.Set(float64(p.inflight))
+	p.m.ready.Set(float64(len(p.ready)))
+}
+
+// idle reports whether no request is queued or in flight.
+func (p *pool) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inflight == 0 && p.queued == 0
+}
+
+// inflightOn counts the requests in flight on instances named name, listed
+// or removed.
+func (p *pool) inflightOn(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, in := range p.known {
+		if in.name == name {
+			n += in.active
+		}
+	}
+	return n
+}
+
+// DeploymentStats is a point-in-time view of one deployment's pool.
+type DeploymentStats struct {
+	Endpoint   string
+	Deployment string
+	// Queued requests wait for a slot; InFlight ones are at an instance.
+	Queued   int
+	InFlight int
+	// Capacity is the admission bound, 2 × max concurrent × ready instances.
+	Capacity  int
+	Instances []InstanceStats
+}
+
+// InstanceStats is one ready instance's load.
+type InstanceStats struct {
+	Name     string
+	Addr     string
+	InFlight int
+}
+
+func (p *pool) stats() DeploymentStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := DeploymentStats{
+		Endpoint:   p.endpoint,
+		Deployment: p.deployment,
+		Queued:     p.queued,
+		InFlight:   p.inflight,
+		Capacity:   2 * p.maxConc * len(p.ready),
+		Instances:  make([]InstanceStats, 0, len(p.ready)),
+	}
+	for _, in := range p.ready {
+		s.Instances = append(s.Instances, InstanceStats{Name: in.name, Addr: in.addr, InFlight: in.active})
+	}
+	return s
+}

@@ -1,0 +1,275 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// reqState is everything one request carries through the proxy. It is also
+// the upstream request's context (the client's context plus the request
+// timeout), so Rewrite, ModifyResponse and ErrorHandler find it without an
+// extra context allocation.
+type reqState struct {
+	context.Context
+
+	g     *Gateway
+	in    *http.Request
+	start time.Time
+	w     statusWriter
+	body  bodyReader
+
+	rt           *route
+	t            *target
+	inst         *instance
+	upstreamPath string
+	requestID    []string // header value, shared by the response and the upstream request
+	clientID     []string // nil when the client sent none (or nothing survived sanitising)
+	mirrorBody   []byte
+
+	// Set by ModifyResponse on the request goroutine.
+	modelStatus int
+	modelReason string
+	firstByte   time.Time
+
+	releasedAt time.Time
+	err        error // the error answered, if any
+	returned   bool  // ServeHTTP returned normally (not an aborted copy)
+}
+
+type stateKey struct{}
+
+// Value makes the state findable from the upstream request's context.
+func (s *reqState) Value(key any) any {
+	if key == (stateKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// rewrite points the outbound request at the chosen instance and path,
+// keeps the query, replaces the tracing headers and drops the client's
+// credential.
+func rewrite(pr *httputil.ProxyRequest) {
+	st := stateOf(pr.Out.Context())
+	u := pr.Out.URL
+	u.Scheme = "http"
+	u.Host = st.inst.addr
+	u.Path = st.upstreamPath
+	u.RawPath = ""
+	pr.Out.Host = ""
+	h := pr.Out.Header
+	delete(h, hdrAuthorization)
+	h[hdrRequestID] = st.requestID
+	if st.clientID != nil {
+		h[hdrClientRequestID] = st.clientID
+	} else {
+		delete(h, hdrClientRequestID)
+	}
+	pr.SetXForwarded()
+}
+
+// modifyResponse records the model's status and turns a non-2xx answer into
+// Azure's 424, passing the model's body through.
+func modifyResponse(res *http.Response) error {
+	st := stateOf(res.Request.Context())
+	code := res.StatusCode
+	st.modelStatus = code
+	st.modelReason = reasonPhrase(res)
+	st.firstByte = time.Now()
+	h := res.Header
+	// The gateway owns these; a model cannot forge them.
+	delete(h, hdrRequestID)
+	delete(h, hdrClientRequestID)
+	delete(h, hdrModelDeployment)
+	delete(h, hdrModelErrorStatusCode)
+	delete(h, hdrModelErrorReason)
+	if (code < 200 || code > 299) && code != http.StatusSwitchingProtocols {
+		h[hdrModelErrorStatusCode] = []string{codeLabel(code)}
+		h[hdrModelErrorReason] = []string{st.modelReason}
+		res.StatusCode = http.StatusFailedDependency
+		res.Status = "424 Failed Dependency"
+	}
+	return nil
+}
+
+// reasonPhrase is the model's own reason phrase ("404 Not Found" → "Not
+// Found"), or the standard one when it sent none.
+func reasonPhrase(res *http.Response) string {
+	if _, after, ok := strings.Cut(res.Status, " "); ok && after != "" {
+		return after
+	}
+	return http.StatusText(res.StatusCode)
+}
+
+// proxyError answers a failed round trip: 413 or 400 for the client's body,
+// 408 for the request timeout, nothing for a client that left, and 502 for a
+// connection that failed before the model answered.
+func proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r.Context())
+	var e error
+	switch {
+	case st == nil:
+		e = &upstreamError{err}
+	case st.body.failed.Load() == bodyTooLarge:
+		e = errBodyTooLarge
+	case context.Cause(st.Context) == errRequestTimeout:
+		e = errRequestTimeout
+	case st.in.Context().Err() != nil:
+		e = errClientGone
+	case st.body.failed.Load() == bodyReadFailed:
+		e = errBadBody
+	default:
+		e = &upstreamError{err}
+	}
+	if st != nil {
+		st.err = e
+	}
+	writeError(w, replyFor(e))
+}
+
+// upstreamError is a round trip that failed before the model answered.
+type upstreamError struct{ err error }
+
+func (e *upstreamError) Error() string        { return "upstream: " + e.err.Error() }
+func (e *upstreamError) Unwrap() []error      { return []error{errUpstream, e.err} }
+func (e *upstreamError) Is(target error) bool { return target == errUpstream }
+
+// statusWriter records the status and size of the response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streamed model output (SSE, chunked) through as it comes.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap serves http.ResponseController (hijacking for upgrades, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Body failure kinds, bodyReader.failed.
+const (
+	bodyOK uint32 = iota
+	bodyTooLarge
+	bodyReadFailed
+)
+
+// bodyReader limits the request body to MaxBodyBytes and notes its size and
+// when it ended. The transport may read it from its own goroutine while the
+// handler inspects it, hence the atomics.
+type bodyReader struct {
+	rc     io.ReadCloser
+	limit  int64
+	n      atomic.Int64
+	endNs  atomic.Int64 // time.Now().UnixNano() at EOF; 0 until then
+	failed atomic.Uint32
+}
+
+func (b *bodyReader) init(rc io.ReadCloser, limit int64) {
+	b.rc, b.limit = rc, limit
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	switch b.failed.Load() {
+	case bodyTooLarge:
+		return 0, errBodyTooLarge
+	case bodyReadFailed:
+		return 0, errBadBody
+	}
+	n0 := b.n.Load()
+	if rem := b.limit - n0 + 1; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n, err := b.rc.Read(p)
+	if b.n.Add(int64(n)) > b.limit {
+		b.failed.Store(bodyTooLarge)
+		return 0, errBodyTooLarge
+	}
+	switch {
+	case err == io.EOF:
+		b.endNs.CompareAndSwap(0, time.Now().UnixNano())
+	case err != nil:
+		b.failed.Store(bodyReadFailed)
+	}
+	return n, err
+}
+
+// Close is a no-op: the server owns and closes the inbound body.
+func (b *bodyReader) Close() error { return nil }
+
+// readAll buffers the whole body (for a mirrored request); hint is the
+// Content-Length, -1 if unknown.
+func (b *bodyReader) readAll(hint int64) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(hint, b.limit))+bytes.MinRead))
+	if _, err := buf.ReadFrom(b); err != nil {
+		if b.failed.Load() == bodyTooLarge {
+			return nil, errBodyTooLarge
+		}
+		return nil, errors.Join(errBadBody, err)
+	}
+	b.endNs.CompareAndSwap(0, time.Now().UnixNano())
+	return buf.Bytes(), nil
+}
+
+// size is the number of body bytes read so far.
+func (b *bodyReader) size() int64 { return b.n.Load() }
+
+// bytesBody is a request body over a buffered payload.
+type bytesBody struct{ *bytes.Reader }
+
+func (bytesBody) Close() error { return nil }
+
+func newBytesBody(b []byte) io.ReadCloser { return bytesBody{bytes.NewReader(b)} }
+
+// buffers is the proxy's BufferPool: 32 KiB copy buffers, reused.
+type buffers struct{}
+
+const copyBufferSize = 32 << 10
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+func (buffers) Get() []byte { return *copyBuffers.Get().(*[]byte) }
+
+func (buffers) Put(b []byte) {
+	if cap(b) != copyBufferSize {
+		return
+	}
+	b = b[:copyBufferSize]
+	copyBuffers.Put(&b)
+}

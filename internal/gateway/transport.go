@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Upstream transport tuning. See docs/reference performance notes: httpuv
+// (plumber's server) writes a response's headers and body in two write()
+// calls without TCP_NODELAY, so on a reused connection Nagle on its side
+// waits for our delayed ACK, which Linux holds for 40 ms. Re-arming
+// TCP_QUICKACK before every read makes our side ACK at once.
+const (
+	upstreamDialTimeout  = 5 * time.Second
+	upstreamKeepAlive    = 30 * time.Second
+	upstreamIdleTimeout  = 90 * time.Second
+	upstreamMaxIdlePerHost = 512
+)
+
+// NewUpstreamTransport returns the transport the gateway uses to reach
+// instances when Config.Transport is nil: HTTP/1.1 only, keep-alive with up
+// to 512 idle connections per instance, TCP_NODELAY, and (on Linux)
+// TCP_QUICKACK re-armed before every read so that plumber/httpuv answers do
+// not stall 40 ms on Nagle versus delayed ACK. Compression is left to the
+// client and the model: the proxy passes bodies through untouched.
+func NewUpstreamTransport() *http.Transport {
+	d := &net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: upstreamKeepAlive}
+	return &http.Transport{
+		Proxy: nil, // instances are local or in-cluster; never via HTTP_PROXY
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return tuneConn(c), nil
+		},
+		MaxIdleConns:          4 * upstreamMaxIdlePerHost,
+		MaxIdleConnsPerHost:   upstreamMaxIdlePerHost,
+		IdleConnTimeout:       upstreamIdleTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		// A non-nil, empty map disables HTTP/2 upstream.
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+}

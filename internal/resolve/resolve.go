@@ -1,0 +1,383 @@
+package resolve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/plumbline/plumbline/internal/driver"
+	"github.com/plumbline/plumbline/internal/plumber"
+	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/spec"
+	"github.com/plumbline/plumbline/internal/store"
+)
+
+// Error is a deployment the resolver cannot pin, because of something the
+// user must change (a model that is not registered, a scoring script that is
+// not in the code folder).
+type Error struct {
+	Field   string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Field + ": " + e.Message }
+
+func errorf(field, format string, args ...any) *Error {
+	return &Error{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Resolver pins deployments against a registry.
+type Resolver struct {
+	reg *registry.Registry
+}
+
+// New returns a Resolver.
+func New(reg *registry.Registry) *Resolver { return &Resolver{reg: reg} }
+
+// Marshal encodes the record for the store.
+func (rec *Record) Marshal() ([]byte, error) { return json.Marshal(rec) }
+
+// Resolve validates what the registry must hold and returns the stored
+// record: the document with defaults and pinned references, and its Plan.
+// d must already have passed Validate.
+func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deployment) (*Record, error) {
+	dd := d.Defaulted()
+	p := &Plan{Endpoint: endpoint, Deployment: dd.Name}
+	var notices []string
+
+	// Model.
+	if dd.Model != nil {
+		m, err := r.model(ctx, endpoint, dd.Name, *dd.Model)
+		if err != nil {
+			return nil, err
+		}
+		p.ModelName, p.ModelVersion, p.ModelDigest, p.ModelPath = m.Name, m.Version, m.Digest, m.PathBase
+		pinned, err := spec.ParseModelRef("azureml:" + m.Name + ":" + m.Version)
+		if err != nil {
+			return nil, err
+		}
+		dd.Model = &pinned
+	}
+
+	// Code.
+	if cc := dd.CodeConfiguration; cc != nil {
+		if !isDigest(cc.Code) {
+			return nil, notUploaded("code_configuration.code", cc.Code)
+		}
+		man, err := r.manifest(ctx, "code_configuration.code", cc.Code)
+		if err != nil {
+			return nil, err
+		}
+		root := man.Root()
+		if root == "" || !isDir(man, root) {
+			return nil, errorf("code_configuration.code", "the code snapshot %s is not one folder; give code_configuration.code a folder (e.g. ./src)", short(cc.Code))
+		}
+		script := path.Clean(strings.TrimPrefix(cc.ScoringScript, "./"))
+		if !isFile(man, root+"/"+script) {
+			return nil, errorf("code_configuration.scoring_script", "scoring script %s is not in the code folder %s (it holds: %s)", cc.ScoringScript, root, listFiles(man, root, 8))
+		}
+		p.CodeDigest, p.CodeRoot, p.EntryScript = cc.Code, root, script
+	}
+
+	// Environment and runtime.
+	if dd.Environment == nil || dd.Environment.Inline == nil {
+		ref := "(none)"
+		if dd.Environment != nil {
+			ref = dd.Environment.String()
+		}
+		return nil, errorf("environment", "environment %s is a registered environment; plumbline has no environment registry yet: give the environment inline in the deployment (image or build with inference_config, or plumbline.command)", ref)
+	}
+	env := dd.Environment.Inline
+	if b := env.Build; b != nil {
+		if !isDigest(b.Path) {
+			return nil, notUploaded("environment.build.path", b.Path)
+		}
+		man, err := r.manifest(ctx, "environment.build.path", b.Path)
+		if err != nil {
+			return nil, err
+		}
+		df := path.Clean(man.Root() + "/" + b.DockerfilePath)
+		if !isFile(man, df) {
+			return nil, errorf("environment.build.dockerfile_path", "%s is not in the build context %s", b.DockerfilePath, man.Root())
+		}
+		p.BuildDigest, p.Dockerfile = b.Path, df
+	}
+	if env.CondaFile != nil {
+		notices = append(notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
+	}
+	p.Image = env.Image
+	runtime, why, err := r.runtime(ctx, dd, env, p)
+	if err != nil {
+		return nil, err
+	}
+	p.Runtime = runtime
+	switch runtime {
+	case driver.RuntimePlumber:
+		if p.EntryScript == "" {
+			return nil, errorf("code_configuration", "an R plumber deployment needs code_configuration with its plumber.R scoring script")
+		}
+		img := env.Image
+		if img == "" && env.Build != nil {
+			img = "the image built from " + p.Dockerfile
+		}
+		if img != "" {
+			notices = append(notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
+		}
+		p.OpenAPIPath = "/openapi.json"
+	case driver.RuntimeGeneric:
+		p.Command = env.Plumbline.Command
+		if len(p.Command) == 0 {
+			return nil, errorf("environment.plumbline.command", "a generic environment needs plumbline.command, the command line of its HTTP server")
+		}
+	}
+
+	// Routes.
+	p.Liveness, p.Readiness, p.Scoring = defaultRoutes(runtime)
+	if ic := env.InferenceConfig; ic != nil {
+		if ic.LivenessRoute != nil {
+			p.Liveness = Route(*ic.LivenessRoute)
+		}
+		if ic.ReadinessRoute != nil {
+			p.Readiness = Route(*ic.ReadinessRoute)
+		}
+		if ic.ScoringRoute != nil {
+			p.Scoring = Route(*ic.ScoringRoute)
+		}
+	}
+
+	// Scale, limits, probes.
+	p.InstanceCount = 1
+	if dd.InstanceCount != nil {
+		p.InstanceCount = *dd.InstanceCount
+	}
+	if ss := dd.ScaleSettings; ss != nil && ss.Type == spec.ScaleTargetUtilization && ss.MinInstances != nil {
+		p.InstanceCount = max(*ss.MinInstances, 1)
+		notices = append(notices, fmt.Sprintf("scale_settings target_utilization: plumbline runs min_instances (%d); autoscaling is not implemented yet", p.InstanceCount))
+	}
+	rs := dd.RequestSettings
+	p.RequestTimeout = ms(rs.RequestTimeoutMs)
+	p.MaxConcurrentPerInstance = *rs.MaxConcurrentRequestsPerInstance
+	p.MaxQueueWait = ms(rs.MaxQueueWaitMs)
+	p.LivenessProbe = probe(dd.LivenessProbe)
+	p.ReadinessProbe = probe(dd.ReadinessProbe)
+	if d.ReadinessProbe == nil || d.ReadinessProbe.InitialDelay == nil {
+		// Local default: probe readiness at once (every 200 ms until the
+		// first success) rather than waiting Azure's 10 s.
+		p.ReadinessProbe.InitialDelay = 0
+	}
+	if cpu, mem, ok := spec.InstanceTypeResources(dd.InstanceType); ok {
+		p.CPU, p.MemoryBytes = cpu, mem
+	}
+	if res := dd.Resources; res != nil && res.Limits != nil {
+		if res.Limits.CPU != "" {
+			if c, err := spec.ParseCPU(res.Limits.CPU); err == nil {
+				p.CPU = c
+			}
+		}
+		if res.Limits.Memory != "" {
+			if m, err := spec.ParseMemory(res.Limits.Memory); err == nil {
+				p.MemoryBytes = m
+			}
+		}
+	}
+	if len(dd.EnvironmentVariables) > 0 {
+		p.Env = dd.EnvironmentVariables
+	}
+
+	doc, err := json.Marshal(dd)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{Document: doc, Plan: p, Notices: notices}, nil
+}
+
+// runtime decides how instances run, and why (for the event).
+func (r *Resolver) runtime(ctx context.Context, d *spec.Deployment, env *spec.Environment, p *Plan) (driver.Runtime, string, error) {
+	if x := env.Plumbline; x != nil {
+		switch x.Runtime {
+		case spec.RuntimePlumber:
+			return driver.RuntimePlumber, "environment.plumbline.runtime is plumber", nil
+		case spec.RuntimeGeneric:
+			return driver.RuntimeGeneric, "environment.plumbline.runtime is generic", nil
+		}
+		if len(x.Command) > 0 {
+			return driver.RuntimeGeneric, "environment.plumbline.command is set", nil
+		}
+	}
+	if strings.EqualFold(path.Ext(p.EntryScript), ".r") {
+		return driver.RuntimePlumber, "the scoring script " + p.EntryScript + " is an R plumber file", nil
+	}
+	if env.Image != "" && plumber.IsPlumberImage(env.Image) {
+		return driver.RuntimePlumber, "the image " + env.Image + " is a plumber image", nil
+	}
+	if p.BuildDigest != "" {
+		if dir, err := r.reg.Materialize(ctx, p.BuildDigest); err == nil {
+			if df, err := readFile(dir, p.Dockerfile); err == nil {
+				if from := plumber.DockerfileFrom(df); from != "" && plumber.IsPlumberImage(from) {
+					return driver.RuntimePlumber, "the Dockerfile builds FROM " + from, nil
+				}
+			}
+		}
+	}
+	return driver.RuntimeImage, "", nil
+}
+
+// defaultRoutes are the routes when inference_config is absent.
+func defaultRoutes(rt driver.Runtime) (live, ready, score Route) {
+	switch rt {
+	case driver.RuntimePlumber:
+		// plumber serves its OpenAPI document once the API is plumbed.
+		return Route{8000, "/openapi.json"}, Route{8000, "/openapi.json"}, Route{8000, "/score"}
+	}
+	// Azure's inference server: GET / for both probes, /score on 5001.
+	return Route{5001, "/"}, Route{5001, "/"}, Route{5001, "/score"}
+}
+
+func (r *Resolver) model(ctx context.Context, endpoint, deployment string, ref spec.ModelRef) (store.ModelVersion, error) {
+	switch ref.Kind {
+	case spec.RefRegistered:
+		v := ref.Version
+		if v == "" {
+			v = ref.Label
+		}
+		if v == "" {
+			v = registry.LabelLatest
+		}
+		m, err := r.reg.ResolveModel(ctx, ref.Name, v)
+		if errors.Is(err, store.ErrNotFound) {
+			if v == registry.LabelLatest {
+				return m, errorf("model", "model %s has no registered version (or all are archived); register one with: plumbline model create --name %s --path ./models", ref.Name, ref.Name)
+			}
+			return m, errorf("model", "model %s version %s is not registered; see what is with: plumbline model list --name %s", ref.Name, v, ref.Name)
+		}
+		return m, err
+	case spec.RefDigest:
+		return r.register(ctx, "", "", ref.Digest, "model")
+	case spec.RefInline:
+		in := ref.Inline
+		if !isDigest(in.Path) {
+			return store.ModelVersion{}, notUploaded("model.path", in.Path)
+		}
+		m, err := r.register(ctx, in.Name, in.Version, in.Path, "model.path")
+		if err != nil {
+			return m, err
+		}
+		return m, nil
+	case spec.RefLocalPath:
+		return store.ModelVersion{}, notUploaded("model", ref.Path)
+	}
+	return store.ModelVersion{}, errorf("model", "model %s: registry models are not supported yet; register the model in this plumbline server (plumbline model create) and refer to it as azureml:<name>:<version>", ref.String())
+}
+
+// register registers an inline or anonymous model. A nameless model is named
+// after its content (as Azure's anonymous models are); a versionless one
+// reuses the newest version with the same content, or gets the next number.
+func (r *Resolver) register(ctx context.Context, name, version, digest, field string) (store.ModelVersion, error) {
+	if !r.reg.Has(ctx, digest) {
+		return store.ModelVersion{}, errorf(field, "artifact %s is not on the server; upload it first", short(digest))
+	}
+	if name == "" {
+		name = "anonymous-" + strings.TrimPrefix(digest, "sha256:")[:12]
+		version = "1"
+	}
+	if version == "" {
+		if latest, err := r.reg.ResolveModel(ctx, name, registry.LabelLatest); err == nil && latest.Digest == digest {
+			return latest, nil
+		}
+	}
+	m, _, err := r.reg.CreateModel(ctx, store.ModelVersion{Name: name, Version: version, Digest: digest})
+	if errors.Is(err, store.ErrConflict) {
+		return m, errorf(field, "%v", err)
+	}
+	return m, err
+}
+
+func (r *Resolver) manifest(ctx context.Context, field, digest string) (registry.Manifest, error) {
+	m, err := r.reg.Manifest(ctx, digest)
+	if err != nil {
+		if !r.reg.Has(ctx, digest) {
+			return m, errorf(field, "artifact %s is not on the server; upload it first", short(digest))
+		}
+		return m, fmt.Errorf("%s: %w", field, err)
+	}
+	return m, nil
+}
+
+func notUploaded(field, p string) *Error {
+	return errorf(field, "%s is a local path the server cannot read; create deployments with the plumbline CLI, which uploads local folders, or upload it (POST /api/v1/artifacts) and give its sha256: digest", p)
+}
+
+func isDigest(s string) bool { return strings.HasPrefix(s, "sha256:") && len(s) == len("sha256:")+64 }
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+func isFile(m registry.Manifest, p string) bool {
+	for _, e := range m.Entries {
+		if e.Path == p {
+			return e.Type == registry.TypeFile
+		}
+	}
+	return false
+}
+
+func isDir(m registry.Manifest, p string) bool {
+	for _, e := range m.Entries {
+		if e.Path == p {
+			return e.Type == registry.TypeDir
+		}
+	}
+	return false
+}
+
+func listFiles(m registry.Manifest, root string, n int) string {
+	var out []string
+	for _, e := range m.Entries {
+		if e.Type == registry.TypeFile && strings.HasPrefix(e.Path, root+"/") {
+			out = append(out, strings.TrimPrefix(e.Path, root+"/"))
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return "no files"
+	}
+	if len(out) > n {
+		out = append(out[:n], "…")
+	}
+	return strings.Join(out, ", ")
+}
+
+func ms(v *int) time.Duration {
+	if v == nil {
+		return 0
+	}
+	return time.Duration(*v) * time.Millisecond
+}
+
+func probe(ps *spec.ProbeSettings) Probe {
+	sec := func(v *int) time.Duration {
+		if v == nil {
+			return 0
+		}
+		return time.Duration(*v) * time.Second
+	}
+	iv := func(v *int) int {
+		if v == nil {
+			return 0
+		}
+		return *v
+	}
+	return Probe{
+		InitialDelay: sec(ps.InitialDelay), Period: sec(ps.Period), Timeout: sec(ps.Timeout),
+		SuccessThreshold: iv(ps.SuccessThreshold), FailureThreshold: iv(ps.FailureThreshold),
+	}
+}

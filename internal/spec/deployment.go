@@ -1,0 +1,352 @@
+package spec
+
+import (
+	"go.yaml.in/yaml/v3"
+)
+
+// Deployment types (type:).
+const (
+	DeploymentManaged    = "managed"
+	DeploymentKubernetes = "kubernetes"
+)
+
+// Scale settings types (scale_settings.type).
+const (
+	ScaleDefault           = "default"
+	ScaleTargetUtilization = "target_utilization"
+)
+
+// Azure's defaults and limits for deployments.
+const (
+	DefaultRequestTimeoutMs            = 5000
+	DefaultMaxConcurrentRequests       = 1
+	DefaultMaxQueueWaitMs              = 500
+	DefaultProbeInitialDelay           = 10 // seconds
+	DefaultProbePeriod                 = 10 // seconds
+	DefaultProbeTimeout                = 2  // seconds
+	DefaultProbeSuccessThreshold       = 1
+	DefaultProbeFailureThreshold       = 30
+	DefaultMinInstances                = 1
+	DefaultMaxInstances                = 1
+	DefaultTargetUtilizationPercentage = 70
+	DefaultPollingInterval             = 1 // seconds
+
+	MaxInstanceCountManaged       = 50
+	MaxRequestTimeoutMsManaged    = 180000
+	MaxRequestTimeoutMsKubernetes = 300000
+)
+
+// Deployment is Azure's managedOnlineDeployment / kubernetesOnlineDeployment
+// YAML.
+type Deployment struct {
+	// Schema is the $schema URL; "" is fine. A kubernetesOnlineDeployment
+	// schema makes the deployment a Kubernetes one.
+	Schema string `json:"$schema,omitempty"`
+	// Name is required: 3–32 characters, a letter first, then letters,
+	// digits and '-'.
+	Name string `json:"name"`
+	// EndpointName is required (the CLI's --endpoint-name sets it).
+	EndpointName string `json:"endpoint_name"`
+	// Description is free text; "" means none.
+	Description string `json:"description,omitempty"`
+	// Tags are free-form; nil means none.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Properties are free-form; nil means none.
+	Properties map[string]string `json:"properties,omitempty"`
+	// Type is managed or kubernetes; "" means kubernetes when $schema says
+	// so, else managed.
+	Type string `json:"type,omitempty"`
+	// Model is the model to mount; nil means none (a custom container may
+	// carry its own).
+	Model *ModelRef `json:"model,omitempty"`
+	// ModelMountPath is an absolute path the model is mounted under
+	// (<path>/<model-name>/<version>); "" means the default,
+	// /var/azureml-app/azureml-models.
+	ModelMountPath string `json:"model_mount_path,omitempty"`
+	// CodeConfiguration is the scoring code; nil means none.
+	CodeConfiguration *CodeConfiguration `json:"code_configuration,omitempty"`
+	// Environment is required: a reference or an inline environment.
+	Environment *EnvironmentRef `json:"environment,omitempty"`
+	// EnvironmentVariables are set in every instance (scalars are read as
+	// their text); nil means none.
+	EnvironmentVariables map[string]string `json:"environment_variables,omitempty"`
+	// InstanceType is an Azure VM size (Standard_DS3_v2), mapped to CPU and
+	// memory limits by InstanceTypeResources; required for managed
+	// deployments. "" means no size (Kubernetes: the cluster default).
+	InstanceType string `json:"instance_type,omitempty"`
+	// InstanceCount is the number of instances, 1–50 for managed; required
+	// for managed deployments and for Kubernetes ones with scale type
+	// default. nil means not set.
+	InstanceCount *int `json:"instance_count,omitempty"`
+	// AppInsightsEnabled is Azure's Application Insights switch; ignored.
+	// nil means false.
+	AppInsightsEnabled *bool `json:"app_insights_enabled,omitempty" spec:"ignored"`
+	// ScaleSettings is how the instance count is chosen; nil means
+	// {type: default} (managed) or target_utilization (Kubernetes).
+	ScaleSettings *ScaleSettings `json:"scale_settings,omitempty"`
+	// RequestSettings bounds requests; nil means Azure's defaults
+	// (5000 ms, 1 concurrent request per instance, 500 ms queue wait).
+	RequestSettings *RequestSettings `json:"request_settings,omitempty"`
+	// LivenessProbe restarts an instance that stops answering; nil means
+	// the defaults (10/10/2/1/30).
+	LivenessProbe *ProbeSettings `json:"liveness_probe,omitempty"`
+	// ReadinessProbe gates traffic to an instance; nil means the defaults.
+	ReadinessProbe *ProbeSettings `json:"readiness_probe,omitempty"`
+	// DataCollector is Azure's payload collection; kept as written and
+	// ignored. nil means none.
+	DataCollector DataCollector `json:"data_collector,omitempty" spec:"ignored"`
+	// EgressPublicNetworkAccess is enabled or disabled; ignored. "" means
+	// enabled.
+	EgressPublicNetworkAccess string `json:"egress_public_network_access,omitempty" spec:"ignored"`
+	// PrivateNetworkConnection is Azure's private networking flag; ignored.
+	// nil means false.
+	PrivateNetworkConnection *bool `json:"private_network_connection,omitempty" spec:"ignored"`
+	// Resources are Kubernetes requests and limits; Kubernetes only. nil
+	// means none (the instance type's size, if known).
+	Resources *ResourceRequirements `json:"resources,omitempty"`
+	// Plumbline is plumbline's extension block, reserved; nil means none.
+	Plumbline *DeploymentExtension `json:"plumbline,omitempty"`
+}
+
+// DeploymentExtension is the deployment's plumbline: block. It takes no
+// fields yet.
+type DeploymentExtension struct{}
+
+// CodeConfiguration is a deployment's scoring code.
+type CodeConfiguration struct {
+	// Code is the code folder: a local path (absolute once parsed with a
+	// BaseDir), sha256:<digest> after upload, or a code asset
+	// (azureml:…). Required.
+	Code string `json:"code"`
+	// ScoringScript is the entry script, relative to Code (plumber.R,
+	// score.py). Required.
+	ScoringScript string `json:"scoring_script"`
+}
+
+// ScaleSettings chooses the instance count.
+type ScaleSettings struct {
+	// Type is default (a fixed instance_count) or target_utilization
+	// (Kubernetes autoscaling); "" means the deployment type's default.
+	Type string `json:"type,omitempty"`
+	// MinInstances is the autoscaler's floor (target_utilization only);
+	// nil means 1.
+	MinInstances *int `json:"min_instances,omitempty"`
+	// MaxInstances is the autoscaler's ceiling (target_utilization only);
+	// nil means 1.
+	MaxInstances *int `json:"max_instances,omitempty"`
+	// TargetUtilizationPercentage is the CPU target, 1–100
+	// (target_utilization only); nil means 70.
+	TargetUtilizationPercentage *int `json:"target_utilization_percentage,omitempty" spec:"unit=percent"`
+	// PollingInterval is how often the autoscaler looks, in seconds
+	// (target_utilization only); nil means 1.
+	PollingInterval *int `json:"polling_interval,omitempty" spec:"unit=seconds"`
+}
+
+// RequestSettings bounds scoring requests.
+type RequestSettings struct {
+	// RequestTimeoutMs is the scoring timeout in milliseconds, 1–180000
+	// (managed) or 1–300000 (Kubernetes); nil means 5000. Past it the
+	// caller gets 408.
+	RequestTimeoutMs *int `json:"request_timeout_ms,omitempty" spec:"unit=milliseconds"`
+	// MaxConcurrentRequestsPerInstance is the number of requests an
+	// instance serves at once, ≥ 1; nil means 1.
+	MaxConcurrentRequestsPerInstance *int `json:"max_concurrent_requests_per_instance,omitempty"`
+	// MaxQueueWaitMs is how long a request may wait for a free instance, in
+	// milliseconds, ≥ 0; nil means 500.
+	MaxQueueWaitMs *int `json:"max_queue_wait_ms,omitempty" spec:"unit=milliseconds"`
+}
+
+// ProbeSettings is a liveness or readiness probe. Durations are seconds.
+type ProbeSettings struct {
+	// InitialDelay is the wait before the first probe, ≥ 0 (plumbline
+	// accepts 0, "probe at once"; Azure's minimum is 1). nil means not set:
+	// Defaulted makes it 10, and the runtime can tell the two apart by
+	// looking at the document before Defaulted.
+	InitialDelay *int `json:"initial_delay,omitempty" spec:"unit=seconds"`
+	// Period between probes, ≥ 1; nil means 10.
+	Period *int `json:"period,omitempty" spec:"unit=seconds"`
+	// Timeout of one probe, ≥ 1; nil means 2.
+	Timeout *int `json:"timeout,omitempty" spec:"unit=seconds"`
+	// SuccessThreshold is the successes needed after a failure, ≥ 1 (always
+	// 1 for liveness); nil means 1.
+	SuccessThreshold *int `json:"success_threshold,omitempty"`
+	// FailureThreshold is the failures before acting (liveness: restart;
+	// readiness: no traffic), ≥ 1; nil means 30.
+	FailureThreshold *int `json:"failure_threshold,omitempty"`
+}
+
+// ResourceRequirements are Kubernetes requests and limits.
+type ResourceRequirements struct {
+	// Requests are the guaranteed resources; nil means none.
+	Requests *ResourceSettings `json:"requests,omitempty"`
+	// Limits are the maximum resources; nil means none.
+	Limits *ResourceSettings `json:"limits,omitempty"`
+}
+
+// ResourceSettings is a Kubernetes resource list. Values are Kubernetes
+// quantities written as strings ("0.5", "100m", "1Gi"); "" means not set.
+type ResourceSettings struct {
+	// CPU in cores ("0.5") or millicores ("500m"); "" means not set.
+	CPU string `json:"cpu,omitempty"`
+	// Memory in bytes or with a suffix ("512Mi", "1Gi"); "" means not set.
+	Memory string `json:"memory,omitempty"`
+	// GPU is a whole number of NVIDIA GPUs; "" means none.
+	GPU string `json:"nvidia.com/gpu,omitempty"`
+}
+
+// DataCollector is Azure's data_collector block, kept as written.
+type DataCollector map[string]any
+
+var dataCollectorKeys = []string{"collections", "sampling_rate", "rolling_rate", "request_logging",
+	"enabled", "destination", "sampling_strategy"}
+
+func (c *DataCollector) unmarshalNode(d *decoder, path string, n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		d.unexpected(path, n, "a mapping (collections, sampling_rate, rolling_rate)")
+		return
+	}
+	for i := 0; i+1 < len(n.Content) && !d.full(); i += 2 {
+		k := n.Content[i]
+		if !contains(dataCollectorKeys, k.Value) {
+			msg := "unknown field; expected one of collections, sampling_rate, rolling_rate, request_logging"
+			if s := nearest(k.Value, dataCollectorKeys); s != "" {
+				msg = "unknown field; did you mean " + s + "?"
+			}
+			d.fail(k, joinPath(path, k.Value), "%s", msg)
+		}
+	}
+	if m, ok := d.genericMap(path, n); ok {
+		*c = m
+	}
+}
+
+func (*Deployment) readOnlyFields() []string {
+	return []string{"provisioning_state", "id", "creation_context", "kind", "location", "scoring_uri"}
+}
+
+// IsKubernetes reports whether the deployment is a Kubernetes one: type
+// kubernetes, or no (valid) type and a kubernetesOnlineDeployment $schema.
+func (d *Deployment) IsKubernetes() bool {
+	switch snakeCase(d.Type) {
+	case DeploymentKubernetes:
+		return true
+	case DeploymentManaged:
+		return false
+	}
+	return schemaName(d.Schema) == "kubernetesonlinedeployment"
+}
+
+func (d *Deployment) normalize() {
+	if d.Type != "" {
+		d.Type = snakeCase(d.Type)
+	}
+	if d.ScaleSettings != nil && d.ScaleSettings.Type != "" {
+		d.ScaleSettings.Type = snakeCase(d.ScaleSettings.Type)
+	}
+	if d.EgressPublicNetworkAccess != "" {
+		d.EgressPublicNetworkAccess = lower(d.EgressPublicNetworkAccess)
+	}
+	if d.Model != nil && d.Model.Inline != nil {
+		d.Model.Inline.normalize()
+	}
+	if d.Environment != nil && d.Environment.Inline != nil {
+		d.Environment.Inline.normalize()
+	}
+}
+
+// Defaulted returns a copy with every default applied, in one place: type
+// (managed unless Kubernetes), request_settings 5000/1/500, both probes
+// 10/10/2/1/30, scale_settings {type: default} (managed) or
+// {target_utilization, 1, 1, 70, 1} (Kubernetes), and the inline model's
+// and environment's defaults. d itself is not changed, so callers can still
+// see which values the user set.
+func (d *Deployment) Defaulted() *Deployment {
+	c := clone(d)
+	c.normalize()
+	k8s := c.IsKubernetes()
+	if c.Type == "" {
+		c.Type = DeploymentManaged
+		if k8s {
+			c.Type = DeploymentKubernetes
+		}
+	}
+	if c.RequestSettings == nil {
+		c.RequestSettings = &RequestSettings{}
+	}
+	r := c.RequestSettings
+	setDefault(&r.RequestTimeoutMs, DefaultRequestTimeoutMs)
+	setDefault(&r.MaxConcurrentRequestsPerInstance, DefaultMaxConcurrentRequests)
+	setDefault(&r.MaxQueueWaitMs, DefaultMaxQueueWaitMs)
+	c.LivenessProbe = defaultProbe(c.LivenessProbe)
+	c.ReadinessProbe = defaultProbe(c.ReadinessProbe)
+	if c.ScaleSettings == nil {
+		c.ScaleSettings = &ScaleSettings{}
+	}
+	s := c.ScaleSettings
+	if s.Type == "" {
+		s.Type = ScaleDefault
+		if k8s {
+			s.Type = ScaleTargetUtilization
+		}
+	}
+	if s.Type == ScaleTargetUtilization {
+		setDefault(&s.MinInstances, DefaultMinInstances)
+		setDefault(&s.MaxInstances, DefaultMaxInstances)
+		setDefault(&s.TargetUtilizationPercentage, DefaultTargetUtilizationPercentage)
+		setDefault(&s.PollingInterval, DefaultPollingInterval)
+	}
+	if c.Model != nil && c.Model.Inline != nil {
+		c.Model.Inline = c.Model.Inline.Defaulted()
+	}
+	if c.Environment != nil && c.Environment.Inline != nil {
+		c.Environment.Inline = c.Environment.Inline.Defaulted()
+	}
+	return c
+}
+
+func defaultProbe(p *ProbeSettings) *ProbeSettings {
+	if p == nil {
+		p = &ProbeSettings{}
+	}
+	setDefault(&p.InitialDelay, DefaultProbeInitialDelay)
+	setDefault(&p.Period, DefaultProbePeriod)
+	setDefault(&p.Timeout, DefaultProbeTimeout)
+	setDefault(&p.SuccessThreshold, DefaultProbeSuccessThreshold)
+	setDefault(&p.FailureThreshold, DefaultProbeFailureThreshold)
+	return p
+}
+
+func setDefault(p **int, v int) {
+	if *p == nil {
+		*p = &v
+	}
+}
+
+// LocalPaths lists the deployment's local paths: a model given as a path,
+// an inline model's path, code_configuration.code, and an inline
+// environment's build.path and conda_file. Set on each rewrites the
+// document (the CLI replaces each with sha256:<digest> after upload).
+func (d *Deployment) LocalPaths() []PathRef {
+	var out []PathRef
+	if m := d.Model; m != nil {
+		switch {
+		case m.Inline != nil:
+			for _, r := range m.Inline.LocalPaths() {
+				r.Field = "model." + r.Field
+				out = append(out, r)
+			}
+		case m.Kind == RefLocalPath:
+			out = append(out, PathRef{Field: "model", Path: m.Path, set: m.setPath})
+		}
+	}
+	if d.CodeConfiguration != nil {
+		out = append(out, localPath("code_configuration.code", &d.CodeConfiguration.Code)...)
+	}
+	if e := d.Environment; e != nil && e.Inline != nil {
+		for _, r := range e.Inline.LocalPaths() {
+			r.Field = "environment." + r.Field
+			out = append(out, r)
+		}
+	}
+	return out
+}

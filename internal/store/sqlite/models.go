@@ -1,0 +1,239 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plumbline/plumbline/internal/store"
+)
+
+const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanModel(s scanner) (store.ModelVersion, error) {
+	var (
+		m       store.ModelVersion
+		tags    sql.NullString
+		created int64
+	)
+	err := s.Scan(&m.Name, &m.Version, &m.Digest, &m.Type, &m.Description, &tags,
+		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created)
+	if err != nil {
+		return m, err
+	}
+	if err := jsonOut(tags, &m.Tags); err != nil {
+		return m, fmt.Errorf("model %s:%s tags: %w", m.Name, m.Version, err)
+	}
+	m.CreatedAt = fromNanos(created)
+	return m, nil
+}
+
+// CreateModelVersion implements store.Store.
+func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (store.ModelVersion, error) {
+	tags, err := jsonIn(m.Tags)
+	if err != nil {
+		return m, fmt.Errorf("create model %s: tags: %w", m.Name, err)
+	}
+	m.CreatedAt = stamp(m.CreatedAt, time.Now())
+	var out store.ModelVersion
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if m.Version == "" {
+			v, err := nextVersion(ctx, tx, m.Name)
+			if err != nil {
+				return err
+			}
+			m.Version = v
+		} else {
+			old, err := scanModel(tx.QueryRowContext(ctx,
+				`SELECT `+modelCols+` FROM models WHERE name = ? AND version = ?`, m.Name, m.Version))
+			switch {
+			case err == nil && old.Digest == m.Digest:
+				out = old
+				return nil
+			case err == nil:
+				return fmt.Errorf("model %s version %s is stored with digest %s, not %s: %w",
+					m.Name, m.Version, old.Digest, m.Digest, store.ErrConflict)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.Name, m.Version, m.Digest, m.Type, m.Description, tags, m.PathBase, m.Size, m.FileCount,
+			m.Archived, nanos(m.CreatedAt))
+		if isUnique(err) {
+			return store.ErrExists
+		}
+		out = m
+		return err
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.ModelVersion{}, fmt.Errorf("create model: %w", err)
+	}
+	if err != nil {
+		return store.ModelVersion{}, fmt.Errorf("create model %s:%s: %w", m.Name, m.Version, err)
+	}
+	return out, nil
+}
+
+// nextVersion is 1 + the greatest integer version of name.
+func nextVersion(ctx context.Context, tx *sql.Tx, name string) (string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM models WHERE name = ?`, name)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var max int64
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return "", err
+		}
+		if v == "" || strings.TrimLeft(v, "0123456789") != "" {
+			continue
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > max {
+			max = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(max+1, 10), nil
+}
+
+// GetModelVersion implements store.Store.
+func (db *DB) GetModelVersion(ctx context.Context, name, version string) (store.ModelVersion, error) {
+	m, err := scanModel(db.r.QueryRowContext(ctx,
+		`SELECT `+modelCols+` FROM models WHERE name = ? AND version = ?`, name, version))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, fmt.Errorf("model %s version %s: %w", name, version, store.ErrNotFound)
+	}
+	if err != nil {
+		return m, fmt.Errorf("get model %s:%s: %w", name, version, err)
+	}
+	return m, nil
+}
+
+// LatestModelVersion implements store.Store.
+func (db *DB) LatestModelVersion(ctx context.Context, name string) (store.ModelVersion, error) {
+	m, err := scanModel(db.r.QueryRowContext(ctx,
+		`SELECT `+modelCols+` FROM models WHERE name = ? AND archived = 0
+		 ORDER BY created_at DESC, id DESC LIMIT 1`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, fmt.Errorf("model %s: no version that is not archived: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return m, fmt.Errorf("latest model %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// ListModels implements store.Store: by name, then newest first.
+func (db *DB) ListModels(ctx context.Context, f store.ModelFilter) ([]store.ModelVersion, error) {
+	q := `SELECT ` + modelCols + ` FROM models WHERE 1 = 1`
+	var args []any
+	if f.Name != "" {
+		q += ` AND name = ?`
+		args = append(args, f.Name)
+	}
+	switch {
+	case f.ArchivedOnly:
+		q += ` AND archived = 1`
+	case !f.IncludeArchived:
+		q += ` AND archived = 0`
+	}
+	q += ` ORDER BY name, created_at DESC, id DESC`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list models: %w", err)
+	}
+	defer rows.Close()
+	var out []store.ModelVersion
+	for rows.Next() {
+		m, err := scanModel(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list models: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list models: %w", err)
+	}
+	return out, nil
+}
+
+// SetModelArchived implements store.Store.
+func (db *DB) SetModelArchived(ctx context.Context, name, version string, archived bool) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE models SET archived = ? WHERE name = ? AND (? = '' OR version = ?)`,
+			archived, name, version, version)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		if version == "" {
+			return fmt.Errorf("archive model %s: %w", name, err)
+		}
+		return fmt.Errorf("archive model %s version %s: %w", name, version, err)
+	}
+	return nil
+}
+
+// jsonIn is the stored form of v: NULL for a nil map or empty raw message,
+// JSON text otherwise.
+func jsonIn[V any](m map[string]V) (any, error) {
+	if m == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func jsonOut[V any](s sql.NullString, m *map[string]V) error {
+	if !s.Valid {
+		*m = nil
+		return nil
+	}
+	return json.Unmarshal([]byte(s.String), m)
+}
+
+func rawIn(b json.RawMessage) (any, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if !json.Valid(b) {
+		return nil, errors.New("not valid JSON")
+	}
+	return string(b), nil
+}
+
+func rawOut(s sql.NullString) json.RawMessage {
+	if !s.Valid {
+		return nil
+	}
+	return json.RawMessage(s.String)
+}

@@ -1,0 +1,217 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/plumbline/plumbline/internal/store"
+	"github.com/plumbline/plumbline/internal/store/storetest"
+)
+
+func openTemp(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "plumbline.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+// TestFileModes runs with a permissive umask (not in parallel: the umask is
+// process-wide) and checks the database and its WAL files are still 0600.
+func TestFileModes(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plumbline.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.CreateEndpoint(ctx, store.Endpoint{Name: "ep"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetEndpoint(ctx, "ep"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(p), err)
+			continue
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: got mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+}
+
+func TestTightensExistingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plumbline.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("got mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plumbline.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateEndpoint(ctx, store.Endpoint{Name: "ep", Traffic: map[string]int{"blue": 100}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateModelVersion(ctx, store.ModelVersion{Name: "iris", Digest: "sha256:00"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutSetting(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range 2 { // twice: migrations are idempotent
+		db, err = Open(ctx, path)
+		if err != nil {
+			t.Fatalf("reopen %d: %v", i, err)
+		}
+		e, err := db.GetEndpoint(ctx, "ep")
+		if err != nil || e.Traffic["blue"] != 100 {
+			t.Errorf("endpoint after reopen: got %+v (%v), want traffic blue=100", e, err)
+		}
+		m, err := db.LatestModelVersion(ctx, "iris")
+		if err != nil || m.Version != "1" {
+			t.Errorf("model after reopen: got %q (%v), want version 1", m.Version, err)
+		}
+		if v, err := db.GetSetting(ctx, "k"); err != nil || string(v) != "v" {
+			t.Errorf("setting after reopen: got %q (%v), want v", v, err)
+		}
+		var n int
+		if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names, _ := migrations.ReadDir("migrations")
+		if n != len(names) {
+			t.Errorf("schema_migrations rows: got %d, want %d", n, len(names))
+		}
+		db.Close()
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	db := openTemp(t)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		pragma string
+		want   string
+	}{
+		{"journal mode", "journal_mode", "wal"},
+		{"foreign keys", "foreign_keys", "1"},
+		{"synchronous normal", "synchronous", "1"},
+		{"busy timeout", "busy_timeout", "10000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, pool := range []struct {
+				name string
+				q    querier
+			}{{"writer", db.w}, {"reader", db.r}} {
+				var got string
+				if err := pool.q.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != tt.want {
+					t.Errorf("%s: PRAGMA %s: got %s, want %s", pool.name, tt.pragma, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestTwoHandles: two DBs on one file (as two processes would be) write
+// concurrently without SQLITE_BUSY errors.
+func TestTwoHandles(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plumbline.db")
+	var dbs []*DB
+	for range 2 {
+		db, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		dbs = append(dbs, db)
+	}
+	if _, err := dbs[0].CreateEndpoint(ctx, store.Endpoint{Name: "ep", Traffic: map[string]int{}}); err != nil {
+		t.Fatal(err)
+	}
+	const each = 20
+	var wg sync.WaitGroup
+	for i, db := range dbs {
+		wg.Go(func() {
+			for j := range each {
+				if _, err := db.CreateModelVersion(ctx, store.ModelVersion{Name: "iris", Digest: fmt.Sprint(i, j)}); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := db.UpdateEndpoint(ctx, "ep", func(e *store.Endpoint) error {
+					e.Traffic["n"]++
+					return nil
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	e, err := dbs[1].GetEndpoint(ctx, "ep")
+	if err != nil || e.Traffic["n"] != 2*each {
+		t.Errorf("counter: got %d (%v), want %d", e.Traffic["n"], err, 2*each)
+	}
+	ms, err := dbs[0].ListModels(ctx, store.ModelFilter{Name: "iris"})
+	if err != nil || len(ms) != 2*each || ms[0].Version != fmt.Sprint(2*each) {
+		t.Errorf("models: got %d, newest %v (%v), want %d", len(ms), ms[0].Version, err, 2*each)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	for _, path := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro"} {
+		t.Run(path, func(t *testing.T) {
+			if db, err := Open(context.Background(), path); err == nil {
+				db.Close()
+				t.Errorf("Open(%q): got nil error, want one", path)
+			}
+		})
+	}
+}
