@@ -48,8 +48,10 @@ func (g *Gateway) finish(st *reqState) {
 	g.log.LogAttrs(ctx, slog.LevelInfo, "scoring request", st.logAttrs(status, end)...)
 }
 
-// logAttrs are the fields of Azure's AmlOnlineEndpointTrafficLog. The
-// Authorization header and the bodies are never logged.
+// logAttrs are the fields of Azure's AmlOnlineEndpointTrafficLog, plus
+// InstanceName, ModelName/ModelVersion and Error (what went wrong, for the
+// operator; the client saw only the short reason). The Authorization header
+// and the bodies are never logged.
 func (st *reqState) logAttrs(status int, end time.Time) []slog.Attr {
 	r := st.in
 	endpoint, deployment, instance := "", "", ""
@@ -93,6 +95,9 @@ func (st *reqState) logAttrs(status int, end time.Time) []slog.Attr {
 		slog.Float64("TotalDurationMs", ms(end.Sub(st.start))),
 		slog.Float64("RequestDurationMs", ms(reqEnd.Sub(st.start))),
 		slog.Float64("ResponseDurationMs", ms(respStart.Sub(st.start))),
+	}
+	if st.t != nil && st.t.modelName != "" {
+		attrs = append(attrs, slog.String("ModelName", st.t.modelName), slog.String("ModelVersion", st.t.modelVersion))
 	}
 	if st.err != nil {
 		attrs = append(attrs, slog.String("Error", st.err.Error()))

@@ -119,6 +119,7 @@ const (
 	hdrRetryAfter           = "Retry-After"
 	hdrWWWAuthenticate      = "Www-Authenticate"
 	hdrAuthorization        = "Authorization"
+	hdrExpect               = "Expect"
 	hdrRequestID            = "X-Request-Id"
 	hdrClientRequestID      = "X-Ms-Client-Request-Id"
 	hdrModelDeployment      = "Azureml-Model-Deployment"

@@ -101,10 +101,11 @@ type Gateway struct {
 	draining map[string][]*pool
 
 	// mirrorSlots is the bounded mirror backlog: a copy takes a slot for as
-	// long as it waits or runs.
+	// long as it waits or runs. Shutdown drains by taking every slot.
 	mirrorSlots chan struct{}
-	mirrorWG    sync.WaitGroup
 	closed      atomic.Bool
+	shutdownMu  sync.Mutex // protects slotsHeld; serialises Shutdown
+	slotsHeld   int        // mirror slots Shutdown has taken
 }
 
 // New returns a Gateway with an empty routing table: every scoring request
@@ -175,8 +176,7 @@ func (g *Gateway) Update(s *Snapshot) {
 	defer g.mu.Unlock()
 	next := &table{endpoints: make(map[string]*route)}
 	live := make(map[string]bool, len(g.pools))
-	poolFor := func(endpoint string, d *Deployment) *pool {
-		dname := strings.ToLower(d.Name)
+	poolFor := func(endpoint, dname string, d *Deployment) *pool {
 		key := endpoint + "/" + dname
 		p := g.pools[key]
 		if p == nil {
@@ -260,17 +260,18 @@ func (g *Gateway) Stats() []DeploymentStats {
 // Shutdown first; the gateway holds no other background work.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.closed.Store(true)
-	done := make(chan struct{})
-	go func() {
-		g.mirrorWG.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	g.shutdownMu.Lock()
+	defer g.shutdownMu.Unlock()
+	// Every slot taken means no copy waits or runs; later copies are dropped.
+	for g.slotsHeld < cap(g.mirrorSlots) {
+		select {
+		case g.mirrorSlots <- struct{}{}:
+			g.slotsHeld++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
 }
 
 // ServeHTTP serves a scoring request.
@@ -278,10 +279,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{g: g, in: r, start: time.Now()}
 	st.Context = r.Context()
 	st.w.ResponseWriter = w
-	st.requestID = []string{newRequestID()}
+	st.ids[0] = newRequestID()
+	st.requestID = st.ids[0:1:1]
 	if v := r.Header[hdrClientRequestID]; len(v) > 0 {
 		if id := sanitizeClientRequestID(v[0]); id != "" {
-			st.clientID = []string{id}
+			st.ids[1] = id
+			st.clientID = st.ids[1:2:2]
 		}
 	}
 	h := w.Header()

@@ -425,3 +425,55 @@ func TestAADToken(t *testing.T) {
 		}
 	}
 }
+
+// auth's verifiers satisfy the interfaces the gateway declares.
+var (
+	_ TokenVerifier = (*auth.TokenIssuer)(nil)
+	_ OIDCVerifier  = (*auth.OIDCVerifier)(nil)
+)
+
+func TestMetrics(t *testing.T) {
+	ok := okBackend(t, "{}")
+	failing := backend(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusBadRequest) })
+	g, reg, front := newTestGateway(t, Config{})
+	g.Update(snapshot(endpoint("ep", dep("blue", ok, ok), dep("red", failing))))
+
+	for range 3 {
+		call(t, front, "POST", "/endpoints/ep/score", bearer(testKey), "{}")
+	}
+	call(t, front, "POST", "/endpoints/ep/score", map[string]string{"Authorization": "Bearer " + testKey, "azureml-model-deployment": "red"}, "{}")
+	call(t, front, "POST", "/endpoints/ep/score", bearer("wrong"), "{}")
+	call(t, front, "POST", "/endpoints/who/score", bearer(testKey), "{}")
+
+	dl := func(d string) map[string]string { return map[string]string{"endpoint": "ep", "deployment": d} }
+	tests := []struct {
+		name   string
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{"200s", "plumbline_requests_total", map[string]string{"endpoint": "ep", "deployment": "blue", "code": "200", "model_code": "200"}, 3},
+		{"424 with the model's code", "plumbline_requests_total", map[string]string{"endpoint": "ep", "deployment": "red", "code": "424", "model_code": "400"}, 1},
+		{"401 before any deployment", "plumbline_requests_total", map[string]string{"endpoint": "ep", "deployment": "", "code": "401", "model_code": ""}, 1},
+		{"unknown endpoint, no label growth", "plumbline_requests_total", map[string]string{"endpoint": "", "deployment": "", "code": "404", "model_code": ""}, 1},
+		{"duration observations", "plumbline_request_duration_seconds", dl("blue"), 3},
+		{"ready instances", "plumbline_ready_instances", dl("blue"), 2},
+		{"nothing in flight", "plumbline_inflight_requests", dl("blue"), 0},
+		{"nothing queued", "plumbline_queue_depth", dl("blue"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := metricValue(t, reg, tt.metric, tt.labels); got != tt.want {
+				t.Errorf("%s%v: got %v, want %v", tt.metric, tt.labels, got, tt.want)
+			}
+		})
+	}
+}
+
+// Two gateways may share a registry (tests, a restart in-process).
+func TestSharedRegistry(t *testing.T) {
+	_, reg, _ := newTestGateway(t, Config{})
+	if _, err := New(Config{Registerer: reg}); err != nil {
+		t.Errorf("second gateway on the same registry: %v", err)
+	}
+}

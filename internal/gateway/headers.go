@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"strings"
 	"unicode/utf8"
 
@@ -17,7 +18,12 @@ const maxUserAgent = 70
 // newRequestID returns a fresh GUID for x-request-id. The client's value is
 // never used: Azure overrides it "to ensure it's a valid GUID".
 func newRequestID() string {
-	return uuid.New().String()
+	// uuid.New, minus a heap copy of the random bytes.
+	var u uuid.UUID
+	_, _ = rand.Read(u[:])      // never fails (crypto/rand: "Read ... never returns an error")
+	u[6] = (u[6] & 0x0f) | 0x40 // version 4
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return u.String()
 }
 
 // sanitizeClientRequestID keeps only [A-Za-z0-9_-] of s and cuts the result to
@@ -75,5 +81,8 @@ func bearerToken(h string) (string, bool) {
 		return "", false
 	}
 	tok := strings.TrimSpace(h[len(prefix):])
-	return tok, tok != "" && utf8.ValidString(tok)
+	if tok == "" || !utf8.ValidString(tok) {
+		return "", false
+	}
+	return tok, true
 }

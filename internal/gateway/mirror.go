@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 )
 
 // maxMirrorDrain is how much of a mirrored response is read (and dropped) so
@@ -44,7 +45,6 @@ func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 		header: h,
 		body:   st.mirrorBody,
 	}
-	g.mirrorWG.Add(1)
 	go g.runMirror(job)
 }
 
@@ -60,9 +60,18 @@ type mirrorJob struct {
 // runMirror sends one copy through the mirror deployment's own admission
 // (its limits apply to shadow traffic too) and discards the answer.
 func (g *Gateway) runMirror(job *mirrorJob) {
-	defer g.mirrorWG.Done()
 	defer func() { <-g.mirrorSlots }()
 	pm := job.t.pool.m
+	defer func() {
+		// A copy must never take the server down with it.
+		if p := recover(); p != nil {
+			pm.mirrorError.Inc()
+			if g.log != nil {
+				g.log.Error("mirror copy panicked", "endpoint", job.t.endpoint, "deployment", job.t.name,
+					"panic", p, "stack", string(debug.Stack()))
+			}
+		}
+	}()
 
 	ctx, cancel := context.WithTimeoutCause(context.Background(), job.t.timeout, errRequestTimeout)
 	defer cancel()

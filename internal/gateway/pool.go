@@ -65,8 +65,6 @@ type waiter struct {
 	done       bool
 }
 
-var waiters = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
-
 func newPool(endpoint, deployment string, m *poolMetrics) *pool {
 	return &pool{
 		endpoint:   endpoint,
@@ -155,7 +153,8 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 			return in, nil
 		}
 	}
-	w := waiters.Get().(*waiter)
+	// Queued requests are the slow path; a waiter is not worth pooling.
+	w := &waiter{ready: make(chan struct{}, 1)}
 	p.pushLocked(w)
 	wait := p.maxQueueWait
 	p.gaugesLocked()
@@ -170,7 +169,7 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 	var cause error
 	select {
 	case <-w.ready:
-		return w.take()
+		return w.inst, w.err
 	case <-ctx.Done():
 		cause = context.Cause(ctx)
 	case <-expired:
@@ -182,30 +181,17 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 		p.unlinkLocked(w)
 		p.gaugesLocked()
 		p.mu.Unlock()
-		w.recycle()
 		return nil, cause
 	}
 	p.mu.Unlock()
 	// Handed an instance (or an error) while giving up: the hand-off won.
 	<-w.ready
-	in, err := w.take()
+	in, err := w.inst, w.err
 	if err == nil && ctx.Err() != nil {
 		p.release(in)
 		return nil, cause
 	}
 	return in, err
-}
-
-// take returns the waiter's outcome and recycles it.
-func (w *waiter) take() (*instance, error) {
-	in, err := w.inst, w.err
-	w.recycle()
-	return in, err
-}
-
-func (w *waiter) recycle() {
-	w.prev, w.next, w.inst, w.err, w.done = nil, nil, nil, nil, false
-	waiters.Put(w)
 }
 
 // release returns in's slot and hands it to the head of the queue.
@@ -328,6 +314,8 @@ type DeploymentStats struct {
 	// Queued requests wait for a slot; InFlight ones are at an instance.
 	Queued   int
 	InFlight int
+	// Ready is the number of ready instances requests are dispatched to.
+	Ready int
 	// Capacity is the admission bound, 2 × max concurrent × ready instances.
 	Capacity  int
 	Instances []InstanceStats
@@ -348,6 +336,7 @@ func (p *pool) stats() DeploymentStats {
 		Deployment: p.deployment,
 		Queued:     p.queued,
 		InFlight:   p.inflight,
+		Ready:      len(p.ready),
 		Capacity:   2 * p.maxConc * len(p.ready),
 		Instances:  make([]InstanceStats, 0, len(p.ready)),
 	}

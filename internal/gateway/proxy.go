@@ -30,8 +30,9 @@ type reqState struct {
 	t            *target
 	inst         *instance
 	upstreamPath string
-	requestID    []string // header value, shared by the response and the upstream request
-	clientID     []string // nil when the client sent none (or nothing survived sanitising)
+	requestID    []string  // header value, shared by the response and the upstream request
+	clientID     []string  // nil when the client sent none (or nothing survived sanitising)
+	ids          [2]string // backing for requestID and clientID: no extra allocations
 	mirrorBody   []byte
 
 	// Set by ModifyResponse on the request goroutine.
@@ -72,6 +73,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = ""
 	h := pr.Out.Header
 	delete(h, hdrAuthorization)
+	// The gateway already accepted the body; asking the model for a 100
+	// Continue would only add a round trip (or a timeout, if it never sends one).
+	delete(h, hdrExpect)
 	h[hdrRequestID] = st.requestID
 	if st.clientID != nil {
 		h[hdrClientRequestID] = st.clientID

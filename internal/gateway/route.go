@@ -152,6 +152,9 @@ type target struct {
 	openAPIPath string
 	timeout     time.Duration
 	pool        *pool
+	// modelName and modelVersion are logged with each request.
+	modelName    string
+	modelVersion string
 }
 
 // pick chooses a deployment by weight, or nil when none has positive weight.
@@ -187,8 +190,8 @@ func (rt *route) mirrorTarget() *target {
 const DefaultRequestTimeout = 5 * time.Second
 
 // compileRoute builds the request-time form of ep. poolFor returns the
-// long-lived pool of one of its deployments.
-func compileRoute(ep *Endpoint, poolFor func(endpoint string, d *Deployment) *pool) *route {
+// long-lived pool of one of its deployments (names lower-case), updated to d.
+func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Deployment) *pool) *route {
 	name := strings.ToLower(ep.Name)
 	rt := &route{
 		name:    name,
@@ -217,13 +220,15 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint string, d *Deployment) *po
 			scoring = "/score"
 		}
 		rt.targets[dname] = &target{
-			endpoint:    name,
-			name:        dname,
-			nameHeader:  []string{dname},
-			scoringPath: scoring,
-			openAPIPath: d.OpenAPIPath,
-			timeout:     timeout,
-			pool:        poolFor(name, d),
+			endpoint:     name,
+			name:         dname,
+			nameHeader:   []string{dname},
+			scoringPath:  scoring,
+			openAPIPath:  d.OpenAPIPath,
+			timeout:      timeout,
+			pool:         poolFor(name, dname, d),
+			modelName:    d.ModelName,
+			modelVersion: d.ModelVersion,
 		}
 	}
 	names := make([]string, 0, len(ep.Traffic))

@@ -14,12 +14,14 @@ type Snapshot struct {
 // Endpoint is one scoring endpoint.
 type Endpoint struct {
 	Name string
-	// AuthMode is "key", "aml_token" or "aad_token".
+	// AuthMode is "key", "aml_token" or "aad_token"; empty means "key". Any
+	// other value refuses every request with 401.
 	AuthMode string
 	// Keys are the accepted keys in key mode (primary, secondary). Compared in
 	// constant time. Empty strings never match.
 	Keys []string
 	// Traffic maps deployment name to percent; the values sum to 0 or 100.
+	// Entries naming no deployment in Deployments are ignored.
 	Traffic map[string]int
 	// Mirror maps at most one deployment name to a percent (<= 50) of live
 	// requests copied to it, responses discarded.
@@ -31,16 +33,20 @@ type Endpoint struct {
 // Deployment is one deployment of an endpoint as the data plane needs it.
 type Deployment struct {
 	Name string
-	// ScoringPath is the inference_config scoring_route path, e.g. "/score".
+	// ScoringPath is the inference_config scoring_route path, e.g. "/score";
+	// empty means "/score".
 	ScoringPath string
 	// OpenAPIPath, if set, is where the instance serves its OpenAPI document
-	// (plumber: "/openapi.json").
+	// (plumber: "/openapi.json"); empty means /swagger.json answers 404.
 	OpenAPIPath string
-	// RequestTimeout is request_settings.request_timeout_ms.
+	// RequestTimeout is request_settings.request_timeout_ms, counted from
+	// admission (queue time included); zero means DefaultRequestTimeout (5 s).
 	RequestTimeout time.Duration
-	// MaxConcurrentPerInstance is request_settings.max_concurrent_requests_per_instance (>= 1).
+	// MaxConcurrentPerInstance is request_settings.max_concurrent_requests_per_instance (>= 1);
+	// zero or less means 1.
 	MaxConcurrentPerInstance int
-	// MaxQueueWait is request_settings.max_queue_wait_ms.
+	// MaxQueueWait is request_settings.max_queue_wait_ms; zero means a queued
+	// request waits until its RequestTimeout.
 	MaxQueueWait time.Duration
 	// Instances are the ready instances only; the gateway never sends a
 	// request to an instance that is not listed.

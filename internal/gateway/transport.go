@@ -8,15 +8,17 @@ import (
 	"time"
 )
 
-// Upstream transport tuning. See docs/reference performance notes: httpuv
-// (plumber's server) writes a response's headers and body in two write()
-// calls without TCP_NODELAY, so on a reused connection Nagle on its side
-// waits for our delayed ACK, which Linux holds for 40 ms. Re-arming
-// TCP_QUICKACK before every read makes our side ACK at once.
+// Upstream transport tuning. httpuv (plumber's server) writes a response's
+// headers and body in two write() calls without TCP_NODELAY, so on a reused
+// connection Nagle on its side holds the body until we ACK the headers, and
+// Linux delays that ACK by 40 ms: 22 requests/s instead of hundreds.
+// Re-arming TCP_QUICKACK before every read makes our side ACK at once.
+// BenchmarkNagleUpstream reproduces the stall without R,
+// BenchmarkPlumberUpstream with it.
 const (
-	upstreamDialTimeout  = 5 * time.Second
-	upstreamKeepAlive    = 30 * time.Second
-	upstreamIdleTimeout  = 90 * time.Second
+	upstreamDialTimeout    = 5 * time.Second
+	upstreamKeepAlive      = 30 * time.Second
+	upstreamIdleTimeout    = 90 * time.Second
 	upstreamMaxIdlePerHost = 512
 )
 
@@ -37,12 +39,11 @@ func NewUpstreamTransport() *http.Transport {
 			}
 			return tuneConn(c), nil
 		},
-		MaxIdleConns:          4 * upstreamMaxIdlePerHost,
-		MaxIdleConnsPerHost:   upstreamMaxIdlePerHost,
-		IdleConnTimeout:       upstreamIdleTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
+		MaxIdleConns:        4 * upstreamMaxIdlePerHost,
+		MaxIdleConnsPerHost: upstreamMaxIdlePerHost,
+		IdleConnTimeout:     upstreamIdleTimeout,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
 		// A non-nil, empty map disables HTTP/2 upstream.
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}

@@ -1,0 +1,146 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+func TestNewTokenIssuerSecretLength(t *testing.T) {
+	if _, err := NewTokenIssuer([]byte("short")); err == nil {
+		t.Error("NewTokenIssuer(5 bytes): got nil error, want one")
+	}
+	if _, err := NewTokenIssuer(testSecret); err != nil {
+		t.Errorf("NewTokenIssuer(32 bytes): %v", err)
+	}
+}
+
+func TestIssueTimes(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name        string
+		opts        []TokenOption
+		wantExp     time.Duration
+		wantRefresh time.Duration
+	}{
+		{"defaults", nil, time.Hour, 30 * time.Minute},
+		{"lifetime", []TokenOption{WithTokenLifetime(4 * time.Hour)}, 4 * time.Hour, 2 * time.Hour},
+		{"refresh", []TokenOption{WithRefreshAfter(10 * time.Minute)}, time.Hour, 10 * time.Minute},
+		{"refresh past lifetime", []TokenOption{WithRefreshAfter(2 * time.Hour)}, time.Hour, 30 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ti, err := NewTokenIssuer(testSecret, tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := ti.Issue("ep", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tok.ExpiryTimeUtc.Sub(now); got != tt.wantExp {
+				t.Errorf("expiry: got now+%v, want now+%v", got, tt.wantExp)
+			}
+			if got := tok.RefreshAfterTimeUtc.Sub(now); got != tt.wantRefresh {
+				t.Errorf("refresh after: got now+%v, want now+%v", got, tt.wantRefresh)
+			}
+			if tok.ExpiryTimeUtc.Location() != time.UTC {
+				t.Errorf("expiry is not UTC: %v", tok.ExpiryTimeUtc)
+			}
+		})
+	}
+}
+
+func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.Claims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestVerifyEndpointToken(t *testing.T) {
+	now := time.Now()
+	ti, err := NewTokenIssuer(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewTokenIssuer([]byte(strings.Repeat("z", 32)))
+	issue := func(ti *TokenIssuer, ep string, at time.Time) string {
+		tok, err := ti.Issue(ep, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	claims := func(mut func(*jwt.RegisteredClaims)) jwt.RegisteredClaims {
+		c := jwt.RegisteredClaims{
+			Issuer: "plumbline", Audience: jwt.ClaimStrings{"ep"},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+		}
+		if mut != nil {
+			mut(&c)
+		}
+		return c
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		endpoint string
+		token    string
+		want     error // nil, ErrTokenExpired or ErrTokenInvalid
+	}{
+		{"good", "ep", issue(ti, "ep", now), nil},
+		{"endpoint names are case-insensitive", "EP", issue(ti, "Ep", now), nil},
+		{"within the leeway", "ep", issue(ti, "ep", now.Add(-time.Hour-10*time.Second)), nil},
+		{"expired", "ep", issue(ti, "ep", now.Add(-2*time.Hour)), ErrTokenExpired},
+		{"another endpoint", "other", issue(ti, "ep", now), ErrTokenInvalid},
+		{"another secret", "ep", issue(other, "ep", now), ErrTokenInvalid},
+		{"not yet valid", "ep", issue(ti, "ep", now.Add(time.Hour)), ErrTokenInvalid},
+		{"alg none", "ep", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil)), ErrTokenInvalid},
+		{"alg HS512 with the right secret", "ep", sign(t, jwt.SigningMethodHS512, testSecret, claims(nil)), ErrTokenInvalid},
+		{"alg RS256", "ep", sign(t, jwt.SigningMethodRS256, rsaKey, claims(nil)), ErrTokenInvalid},
+		{"wrong issuer", "ep", sign(t, jwt.SigningMethodHS256, testSecret, claims(func(c *jwt.RegisteredClaims) { c.Issuer = "azure" })), ErrTokenInvalid},
+		{"no expiry", "ep", sign(t, jwt.SigningMethodHS256, testSecret, claims(func(c *jwt.RegisteredClaims) { c.ExpiresAt = nil })), ErrTokenInvalid},
+		{"no audience", "ep", sign(t, jwt.SigningMethodHS256, testSecret, claims(func(c *jwt.RegisteredClaims) { c.Audience = nil })), ErrTokenInvalid},
+		{"malformed", "ep", "not.a.jwt", ErrTokenInvalid},
+		{"empty", "ep", "", ErrTokenInvalid},
+		{"empty endpoint", "", issue(ti, "ep", now), ErrTokenInvalid},
+		{"tampered payload", "ep", tamper(issue(ti, "ep", now)), ErrTokenInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ti.VerifyEndpointToken(tt.endpoint, tt.token)
+			switch {
+			case tt.want == nil && err != nil:
+				t.Errorf("got %v, want nil", err)
+			case tt.want != nil && !errors.Is(err, tt.want):
+				t.Errorf("got %v, want an error wrapping %v", err, tt.want)
+			case errors.Is(err, ErrTokenExpired) && errors.Is(err, ErrTokenInvalid):
+				t.Errorf("got %v: both expired and invalid", err)
+			}
+		})
+	}
+}
+
+// tamper swaps the audience in a token's payload for another endpoint's,
+// keeping the signature.
+func tamper(tok string) string {
+	parts := strings.Split(tok, ".")
+	payload, _ := jwt.NewParser().DecodeSegment(parts[1])
+	forged := strings.Replace(string(payload), `"ep"`, `"xx"`, 1)
+	parts[1] = (&jwt.Token{}).EncodeSegment([]byte(forged))
+	return strings.Join(parts, ".")
+}
