@@ -44,9 +44,6 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Target != "" && len(e.Details) == 0 {
-		return e.Message + " (" + e.Target + ")"
-	}
 	return e.Message
 }
 

@@ -1,6 +1,9 @@
 package apiserver
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -131,7 +134,7 @@ func (s *Server) putDeployment(w http.ResponseWriter, r *http.Request) error {
 	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
 	cur, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
 	if err != nil {
-		return s.deploymentErr(epName, name, err)
+		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	if err := inFlight(cur); err != nil {
 		return err
@@ -144,6 +147,11 @@ func (s *Server) putDeployment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if cur.State == store.StateSucceeded && sameRecord(cur.Spec, b) {
+		// Nothing changes: no new generation, no rollout (apply/up are idempotent).
+		writeJSON(w, http.StatusOK, s.deploymentOut(cur))
+		return nil
+	}
 	dep, err := s.cfg.Store.UpdateDeployment(r.Context(), epName, name, func(x *store.Deployment) error {
 		if err := inFlight(*x); err != nil {
 			return err
@@ -153,7 +161,7 @@ func (s *Server) putDeployment(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if err != nil {
-		return s.deploymentErr(epName, name, err)
+		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	s.deploymentEvents0(r, dep, rec, "Updating", "deployment update started")
 	s.cfg.Runtime.Notify()
@@ -171,9 +179,9 @@ func inFlight(d store.Deployment) error {
 	return nil
 }
 
-func (s *Server) deploymentErr(endpoint, name string, err error) error {
+func (s *Server) deploymentErr(ctx context.Context, endpoint, name string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		if _, e := s.cfg.Store.GetEndpoint(nil, endpoint); errors.Is(e, store.ErrNotFound) {
+		if _, e := s.cfg.Store.GetEndpoint(ctx, endpoint); errors.Is(e, store.ErrNotFound) {
 			return notFound(endpoint, "endpoint %s not found", endpoint)
 		}
 		return notFound(name, "deployment %s not found in endpoint %s", name, endpoint)
@@ -185,7 +193,7 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) error {
 	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
 	dep, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
 	if err != nil {
-		return s.deploymentErr(epName, name, err)
+		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	writeJSON(w, http.StatusOK, s.deploymentOut(dep))
 	return nil
@@ -228,7 +236,7 @@ func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request) error 
 		return nil
 	})
 	if err != nil {
-		return s.deploymentErr(epName, name, err)
+		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	s.event(r, epName, name, "Normal", "Deleting", "deployment deletion started: draining instances")
 	s.cfg.OnChange()
@@ -259,7 +267,7 @@ func (s *Server) deploymentOut(d store.Deployment) api.Deployment {
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
 	if _, err := s.cfg.Store.GetDeployment(r.Context(), epName, name); err != nil {
-		return s.deploymentErr(epName, name, err)
+		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	q := r.URL.Query()
 	lines := 5000
@@ -303,7 +311,7 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 func (s *Server) deploymentEvents(w http.ResponseWriter, r *http.Request) error {
 	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
 	if _, err := s.cfg.Store.GetDeployment(r.Context(), epName, name); err != nil {
-		return s.deploymentErr(epName, name, err)
+		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	return s.writeEvents(w, r, store.EventFilter{Endpoint: epName, Deployment: name})
 }
@@ -340,4 +348,31 @@ func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request, f store.Eve
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// sameRecord reports whether two stored records pin the same document and
+// plan (notices aside).
+func sameRecord(a, b []byte) bool {
+	ra, err1 := resolve.DecodeRecord(a)
+	rb, err2 := resolve.DecodeRecord(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	ja, _ := json.Marshal(struct {
+		D json.RawMessage
+		P *resolve.Plan
+	}{compact(ra.Document), ra.Plan})
+	jb, _ := json.Marshal(struct {
+		D json.RawMessage
+		P *resolve.Plan
+	}{compact(rb.Document), rb.Plan})
+	return bytes.Equal(ja, jb)
+}
+
+func compact(b []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return b
+	}
+	return buf.Bytes()
 }

@@ -19,6 +19,7 @@ const (
 	formatJSON  = "json"
 	formatYAML  = "yaml"
 	formatTable = "table"
+	formatTSV   = "tsv"
 )
 
 // resolveFormat picks the output format: the flag if given, else table on a
@@ -34,10 +35,12 @@ func resolveFormat(flag string, w io.Writer) (string, error) {
 		return formatJSON, nil
 	case "yaml", "yml":
 		return formatYAML, nil
-	case "table", "tsv":
+	case "table":
 		return formatTable, nil
+	case "tsv":
+		return formatTSV, nil
 	}
-	return "", usageErrorf("--output %q: want json, yaml or table", flag)
+	return "", usageErrorf("--output %q: want json, yaml, table or tsv", flag)
 }
 
 // column is one table column: a header and how to read a cell from a row
@@ -88,12 +91,33 @@ func cellString(v any) string {
 type printer struct {
 	w      io.Writer
 	format string
+	// query is a dotted path (--query primaryKey, --query traffic.blue)
+	// selecting part of the result, as a small subset of az's JMESPath.
+	query string
 }
 
-// print writes v (a value or a slice of values) as JSON, YAML or a table
-// with cols. Tables of a single value print one row.
+// print writes v (a value or a slice of values) as JSON, YAML, TSV or a
+// table with cols. Tables of a single value print one row.
 func (p *printer) print(v any, cols []column) error {
+	if p.query != "" {
+		generic, err := toGeneric(v)
+		if err != nil {
+			return err
+		}
+		if v, err = selectPath(generic, p.query); err != nil {
+			return err
+		}
+		if p.format == formatTable {
+			p.format = formatTSV
+		}
+	}
 	switch p.format {
+	case formatTSV:
+		generic, err := toGeneric(v)
+		if err != nil {
+			return err
+		}
+		return writeTSV(p.w, generic)
 	case formatJSON:
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
@@ -156,4 +180,64 @@ func toGeneric(v any) (any, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// selectPath follows a dotted path of object keys and list indexes.
+func selectPath(v any, path string) (any, error) {
+	cur := v
+	for _, part := range strings.Split(path, ".") {
+		switch x := cur.(type) {
+		case map[string]any:
+			next, ok := x[part]
+			if !ok {
+				return nil, usageErrorf("--query %s: no field %q here", path, part)
+			}
+			cur = next
+		case []any:
+			i, err := strconv.Atoi(part)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil, usageErrorf("--query %s: %q is not an index of a list of %d", path, part, len(x))
+			}
+			cur = x[i]
+		default:
+			return nil, usageErrorf("--query %s: %q: the value there has no fields", path, part)
+		}
+	}
+	return cur, nil
+}
+
+// writeTSV prints scalars as they are, a list one element per line and an
+// object one key<TAB>value per line (az -o tsv's spirit, for shell scripts).
+func writeTSV(w io.Writer, v any) error {
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			if m, ok := e.(map[string]any); ok {
+				keys := sortedKeys(m)
+				cells := make([]string, len(keys))
+				for i, k := range keys {
+					cells[i] = cellString(m[k])
+				}
+				fmt.Fprintln(w, strings.Join(cells, "\t"))
+				continue
+			}
+			fmt.Fprintln(w, cellString(e))
+		}
+	case map[string]any:
+		for _, k := range sortedKeys(x) {
+			fmt.Fprintf(w, "%s\t%s\n", k, cellString(x[k]))
+		}
+	default:
+		fmt.Fprintln(w, cellString(x))
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

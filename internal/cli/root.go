@@ -44,6 +44,7 @@ type globals struct {
 	dataDir string
 	caCert  string
 	output  string
+	query   string
 	verbose bool
 
 	stdout, stderr io.Writer
@@ -105,6 +106,7 @@ online-deployment commands as you would 'az ml'.`,
 	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (env PLUMBLINE_DATA_DIR; default ~/.local/share/plumbline)")
 	pf.StringVar(&g.caCert, "ca-cert", "", "CA certificate to trust for the server (env PLUMBLINE_CA_CERT; default: the data dir's local CA)")
 	pf.StringVarP(&g.output, "output", "o", "", "output format: json, yaml or table (default: table on a terminal, json otherwise)")
+	pf.StringVar(&g.query, "query", "", "print only this field of the result, a dotted path: --query primaryKey, --query traffic.blue")
 	pf.BoolVar(&g.verbose, "verbose", false, "print more detail")
 
 	root.AddCommand(
@@ -114,6 +116,10 @@ online-deployment commands as you would 'az ml'.`,
 		newModelCmd(g),
 		newEndpointCmd(g),
 		newDeploymentCmd(g),
+		newUpCmd(g),
+		newDownCmd(g),
+		newInitCmd(g),
+		newInfoCmd(g),
 	)
 	return root
 }
@@ -124,7 +130,7 @@ func (g *globals) printer() (*printer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &printer{w: g.stdout, format: f}, nil
+	return &printer{w: g.stdout, format: f, query: g.query}, nil
 }
 
 // exactArgs is cobra.ExactArgs whose error is a usage error.

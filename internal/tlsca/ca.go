@@ -58,7 +58,16 @@ type CA struct {
 	// expiry; mu serialises re-issuing.
 	server atomic.Pointer[tls.Certificate]
 	mu     sync.Mutex
+
+	// hosts caches certificates issued on demand for one host name under a
+	// configured name (<endpoint>.localhost): OpenSSL, and so curl and R,
+	// refuse a wildcard directly under a one-label name like *.localhost.
+	hostMu sync.Mutex // protects hosts
+	hosts  map[string]*tls.Certificate
 }
+
+// maxHostCerts bounds the on-demand certificate cache.
+const maxHostCerts = 1024
 
 // Ensure returns the CA kept in dir, creating it on first use: dir (0700),
 // an ECDSA P-256 CA valid ten years, "plumbline local CA <hostname>"
@@ -116,7 +125,12 @@ func (c *CA) Names() []string { return slices.Clone(c.names) }
 // GetCertificate serves the server certificate (tls.Config.GetCertificate).
 // A certificate within 30 days of expiry is re-issued on the spot, so a
 // long-running server never serves an expired one.
-func (c *CA) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (c *CA) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if hello != nil && c.onDemand(hello.ServerName) {
+		if cert, err := c.hostCertificate(strings.ToLower(hello.ServerName)); err == nil {
+			return cert, nil
+		}
+	}
 	cert := c.server.Load()
 	now := time.Now()
 	if now.Before(cert.Leaf.NotAfter.Add(-RenewBefore)) {
@@ -350,4 +364,62 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	ok = true
 	return nil
+}
+
+// onDemand reports whether name is one DNS label under a configured name
+// (x.localhost, x.models.example.com): those get a certificate of their own.
+func (c *CA) onDemand(name string) bool {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	label, parent, ok := strings.Cut(name, ".")
+	if !ok || label == "" || len(label) > 63 || strings.ContainsAny(label, "*_ ") || net.ParseIP(name) != nil {
+		return false
+	}
+	for _, n := range c.names {
+		if n == parent {
+			return true
+		}
+	}
+	return false
+}
+
+// hostCertificate returns (issuing and caching it) a certificate for name
+// alone, signed by the CA, valid as long as the server certificate.
+func (c *CA) hostCertificate(name string) (*tls.Certificate, error) {
+	now := time.Now()
+	c.hostMu.Lock()
+	defer c.hostMu.Unlock()
+	if cert, ok := c.hosts[name]; ok && now.Before(cert.Leaf.NotAfter.Add(-RenewBefore)) {
+		return cert, nil
+	}
+	if c.hosts == nil || len(c.hosts) >= maxHostCerts {
+		c.hosts = map[string]*tls.Certificate{}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"plumbline"}},
+		DNSNames:     []string{name},
+		NotBefore:    now.Add(-backdate),
+		NotAfter:     now.Add(ServerLifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, key.Public(), c.key)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	cert := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	c.hosts[name] = cert
+	return cert, nil
 }

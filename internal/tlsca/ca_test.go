@@ -223,3 +223,46 @@ func TestServeWithCA(t *testing.T) {
 		t.Error("TLS 1.1 handshake succeeded, want it refused")
 	}
 }
+
+func TestHostCertificateOnDemand(t *testing.T) {
+	ca, err := Ensure(t.TempDir(), []string{"models.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		sni      string
+		wantName string // "" means the shared server certificate
+	}{
+		{"iris.localhost", "iris.localhost"},
+		{"IRIS.localhost", "iris.localhost"},
+		{"iris.models.example.com", "iris.models.example.com"},
+		{"localhost", ""},
+		{"a.b.localhost", ""},
+		{"127.0.0.1", ""},
+		{"evil.example.org", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sni, func(t *testing.T) {
+			cert, err := ca.GetCertificate(&tls.ClientHelloInfo{ServerName: tt.sni})
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := x509.ParseCertificate(cert.Certificate[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantName == "" {
+				if len(leaf.DNSNames) < 2 {
+					t.Errorf("got names %v, want the shared server certificate", leaf.DNSNames)
+				}
+				return
+			}
+			if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != tt.wantName {
+				t.Errorf("got names %v, want [%s]", leaf.DNSNames, tt.wantName)
+			}
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: tt.wantName}); err != nil {
+				t.Errorf("does not verify against the CA: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/plumbline/plumbline/internal/datadir"
+)
+
+// connectOrStart connects to the configured server; when none is configured
+// and none runs for the data dir, it starts `plumbline serve` in the
+// background (its log in <data-dir>/serve.log) and waits until it answers.
+// started reports whether it did.
+func (g *globals) connectOrStart(ctx context.Context) (cn *conn, started bool, err error) {
+	explicit := g.server != "" || os.Getenv(envServer) != ""
+	cn, err = g.connect()
+	if err == nil {
+		if _, err = cn.api.ServerInfo(ctx); err == nil {
+			return cn, false, nil
+		}
+		if explicit {
+			return nil, false, explainConnErr(err, cn.api.BaseURL())
+		}
+	} else if explicit {
+		return nil, false, err
+	}
+	dd, err := datadir.Open(g.dataDirPath())
+	if err != nil {
+		return nil, false, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, false, err
+	}
+	logPath := filepath.Join(dd.Root, "serve.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	defer logf.Close()
+	_ = os.Remove(dd.ServerStatePath()) // a stale one from a killed server
+	cmd := exec.Command(exe, "serve", "--data-dir", dd.Root)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, false, fmt.Errorf("start a local server: %w", err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	fmt.Fprintf(g.stderr, "Started a local plumbline server in the background (pid %d, log %s)\n", pid, logPath)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			tail, _ := os.ReadFile(logPath)
+			return nil, false, fmt.Errorf("the local server exited (%v); its log %s ends with:\n%s", err, logPath, lastLines(string(tail), 10))
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if st, err := dd.ReadServerState(); err == nil && st.PID == pid {
+			if cn, err = g.connect(); err == nil {
+				if _, err = cn.api.ServerInfo(ctx); err == nil {
+					return cn, true, nil
+				}
+			}
+		}
+	}
+	return nil, false, errors.New("the local server did not answer within 30s; see " + logPath)
+}
+
+func lastLines(s string, n int) string {
+	lines := splitLines(s)
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := ""
+	for _, l := range lines {
+		out += "  " + l + "\n"
+	}
+	return out
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	if start < len(s) {
+		out = append(out, s[start:])
+	}
+	return out
+}

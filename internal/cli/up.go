@@ -1,0 +1,405 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/spec"
+)
+
+// upFiles finds the documents `up` and `down` act on: -f files if given,
+// else DIR/endpoint.yml and DIR/deployment.yml.
+func upFiles(dir string, files []string) ([]string, error) {
+	if len(files) > 0 {
+		return files, nil
+	}
+	var out []string
+	for _, name := range []string{"endpoint.yml", "deployment.yml"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("%s: %w (give the files with -f)", p, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+type upPlan struct {
+	endpoint    *spec.Endpoint
+	deployments []*spec.Document
+	dir         string
+}
+
+func loadUpPlan(dir string, files, sets []string) (*upPlan, error) {
+	files, err := upFiles(dir, files)
+	if err != nil {
+		return nil, err
+	}
+	p := &upPlan{dir: dir}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := spec.Parse(f, data, spec.ParseOptions{BaseDir: filepath.Dir(f), Sets: sets})
+		if err != nil {
+			return nil, err
+		}
+		if err := doc.Validate(); err != nil {
+			return nil, err
+		}
+		switch doc.Kind {
+		case spec.KindEndpoint:
+			if p.endpoint != nil {
+				return nil, usageErrorf("%s: a second endpoint; up deploys one endpoint", f)
+			}
+			p.endpoint = doc.Endpoint
+		case spec.KindDeployment:
+			p.deployments = append(p.deployments, doc)
+		default:
+			return nil, usageErrorf("%s is a %s document; up takes an endpoint and its deployments", f, doc.Kind)
+		}
+	}
+	if p.endpoint == nil {
+		return nil, usageErrorf("no endpoint document among the files")
+	}
+	for _, d := range p.deployments {
+		if d.Deployment.EndpointName == "" {
+			d.Deployment.EndpointName = p.endpoint.Name
+		}
+		if !strings.EqualFold(d.Deployment.EndpointName, p.endpoint.Name) {
+			return nil, usageErrorf("%s is for endpoint %s, not %s", d.File, d.Deployment.EndpointName, p.endpoint.Name)
+		}
+	}
+	return p, nil
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var files, sets []string
+	var noTest bool
+	c := &cobra.Command{
+		Use:   "up [DIR]",
+		Short: "Deploy a folder like the seed's (endpoint.yml, deployment.yml, models/, src/) in one step",
+		Long: `Deploy an endpoint and its deployments from a folder laid out like Azure's R example:
+endpoint.yml, deployment.yml, the code folder and the model folder. up uses the configured
+server or starts a local one in the background, registers the model (a deployment's
+azureml:<name>@latest is registered from DIR/models when it is missing or the files changed),
+creates or updates the endpoint and deployments, gives a single deployment all traffic, waits
+until they are Succeeded (or prints why not, with the last log lines), scores
+sample_request.json if there is one, and prints the scoring URI with ready-to-paste curl and
+R httr2 calls.`,
+		Example: "  plumbline up examples/r-iris\n  plumbline up -f endpoint.yml -f blue.yml -f green.yml",
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErrorf("up takes one folder, got %d", len(args))
+			}
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			start := time.Now()
+			step := func(format string, a ...any) {
+				fmt.Fprintf(g.stderr, "[%5.1fs] "+format+"\n", append([]any{time.Since(start).Seconds()}, a...)...)
+			}
+			plan, err := loadUpPlan(dir, files, sets)
+			if err != nil {
+				return err
+			}
+			ctx := c.Context()
+			cn, _, err := g.connectOrStart(ctx)
+			if err != nil {
+				return err
+			}
+			ep := plan.endpoint
+
+			// Models referenced by name: register them from the folder.
+			for _, d := range plan.deployments {
+				if err := cn.registerReferencedModel(ctx, g, d.Deployment, plan.dir, step); err != nil {
+					return err
+				}
+			}
+
+			// Endpoint: create or update, keeping live traffic.
+			cur, err := cn.api.GetEndpoint(ctx, ep.Name)
+			switch {
+			case api.IsNotFound(err):
+				doc, _ := json.Marshal(ep)
+				if _, err := cn.api.CreateEndpoint(ctx, doc); err != nil {
+					return describe(err)
+				}
+				step("endpoint %s created (auth_mode %s)", ep.Name, ep.Defaulted().AuthMode)
+			case err != nil:
+				return describe(err)
+			default:
+				if ep.Traffic == nil && ep.MirrorTraffic == nil {
+					ep.Traffic, ep.MirrorTraffic = nonZeroTraffic(cur.Traffic), nonZeroTraffic(cur.MirrorTraffic)
+				}
+				doc, _ := json.Marshal(ep)
+				if _, err := cn.api.UpdateEndpoint(ctx, ep.Name, doc); err != nil {
+					return describe(err)
+				}
+				step("endpoint %s exists; updated", ep.Name)
+			}
+
+			// Deployments: snapshot code, create or update, wait.
+			for _, doc := range plan.deployments {
+				d := doc.Deployment
+				step("snapshotting code and files of deployment %s", d.Name)
+				if err := cn.uploadLocalPaths(ctx, g, d.LocalPaths()); err != nil {
+					return err
+				}
+				body, _ := json.Marshal(d)
+				t0 := time.Now()
+				_, err := cn.api.GetDeployment(ctx, ep.Name, d.Name)
+				var out *api.Deployment
+				switch {
+				case api.IsNotFound(err):
+					step("creating deployment %s: starting instances, then probes", d.Name)
+					out, err = cn.api.CreateDeployment(ctx, ep.Name, body)
+				case err == nil:
+					step("updating deployment %s", d.Name)
+					out, err = cn.api.UpdateDeployment(ctx, ep.Name, d.Name, body)
+				}
+				if err != nil {
+					return describe(err)
+				}
+				if out.ProvisioningState != api.StateSucceeded {
+					if _, err := cn.waitDeployment(ctx, g, ep.Name, d.Name, t0); err != nil {
+						return err
+					}
+				}
+				step("deployment %s ready", d.Name)
+			}
+
+			// Traffic: a single deployment gets it all, unless traffic is set.
+			cur, err = cn.api.GetEndpoint(ctx, ep.Name)
+			if err != nil {
+				return describe(err)
+			}
+			if len(plan.deployments) == 1 && len(nonZeroTraffic(cur.Traffic)) == 0 {
+				if err := cn.setAllTraffic(ctx, g, ep.Name, plan.deployments[0].Deployment.Name); err != nil {
+					return err
+				}
+			}
+
+			// Score the sample request.
+			sample := filepath.Join(plan.dir, "sample_request.json")
+			if _, err := os.Stat(sample); err == nil && !noTest {
+				body, err := os.ReadFile(sample)
+				if err != nil {
+					return err
+				}
+				e, err := cn.api.GetEndpoint(ctx, ep.Name)
+				if err != nil {
+					return describe(err)
+				}
+				secret, err := cn.credential(ctx, e)
+				if err != nil {
+					return err
+				}
+				resp, err := score(ctx, cn.http, e.ScoringURI, secret, "", body)
+				if err != nil {
+					return err
+				}
+				out, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				step("scored %s: %s via %s", filepath.Base(sample), resp.Status, resp.Header.Get("azureml-model-deployment"))
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("scoring the sample request returned %s: %s", resp.Status, strings.TrimSpace(string(out)))
+				}
+				fmt.Fprintf(g.stdout, "%s\n", strings.TrimSpace(string(out)))
+			}
+			e, err := cn.api.GetEndpoint(ctx, ep.Name)
+			if err != nil {
+				return describe(err)
+			}
+			printHowToCall(g, e, time.Since(start))
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringArrayVarP(&files, "file", "f", nil, "endpoint and deployment files (default DIR/endpoint.yml and DIR/deployment.yml)")
+	f.StringArrayVar(&sets, "set", nil, "override a field in every file (repeatable)")
+	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
+	return c
+}
+
+// registerReferencedModel makes sure a deployment's azureml:<name>[@latest]
+// model exists: when DIR/models (or DIR/model) is there and the registered
+// latest version differs from it (or there is none), it registers it.
+func (cn *conn) registerReferencedModel(ctx context.Context, g *globals, d *spec.Deployment, dir string, step func(string, ...any)) error {
+	if d.Model == nil || d.Model.Kind != spec.RefRegistered {
+		if d.Model != nil && d.Model.Kind == spec.RefInline {
+			step("registering model %s from %s", firstNonEmpty(d.Model.Inline.Name, "(anonymous)"), relPath(d.Model.Inline.Path))
+		}
+		return nil
+	}
+	name, version := d.Model.Name, d.Model.Version
+	var local string
+	for _, cand := range []string{"models", "model"} {
+		if fi, err := os.Stat(filepath.Join(dir, cand)); err == nil && fi.IsDir() {
+			local = filepath.Join(dir, cand)
+			break
+		}
+	}
+	v := version
+	if v == "" {
+		v = "@latest"
+	}
+	m, err := cn.api.GetModel(ctx, name, v)
+	if err != nil && !api.IsNotFound(err) {
+		return describe(err)
+	}
+	if local == "" {
+		if err != nil {
+			return fmt.Errorf("deployment %s uses model %s, which is not registered, and %s has no models/ folder to register it from; register it with: plumbline model create --name %s --path PATH", d.Name, d.Model.String(), dir, name)
+		}
+		return nil
+	}
+	digest, derr := registry.LocalDigest(local)
+	if derr != nil {
+		return derr
+	}
+	if err == nil && (m.Digest == digest || version != "") {
+		step("model %s:%s is registered (%s)", m.Name, m.Version, shortDigest(m.Digest))
+		return nil
+	}
+	step("registering model %s from %s", name, relPath(local))
+	up, err := cn.upload(ctx, g, "model", local)
+	if err != nil {
+		return err
+	}
+	out, _, err := cn.api.CreateModel(ctx, api.ModelCreate{Name: name, Version: version, Artifact: up})
+	if err != nil {
+		return describe(err)
+	}
+	step("registered model %s version %s", out.Name, out.Version)
+	return nil
+}
+
+// printHowToCall prints the scoring URI and ready-to-paste calls.
+func printHowToCall(g *globals, e *api.Endpoint, took time.Duration) {
+	w := g.stderr
+	credCmd := "plumbline online-endpoint get-credentials --name " + e.Name
+	field := "accessToken"
+	if e.AuthMode == "key" {
+		field = "primaryKey"
+	}
+	keyExpr := "$(" + credCmd + " --query " + field + " -o tsv)"
+	ca := ""
+	if g.caCertForPrint() != "" {
+		ca = " --cacert " + g.caCertForPrint()
+	}
+	fmt.Fprintf(w, `
+Endpoint %s is live (%.1fs).
+  Scoring URI: %s
+  Credentials: %s   (auth_mode %s)
+
+curl:
+  KEY=%s
+  curl%s -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \
+       --data @sample_request.json %s
+
+R (httr2):
+  library(httr2)
+  request("%s") |>
+    req_auth_bearer_token(Sys.getenv("KEY")) |>
+    req_body_json(jsonlite::read_json("sample_request.json")) |>%s
+    req_perform() |> resp_body_json()
+`, e.Name, took.Seconds(), e.ScoringURI, credCmd, e.AuthMode, keyExpr, ca, e.ScoringURI, e.ScoringURI, httr2CA(g.caCertForPrint()))
+}
+
+func httr2CA(ca string) string {
+	if ca == "" {
+		return ""
+	}
+	return "\n    req_options(cainfo = \"" + ca + "\") |>"
+}
+
+// caCertForPrint is the CA file clients of the local server must trust.
+func (g *globals) caCertForPrint() string {
+	if g.caCert != "" {
+		return g.caCert
+	}
+	if v := os.Getenv(envCACert); v != "" {
+		return v
+	}
+	p := filepath.Join(g.dataDirPath(), "tls", "ca.crt")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+func newDownCmd(g *globals) *cobra.Command {
+	var files []string
+	c := &cobra.Command{
+		Use:     "down [DIR]",
+		Short:   "Remove the endpoint (and its deployments) that 'up DIR' created",
+		Example: "  plumbline down examples/r-iris",
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErrorf("down takes one folder, got %d", len(args))
+			}
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			plan, err := loadUpPlan(dir, files, nil)
+			if err != nil {
+				return err
+			}
+			cn, err := g.connect()
+			if err != nil {
+				return err
+			}
+			ctx := c.Context()
+			name := plan.endpoint.Name
+			start := time.Now()
+			if err := cn.api.DeleteEndpoint(ctx, name); err != nil {
+				if api.IsNotFound(err) {
+					fmt.Fprintf(g.stderr, "Endpoint %s does not exist; nothing to remove\n", name)
+					return nil
+				}
+				return describe(err)
+			}
+			if err := waitGone(ctx, func(ctx context.Context) error { _, err := cn.api.GetEndpoint(ctx, name); return err }); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "Removed endpoint %s and its deployments (%.1fs). Registered models are kept: see plumbline model list\n", name, time.Since(start).Seconds())
+			return nil
+		},
+	}
+	c.Flags().StringArrayVarP(&files, "file", "f", nil, "endpoint file (default DIR/endpoint.yml)")
+	return c
+}
+
+func newInfoCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "info",
+		Short: "Show the server: version, scoring base URL, the CA certificate to trust, driver",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			cn, err := g.connect()
+			if err != nil {
+				return err
+			}
+			info, err := cn.api.ServerInfo(c.Context())
+			if err != nil {
+				return explainConnErr(describe(err), cn.api.BaseURL())
+			}
+			return g.print(info, []column{field("VERSION", "version"), field("SCORING BASE URL", "scoring_base_url"), field("CA CERT", "ca_cert_path"), field("DRIVER", "driver"), field("DATA DIR", "data_dir")})
+		},
+	}
+}
