@@ -1,12 +1,12 @@
 # plumbline — make help lists the targets.
-GO        ?= go
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN       ?= bin/plumbline
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/plumbline/plumbline/internal/cli.Version=$(VERSION)
 # Tests that start R or the built binary need time on a 2-core machine.
 TESTFLAGS ?= -timeout 30m
 
-.PHONY: help build test test-short bench lint fmt demo clean
+.PHONY: help build test test-short bench lint fmt demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,6 +27,15 @@ bench: build ## reproduce the published benchmark numbers
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1)
 	$(GO) vet ./...
+
+demo: ## on a fresh machine: install R from Debian, build, train the iris example, deploy it and score it
+	bash scripts/install-deps.sh
+	$(MAKE) --no-print-directory build
+	Rscript examples/r-iris/train.R
+	$(BIN) up examples/r-iris
+
+demo-down: ## remove what demo deployed
+	$(BIN) down examples/r-iris
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')

@@ -58,7 +58,7 @@ func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("ResourceNotReady: R packages used by %s are not installed: %s; install them with: %s",
-			p.EntryScript, strings.Join(missing, ", "), plumber.InstallHint(missing))
+			p.EntryScript, strings.Join(missing, ", "), strings.ReplaceAll(plumber.InstallHint(missing), "\n", "; "))
 	}
 	var warnings []string
 	if c.Artifacts != nil && p.BuildDigest != "" && p.Dockerfile != "" {

@@ -1,0 +1,244 @@
+package resolve_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plumbline/plumbline/internal/blob"
+	"github.com/plumbline/plumbline/internal/driver"
+	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/resolve"
+	"github.com/plumbline/plumbline/internal/spec"
+	"github.com/plumbline/plumbline/internal/store"
+	"github.com/plumbline/plumbline/internal/store/sqlite"
+)
+
+type fixture struct {
+	t   *testing.T
+	reg *registry.Registry
+	res *resolve.Resolver
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(st, blobs, filepath.Join(dir, "cache"), registry.Limits{})
+	return &fixture{t: t, reg: reg, res: resolve.New(reg)}
+}
+
+// upload writes files under a folder named base and ingests it.
+func (f *fixture) upload(base string, files map[string]string) string {
+	f.t.Helper()
+	root := filepath.Join(f.t.TempDir(), base)
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := registry.WriteTar(context.Background(), &buf, root, nil); err != nil {
+		f.t.Fatal(err)
+	}
+	a, err := f.reg.Ingest(context.Background(), &buf, registry.Limits{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return a.Digest
+}
+
+func (f *fixture) resolve(doc string) (*resolve.Record, error) {
+	f.t.Helper()
+	d, err := spec.Parse("deployment.yml", []byte(doc), spec.ParseOptions{Expect: spec.KindDeployment})
+	if err != nil {
+		f.t.Fatalf("Parse: %v", err)
+	}
+	if err := d.Deployment.Validate(); err != nil {
+		f.t.Fatalf("Validate: %v", err)
+	}
+	return f.res.Resolve(context.Background(), "ep", d.Deployment)
+}
+
+const base = "name: blue\nendpoint_name: my-ep\ninstance_type: Standard_DS2_v2\ninstance_count: 2\n"
+
+func TestRuntimeAndRoutes(t *testing.T) {
+	f := newFixture(t)
+	rcode := f.upload("src", map[string]string{"plumber.R": "#* @get /live\nfunction() 1\n"})
+	pycode := f.upload("src", map[string]string{"score.py": "print(1)\n"})
+	ctx := f.upload("docker-context", map[string]string{"Dockerfile": "FROM rstudio/plumber:latest\n"})
+	routes := "  inference_config:\n    liveness_route: {port: 8000, path: /live}\n    readiness_route: {port: 8000, path: /ready}\n    scoring_route: {port: 8000, path: /predict}\n"
+	tests := []struct {
+		name        string
+		doc         string
+		wantRuntime driver.Runtime
+		wantScore   string
+		wantReady   string
+		wantNotice  string
+	}{
+		{"R scoring script", base + "code_configuration: {code: " + rcode + ", scoring_script: plumber.R}\nenvironment:\n  image: myacr.azurecr.io/r:1\n" + routes,
+			driver.RuntimePlumber, "/predict", "/ready", "is not needed locally"},
+		{"plumber build context, no routes", base + "code_configuration: {code: " + rcode + ", scoring_script: plumber.R}\nenvironment:\n  build: {path: " + ctx + "}\n",
+			driver.RuntimePlumber, "/score", "/openapi.json", "the image built from docker-context/Dockerfile is not needed locally"},
+		{"generic command", base + "code_configuration: {code: " + pycode + ", scoring_script: score.py}\nenvironment:\n  plumbline:\n    command: [python3, '{code_dir}/score.py', '{port}']\n" + routes,
+			driver.RuntimeGeneric, "/predict", "/ready", ""},
+		{"python image needs a container driver", base + "code_configuration: {code: " + pycode + ", scoring_script: score.py}\nenvironment:\n  image: python:3.11\n",
+			driver.RuntimeImage, "/score", "/", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := f.resolve(tt.doc)
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			p := rec.Plan
+			if p.Runtime != tt.wantRuntime || p.Scoring.Path != tt.wantScore || p.Readiness.Path != tt.wantReady {
+				t.Errorf("got runtime %s scoring %s readiness %s, want %s %s %s", p.Runtime, p.Scoring.Path, p.Readiness.Path, tt.wantRuntime, tt.wantScore, tt.wantReady)
+			}
+			if p.InstanceCount != 2 || p.CodeRoot != "src" {
+				t.Errorf("got instance count %d, code root %q; want 2, src", p.InstanceCount, p.CodeRoot)
+			}
+			notices := strings.Join(rec.Notices, "\n")
+			if !strings.Contains(notices, tt.wantNotice) {
+				t.Errorf("got notices %q, want one containing %q", notices, tt.wantNotice)
+			}
+		})
+	}
+}
+
+func TestDefaultsAndProbes(t *testing.T) {
+	f := newFixture(t)
+	code := f.upload("src", map[string]string{"plumber.R": "x"})
+	rec, err := f.resolve(base + "code_configuration: {code: " + code + ", scoring_script: plumber.R}\nenvironment: {image: rstudio/plumber}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rec.Plan
+	want := resolve.Probe{Period: 10 * time.Second, Timeout: 2 * time.Second, SuccessThreshold: 1, FailureThreshold: 30}
+	if p.ReadinessProbe != want {
+		t.Errorf("readiness without initial_delay: got %+v, want %+v (probe at once locally)", p.ReadinessProbe, want)
+	}
+	want.InitialDelay = 10 * time.Second
+	if p.LivenessProbe != want {
+		t.Errorf("liveness: got %+v, want Azure's defaults %+v", p.LivenessProbe, want)
+	}
+	if p.RequestTimeout != 5*time.Second || p.MaxConcurrentPerInstance != 1 || p.MaxQueueWait != 500*time.Millisecond {
+		t.Errorf("request settings: got %v %d %v, want 5s 1 500ms", p.RequestTimeout, p.MaxConcurrentPerInstance, p.MaxQueueWait)
+	}
+	if p.CPU != 2 || p.MemoryBytes == 0 {
+		t.Errorf("Standard_DS2_v2: got cpu %v memory %d, want 2 cores and a memory size", p.CPU, p.MemoryBytes)
+	}
+	rec, err = f.resolve(base + "code_configuration: {code: " + code + ", scoring_script: plumber.R}\nenvironment: {image: rstudio/plumber}\nreadiness_probe: {initial_delay: 7}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Plan.ReadinessProbe.InitialDelay != 7*time.Second {
+		t.Errorf("explicit initial_delay: got %v, want 7s", rec.Plan.ReadinessProbe.InitialDelay)
+	}
+}
+
+func TestModelReferences(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	code := f.upload("src", map[string]string{"plumber.R": "x"})
+	m1 := f.upload("models", map[string]string{"crate.bin": "one"})
+	m2 := f.upload("models", map[string]string{"crate.bin": "two"})
+	for _, d := range []string{m1, m2} {
+		if _, _, err := f.reg.CreateModel(ctx, store.ModelVersion{Name: "iris", Digest: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := "code_configuration: {code: " + code + ", scoring_script: plumber.R}\nenvironment: {image: rstudio/plumber}\n"
+	tests := []struct {
+		name, model, wantName, wantVersion, wantPinned string
+	}{
+		{"latest pins the newest", "azureml:iris@latest", "iris", "2", "azureml:iris:2"},
+		{"a version", "azureml:iris:1", "iris", "1", "azureml:iris:1"},
+		{"inline with name and version", "{name: rplumber, version: 1, path: " + m1 + "}", "rplumber", "1", "azureml:rplumber:1"},
+		{"inline without version reuses identical latest", "{name: iris, path: " + m2 + "}", "iris", "2", "azureml:iris:2"},
+		{"an uploaded path is an anonymous model", m1, "anonymous-" + strings.TrimPrefix(m1, "sha256:")[:12], "1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := f.resolve(base + "model: " + tt.model + "\n" + env)
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			p := rec.Plan
+			if p.ModelName != tt.wantName || p.ModelVersion != tt.wantVersion || p.ModelPath != "models" {
+				t.Errorf("got %s:%s path %s, want %s:%s path models", p.ModelName, p.ModelVersion, p.ModelPath, tt.wantName, tt.wantVersion)
+			}
+			if tt.wantPinned != "" && !strings.Contains(string(rec.Document), `"model":"`+tt.wantPinned+`"`) {
+				t.Errorf("document does not pin %s: %s", tt.wantPinned, rec.Document)
+			}
+		})
+	}
+}
+
+func TestResolveErrors(t *testing.T) {
+	f := newFixture(t)
+	code := f.upload("src", map[string]string{"plumber.R": "x", "helpers.R": "y"})
+	env := "environment: {image: rstudio/plumber}\n"
+	tests := []struct{ name, doc, want string }{
+		{"script not in code", base + "code_configuration: {code: " + code + ", scoring_script: score.R}\n" + env,
+			"code_configuration.scoring_script: scoring script score.R is not in the code folder src (it holds: helpers.R, plumber.R)"},
+		{"local path not uploaded", base + "code_configuration: {code: /home/me/src, scoring_script: plumber.R}\n" + env,
+			"code_configuration.code: /home/me/src is a local path the server cannot read"},
+		{"unregistered model", base + "model: azureml:nope@latest\ncode_configuration: {code: " + code + ", scoring_script: plumber.R}\n" + env,
+			"model: model nope has no registered version (or all are archived); register one with: plumbline model create --name nope --path ./models"},
+		{"registered environment", base + "code_configuration: {code: " + code + ", scoring_script: plumber.R}\nenvironment: azureml:my-env:1\n",
+			"environment: environment azureml:my-env:1 is a registered environment; plumbline has no environment registry yet"},
+		{"generic without command", base + "environment:\n  image: x\n  plumbline: {runtime: generic}\n",
+			"environment.plumbline.command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := spec.Parse("deployment.yml", []byte(tt.doc), spec.ParseOptions{Expect: spec.KindDeployment})
+			if err == nil {
+				err = d.Deployment.Validate()
+			}
+			if err == nil {
+				_, err = f.res.Resolve(context.Background(), "ep", d.Deployment)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRCheckerWithRealR(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts R")
+	}
+	if _, err := exec.LookPath("Rscript"); err != nil {
+		t.Skip("Rscript is not installed (apt-get install r-base-core r-cran-plumber)")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "plumber.R"), []byte("# library(carrier) only in a comment\nlibrary(jsonlite)\nx <- notapkg123::f\n"), 0o644)
+	c := &resolve.RChecker{}
+	_, err := c.Check(context.Background(), &resolve.Plan{Runtime: driver.RuntimePlumber, EntryScript: "plumber.R"}, dir)
+	want := "ResourceNotReady: R packages used by plumber.R are not installed: notapkg123; install them with: apt-get install -y r-cran-notapkg123; or, in R: install.packages(c(\"notapkg123\"))"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	c = &resolve.RChecker{Rscript: "/nonexistent/Rscript"}
+	if _, err := c.Check(context.Background(), &resolve.Plan{Runtime: driver.RuntimePlumber, EntryScript: "plumber.R"}, dir); err == nil || !strings.Contains(err.Error(), "R is not installed") {
+		t.Errorf("missing Rscript: got %v", err)
+	}
+}
