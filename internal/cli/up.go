@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/plumber"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/spec"
 )
@@ -122,6 +123,12 @@ R httr2 calls.`,
 				return err
 			}
 			ep := plan.endpoint
+
+			for _, d := range plan.deployments {
+				if w := dockerfileWarning(plan.dir, d.Deployment); w != "" {
+					step("warning: %s", w)
+				}
+			}
 
 			// Models referenced by name: register them from the folder.
 			for _, d := range plan.deployments {
@@ -402,4 +409,42 @@ func newInfoCmd(g *globals) *cobra.Command {
 			return g.print(info, []column{field("VERSION", "version"), field("SCORING BASE URL", "scoring_base_url"), field("CA CERT", "ca_cert_path"), field("DRIVER", "driver"), field("DATA DIR", "data_dir")})
 		},
 	}
+}
+
+// dockerfileWarning compares the packages DIR/docker-context/Dockerfile
+// installs (the seed's layout, where deployment.yml names only the image
+// built from it) with those the R scoring script names, and warns about the
+// ones the script never names: plumbline runs the script with this
+// machine's R packages, so a crate needing them fails when called.
+func dockerfileWarning(dir string, d *spec.Deployment) string {
+	cc := d.CodeConfiguration
+	if cc == nil || !strings.EqualFold(filepath.Ext(cc.ScoringScript), ".r") || !spec.IsLocalPath(cc.Code) {
+		return ""
+	}
+	if d.Environment == nil || d.Environment.Inline == nil || d.Environment.Inline.Build != nil {
+		return "" // a build context is checked by the server
+	}
+	df, err := os.ReadFile(filepath.Join(dir, "docker-context", "Dockerfile"))
+	if err != nil {
+		return ""
+	}
+	src, err := os.ReadFile(filepath.Join(cc.Code, cc.ScoringScript))
+	if err != nil {
+		return ""
+	}
+	named := map[string]bool{}
+	for _, p := range plumber.ScriptPackages(src) {
+		named[p] = true
+	}
+	var extra []string
+	for _, p := range plumber.DockerfilePackages(df) {
+		if !named[p] && p != "plumber" {
+			extra = append(extra, p)
+		}
+	}
+	if len(extra) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("docker-context/Dockerfile installs %s, which %s never names; plumbline runs %s with this machine's R packages: install them here if the model needs them",
+		strings.Join(extra, ", "), cc.ScoringScript, cc.ScoringScript)
 }
