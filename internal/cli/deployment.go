@@ -38,10 +38,19 @@ func newDeploymentCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// loadDeployment loads a deployment file with overrides, uploads its local
-// paths (model, code, build context, conda file) and returns the document
-// to send.
-func (cn *conn) loadDeployment(ctx context.Context, g *globals, file string, sets []string, name, endpoint string) (*spec.Deployment, []byte, error) {
+// loadDeployment parses and validates a deployment file with overrides
+// (no server needed), then uploads its local paths (model, code, build
+// context, conda file) and returns the document to send.
+func (cn *conn) loadDeployment(ctx context.Context, g *globals, d *spec.Deployment) ([]byte, error) {
+	if err := cn.uploadLocalPaths(ctx, g, d.LocalPaths()); err != nil {
+		return nil, err
+	}
+	return json.Marshal(d)
+}
+
+// parseDeploymentFile reads a deployment file with --set, --name and
+// --endpoint-name folded in, validates it and reports its notices.
+func parseDeploymentFile(g *globals, file string, sets []string, name, endpoint string) (*spec.Deployment, error) {
 	if name != "" {
 		sets = append(sets, "name="+name)
 	}
@@ -50,17 +59,16 @@ func (cn *conn) loadDeployment(ctx context.Context, g *globals, file string, set
 	}
 	d, doc, err := spec.LoadDeployment(file, sets)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := d.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	if d.EndpointName == "" {
+		return nil, usageErrorf("%s has no endpoint_name: add it to the file or pass --endpoint-name", file)
 	}
 	reportNotices(g.stderr, doc)
-	if err := cn.uploadLocalPaths(ctx, g, d.LocalPaths()); err != nil {
-		return nil, nil, err
-	}
-	b, err := json.Marshal(d)
-	return d, b, err
+	return d, nil
 }
 
 // uploadLocalPaths uploads every local path and rewrites it to its digest.
@@ -95,12 +103,16 @@ func newDeploymentCreate(g *globals) *cobra.Command {
 			if allTraffic && noWait {
 				return usageErrorf("--all-traffic sets traffic after a successful creation and does not work with --no-wait")
 			}
+			d, err := parseDeploymentFile(g, file, sets, name, endpoint)
+			if err != nil {
+				return err
+			}
 			cn, err := g.connect()
 			if err != nil {
 				return err
 			}
 			ctx := c.Context()
-			d, doc, err := cn.loadDeployment(ctx, g, file, sets, name, endpoint)
+			doc, err := cn.loadDeployment(ctx, g, d)
 			if err != nil {
 				return err
 			}
@@ -215,18 +227,26 @@ func newDeploymentUpdate(g *globals) *cobra.Command {
   plumbline online-deployment update -f blue.yml`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			var fromFile *spec.Deployment
+			if file != "" {
+				d, err := parseDeploymentFile(g, file, sets, name, endpoint)
+				if err != nil {
+					return err
+				}
+				fromFile = d
+			}
 			cn, err := g.connect()
 			if err != nil {
 				return err
 			}
 			ctx := c.Context()
 			var doc []byte
-			if file != "" {
-				d, b, err := cn.loadDeployment(ctx, g, file, sets, name, endpoint)
+			if fromFile != nil {
+				b, err := cn.loadDeployment(ctx, g, fromFile)
 				if err != nil {
 					return err
 				}
-				doc, name, endpoint = b, d.Name, d.EndpointName
+				doc, name, endpoint = b, fromFile.Name, fromFile.EndpointName
 			} else {
 				if err := requireFlags(c, "name", "endpoint-name"); err != nil {
 					return err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -47,7 +48,8 @@ exits at once.`,
 			}
 			cfg.Logger = slog.New(h)
 			cfg.Ready = func(base string) {
-				fmt.Fprintf(g.stderr, "plumbline %s is serving at %s (data dir %s)\n", Version, base, cfg.DataDir)
+				fmt.Fprintf(g.stderr, "plumbline %s is serving at %s (data dir %s)\n  studio: %s/studio/ (sign in with the token in %s)\n",
+					Version, base, cfg.DataDir, base, filepath.Join(cfg.DataDir, "admin.token"))
 			}
 			server.Version = Version
 			ctx, stop := signalContext(c.Context(), g)

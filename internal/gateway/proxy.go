@@ -216,6 +216,14 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	case bodyReadFailed:
 		return 0, errBadBody
 	}
+	// EOF is sticky. The transport reads once more after the body to check
+	// its length; by then the server may have closed the inbound body
+	// (it does when the response starts), and a read of a closed body
+	// fails, which would make the transport tear down the connection
+	// while the response is still being copied (golang/go#40747).
+	if b.endNs.Load() != 0 {
+		return 0, io.EOF
+	}
 	n0 := b.n.Load()
 	if rem := b.limit - n0 + 1; int64(len(p)) > rem {
 		p = p[:rem]

@@ -67,8 +67,10 @@ type Config struct {
 	// StopGrace is how long an instance gets between SIGTERM and SIGKILL
 	// (default 10s).
 	StopGrace time.Duration
-	// MaxStartupCrashes is how many times an instance of a new plan may exit
-	// before it was ever ready before the deployment fails (default 3).
+	// MaxStartupCrashes is how many times instances of a new plan may exit
+	// before any was ever ready before the deployment fails (default 2: one
+	// retry covers a port lost to a race; a script that cannot start fails
+	// fast).
 	MaxStartupCrashes int
 	// MaxBackoff caps the restart backoff (default 30s).
 	MaxBackoff time.Duration
@@ -122,7 +124,7 @@ func New(cfg Config) *Reconciler {
 		cfg.StopGrace = 10 * time.Second
 	}
 	if cfg.MaxStartupCrashes == 0 {
-		cfg.MaxStartupCrashes = 3
+		cfg.MaxStartupCrashes = 2
 	}
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 30 * time.Second
@@ -636,8 +638,11 @@ func (r *Reconciler) reapExited(ctx context.Context, d *store.Deployment, ds *de
 		case v.exited:
 			lines := r.lastLines(in.id, 10)
 			msg := fmt.Sprintf("instance %s exited with code %d", in.name, v.exitCode)
-			if v.exitMsg != "" {
-				msg += " (" + v.exitMsg + ")"
+			// The driver's message may repeat "exited with code N"; keep
+			// only what it adds (a signal, a port taken).
+			detail := strings.TrimPrefix(v.exitMsg, fmt.Sprintf("exited with code %d", v.exitCode))
+			if detail = strings.TrimPrefix(detail, "; "); detail != "" {
+				msg += " (" + detail + ")"
 			}
 			r.event(d.Endpoint, d.Name, in.name, "Warning", "Exited", msg+lastLinesSuffix(lines))
 			in.cancel()

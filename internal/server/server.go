@@ -40,6 +40,7 @@ import (
 	"github.com/plumbline/plumbline/internal/store"
 	"github.com/plumbline/plumbline/internal/store/sqlite"
 	"github.com/plumbline/plumbline/internal/tlsca"
+	"github.com/plumbline/plumbline/internal/ui"
 )
 
 // Config is `plumbline serve`'s configuration. Zero values take the
@@ -233,6 +234,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apis)
 	mux.Handle("GET /metrics", adminOnly(adminToken, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg})))
+	mux.Handle(ui.Prefix, ui.Handler()) // the studio; the mux redirects /studio to /studio/
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("/", gw)
 

@@ -367,9 +367,9 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 			case <-t.C:
 			}
 			t.Stop()
-			in.exit(-1, "killed by signal killed")
+			in.exit(-1, "killed by signal SIGKILL")
 		} else {
-			in.exit(-1, "killed by signal terminated")
+			in.exit(-1, "killed by signal SIGTERM")
 		}
 	}
 	d.mu.Lock()
@@ -468,7 +468,7 @@ func (d *Driver) Close() {
 	d.mu.Unlock()
 	for _, in := range ins {
 		if in != nil {
-			in.exit(-1, "killed by signal killed")
+			in.exit(-1, "killed by signal SIGKILL")
 		}
 	}
 }

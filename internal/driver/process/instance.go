@@ -2,6 +2,7 @@ package process
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
@@ -80,7 +81,11 @@ func (in *instance) reap(bindHost string, log *slog.Logger) {
 	msg := fmt.Sprintf("exited with code %d", code)
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		code = -1
-		msg = "killed by signal " + ws.Signal().String()
+		name := unix.SignalName(ws.Signal()) // "SIGKILL"
+		if name == "" {
+			name = ws.Signal().String()
+		}
+		msg = "killed by signal " + name
 	}
 	// A server that lost the race for its port (see allocPort) exits
 	// non-zero with the port now held by someone else. Say so, unless the

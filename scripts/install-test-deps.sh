@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the browser test of plumbline studio (test/browser) needs
+# beyond scripts/install-deps.sh: Debian's Chromium, which the test drives
+# headless through chromedp at /usr/bin/chromium, and its WebDriver
+# (chromium-driver, for tools that drive the same browser over WebDriver),
+# and the DejaVu fonts, so that screenshots look the same on every machine.
+# Says what it installs. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+pkgs=(
+  chromium         # the browser the studio test drives (/usr/bin/chromium)
+  chromium-driver  # its WebDriver, chromedriver
+  fonts-dejavu-core # the fonts the studio's screenshots are drawn with
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-test-deps: all present (${pkgs[*]})"
+  exit 0
+fi
+echo "install-test-deps: installing from Debian: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-test-deps: done ($(/usr/bin/chromium --version 2>/dev/null || echo 'chromium installed'))"

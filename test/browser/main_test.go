@@ -1,0 +1,105 @@
+package browser
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// chromiumPath is Debian's Chromium (apt-get install chromium).
+const chromiumPath = "/usr/bin/chromium"
+
+var (
+	// binPath is the plumbline binary under test.
+	binPath string
+	// repoRoot is the module root (two levels up from this package).
+	repoRoot string
+	// skipAll, when set, is why every test in the package skips.
+	skipAll string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "browser:", err)
+		return 1
+	}
+	repoRoot = root
+	if skipAll = whySkip(); skipAll != "" {
+		return m.Run()
+	}
+	if bin := os.Getenv("PLUMBLINE_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "browser: PLUMBLINE_BIN=%s: %v\n", bin, err)
+			return 1
+		}
+		binPath = abs
+	} else {
+		dir, err := os.MkdirTemp("", "plumbline-browser-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "browser:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binPath = filepath.Join(dir, "plumbline")
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		cmd := exec.Command(goTool, "build", "-o", binPath, "./cmd/plumbline")
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "browser: go build ./cmd/plumbline: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// whySkip says why the browser test cannot run here, or "" when it can.
+func whySkip() string {
+	if testing.Short() {
+		return "the browser test starts Chromium, R and plumbline serve; it does not run with -short"
+	}
+	if runtime.GOOS != "linux" {
+		return "the browser test runs the R example with the process driver and Debian's Chromium; it needs Linux"
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		return fmt.Sprintf("no Chromium at %s (%v); install it with: bash scripts/install-test-deps.sh", chromiumPath, err)
+	}
+	if _, err := exec.LookPath("Rscript"); err != nil {
+		return "no Rscript on PATH; install R and the example's packages with: bash scripts/install-deps.sh"
+	}
+	// The iris example trains with randomForest and serves with plumber.
+	check := `for (p in c("plumber", "jsonlite", "randomForest")) if (!requireNamespace(p, quietly = TRUE)) cat(p, "")`
+	out, err := exec.Command("Rscript", "-e", check).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("Rscript failed (%v): %s", err, strings.TrimSpace(string(out)))
+	}
+	if missing := strings.TrimSpace(string(out)); missing != "" {
+		return "R packages missing: " + missing + "; install them with: bash scripts/install-deps.sh"
+	}
+	return ""
+}
+
+// requireRunnable skips t when the package cannot run (see skipAll).
+func requireRunnable(t testing.TB) {
+	t.Helper()
+	if skipAll != "" {
+		t.Skip(skipAll)
+	}
+}

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+var (
+	// binPath is the plumbline binary under test.
+	binPath string
+	// repoRoot is the module root (two levels up from this package).
+	repoRoot string
+	// skipAll, when set, is why every test in the package skips.
+	skipAll string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	repoRoot = root
+	if testing.Short() {
+		skipAll = "end-to-end tests start processes and R; they do not run with -short"
+		return m.Run()
+	}
+	if runtime.GOOS != "linux" {
+		skipAll = "end-to-end tests read /proc and run the process driver; they need Linux"
+		return m.Run()
+	}
+	if bin := os.Getenv("PLUMBLINE_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: PLUMBLINE_BIN=%s: %v\n", bin, err)
+			return 1
+		}
+		binPath = abs
+	} else {
+		dir, err := os.MkdirTemp("", "plumbline-e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binPath = filepath.Join(dir, "plumbline")
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		cmd := exec.Command(goTool, "build", "-o", binPath, "./cmd/plumbline")
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/plumbline: %v\n%s", err, out)
+			return 1
+		}
+	}
+	defer removeSharedFixtures()
+	return m.Run()
+}
+
+// requireBinary skips t when the package cannot run (see skipAll).
+func requireBinary(t testing.TB) {
+	t.Helper()
+	if skipAll != "" {
+		t.Skip(skipAll)
+	}
+}

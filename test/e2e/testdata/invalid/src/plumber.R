@@ -1,0 +1,5 @@
+#* @get /live
+function() "alive"
+
+#* @post /score
+function() list(ok = TRUE)
