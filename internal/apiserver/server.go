@@ -56,7 +56,8 @@ type Config struct {
 	// Info is returned by GET /api/v1/server.
 	Info api.ServerInfo
 	// OnChange is called after a change that affects routing (traffic,
-	// keys, auth mode, deletions). Nil means no-op.
+	// keys, auth mode, deletions), before the response is written; when it
+	// returns, the gateway must already route by the change. Nil means no-op.
 	OnChange func()
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits

@@ -17,7 +17,7 @@ import (
 // and none runs for the data dir, it starts `plumbline serve` in the
 // background (its log in <data-dir>/serve.log) and waits until it answers.
 // started reports whether it did.
-func (g *globals) connectOrStart(ctx context.Context) (cn *conn, started bool, err error) {
+func (g *globals) connectOrStart(ctx context.Context, listen string) (cn *conn, started bool, err error) {
 	explicit := g.server != "" || os.Getenv(envServer) != ""
 	cn, err = g.connect()
 	if err == nil {
@@ -45,7 +45,11 @@ func (g *globals) connectOrStart(ctx context.Context) (cn *conn, started bool, e
 	}
 	defer logf.Close()
 	_ = os.Remove(dd.ServerStatePath()) // a stale one from a killed server
-	cmd := exec.Command(exe, "serve", "--data-dir", dd.Root)
+	args := []string{"serve", "--data-dir", dd.Root}
+	if listen != "" {
+		args = append(args, "--listen", listen)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -89,6 +89,7 @@ func loadUpPlan(dir string, files, sets []string) (*upPlan, error) {
 func newUpCmd(g *globals) *cobra.Command {
 	var files, sets []string
 	var noTest bool
+	var listen string
 	c := &cobra.Command{
 		Use:   "up [DIR]",
 		Short: "Deploy a folder like the seed's (endpoint.yml, deployment.yml, models/, src/) in one step",
@@ -118,7 +119,7 @@ R httr2 calls.`,
 				return err
 			}
 			ctx := c.Context()
-			cn, _, err := g.connectOrStart(ctx)
+			cn, _, err := g.connectOrStart(ctx, listen)
 			if err != nil {
 				return err
 			}
@@ -239,6 +240,7 @@ R httr2 calls.`,
 	f.StringArrayVarP(&files, "file", "f", nil, "endpoint and deployment files (default DIR/endpoint.yml and DIR/deployment.yml)")
 	f.StringArrayVar(&sets, "set", nil, "override a field in every file (repeatable)")
 	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
+	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
 	return c
 }
 

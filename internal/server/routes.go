@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plumbline/plumbline/internal/gateway"
@@ -16,6 +17,7 @@ import (
 // keys, traffic, deployment settings) and the reconciler (ready instances)
 // whenever either says something changed, and every few seconds anyway.
 type router struct {
+	mu   sync.Mutex // serialises rebuilds so a newer table is never replaced by an older one
 	st   store.Store
 	rec  *reconcile.Reconciler
 	gw   *gateway.Gateway
@@ -52,7 +54,22 @@ func (r *router) Start(ctx context.Context) error {
 	}
 }
 
+// Sync rebuilds the table now, before returning: the API calls it after a
+// change of traffic, keys or auth mode, so that once the change is
+// acknowledged every new request sees it (no window where a client must
+// poll, as Azure's users must).
+func (r *router) Sync() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.rebuild(ctx); err != nil {
+		r.log.Error("rebuild routing table", "err", err)
+		r.Kick()
+	}
+}
+
 func (r *router) rebuild(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	snap, err := buildSnapshot(ctx, r.st, r.rec.Routes())
 	if err != nil {
 		return err

@@ -227,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Info: api.ServerInfo{
 			Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: drv.Name(), DataDir: dd.Root,
 		},
-		OnChange: rt.Kick,
+		OnChange: rt.Sync,
 		Logger:   log.With("component", "api"),
 	})
 
