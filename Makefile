@@ -21,8 +21,12 @@ test: build ## run every test (what CI runs): unit, real SQLite, real R, end to 
 test-short: ## fast tests only (no R, no end-to-end)
 	$(GO) test -short ./...
 
-bench: build ## reproduce the published benchmark numbers
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./internal/gateway/
+# BENCHFLAGS passes options to the harness, e.g. BENCHFLAGS='-only gateway -repeats 5'.
+bench: build ## reproduce docs/benchmarks.md: vs nginx and plumber, overload, rollout, deploy, memory (~8 min; quiet machine)
+	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) run ./bench/cmd/plumbline-bench -out docs/benchmarks.md $(BENCHFLAGS)
+
+bench-smoke: build ## run every benchmark scenario for ~1 s to prove the harness works (numbers mean nothing)
+	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) run ./bench/cmd/plumbline-bench -smoke $(BENCHFLAGS)
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1)
