@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/plumbline/plumbline/internal/cli.Version=$(VERS
 # Tests that start R or the built binary need time on a 2-core machine.
 TESTFLAGS ?= -timeout 30m
 
-.PHONY: help build test test-short bench lint fmt demo demo-down clean
+.PHONY: help build test test-short bench bench-smoke lint fmt demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -340,6 +340,14 @@ func (c *Client) GetDeployment(ctx context.Context, endpoint, name string) (*Dep
 	return &out, c.getJSON(ctx, deploymentPath(endpoint, name), nil, &out)
 }
 
+// GetDeploymentDocument returns the deployment's document as given:
+// references pinned, defaults not filled in. Change it and send it back
+// with UpdateDeployment.
+func (c *Client) GetDeploymentDocument(ctx context.Context, endpoint, name string) ([]byte, error) {
+	var out json.RawMessage
+	return out, c.getJSON(ctx, deploymentPath(endpoint, name)+"/document", nil, &out)
+}
+
 // ListDeployments lists an endpoint's deployments.
 func (c *Client) ListDeployments(ctx context.Context, endpoint string) ([]Deployment, error) {
 	var out []Deployment

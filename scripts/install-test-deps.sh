@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the browser test of plumbline studio (test/browser) needs
-# beyond scripts/install-deps.sh: Debian's Chromium, which the test drives
-# headless through chromedp at /usr/bin/chromium, and its WebDriver
-# (chromium-driver, for tools that drive the same browser over WebDriver),
-# and the DejaVu fonts, so that screenshots look the same on every machine.
+# Installs what the tests need beyond scripts/install-deps.sh: Debian's
+# Chromium, which the studio's browser test (test/browser) drives headless
+# through chromedp at /usr/bin/chromium, and its WebDriver (chromium-driver);
+# the DejaVu fonts, so that screenshots look the same on every machine; and
+# nginx, which the benchmark harness's smoke test compares the gateway with.
 # Says what it installs. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ pkgs=(
   chromium         # the browser the studio test drives (/usr/bin/chromium)
   chromium-driver  # its WebDriver, chromedriver
   fonts-dejavu-core # the fonts the studio's screenshots are drawn with
+  nginx-light      # the benchmark harness compares the gateway with nginx
 )
 missing=()
 for p in "${pkgs[@]}"; do

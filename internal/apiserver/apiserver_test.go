@@ -324,6 +324,13 @@ instance_count: 1
 	if f.rt.notified == 0 {
 		t.Error("the reconciler was not notified of the new deployment")
 	}
+	// The document as given has no defaults filled in (show has them), so
+	// a client that edits one field and sends it back changes only that.
+	given := string(f.mustDo("GET", "/endpoints/r-endpoint-iris/deployments/blue/document", nil, 200))
+	if strings.Contains(given, "readiness_probe") || !strings.Contains(given, `"model":"azureml:iris:1"`) {
+		t.Errorf("document as given: got %s, want no readiness_probe and the model pinned", given)
+	}
+
 	// A second create fails; an update while Creating is a conflict.
 	f.mustDo("POST", "/endpoints/r-endpoint-iris/deployments", []byte(dep), 409)
 	f.mustDo("PUT", "/endpoints/r-endpoint-iris/deployments/blue", []byte(dep), 409)

@@ -253,7 +253,7 @@ func (s *Server) deploymentOut(d store.Deployment) api.Deployment {
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, Instances: []api.Instance{},
 	}
 	if rec, err := resolve.DecodeRecord(d.Spec); err == nil {
-		out.Spec = rec.Document
+		out.Spec = defaultedDocument(rec.Document)
 		if p := rec.Plan; p != nil {
 			out.ModelDigest, out.CodeDigest, out.Runtime = p.ModelDigest, p.CodeDigest, string(p.Runtime)
 		}
@@ -375,4 +375,35 @@ func compact(b []byte) json.RawMessage {
 		return b
 	}
 	return buf.Bytes()
+}
+
+// defaultedDocument is a stored document with Azure's defaults filled in,
+// as show prints it.
+func defaultedDocument(doc []byte) json.RawMessage {
+	var d spec.Deployment
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return doc
+	}
+	b, err := json.Marshal(d.Defaulted())
+	if err != nil {
+		return doc
+	}
+	return b
+}
+
+// getDocument returns the deployment document as given (references pinned,
+// no defaults), for clients that change one field and send it back.
+func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) error {
+	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
+	dep, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
+	if err != nil {
+		return s.deploymentErr(r.Context(), epName, name, err)
+	}
+	rec, err := resolve.DecodeRecord(dep.Spec)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(rec.Document)
+	return err
 }

@@ -124,6 +124,7 @@ func (s *Server) table() []route {
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}", s.getDeployment},
 		{"PUT", "/endpoints/{endpoint}/deployments/{deployment}", s.putDeployment},
 		{"DELETE", "/endpoints/{endpoint}/deployments/{deployment}", s.deleteDeployment},
+		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/document", s.getDocument},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/logs", s.getLogs},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/events", s.deploymentEvents},
 		{"GET", "/events", s.listEvents},

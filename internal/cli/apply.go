@@ -99,7 +99,7 @@ unchanged is left alone.`,
 						return err
 					}
 					doc, _ := json.Marshal(d)
-					start := time.Now()
+					start, mark := time.Now(), cn.eventMark(ctx, d.EndpointName)
 					_, err := cn.api.GetDeployment(ctx, d.EndpointName, d.Name)
 					var out *api.Deployment
 					switch {
@@ -113,7 +113,7 @@ unchanged is left alone.`,
 						return describe(err)
 					}
 					if !noWait && out.ProvisioningState != api.StateSucceeded {
-						if _, err := cn.waitDeployment(ctx, g, d.EndpointName, d.Name, start); err != nil {
+						if _, err := cn.waitDeployment(ctx, g, d.EndpointName, d.Name, start, mark); err != nil {
 							return err
 						}
 					}

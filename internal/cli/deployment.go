@@ -116,7 +116,7 @@ func newDeploymentCreate(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			start := time.Now()
+			start, mark := time.Now(), cn.eventMark(ctx, d.EndpointName)
 			out, err := cn.api.CreateDeployment(ctx, d.EndpointName, doc)
 			if err != nil {
 				return describe(err)
@@ -125,7 +125,7 @@ func newDeploymentCreate(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stderr, "Creating deployment %s/%s; follow with: plumbline online-deployment show -n %s -e %s\n", d.EndpointName, d.Name, d.Name, d.EndpointName)
 				return g.print(out, deploymentColumns)
 			}
-			out, err = cn.waitDeployment(ctx, g, d.EndpointName, d.Name, start)
+			out, err = cn.waitDeployment(ctx, g, d.EndpointName, d.Name, start, mark)
 			if err != nil {
 				return err
 			}
@@ -173,15 +173,8 @@ func (cn *conn) setAllTraffic(ctx context.Context, g *globals, endpoint, name st
 
 // waitDeployment follows a deployment until it is Succeeded or Failed,
 // printing its events as they happen.
-func (cn *conn) waitDeployment(ctx context.Context, g *globals, endpoint, name string, start time.Time) (*api.Deployment, error) {
-	var after int64
-	if evs, err := cn.api.Events(ctx, api.EventFilter{Endpoint: endpoint, Deployment: name}); err == nil {
-		for _, e := range evs {
-			if e.Time.Before(start.Add(-time.Second)) {
-				after = e.ID
-			}
-		}
-	}
+// Only events after the mark (eventMark, taken before the change) print.
+func (cn *conn) waitDeployment(ctx context.Context, g *globals, endpoint, name string, start time.Time, after int64) (*api.Deployment, error) {
 	for {
 		evs, err := cn.api.Events(ctx, api.EventFilter{Endpoint: endpoint, Deployment: name, AfterID: after})
 		if err == nil {
@@ -212,9 +205,6 @@ func (cn *conn) waitDeployment(ctx context.Context, g *globals, endpoint, name s
 		}
 	}
 }
-
-// deploymentStatusKeys are the output-only keys of a shown deployment.
-var deploymentStatusKeys = []string{"provisioning_state", "reason", "model_digest", "code_digest", "runtime", "instances", "created_at", "updated_at"}
 
 func newDeploymentUpdate(g *globals) *cobra.Command {
 	var file, name, endpoint string
@@ -251,18 +241,10 @@ func newDeploymentUpdate(g *globals) *cobra.Command {
 				if err := requireFlags(c, "name", "endpoint-name"); err != nil {
 					return err
 				}
-				cur, err := cn.api.GetDeployment(ctx, endpoint, name)
+				b, err := cn.api.GetDeploymentDocument(ctx, endpoint, name)
 				if err != nil {
 					return describe(err)
 				}
-				var m map[string]json.RawMessage
-				if err := json.Unmarshal(cur.Spec, &m); err != nil {
-					return err
-				}
-				for _, k := range deploymentStatusKeys {
-					delete(m, k)
-				}
-				b, _ := json.Marshal(m)
 				pd, err := spec.Parse("deployment "+name, b, spec.ParseOptions{Sets: sets, Expect: spec.KindDeployment})
 				if err != nil {
 					return err
@@ -277,7 +259,7 @@ func newDeploymentUpdate(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			start := time.Now()
+			start, mark := time.Now(), cn.eventMark(ctx, endpoint)
 			out, err := cn.api.UpdateDeployment(ctx, endpoint, name, doc)
 			if err != nil {
 				return describe(err)
@@ -285,7 +267,7 @@ func newDeploymentUpdate(g *globals) *cobra.Command {
 			if noWait || out.ProvisioningState == api.StateSucceeded {
 				return g.print(out, deploymentColumns)
 			}
-			out, err = cn.waitDeployment(ctx, g, endpoint, name, start)
+			out, err = cn.waitDeployment(ctx, g, endpoint, name, start, mark)
 			if err != nil {
 				return err
 			}
@@ -468,4 +450,14 @@ func newDeploymentEvents(g *globals) *cobra.Command {
 	c.Flags().StringVarP(&endpoint, "endpoint-name", "e", "", "endpoint name")
 	c.Flags().IntVar(&limit, "limit", 100, "newest events to show")
 	return c
+}
+
+// eventMark is the newest event id of the endpoint, taken before a change
+// so that waitDeployment prints only what the change caused.
+func (cn *conn) eventMark(ctx context.Context, endpoint string) int64 {
+	evs, err := cn.api.Events(ctx, api.EventFilter{Endpoint: endpoint, Limit: 1})
+	if err != nil || len(evs) == 0 {
+		return 0
+	}
+	return evs[len(evs)-1].ID
 }

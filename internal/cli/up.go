@@ -168,7 +168,7 @@ R httr2 calls.`,
 					return err
 				}
 				body, _ := json.Marshal(d)
-				t0 := time.Now()
+				mark := cn.eventMark(ctx, ep.Name)
 				_, err := cn.api.GetDeployment(ctx, ep.Name, d.Name)
 				var out *api.Deployment
 				switch {
@@ -183,7 +183,7 @@ R httr2 calls.`,
 					return describe(err)
 				}
 				if out.ProvisioningState != api.StateSucceeded {
-					if _, err := cn.waitDeployment(ctx, g, ep.Name, d.Name, t0); err != nil {
+					if _, err := cn.waitDeployment(ctx, g, ep.Name, d.Name, start, mark); err != nil {
 						return err
 					}
 				}

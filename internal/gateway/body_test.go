@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -44,5 +47,45 @@ func TestBodyReaderEOFIsSticky(t *testing.T) {
 	}
 	if b.failed.Load() != bodyOK {
 		t.Errorf("body marked failed after a clean EOF")
+	}
+}
+
+// countConn counts the writes made on a connection.
+type countConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestSmallBodySentInOneWrite: a small request reaches the model server in
+// one write, headers and body together, so a server like httpuv parses it
+// in one go (net/http flushes the headers first for a streamed body).
+func TestSmallBodySentInOneWrite(t *testing.T) {
+	var writes atomic.Int64
+	tr := NewUpstreamTransport()
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countConn{c, &writes}, nil
+	}
+	g, _, front := newTestGateway(t, Config{Transport: tr})
+	g.Update(snapshot(endpoint("ep", dep("blue", okBackend(t, "{}")))))
+	const body = `{"sepal_length":[6.7],"sepal_width":[3.3],"petal_length":[5.7],"petal_width":[2.5]}`
+	for i := 0; i < 3; i++ {
+		writes.Store(0)
+		resp, _ := call(t, front, http.MethodPost, "/endpoints/ep/score", bearer(testKey), body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("got %d, want 200", resp.StatusCode)
+		}
+		if n := writes.Load(); n != 1 {
+			t.Errorf("request %d reached the model server in %d writes, want 1", i, n)
+		}
 	}
 }

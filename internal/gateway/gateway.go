@@ -353,14 +353,22 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 	if r.Body != nil && r.Body != http.NoBody {
 		st.body.init(r.Body, g.maxBody)
 		r.Body = &st.body
-		if mirror != nil {
+		// Small bodies are read before an instance slot is taken: a slow
+		// client never holds a slot of a one-request-at-a-time R server,
+		// and the transport, seeing a body in memory, sends headers and body
+		// in one write instead of two (it flushes the headers first for a
+		// streamed body), which halves the reads the model server makes.
+		if mirror != nil || (r.ContentLength >= 0 && r.ContentLength <= bufferBodyBytes) {
 			buf, err := st.body.readAll(r.ContentLength)
 			if err != nil {
 				return err
 			}
 			r.Body = newBytesBody(buf)
 			r.ContentLength = int64(len(buf))
-			st.mirrorBody = buf
+			st.buffered = buf
+			if mirror != nil {
+				st.mirrorBody = buf
+			}
 		}
 	}
 	if mirror != nil {

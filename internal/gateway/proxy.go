@@ -34,6 +34,9 @@ type reqState struct {
 	clientID     []string  // nil when the client sent none (or nothing survived sanitising)
 	ids          [2]string // backing for requestID and clientID: no extra allocations
 	mirrorBody   []byte
+	// buffered is the whole request body when it was read before proxying
+	// (small bodies, mirrored requests); nil when it streams.
+	buffered []byte
 
 	// Set by ModifyResponse on the request goroutine.
 	modelStatus int
@@ -71,6 +74,12 @@ func rewrite(pr *httputil.ProxyRequest) {
 	u.Path = st.upstreamPath
 	u.RawPath = ""
 	pr.Out.Host = ""
+	if st.buffered != nil {
+		// ReverseProxy wraps the body to keep Close from reaching the
+		// inbound one, which hides that it is in memory; hand the transport
+		// a body it recognises, so headers and body leave in one write.
+		pr.Out.Body = newBytesBody(st.buffered)
+	}
 	h := pr.Out.Header
 	delete(h, hdrAuthorization)
 	// The gateway already accepted the body; asking the model for a 100
@@ -262,12 +271,14 @@ func (b *bodyReader) readAll(hint int64) ([]byte, error) {
 // size is the number of body bytes read so far.
 func (b *bodyReader) size() int64 { return b.n.Load() }
 
-// bytesBody is a request body over a buffered payload.
-type bytesBody struct{ *bytes.Reader }
+// bufferBodyBytes is the largest request body (with a Content-Length) read
+// into memory before it is proxied; larger ones are streamed.
+const bufferBodyBytes = 64 << 10
 
-func (bytesBody) Close() error { return nil }
-
-func newBytesBody(b []byte) io.ReadCloser { return bytesBody{bytes.NewReader(b)} }
+// newBytesBody is a request body over a buffered payload. It must stay an
+// io.NopCloser around a *bytes.Reader: net/http recognises that as in
+// memory and writes headers and body together.
+func newBytesBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 
 // buffers is the proxy's BufferPool: 32 KiB copy buffers, reused.
 type buffers struct{}

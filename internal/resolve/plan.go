@@ -130,8 +130,8 @@ func sortedPairs(m map[string]string) [][2]string {
 }
 
 // Record is what the API server stores as store.Deployment.Spec: the
-// deployment document as the user gave it (defaults applied, references
-// pinned) and the Plan derived from it.
+// deployment document as the user gave it (references pinned, no defaults
+// filled in) and the Plan derived from it.
 type Record struct {
 	Document json.RawMessage `json:"document"`
 	Plan     *Plan           `json:"plan"`

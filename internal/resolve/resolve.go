@@ -189,7 +189,13 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		p.Env = dd.EnvironmentVariables
 	}
 
-	doc, err := json.Marshal(dd)
+	// The stored document is the one the user gave, with references
+	// pinned but without defaults: defaults are shown by Defaulted at read
+	// time, and a document read back and sent again (update --set) keeps
+	// meaning what the user wrote (an unset probe delay stays unset).
+	given := *d
+	given.Model = dd.Model
+	doc, err := json.Marshal(&given)
 	if err != nil {
 		return nil, err
 	}
