@@ -27,7 +27,8 @@ func (s *Server) postArtifact(w http.ResponseWriter, r *http.Request) error {
 func uploadError(err error) error {
 	switch {
 	case errors.Is(err, registry.ErrTooLarge):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "PayloadTooLarge", Message: err.Error(), Err: err}
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "PayloadTooLarge", Err: err,
+			Message: "upload too large: " + strings.TrimPrefix(err.Error(), "ingest: ") + " (the server's limits are set with plumbline serve --max-upload-bytes and --max-upload-files)"}
 	case errors.Is(err, registry.ErrUnsafeEntry), errors.Is(err, registry.ErrBadArchive):
 		return &Error{Status: http.StatusBadRequest, Code: "BadArgument", Message: err.Error(), Err: err}
 	}

@@ -68,6 +68,8 @@ exits at once.`,
 	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "OpenID Connect issuer URL validating aad_token endpoints' JWTs")
 	f.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "audience required in aad_token JWTs")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest scoring request body accepted, in bytes (default 100 MiB)")
+	f.Int64Var(&cfg.Uploads.MaxBytes, "max-upload-bytes", 0, "largest model or code folder accepted, uncompressed bytes (default 4 GiB)")
+	f.IntVar(&cfg.Uploads.MaxFiles, "max-upload-files", 0, "most files and folders in one uploaded model or code folder (default 10000)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return c

@@ -67,6 +67,10 @@ type Config struct {
 	OIDCIssuer, OIDCAudience string
 	// MaxBodyBytes bounds scoring request bodies (0: the gateway's default).
 	MaxBodyBytes int64
+	// Uploads bound one uploaded model or code folder (uncompressed bytes
+	// and entries); zero fields take the registry's defaults (4 GiB,
+	// 10 000 entries).
+	Uploads registry.Limits
 	// Logger is the server log; AccessLog receives one line per scoring
 	// request (nil: Logger).
 	Logger    *slog.Logger
@@ -119,7 +123,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := datadir.MkdirPrivate(dd.CacheDir()); err != nil {
 		return err
 	}
-	reg := registry.New(st, blobs, dd.CacheDir(), registry.Limits{})
+	reg := registry.New(st, blobs, dd.CacheDir(), cfg.Uploads)
 
 	adminToken, err := auth.LoadOrCreateAdminToken(dd.AdminTokenPath())
 	if err != nil {
@@ -227,8 +231,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Info: api.ServerInfo{
 			Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: drv.Name(), DataDir: dd.Root,
 		},
-		OnChange: rt.Sync,
-		Logger:   log.With("component", "api"),
+		OnChange:     rt.Sync,
+		UploadLimits: cfg.Uploads,
+		Logger:       log.With("component", "api"),
 	})
 
 	mux := http.NewServeMux()

@@ -106,11 +106,11 @@ type server struct {
 // startServer runs `plumbline serve --listen 127.0.0.1:0 --data-dir dd` and
 // waits until it has written server.json. The server is stopped with
 // SIGTERM when the test ends; its output is printed if the test failed.
-func startServer(t *testing.T, dd string) *server {
+func startServer(t *testing.T, dd string, extra ...string) *server {
 	t.Helper()
 	requireBinary(t)
 	s := &server{dataDir: dd, log: &logBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binPath, "serve", "--listen", "127.0.0.1:0", "--data-dir", dd)
+	s.cmd = exec.Command(binPath, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dd}, extra...)...)
 	s.cmd.Env = cleanEnv()
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log

@@ -211,3 +211,55 @@ func TestUpOtherExamples(t *testing.T) {
 		s.mustIn(t, dir, "down", ".")
 	})
 }
+
+// TestInitScaffoldsADeployableFolder: init r DIR, train, up: a prediction.
+func TestInitScaffoldsADeployableFolder(t *testing.T) {
+	requireR(t, "plumber", "jsonlite")
+	dd := newDataDir(t)
+	s := startServer(t, dd)
+	parent := t.TempDir()
+	r := runCLI(t, dd, parent, "init", "r", "my-model")
+	if r.code != 0 || !strings.Contains(r.stderr, "Created my-model for endpoint my-model") {
+		t.Fatalf("init: %s", r)
+	}
+	dir := filepath.Join(parent, "my-model")
+	for _, f := range []string{"docker-context/Dockerfile", "docker-context/start_plumber.R", "src/plumber.R", "train.R", "endpoint.yml", "deployment.yml", "sample_request.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("init did not write %s: %v", f, err)
+		}
+	}
+	if again := runCLI(t, dd, parent, "init", "r", "my-model"); again.code != 1 {
+		t.Errorf("init into a non-empty folder: got exit %d, want 1", again.code)
+	}
+	rs, _ := exec.LookPath("Rscript")
+	train := exec.Command(rs, "train.R")
+	train.Dir = dir
+	if out, err := train.CombinedOutput(); err != nil {
+		t.Fatalf("train.R: %v\n%s", err, out)
+	}
+	up := s.mustIn(t, dir, "up", ".")
+	var got struct{ Prediction []float64 }
+	if err := json.Unmarshal([]byte(up.stdout), &got); err != nil || len(got.Prediction) != 2 {
+		t.Fatalf("up printed %q, want two predictions", up.stdout)
+	}
+	s.mustIn(t, dir, "down", ".")
+}
+
+// TestUploadLimit: serve --max-upload-bytes refuses a larger model with a
+// clear message and stores nothing.
+func TestUploadLimit(t *testing.T) {
+	dd := newDataDir(t)
+	s := startServer(t, dd, "--max-upload-bytes", "1000")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "models"), 0o755)
+	os.WriteFile(filepath.Join(dir, "models", "big.bin"), make([]byte, 5000), 0o644)
+	r := s.cliIn(t, dir, "model", "create", "--name", "big", "--path", "models")
+	if r.code != 1 || !strings.Contains(r.stderr, "too large") {
+		t.Fatalf("got exit %d, want 1 with a 'too large' message:\n%s", r.code, r)
+	}
+	var ms []any
+	s.mustJSON(t, &ms, "model", "list")
+	if len(ms) != 0 {
+		t.Errorf("a refused upload registered %v", ms)
+	}
+}
