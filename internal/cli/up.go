@@ -201,16 +201,18 @@ R httr2 calls.`,
 				}
 			}
 
+			e, err := cn.api.GetEndpoint(ctx, ep.Name)
+			if err != nil {
+				return describe(err)
+			}
+			printHowToCall(g, e, time.Since(start))
+
 			// Score the sample request.
 			sample := filepath.Join(plan.dir, "sample_request.json")
 			if _, err := os.Stat(sample); err == nil && !noTest {
 				body, err := os.ReadFile(sample)
 				if err != nil {
 					return err
-				}
-				e, err := cn.api.GetEndpoint(ctx, ep.Name)
-				if err != nil {
-					return describe(err)
 				}
 				secret, err := cn.credential(ctx, e)
 				if err != nil {
@@ -222,17 +224,12 @@ R httr2 calls.`,
 				}
 				out, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				step("scored %s: %s via %s", filepath.Base(sample), resp.Status, resp.Header.Get("azureml-model-deployment"))
+				fmt.Fprintf(g.stderr, "\nScoring %s (%s, answered by %s, %.1fs after up started):\n", filepath.Base(sample), resp.Status, resp.Header.Get("azureml-model-deployment"), time.Since(start).Seconds())
 				if resp.StatusCode != http.StatusOK {
 					return fmt.Errorf("scoring the sample request returned %s: %s", resp.Status, strings.TrimSpace(string(out)))
 				}
 				fmt.Fprintf(g.stdout, "%s\n", strings.TrimSpace(string(out)))
 			}
-			e, err := cn.api.GetEndpoint(ctx, ep.Name)
-			if err != nil {
-				return describe(err)
-			}
-			printHowToCall(g, e, time.Since(start))
 			return nil
 		},
 	}
