@@ -278,6 +278,14 @@ func (c *Client) GetEndpoint(ctx context.Context, name string) (*Endpoint, error
 	return &out, c.getJSON(ctx, "/endpoints/"+url.PathEscape(name), nil, &out)
 }
 
+// GetEndpointDocument returns the endpoint's document with its live traffic,
+// every field as it was given; change it and send it back with
+// UpdateEndpoint.
+func (c *Client) GetEndpointDocument(ctx context.Context, name string) ([]byte, error) {
+	var out json.RawMessage
+	return out, c.getJSON(ctx, "/endpoints/"+url.PathEscape(name)+"/document", nil, &out)
+}
+
 // ListEndpoints lists all endpoints.
 func (c *Client) ListEndpoints(ctx context.Context) ([]Endpoint, error) {
 	var out []Endpoint

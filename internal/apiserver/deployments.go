@@ -30,6 +30,7 @@ func (s *Server) parseDeployment(r *http.Request, endpoint, name string) (*spec.
 		return nil, validationError(err)
 	}
 	d := doc.Deployment
+	d.Name, d.EndpointName = strings.ToLower(d.Name), strings.ToLower(d.EndpointName)
 	if d.EndpointName == "" {
 		d.EndpointName = endpoint
 	}
@@ -63,7 +64,7 @@ func (s *Server) resolveDeployment(r *http.Request, endpoint string, d *spec.Dep
 }
 
 func (s *Server) postDeployment(w http.ResponseWriter, r *http.Request) error {
-	epName := r.PathValue("endpoint")
+	epName := nameParam(r, "endpoint")
 	ep, err := s.cfg.Store.GetEndpoint(r.Context(), epName)
 	if err != nil {
 		return s.endpointErr(epName, err)
@@ -131,7 +132,7 @@ func shortDigest(d string) string {
 }
 
 func (s *Server) putDeployment(w http.ResponseWriter, r *http.Request) error {
-	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
+	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
 	cur, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
 	if err != nil {
 		return s.deploymentErr(r.Context(), epName, name, err)
@@ -152,6 +153,12 @@ func (s *Server) putDeployment(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, s.deploymentOut(cur))
 		return nil
 	}
+	if prev, err := resolve.DecodeRecord(cur.Spec); err == nil {
+		rec = rec.WithPrevious(prev, cur.State == store.StateSucceeded)
+		if b, err = rec.Marshal(); err != nil {
+			return err
+		}
+	}
 	dep, err := s.cfg.Store.UpdateDeployment(r.Context(), epName, name, func(x *store.Deployment) error {
 		if err := inFlight(*x); err != nil {
 			return err
@@ -164,6 +171,7 @@ func (s *Server) putDeployment(w http.ResponseWriter, r *http.Request) error {
 		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	s.deploymentEvents0(r, dep, rec, "Updating", "deployment update started")
+	s.cfg.OnChange() // request settings apply to the routing table at once
 	s.cfg.Runtime.Notify()
 	writeJSON(w, http.StatusOK, s.deploymentOut(dep))
 	return nil
@@ -190,7 +198,7 @@ func (s *Server) deploymentErr(ctx context.Context, endpoint, name string, err e
 }
 
 func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) error {
-	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
+	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
 	dep, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
 	if err != nil {
 		return s.deploymentErr(r.Context(), epName, name, err)
@@ -200,7 +208,7 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
-	epName := r.PathValue("endpoint")
+	epName := nameParam(r, "endpoint")
 	if _, err := s.cfg.Store.GetEndpoint(r.Context(), epName); err != nil {
 		return s.endpointErr(epName, err)
 	}
@@ -217,7 +225,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request) error {
-	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
+	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
 	ep, err := s.cfg.Store.GetEndpoint(r.Context(), epName)
 	if err != nil {
 		return s.endpointErr(epName, err)
@@ -265,7 +273,7 @@ func (s *Server) deploymentOut(d store.Deployment) api.Deployment {
 }
 
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
-	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
+	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
 	if _, err := s.cfg.Store.GetDeployment(r.Context(), epName, name); err != nil {
 		return s.deploymentErr(r.Context(), epName, name, err)
 	}
@@ -285,7 +293,14 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	err := s.cfg.Runtime.Logs(r.Context(), epName, name, q.Get("instance"), lines, follow, fw)
+	ctx := r.Context()
+	if follow {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(s.streams, cancel)()
+	}
+	err := s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
 	if err != nil && !fw.wrote {
 		return notFound(name, "no logs for deployment %s: %v", name, err)
 	}
@@ -309,7 +324,7 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 }
 
 func (s *Server) deploymentEvents(w http.ResponseWriter, r *http.Request) error {
-	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
+	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
 	if _, err := s.cfg.Store.GetDeployment(r.Context(), epName, name); err != nil {
 		return s.deploymentErr(r.Context(), epName, name, err)
 	}
@@ -318,7 +333,7 @@ func (s *Server) deploymentEvents(w http.ResponseWriter, r *http.Request) error 
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	return s.writeEvents(w, r, store.EventFilter{Endpoint: q.Get("endpoint"), Deployment: q.Get("deployment")})
+	return s.writeEvents(w, r, store.EventFilter{Endpoint: strings.ToLower(q.Get("endpoint")), Deployment: strings.ToLower(q.Get("deployment"))})
 }
 
 func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request, f store.EventFilter) error {
@@ -394,7 +409,7 @@ func defaultedDocument(doc []byte) json.RawMessage {
 // getDocument returns the deployment document as given (references pinned,
 // no defaults), for clients that change one field and send it back.
 func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) error {
-	epName, name := r.PathValue("endpoint"), r.PathValue("deployment")
+	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
 	dep, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
 	if err != nil {
 		return s.deploymentErr(r.Context(), epName, name, err)

@@ -29,8 +29,15 @@ func (s *Server) parseEndpoint(r *http.Request) (*spec.Endpoint, *spec.Document,
 	if err := ep.Validate(); err != nil {
 		return nil, nil, validationError(err)
 	}
+	ep.Name = strings.ToLower(ep.Name)
 	return ep, doc, nil
 }
+
+// nameParam is an endpoint or deployment name from the URL path. Names are
+// case-insensitive, as in Azure: plumbline keeps them in lower case
+// everywhere (store, traffic keys, routing), so My-Endpoint and my-endpoint
+// are one endpoint.
+func nameParam(r *http.Request, key string) string { return strings.ToLower(r.PathValue(key)) }
 
 // validationError turns a spec error (list) into a 400 with one detail per
 // problem.
@@ -94,7 +101,7 @@ func (s *Server) postEndpoint(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("endpoint")
+	name := nameParam(r, "endpoint")
 	ep, _, err := s.parseEndpoint(r)
 	if err != nil {
 		return err
@@ -153,7 +160,7 @@ func (s *Server) endpointErr(name string, err error) error {
 }
 
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("endpoint")
+	name := nameParam(r, "endpoint")
 	rec, err := s.cfg.Store.GetEndpoint(r.Context(), name)
 	if err != nil {
 		return s.endpointErr(name, err)
@@ -184,7 +191,7 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("endpoint")
+	name := nameParam(r, "endpoint")
 	_, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is already being deleted", name)
@@ -261,7 +268,7 @@ func (s *Server) openAPIURI(endpoint string) string {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("endpoint")
+	name := nameParam(r, "endpoint")
 	rec, err := s.cfg.Store.GetEndpoint(r.Context(), name)
 	if err != nil {
 		return s.endpointErr(name, err)
@@ -274,7 +281,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("endpoint")
+	name := nameParam(r, "endpoint")
 	var in api.RegenerateKeys
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r, &in); err != nil {
@@ -313,7 +320,7 @@ func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("endpoint")
+	name := nameParam(r, "endpoint")
 	rec, err := s.cfg.Store.GetEndpoint(r.Context(), name)
 	if err != nil {
 		return s.endpointErr(name, err)
@@ -391,3 +398,21 @@ func mirrorNote(m map[string]int) string {
 }
 
 func newKey() (string, error) { return auth.NewKey() }
+
+// getEndpointDocument returns the endpoint's document with its live traffic:
+// every field it was given (identity, compute, public_network_access…), for
+// clients that change one thing and send it back.
+func (s *Server) getEndpointDocument(w http.ResponseWriter, r *http.Request) error {
+	name := nameParam(r, "endpoint")
+	rec, err := s.cfg.Store.GetEndpoint(r.Context(), name)
+	if err != nil {
+		return s.endpointErr(name, err)
+	}
+	var ep spec.Endpoint
+	if err := json.Unmarshal(rec.Spec, &ep); err != nil {
+		return fmt.Errorf("endpoint %s: stored spec: %w", name, err)
+	}
+	ep.Traffic, ep.MirrorTraffic = rec.Traffic, rec.Mirror
+	writeJSON(w, http.StatusOK, &ep)
+	return nil
+}

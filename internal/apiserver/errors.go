@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
@@ -43,6 +44,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	switch {
 	case errors.As(err, &e):
+	case errors.Is(err, registry.ErrInvalid):
+		e = &Error{Status: http.StatusBadRequest, Code: "BadArgument", Message: err.Error()}
+	case errors.Is(err, registry.ErrArtifactNotFound):
+		e = &Error{Status: http.StatusNotFound, Code: "NotFound", Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		e = &Error{Status: http.StatusNotFound, Code: "NotFound", Message: err.Error()}
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):

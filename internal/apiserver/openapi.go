@@ -38,6 +38,7 @@ var docs = map[string]routeDoc{
 	"GET /endpoints":                                              {"List endpoints", nil, []api.Endpoint{}, 200},
 	"GET /endpoints/{endpoint}":                                   {"Show an endpoint", nil, api.Endpoint{}, 200},
 	"PUT /endpoints/{endpoint}":                                   {"Replace an endpoint's document (traffic, mirror, auth mode, description, tags)", "application/yaml", api.Endpoint{}, 200},
+	"GET /endpoints/{endpoint}/document":                          {"The endpoint document with its live traffic, to edit and PUT back", nil, map[string]any{}, 200},
 	"DELETE /endpoints/{endpoint}":                                {"Delete an endpoint and its deployments (asynchronous)", nil, nil, 202},
 	"POST /endpoints/{endpoint}/listkeys":                         {"The endpoint's keys (auth_mode key)", nil, api.Keys{}, 200},
 	"POST /endpoints/{endpoint}/regenerateKeys":                   {"Regenerate the primary or secondary key", api.RegenerateKeys{}, api.Keys{}, 200},

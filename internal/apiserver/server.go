@@ -12,8 +12,6 @@ package apiserver
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 	"time"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/store"
 )
@@ -68,11 +67,18 @@ type Config struct {
 
 // Server is the control-plane API handler.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	mux      *http.ServeMux
-	adminSum [sha256.Size]byte
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+
+	// streams ends when the server shuts down, ending followed log
+	// streams, which would otherwise hold the drain for its whole timeout.
+	streams      context.Context
+	closeStreams context.CancelFunc
 }
+
+// CloseStreams ends every followed log stream (call it when shutting down).
+func (s *Server) CloseStreams() { s.closeStreams() }
 
 // New builds the API handler.
 func New(cfg Config) *Server {
@@ -85,7 +91,8 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), adminSum: sha256.Sum256([]byte(cfg.AdminToken))}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	s.routes()
 	return s
 }
@@ -116,6 +123,7 @@ func (s *Server) table() []route {
 		{"GET", "/endpoints/{endpoint}", s.getEndpoint},
 		{"PUT", "/endpoints/{endpoint}", s.putEndpoint},
 		{"DELETE", "/endpoints/{endpoint}", s.deleteEndpoint},
+		{"GET", "/endpoints/{endpoint}/document", s.getEndpointDocument},
 		{"POST", "/endpoints/{endpoint}/listkeys", s.listKeys},
 		{"POST", "/endpoints/{endpoint}/regenerateKeys", s.regenerateKeys},
 		{"POST", "/endpoints/{endpoint}/token", s.token},
@@ -159,13 +167,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // authorized checks the admin bearer token in constant time.
 func (s *Server) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	const bearer = "Bearer "
-	if len(h) <= len(bearer) || !strings.EqualFold(h[:len(bearer)], bearer) {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(h[len(bearer):])))
-	return subtle.ConstantTimeCompare(got[:], s.adminSum[:]) == 1
+	return auth.AuthorizedBearer(r.Header.Get("Authorization"), s.cfg.AdminToken)
 }
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) error {

@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // keyBytes is the entropy of a key: 256 bits.
@@ -31,4 +33,27 @@ func EqualSecret(a, b string) bool {
 	}
 	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+// BearerToken returns the credential of an "Authorization: Bearer <token>"
+// header value; the scheme is case-insensitive. ok is false for any other
+// scheme, an empty token or one that is not valid UTF-8.
+func BearerToken(h string) (token string, ok bool) {
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[len(prefix):])
+	if tok == "" || !utf8.ValidString(tok) {
+		return "", false
+	}
+	return tok, true
+}
+
+// AuthorizedBearer reports whether an Authorization header value carries
+// the bearer secret want, compared in constant time. An empty want never
+// matches.
+func AuthorizedBearer(header, want string) bool {
+	tok, ok := BearerToken(header)
+	return ok && want != "" && EqualSecret(tok, want)
 }

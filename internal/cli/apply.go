@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/spec"
 )
 
@@ -62,6 +63,16 @@ unchanged is left alone.`,
 				switch it.doc.Kind {
 				case spec.KindModel:
 					m := it.doc.Model
+					if m.Version == "" {
+						// Idempotent: no version and the newest version has
+						// these very files → nothing to register.
+						if local, err := registry.LocalDigest(m.Path); err == nil {
+							if latest, err := cn.api.GetModel(ctx, m.Name, "@latest"); err == nil && latest.Digest == local {
+								fmt.Fprintf(g.stderr, "%s: model %s:%s unchanged\n", it.file, latest.Name, latest.Version)
+								continue
+							}
+						}
+					}
 					digest, err := cn.upload(ctx, g, "model", m.Path)
 					if err != nil {
 						return err

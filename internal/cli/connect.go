@@ -43,6 +43,7 @@ type conn struct {
 func (g *globals) connect() (*conn, error) {
 	dd := &datadir.Dir{Root: g.dataDirPath()}
 	server := firstNonEmpty(g.server, os.Getenv(envServer))
+	remote := server != ""
 	caPath := firstNonEmpty(g.caCert, os.Getenv(envCACert))
 	var scoring string
 	if server == "" {
@@ -64,7 +65,9 @@ func (g *globals) connect() (*conn, error) {
 		}
 	}
 	token := os.Getenv(envToken)
-	if token == "" {
+	if token == "" && !remote {
+		// The data dir's token is only ever sent to the server that data
+		// dir's server.json names, never to a --server given by hand.
 		b, err := os.ReadFile(dd.AdminTokenPath())
 		if err != nil && !datadir.IsNotExist(err) {
 			return nil, fmt.Errorf("read admin token: %w", err)
@@ -72,6 +75,9 @@ func (g *globals) connect() (*conn, error) {
 		token = strings.TrimSpace(string(b))
 	}
 	if token == "" {
+		if remote {
+			return nil, fmt.Errorf("no admin token for %s: set %s to that server's admin token", server, envToken)
+		}
 		return nil, fmt.Errorf("no admin token: set %s, or run the CLI as the user who runs 'plumbline serve' (it reads %s)", envToken, dd.AdminTokenPath())
 	}
 	hc, err := httpClient(caPath)

@@ -150,17 +150,17 @@ func newDeploymentCreate(g *globals) *cobra.Command {
 
 // setAllTraffic gives the deployment 100% of the endpoint's live traffic.
 func (cn *conn) setAllTraffic(ctx context.Context, g *globals, endpoint, name string) error {
-	cur, err := cn.api.GetEndpoint(ctx, endpoint)
+	doc, err := cn.api.GetEndpointDocument(ctx, endpoint)
 	if err != nil {
 		return describe(err)
 	}
-	ep, err := parseEndpointBytes("endpoint "+endpoint, currentEndpointDoc(cur), nil)
+	ep, err := parseEndpointBytes("endpoint "+endpoint, doc, nil)
 	if err != nil {
 		return err
 	}
 	ep.Traffic = map[string]int{strings.ToLower(name): 100}
 	delete(ep.MirrorTraffic, strings.ToLower(name))
-	doc, err := json.Marshal(ep)
+	doc, err = json.Marshal(ep)
 	if err != nil {
 		return err
 	}

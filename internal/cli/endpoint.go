@@ -119,24 +119,6 @@ func parseEndpointBytes(what string, b []byte, sets []string) (*spec.Endpoint, e
 	return doc.Endpoint, nil
 }
 
-// currentEndpointDoc is the editable document of an existing endpoint.
-func currentEndpointDoc(e *api.Endpoint) []byte {
-	m := map[string]any{"name": e.Name, "auth_mode": e.AuthMode}
-	if e.Description != "" {
-		m["description"] = e.Description
-	}
-	if len(e.Tags) > 0 {
-		m["tags"] = e.Tags
-	}
-	if len(e.Properties) > 0 {
-		m["properties"] = e.Properties
-	}
-	m["traffic"] = nonZeroTraffic(e.Traffic)
-	m["mirror_traffic"] = nonZeroTraffic(e.MirrorTraffic)
-	b, _ := json.Marshal(m)
-	return b
-}
-
 func nonZeroTraffic(m map[string]int) map[string]int {
 	out := map[string]int{}
 	for k, v := range m {
@@ -191,7 +173,11 @@ func newEndpointUpdate(g *globals) *cobra.Command {
 				return describe(err)
 			}
 			if ep == nil {
-				if ep, err = parseEndpointBytes("endpoint "+name, currentEndpointDoc(cur), sets); err != nil {
+				doc, err := cn.api.GetEndpointDocument(ctx, name)
+				if err != nil {
+					return describe(err)
+				}
+				if ep, err = parseEndpointBytes("endpoint "+name, doc, sets); err != nil {
 					return err
 				}
 			} else if ep.Traffic == nil && ep.MirrorTraffic == nil {

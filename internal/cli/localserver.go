@@ -44,7 +44,12 @@ func (g *globals) connectOrStart(ctx context.Context, listen string) (cn *conn, 
 		return nil, false, err
 	}
 	defer logf.Close()
-	_ = os.Remove(dd.ServerStatePath()) // a stale one from a killed server
+	if st, err := dd.ReadServerState(); err == nil {
+		if st.PID > 0 && syscall.Kill(st.PID, 0) == nil {
+			return nil, false, fmt.Errorf("a plumbline server (pid %d) runs for data dir %s but does not answer at %s; see its log %s", st.PID, dd.Root, st.URL, filepath.Join(dd.Root, "serve.log"))
+		}
+		_ = os.Remove(dd.ServerStatePath()) // left by a server that was killed
+	}
 	args := []string{"serve", "--data-dir", dd.Root}
 	if listen != "" {
 		args = append(args, "--listen", listen)

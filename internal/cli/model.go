@@ -231,6 +231,13 @@ func newModelDownload(g *globals) *cobra.Command {
 			if err != nil {
 				return describe(err)
 			}
+			// The server's answer names folders on this disk: check it.
+			if err := spec.ValidateName("model", m.Name); err != nil {
+				return fmt.Errorf("the server returned a model name that is not safe as a folder name %q: %w", m.Name, err)
+			}
+			if m.Path != "" && (m.Path != filepath.Base(m.Path) || m.Path == ".." || m.Path == ".") {
+				return fmt.Errorf("the server returned a model path that is not one file or folder name: %q", m.Path)
+			}
 			target := filepath.Join(dest, m.Name)
 			if _, err := os.Stat(target); err == nil {
 				return fmt.Errorf("%s already exists; remove it or choose another --download-path", target)

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -45,7 +44,6 @@ type globals struct {
 	caCert  string
 	output  string
 	query   string
-	verbose bool
 
 	stdout, stderr io.Writer
 	stdin          io.Reader
@@ -72,16 +70,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return ExitFailure
 }
 
-// isCobraUsage recognises the errors cobra itself returns for a bad command
-// line (it has no typed errors for them).
+// isCobraUsage recognises the one usage error cobra returns without a
+// type: an unknown subcommand. (Flag errors come through SetFlagErrorFunc
+// as usageError; argument checks are ours.)
 func isCobraUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(s, p) {
-			return true
-		}
-	}
-	return false
+	return strings.HasPrefix(err.Error(), "unknown command ")
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -105,9 +98,8 @@ online-deployment commands as you would 'az ml'.`,
 	pf.StringVar(&g.server, "server", "", "control-plane URL (env PLUMBLINE_SERVER; default: the local server recorded in the data dir)")
 	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (env PLUMBLINE_DATA_DIR; default ~/.local/share/plumbline)")
 	pf.StringVar(&g.caCert, "ca-cert", "", "CA certificate to trust for the server (env PLUMBLINE_CA_CERT; default: the data dir's local CA)")
-	pf.StringVarP(&g.output, "output", "o", "", "output format: json, yaml or table (default: table on a terminal, json otherwise)")
+	pf.StringVarP(&g.output, "output", "o", "", "output format: json, yaml, table or tsv (default: table on a terminal, json otherwise)")
 	pf.StringVar(&g.query, "query", "", "print only this field of the result, a dotted path: --query primaryKey, --query traffic.blue")
-	pf.BoolVar(&g.verbose, "verbose", false, "print more detail")
 
 	root.AddCommand(
 		newServeCmd(g),
@@ -169,5 +161,3 @@ func describe(err error) error {
 	}
 	return err
 }
-
-var _ = os.Stdout

@@ -41,15 +41,43 @@ type Dir struct {
 	Root string
 }
 
-// Open creates the directory (0700) if needed, tightens its mode if it is
-// wider, and returns it. Sub-folders are created on first use.
+// Open creates the directory (0700) if needed and returns it. An existing
+// directory that other users can reach is made 0700 when it is empty or
+// already plumbline's; any other such directory (a folder like $HOME, which
+// must keep its mode) is refused. Sub-folders are created on first use.
 func Open(root string) (*Dir, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", root, err)
 	}
-	if err := MkdirPrivate(abs); err != nil {
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir %s: %w", abs, err)
+		}
+		if err := os.Chmod(abs, 0o700); err != nil { // whatever the umask
+			return nil, fmt.Errorf("data dir %s: %w", abs, err)
+		}
+	case err != nil:
 		return nil, fmt.Errorf("data dir %s: %w", abs, err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("data dir %s is not a directory", abs)
+	case fi.Mode().Perm()&0o077 != 0:
+		// An empty folder (just made for plumbline) or one plumbline already
+		// uses is tightened; any other folder (say $HOME) keeps its mode and
+		// is refused.
+		entries, err := os.ReadDir(abs)
+		if err != nil {
+			return nil, fmt.Errorf("data dir %s: %w", abs, err)
+		}
+		_, ours := os.Stat(filepath.Join(abs, "plumbline.db"))
+		if len(entries) > 0 && ours != nil {
+			return nil, fmt.Errorf("data dir %s is open to other users (mode %04o), holds other files, and would hold plumbline's keys: choose a new folder with --data-dir, or run chmod 700 %s", abs, fi.Mode().Perm(), abs)
+		}
+		if err := os.Chmod(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir %s: %w", abs, err)
+		}
 	}
 	return &Dir{Root: abs}, nil
 }

@@ -89,3 +89,38 @@ func TestSmallBodySentInOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestMirroredCopyHeaders: a mirrored copy carries the client's own headers
+// but not its credential or its connection's hop-by-hop headers.
+func TestMirroredCopyHeaders(t *testing.T) {
+	got := make(chan http.Header, 64)
+	green := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got <- r.Header.Clone()
+	})
+	g, _, _ := newTestGateway(t, Config{})
+	ep := endpoint("ep", roomy("blue", okBackend(t, "{}")), roomy("green", green))
+	ep.Mirror["green"] = 50
+	g.Update(snapshot(ep))
+	for i := 0; i < 40; i++ {
+		serve(g, map[string]string{"X-Custom": "kept", "Proxy-Authorization": "Basic c2VjcmV0", "Connection": "X-Hop", "X-Hop": "dropped"})
+	}
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 {
+		t.Fatal("no request was mirrored in 40 at 50 %")
+	}
+	h := <-got
+	if h.Get("X-Custom") != "kept" {
+		t.Errorf("X-Custom: got %q, want it kept", h.Get("X-Custom"))
+	}
+	for _, name := range []string{"Authorization", "Proxy-Authorization", "X-Hop"} {
+		if v := h.Get(name); v != "" {
+			t.Errorf("the mirrored copy carries %s: %q", name, v)
+		}
+	}
+	if h.Get("X-Request-Id") == "" {
+		t.Error("the mirrored copy has no x-request-id")
+	}
+}

@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"crypto/rand"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/plumbline/plumbline/internal/auth"
 )
 
 // maxClientRequestID is Azure's cut for x-ms-client-request-id.
@@ -75,14 +75,4 @@ func cutUserAgent(s string) string {
 
 // bearerToken returns the credential of an "Authorization: Bearer <token>"
 // header value; the scheme is case-insensitive.
-func bearerToken(h string) (string, bool) {
-	const prefix = "bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	tok := strings.TrimSpace(h[len(prefix):])
-	if tok == "" || !utf8.ValidString(tok) {
-		return "", false
-	}
-	return tok, true
-}
+func bearerToken(h string) (string, bool) { return auth.BearerToken(h) }

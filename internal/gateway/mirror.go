@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strings"
 )
 
 // maxMirrorDrain is how much of a mirrored response is read (and dropped) so
@@ -32,6 +33,17 @@ func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 	h := r.Header.Clone()
 	delete(h, hdrAuthorization)
 	delete(h, hdrModelDeployment)
+	delete(h, hdrExpect)
+	// Hop-by-hop headers belong to the client's connection, not the copy
+	// (ReverseProxy drops them for the live request).
+	for _, f := range h.Values("Connection") {
+		for _, name := range strings.Split(f, ",") {
+			h.Del(strings.TrimSpace(name))
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
 	h[hdrRequestID] = st.requestID
 	if st.clientID != nil {
 		h[hdrClientRequestID] = st.clientID
@@ -113,3 +125,7 @@ func (g *Gateway) runMirror(job *mirrorJob) {
 		pm.mirrorError.Inc()
 	}
 }
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (and the
+// legacy ones ReverseProxy also drops).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}

@@ -92,6 +92,7 @@ func (r *Reconciler) Instances(endpoint, deployment string) []InstanceStatus {
 }
 
 // ErrNoInstances: the deployment has no instance whose logs could be read.
+// (A stopped instance's logs are deleted with it.)
 var ErrNoInstances = errors.New("no instances")
 
 // Logs writes a deployment's console logs to w: the last lines of each
@@ -110,10 +111,6 @@ func (r *Reconciler) Logs(ctx context.Context, endpoint, deployment, instanceNam
 				names = append(names, in.name)
 			}
 		}
-	}
-	if len(ids) == 0 && instanceName != "" {
-		// A stopped instance's logs may still be on disk.
-		ids, names = []string{instanceID(endpoint, deployment, instanceName)}, []string{instanceName}
 	}
 	if len(ids) == 0 {
 		return fmt.Errorf("deployment %s/%s: %w", endpoint, deployment, ErrNoInstances)
@@ -142,11 +139,20 @@ func (r *Reconciler) Logs(ctx context.Context, endpoint, deployment, instanceNam
 	var mu sync.Mutex // serialises writes to w
 	var wg sync.WaitGroup
 	errs := make(chan error, len(ids))
+	// Open every reader before writing anything, so an error is returned
+	// while nothing writes to w yet.
+	readers := make([]io.ReadCloser, 0, len(ids))
 	for i, id := range ids {
 		rc, err := r.cfg.Driver.Logs(ctx, id, driver.LogOptions{Tail: lines, Follow: true})
 		if err != nil {
+			for _, open := range readers {
+				open.Close()
+			}
 			return fmt.Errorf("logs of %s: %w", names[i], err)
 		}
+		readers = append(readers, rc)
+	}
+	for i, rc := range readers {
 		prefix := ""
 		if len(ids) > 1 {
 			prefix = "[" + names[i] + "] "

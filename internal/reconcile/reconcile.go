@@ -52,7 +52,10 @@ type Config struct {
 	Checker Checker
 	Logger  *slog.Logger
 	// OnChange is called (without locks held) whenever the set of routable
-	// instances may have changed. Nil means no-op.
+	// instances may have changed. An instance taken out of routing is
+	// drained and stopped only after OnChange returns, so a synchronous
+	// OnChange guarantees no new request reaches an instance being stopped.
+	// Nil means no-op.
 	OnChange func()
 	// InFlight, if set, reports requests in flight on an instance; stopping
 	// waits for it to reach zero (bounded by the request timeout) before
@@ -165,7 +168,9 @@ func (r *Reconciler) Notify() {
 // start's Recover deals with them) unless the deployments were deleted.
 func (r *Reconciler) Start(ctx context.Context) error {
 	if err := r.recover(ctx); err != nil {
-		return err
+		// Serving what can be served beats refusing to start; the driver
+		// has logged which leftover it could not end.
+		r.log.Error("recovering what a previous run left", "err", err)
 	}
 	t := time.NewTicker(r.cfg.Resync)
 	defer t.Stop()
@@ -336,13 +341,34 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 	}
 	inProgress := d.State == store.StateCreating || d.State == store.StateUpdating
 
-	// A failed generation stays failed until the deployment changes; its
-	// instances are gone, older healthy ones keep serving.
+	// A failed generation stays failed until the deployment changes: its
+	// instances are stopped, and the last version that succeeded (if any)
+	// keeps serving — restarted after a crash or a server restart like any
+	// healthy deployment.
 	if d.State == store.StateFailed && d.ObservedGeneration == d.Generation {
 		r.reapExited(ctx, d, ds, hash, false)
+		var prev *resolve.Plan
+		prevHash := ""
+		if rec.Previous != nil && rec.Previous.Plan != nil {
+			prev, prevHash = rec.Previous.Plan, rec.Previous.Plan.TemplateHash()
+		}
+		var keep []*instance
 		for _, in := range r.instancesOf(ds) {
-			if in.hash == hash && !in.view().stopping {
+			v := in.view()
+			switch {
+			case v.stopping || v.exited:
+			case in.hash != prevHash || prev == nil:
 				r.stopAsync(ds, in, "deployment failed")
+			default:
+				keep = append(keep, in)
+			}
+		}
+		if prev != nil {
+			if len(keep) < prev.InstanceCount {
+				r.startOne(ctx, d, ds, prev, prevHash)
+			} else if len(keep) > prev.InstanceCount {
+				sortForRemoval(keep)
+				r.stopAsync(ds, keep[0], "scaled in")
 			}
 		}
 		return false
@@ -799,6 +825,7 @@ func (r *Reconciler) succeed(ctx context.Context, d *store.Deployment) {
 		return
 	}
 	d.State = store.StateSucceeded
+	r.cfg.OnChange() // the routing table now follows the new plan's settings
 	verb := "created"
 	if was == store.StateUpdating {
 		verb = "updated"

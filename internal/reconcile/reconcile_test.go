@@ -203,6 +203,7 @@ func TestFailures(t *testing.T) {
 			name:       "terminal start error",
 			behavior:   fake.Behavior{StartErr: &driver.StartError{ID: "x", Reason: "no such executable"}},
 			wantReason: "ResourceNotReady: start instance x: no such executable",
+			wantStarts: true, // attempted once, then terminal: no retry
 		},
 		{
 			name:       "crash before ready",
@@ -243,12 +244,17 @@ func TestFailures(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			started := false
+			starts := 0
 			for _, c := range e.drv.Calls() {
-				started = started || c.Op == "start"
+				if c.Op == "start" {
+					starts++
+				}
 			}
-			if tt.checkErr != nil && started {
-				t.Errorf("an instance was started although the pre-start check failed")
+			if (starts > 0) != tt.wantStarts {
+				t.Errorf("start attempts: %d, want some: %v", starts, tt.wantStarts)
+			}
+			if tt.behavior.StartErr != nil && starts != 1 {
+				t.Errorf("a terminal start error was retried: %d attempts", starts)
 			}
 		})
 	}
@@ -325,7 +331,7 @@ func TestRollingReplacementKeepsServing(t *testing.T) {
 	e.waitRoutes("blue", 2, time.Second)
 
 	var stop atomic.Bool
-	var minRoutes atomic.Int64
+	var minRoutes, maxRunning atomic.Int64
 	minRoutes.Store(99)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -335,6 +341,9 @@ func TestRollingReplacementKeepsServing(t *testing.T) {
 			n := int64(len(e.rec.Routes()[reconcile.RouteKey("ep", "blue")]))
 			if n < minRoutes.Load() {
 				minRoutes.Store(n)
+			}
+			if l, err := e.drv.List(context.Background()); err == nil && int64(len(l)) > maxRunning.Load() {
+				maxRunning.Store(int64(len(l)))
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -351,11 +360,26 @@ func TestRollingReplacementKeepsServing(t *testing.T) {
 	if len(list) != 2 {
 		t.Errorf("got %d instances running after the update, want 2 (old ones stopped)", len(list))
 	}
-	for _, r := range got {
-		if r.Name == "blue-0" || r.Name == "blue-1" {
-			continue
+	// Replacement is one at a time: never more than one extra instance,
+	// and exactly two new ones started.
+	if m := maxRunning.Load(); m > 3 {
+		t.Errorf("up to %d instances ran during the update, want at most 3 (2 + one surge)", m)
+	}
+	starts := 0
+	for _, c := range e.drv.Calls()[2:] {
+		if c.Op == "start" {
+			starts++
 		}
-		// New names are the lowest free indexes; any is fine as long as old ones are gone.
+	}
+	if starts != 2 {
+		t.Errorf("%d instances started during the update, want 2", starts)
+	}
+	for _, r := range got {
+		for _, l := range list {
+			if l.Addr == r.Addr && l.State != driver.StateRunning {
+				t.Errorf("routed instance %s is %s", r.Name, l.State)
+			}
+		}
 	}
 }
 
@@ -412,5 +436,47 @@ func TestEndpointDeletionRemovesEverything(t *testing.T) {
 	}
 	if list, _ := e.drv.List(context.Background()); len(list) != 0 {
 		t.Errorf("instances left after endpoint delete: %v", list)
+	}
+}
+
+// TestFailedUpdateKeepsPreviousVersionServing: a new version that cannot
+// start makes the deployment Failed, and the last version that succeeded
+// keeps serving — restarted if it crashes.
+func TestFailedUpdateKeepsPreviousVersionServing(t *testing.T) {
+	e := start(t, nil)
+	v1 := plan("ep", "blue", 1, map[string]string{"V": "1"})
+	e.create(v1)
+	e.waitState("blue", store.StateSucceeded, 5*time.Second)
+	e.waitRoutes("blue", 1, time.Second)
+
+	// The API keeps the last good record in Previous; do the same here.
+	v2 := plan("ep", "blue", 1, map[string]string{"V": "2"})
+	e.drv.SetBehavior("ep.blue.blue-1", fake.Behavior{NotReady: true, CrashAfter: 20 * time.Millisecond, ExitCode: 1})
+	b, err := json.Marshal(resolve.Record{Document: json.RawMessage(`{}`), Plan: v2,
+		Previous: &resolve.Record{Document: json.RawMessage(`{}`), Plan: v1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.UpdateDeployment(context.Background(), "ep", "blue", func(d *store.Deployment) error {
+		d.Spec, d.State = b, store.StateUpdating
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.Notify()
+	e.waitState("blue", store.StateFailed, 5*time.Second)
+	got := e.waitRoutes("blue", 1, time.Second)
+	if got[0].Name != "blue-0" {
+		t.Fatalf("after the failed update the routable instance is %s, want the old blue-0", got[0].Name)
+	}
+	// The old version's instance crashes: it comes back.
+	if err := e.drv.Crash("ep.blue.blue-0", 137); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRoutes("blue", 0, 2*time.Second)
+	e.waitRoutes("blue", 1, 5*time.Second)
+	d, _ := e.st.GetDeployment(context.Background(), "ep", "blue")
+	if d.State != store.StateFailed {
+		t.Errorf("state %s, want Failed (the update still failed)", d.State)
 	}
 }

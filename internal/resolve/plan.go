@@ -87,9 +87,6 @@ type Plan struct {
 
 	CPU         float64 `json:"cpu,omitempty"`
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
-
-	// Packages are R packages the scoring script uses, checked before start.
-	Packages []string `json:"packages,omitempty"`
 }
 
 // TemplateHash identifies what an instance runs. Two instances with the same
@@ -138,6 +135,26 @@ type Record struct {
 	// Notices are messages for the user produced while resolving (ignored
 	// fields, warnings); the API server also records them as events.
 	Notices []string `json:"notices,omitempty"`
+	// Previous is the last version that succeeded, kept while an update is
+	// in progress or has failed, so that its instances keep serving (and
+	// come back after a restart) until the new version succeeds. Nil on a
+	// first creation; never nested.
+	Previous *Record `json:"previous,omitempty"`
+}
+
+// WithPrevious returns the record to store for an update of a deployment
+// whose stored record is cur in state curState: it carries the last version
+// that succeeded.
+func (rec *Record) WithPrevious(cur *Record, curSucceeded bool) *Record {
+	out := *rec
+	switch {
+	case cur == nil:
+	case curSucceeded:
+		out.Previous = &Record{Document: cur.Document, Plan: cur.Plan}
+	default:
+		out.Previous = cur.Previous // still the last that succeeded
+	}
+	return &out
 }
 
 // DecodeRecord reads a stored record.

@@ -112,6 +112,9 @@ func buildSnapshot(ctx context.Context, st store.Store, routes map[string][]reco
 			continue
 		}
 		p := rec.Plan
+		if d.State == store.StateFailed && d.ObservedGeneration == d.Generation && rec.Previous != nil && rec.Previous.Plan != nil {
+			p = rec.Previous.Plan // the failed version runs nothing; the last good one serves
+		}
 		gd := &gateway.Deployment{
 			Name:                     d.Name,
 			ScoringPath:              p.Scoring.Path,

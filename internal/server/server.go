@@ -179,10 +179,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Store:     st,
 		Driver:    drv,
 		Artifacts: reg,
-		Checker:   &resolve.RChecker{Rscript: cfg.Rscript},
+		Checker:   &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg},
 		Logger:    log.With("component", "reconciler"),
-		OnChange:  func() { rt.Kick() },
-		InFlight:  gw.InFlight,
+		// Synchronous: when an instance leaves the pool, the gateway stops
+		// routing to it before the reconciler drains and stops it.
+		OnChange: func() { rt.Sync() },
+		InFlight: gw.InFlight,
 	})
 	rt = newRouter(st, rec, gw, log)
 
@@ -205,6 +207,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		tlsCfg = tlsca.ServerTLSConfig(reloader.GetCertificate)
 	default:
 		names := append([]string{cfg.Hostname}, cfg.ExtraNames...)
+		if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && net.ParseIP(host) != nil && !net.ParseIP(host).IsUnspecified() {
+			names = append(names, host) // the API is reached at the listen address
+		}
 		ca, err := tlsca.Ensure(dd.TLSDir(), names)
 		if err != nil {
 			return fmt.Errorf("local CA: %w", err)
@@ -250,6 +255,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+
+	srv.RegisterOnShutdown(apis.CloseStreams)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -301,6 +308,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	_ = srv.Shutdown(sctx)
+	_ = gw.Shutdown(sctx) // mirrored copies in flight finish before instances stop
 	cancel()
 	wg.Wait()
 	stopInstances(drv, log)
@@ -312,7 +320,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 var Version = "dev"
 
 // apiHost is the host the CLI should use for the API: the listen address's
-// host when it is specific, else 127.0.0.1.
+// host when it is specific and not the loopback, else localhost.
 func apiHost(cfg Config, ln net.Listener) string {
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	if host == "" || host == "0.0.0.0" || host == "::" {
@@ -388,8 +396,7 @@ func tokenSecret(ctx context.Context, st store.Store) ([]byte, error) {
 // adminOnly guards a handler with the admin token.
 func adminOnly(token string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("Authorization")
-		if len(got) < 7 || !auth.EqualSecret(got[7:], token) {
+		if !auth.AuthorizedBearer(r.Header.Get("Authorization"), token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="plumbline"`)
 			http.Error(w, `{"error":{"code":"Unauthorized","message":"missing or invalid admin token"}}`, http.StatusUnauthorized)
 			return

@@ -131,7 +131,10 @@ type EventFilter struct {
 	Deployment string
 	Instance   string
 	AfterID    int64 // only events with ID > AfterID
-	Limit      int   // newest Limit events, returned oldest first; 0 = no limit
+	// Limit bounds the answer; 0 = no limit. Without AfterID it keeps the
+	// newest Limit events; with AfterID the oldest Limit after it (paging
+	// forward loses nothing). Either way events come oldest first.
+	Limit int
 }
 
 // Store is plumbline's persistent state. Implementations must be safe for

@@ -96,9 +96,14 @@ func whySkip() string {
 	return ""
 }
 
-// requireRunnable skips t when the package cannot run (see skipAll).
+// requireRunnable skips t when the package cannot run (see skipAll); with
+// PLUMBLINE_CI=1 (set by .ci/run, which installs everything) it fails
+// instead, unless the run is -short.
 func requireRunnable(t testing.TB) {
 	t.Helper()
+	if skipAll != "" && !testing.Short() && os.Getenv("PLUMBLINE_CI") == "1" {
+		t.Fatal("PLUMBLINE_CI=1 and the browser test would be skipped: " + skipAll)
+	}
 	if skipAll != "" {
 		t.Skip(skipAll)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -24,7 +25,7 @@ func seedFile(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(repoRoot, "examples", "r-iris", name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("examples/r-iris/%s is not there yet: %v", name, err)
+		t.Fatalf("examples/r-iris/%s is missing: %v", name, err)
 	}
 	return p
 }
@@ -364,7 +365,7 @@ func sharedDir(t *testing.T) string {
 			return c
 		}
 	}
-	t.Skipf("the shared test data (testdata/azureml-examples) is not in $PLUMBLINE_SHARED or %s", filepath.Join(repoRoot, "..", "shared"))
+	skip(t, fmt.Sprintf("the shared test data (testdata/azureml-examples) is not in $PLUMBLINE_SHARED or %s", filepath.Join(repoRoot, "..", "shared")))
 	return ""
 }
 

@@ -76,6 +76,20 @@ func run(m *testing.M) int {
 func requireBinary(t testing.TB) {
 	t.Helper()
 	if skipAll != "" {
-		t.Skip(skipAll)
+		if testing.Short() {
+			t.Skip(skipAll)
+		}
+		skip(t, skipAll)
 	}
+}
+
+// skip skips t, or fails it when PLUMBLINE_CI=1: CI installs everything
+// the tests need (.ci/run), so a missing piece there is a failure, never a
+// silent skip.
+func skip(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("PLUMBLINE_CI") == "1" {
+		t.Fatal("PLUMBLINE_CI=1 and a test would be skipped: " + why)
+	}
+	t.Skip(why)
 }

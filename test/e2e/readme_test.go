@@ -139,6 +139,18 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Errorf("after deleting blue: got %v, want only green", deps)
 	}
 
+	// Secrets never reach the server log or the events.
+	logText, _ := os.ReadFile(filepath.Join(dd, "serve.log"))
+	evs := s.must(t, "online-deployment", "events", "--name", "green", "--endpoint-name", "r-endpoint-iris", "-o", "json").stdout
+	for what, secretValue := range map[string]string{"the aml_token": secret, "the admin token": s.adminToken(t)} {
+		if strings.Contains(string(logText), secretValue) || strings.Contains(evs, secretValue) {
+			t.Errorf("%s appears in serve.log or the events", what)
+		}
+	}
+	if !strings.Contains(string(logText), "scoring request") {
+		t.Error("serve.log has no access-log line: the secret check above read the wrong file")
+	}
+
 	s.mustIn(t, dir, "down", ".")
 	var eps []endpointView
 	s.mustJSON(t, &eps, "online-endpoint", "list")
@@ -158,7 +170,7 @@ func TestUpOtherExamples(t *testing.T) {
 	requireR(t, "plumber", "jsonlite")
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 is not installed")
+		skip(t, "python3 is not installed")
 	}
 	_ = py
 	dd := newDataDir(t)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +45,7 @@ func requireR(t *testing.T, pkgs ...string) {
 		}
 	})
 	if rCheck.err != "" {
-		t.Skip("needs R: " + rCheck.err)
+		skip(t, "needs R: "+rCheck.err)
 	}
 	var missing []string
 	for _, p := range pkgs {
@@ -53,7 +54,7 @@ func requireR(t *testing.T, pkgs ...string) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Skipf("needs the R package(s) %s (Debian: apt-get install %s)", strings.Join(missing, ", "), debNames(missing))
+		skip(t, fmt.Sprintf("needs the R package(s) %s (Debian: apt-get install %s)", strings.Join(missing, ", "), debNames(missing)))
 	}
 }
 
@@ -119,7 +120,7 @@ func irisFolder(t *testing.T) string {
 		}
 	})
 	if iris.skip != "" {
-		t.Skip(iris.skip)
+		skip(t, iris.skip)
 	}
 	if iris.err != "" {
 		t.Fatal(iris.err)

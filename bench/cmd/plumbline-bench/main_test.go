@@ -42,11 +42,15 @@ func requireTools(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("the benchmark smoke run starts nginx, R and plumbline serve; skipped with -short")
 	}
+	skip := t.Skip
+	if os.Getenv("PLUMBLINE_CI") == "1" { // .ci/run installs everything: missing is a failure
+		skip = t.Fatal
+	}
 	if _, err := exec.LookPath("nginx"); err != nil {
-		t.Skip("nginx is not installed (Debian: apt-get install nginx-light); the benchmark harness needs it")
+		skip("nginx is not installed (Debian: apt-get install nginx-light); the benchmark harness needs it")
 	}
 	if err := rscript.Check("Rscript"); err != nil {
-		t.Skipf("the benchmark harness needs R: %v", err)
+		skip("the benchmark harness needs R: " + err.Error())
 	}
 	if bin := os.Getenv("PLUMBLINE_BIN"); bin != "" {
 		return bin

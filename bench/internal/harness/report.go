@@ -145,9 +145,9 @@ func Markdown(r *Results) string {
 	mdMemory(&b, r)
 
 	w("## Method and caveats\n\n")
-	w("- Everything runs on loopback on the same %d cores: the load generator, nginx or plumbline, and the backends compete for them. That makes ratios fair and absolute numbers conservative (performance.md §0).\n", r.Machine.Cores)
-	w("- Closed-loop runs measure the most requests/s; they hide queueing in the tail. Latency figures come from constant-rate runs with the vegeta library (open loop), as performance.md §2 recommends.\n")
-	w("- The closed-loop generator is wrk when it is installed: it is written in C and costs the shared CPUs less per request than a Go client (see \"generator CPU / req\"), and performance.md's baselines were taken with it. Without wrk (`-loadgen go`), %d goroutines each keep one connection and send back to back.\n", r.Config.Conns)
+	w("- Everything runs on loopback on the same %d cores: the load generator, nginx or plumbline, and the backends compete for them. That makes ratios fair and absolute numbers conservative.\n", r.Machine.Cores)
+	w("- Closed-loop runs measure the most requests/s; they hide queueing in the tail. Latency figures come from constant-rate runs with the vegeta library (open loop).\n")
+	w("- The closed-loop generator is wrk when it is installed: it is written in C and costs the shared CPUs less per request than a Go client (see \"generator CPU / req\"). Without wrk (`-loadgen go`), %d goroutines each keep one connection and send back to back.\n", r.Config.Conns)
 	w("- All clients speak HTTP/1.1 with keep-alive (except the \"new connection\" variants); none uses an HTTP proxy. plumbline over HTTPS negotiates TLS 1.3 once per connection.\n")
 	w("- plumbline runs as users run it: `plumbline serve` from the built binary with its defaults, on a fresh data dir, with one access-log line per scoring request (to a file here).\n")
 	w("- CPU per request is read from /proc/<pid>/stat (10 ms ticks) over each closed-loop run, divided by the requests it completed.\n")

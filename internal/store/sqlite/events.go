@@ -46,11 +46,15 @@ func (db *DB) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Even
 			args = append(args, c.val)
 		}
 	}
-	newestFirst := f.Limit > 0
-	if newestFirst {
+	newestFirst := f.Limit > 0 && f.AfterID == 0
+	switch {
+	case newestFirst:
 		q += ` ORDER BY id DESC LIMIT ?`
 		args = append(args, f.Limit)
-	} else {
+	case f.Limit > 0: // paging forward from AfterID
+		q += ` ORDER BY id LIMIT ?`
+		args = append(args, f.Limit)
+	default:
 		q += ` ORDER BY id`
 	}
 	rows, err := db.r.QueryContext(ctx, q, args...)
