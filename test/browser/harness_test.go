@@ -7,14 +7,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/plumbline/plumbline/test/testenv"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,56 +22,12 @@ import (
 // cliTimeout bounds one CLI command; deployment creation waits for R.
 const cliTimeout = 3 * time.Minute
 
-// logBuffer collects a process's output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
+type logBuffer = testenv.LogBuffer
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail returns at most the last n bytes.
-func (b *logBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// cleanEnv is this process's environment without PLUMBLINE_* variables, so
-// that nothing from the developer's shell points the binary elsewhere.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PLUMBLINE_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
-}
-
-// newDataDir is an empty data directory removed after the test; the
-// server keeps read-only trees in it, made writable again for removal.
-func newDataDir(t *testing.T) string {
-	t.Helper()
-	dd := t.TempDir()
-	t.Cleanup(func() {
-		filepath.WalkDir(dd, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o700)
-			}
-			return nil
-		})
-	})
-	return dd
-}
+var (
+	cleanEnv   = testenv.CleanEnv
+	newDataDir = testenv.NewDataDir
+)
 
 // serverState mirrors <data-dir>/server.json.
 type serverState struct {
@@ -109,7 +64,7 @@ func startServer(t *testing.T, dd string) *server {
 	t.Cleanup(func() {
 		s.stop(t)
 		if t.Failed() {
-			t.Logf("plumbline serve output:\n%s", s.log.tail(32<<10))
+			t.Logf("plumbline serve output:\n%s", s.log.Tail(32<<10))
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -120,11 +75,11 @@ func startServer(t *testing.T, dd string) *server {
 		}
 		select {
 		case <-s.exited:
-			t.Fatalf("plumbline serve exited before it was ready:\n%s", s.log.tail(8<<10))
+			t.Fatalf("plumbline serve exited before it was ready:\n%s", s.log.Tail(8<<10))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("plumbline serve did not write %s/server.json within 30s:\n%s", dd, s.log.tail(8<<10))
+			t.Fatalf("plumbline serve did not write %s/server.json within 30s:\n%s", dd, s.log.Tail(8<<10))
 		}
 	}
 }
@@ -231,25 +186,7 @@ func (s *server) scoreLoop(ctx context.Context, c *http.Client, endpoint, key, b
 // copyDir copies a directory tree of regular files.
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
+	if err := testenv.CopyDir(src, dst); err != nil {
 		t.Fatalf("copy %s: %v", src, err)
 	}
 }

@@ -3,6 +3,7 @@ package browser
 import (
 	"flag"
 	"fmt"
+	"github.com/plumbline/plumbline/test/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,35 +39,13 @@ func run(m *testing.M) int {
 	if skipAll = whySkip(); skipAll != "" {
 		return m.Run()
 	}
-	if bin := os.Getenv("PLUMBLINE_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		if err == nil {
-			_, err = os.Stat(abs)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "browser: PLUMBLINE_BIN=%s: %v\n", bin, err)
-			return 1
-		}
-		binPath = abs
-	} else {
-		dir, err := os.MkdirTemp("", "plumbline-browser-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "browser:", err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binPath = filepath.Join(dir, "plumbline")
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		cmd := exec.Command(goTool, "build", "-o", binPath, "./cmd/plumbline")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "browser: go build ./cmd/plumbline: %v\n%s", err, out)
-			return 1
-		}
+	bin, cleanup, err := testenv.Binary(repoRoot, "plumbline-browser-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "browser:", err)
+		return 1
 	}
+	defer cleanup()
+	binPath = bin
 	return m.Run()
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/plumbline/plumbline/test/testenv"
 	"io"
 	"io/fs"
 	"net/http"
@@ -16,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,65 +25,13 @@ import (
 // cliTimeout bounds one CLI command; deployment creation waits for R.
 const cliTimeout = 3 * time.Minute
 
-// logBuffer collects a process's output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
+type logBuffer = testenv.LogBuffer
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// tail returns at most the last n bytes, starting at a line.
-func (b *logBuffer) tail(n int) string {
-	s := b.String()
-	if len(s) <= n {
-		return s
-	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return "…\n" + s
-}
-
-// cleanEnv is this process's environment without PLUMBLINE_* variables, so
-// that nothing from the developer's shell points the binary elsewhere.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PLUMBLINE_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
-}
-
-// newDataDir is an empty data directory removed after the test. The
-// server makes read-only trees inside it (cache/); the cleanup makes them
-// writable again so that removal works for users other than root.
-func newDataDir(t *testing.T) string {
-	t.Helper()
-	dd := t.TempDir()
-	t.Cleanup(func() {
-		filepath.WalkDir(dd, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o700)
-			}
-			return nil
-		})
-	})
-	return dd
-}
+var (
+	cleanEnv   = testenv.CleanEnv
+	newDataDir = testenv.NewDataDir
+	copyDir    = testenv.CopyDir
+)
 
 // serverState mirrors <data-dir>/server.json.
 type serverState struct {
@@ -124,7 +72,7 @@ func startServer(t *testing.T, dd string, extra ...string) *server {
 	t.Cleanup(func() {
 		s.stop(t)
 		if t.Failed() {
-			t.Logf("plumbline serve (pid %d, data dir %s) output:\n%s", s.cmd.Process.Pid, dd, s.log.tail(48<<10))
+			t.Logf("plumbline serve (pid %d, data dir %s) output:\n%s", s.cmd.Process.Pid, dd, s.log.Tail(48<<10))
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -705,27 +653,6 @@ func copyTree(t *testing.T, src, dst string) {
 	if err := copyDir(src, dst); err != nil {
 		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
-}
-
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -3,8 +3,8 @@ package e2e
 import (
 	"flag"
 	"fmt"
+	"github.com/plumbline/plumbline/test/testenv"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -39,35 +39,13 @@ func run(m *testing.M) int {
 		skipAll = "end-to-end tests read /proc and run the process driver; they need Linux"
 		return m.Run()
 	}
-	if bin := os.Getenv("PLUMBLINE_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		if err == nil {
-			_, err = os.Stat(abs)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: PLUMBLINE_BIN=%s: %v\n", bin, err)
-			return 1
-		}
-		binPath = abs
-	} else {
-		dir, err := os.MkdirTemp("", "plumbline-e2e-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binPath = filepath.Join(dir, "plumbline")
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		cmd := exec.Command(goTool, "build", "-o", binPath, "./cmd/plumbline")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/plumbline: %v\n%s", err, out)
-			return 1
-		}
+	bin, cleanup, err := testenv.Binary(repoRoot, "plumbline-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
 	}
+	defer cleanup()
+	binPath = bin
 	defer removeSharedFixtures()
 	return m.Run()
 }
