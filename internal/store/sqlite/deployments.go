@@ -155,7 +155,9 @@ func (db *DB) DeleteDeployment(ctx context.Context, endpoint, name string) error
 	return nil
 }
 
-const instanceCols = `endpoint, deployment, name, driver, data, created_at, updated_at`
+const instanceCols = `endpoint, deployment, name, driver, data, created_at, updated_at,
+	instance_id, addr, template, state, routable, scoring_path, openapi_path, max_concurrent,
+	restarts, last_probe, last_probe_at, pid, started_at`
 
 // PutInstance implements store.Store. The first put sets CreatedAt (now when
 // zero); a replacing put keeps it. UpdatedAt becomes now. ErrNotFound when
@@ -168,10 +170,18 @@ func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
 	now := time.Now()
 	created := stamp(in.CreatedAt, now)
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO instances (`+instanceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO instances (`+instanceCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (endpoint, deployment, name) DO UPDATE SET
-				driver = excluded.driver, data = excluded.data, updated_at = excluded.updated_at`,
-			in.Endpoint, in.Deployment, in.Name, in.Driver, data, nanos(created), nanos(now))
+				driver = excluded.driver, data = excluded.data, updated_at = excluded.updated_at,
+				instance_id = excluded.instance_id, addr = excluded.addr, template = excluded.template,
+				state = excluded.state, routable = excluded.routable, scoring_path = excluded.scoring_path,
+				openapi_path = excluded.openapi_path, max_concurrent = excluded.max_concurrent,
+				restarts = excluded.restarts, last_probe = excluded.last_probe,
+				last_probe_at = excluded.last_probe_at, pid = excluded.pid, started_at = excluded.started_at`,
+			in.Endpoint, in.Deployment, in.Name, in.Driver, data, nanos(created), nanos(now),
+			in.ID, in.Addr, in.Template, in.State, in.Routable, in.ScoringPath, in.OpenAPIPath, in.MaxConcurrent,
+			in.Restarts, in.LastProbe, zeroNanos(in.LastProbeAt), in.PID, zeroNanos(in.StartedAt))
 		if isForeignKey(err) {
 			return fmt.Errorf("deployment %s/%s: %w", in.Endpoint, in.Deployment, store.ErrNotFound)
 		}
@@ -181,6 +191,21 @@ func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
 		return fmt.Errorf("put instance %s/%s/%s: %w", in.Endpoint, in.Deployment, in.Name, err)
 	}
 	return nil
+}
+
+// zeroNanos stores a zero time as 0, so that it comes back zero.
+func zeroNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return nanos(t)
+}
+
+func zeroFromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return fromNanos(n)
 }
 
 // ListInstances implements store.Store, by endpoint, deployment and name. An
@@ -196,15 +221,18 @@ func (db *DB) ListInstances(ctx context.Context, endpoint, deployment string) ([
 	var out []store.Instance
 	for rows.Next() {
 		var (
-			in               store.Instance
-			data             sql.NullString
-			created, updated int64
+			in                            store.Instance
+			data                          sql.NullString
+			created, updated, probe, strt int64
 		)
-		if err := rows.Scan(&in.Endpoint, &in.Deployment, &in.Name, &in.Driver, &data, &created, &updated); err != nil {
+		if err := rows.Scan(&in.Endpoint, &in.Deployment, &in.Name, &in.Driver, &data, &created, &updated,
+			&in.ID, &in.Addr, &in.Template, &in.State, &in.Routable, &in.ScoringPath, &in.OpenAPIPath, &in.MaxConcurrent,
+			&in.Restarts, &in.LastProbe, &probe, &in.PID, &strt); err != nil {
 			return nil, fmt.Errorf("list instances: %w", err)
 		}
 		in.Data = rawOut(data)
 		in.CreatedAt, in.UpdatedAt = fromNanos(created), fromNanos(updated)
+		in.LastProbeAt, in.StartedAt = zeroFromNanos(probe), zeroFromNanos(strt)
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {

@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -53,6 +54,9 @@ type DB struct {
 	path string
 	w    *sql.DB // one connection; every mutation runs here, BEGIN IMMEDIATE
 	r    *sql.DB // query-only pool
+
+	sigMu sync.Mutex    // protects sig
+	sig   chan struct{} // closed (and replaced) after every committed write
 }
 
 // Open opens (creating if needed) the database at path and brings its
@@ -71,7 +75,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	ms := int(busyTimeout / time.Millisecond)
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)", ms)
 
-	db := &DB{path: abs}
+	db := &DB{path: abs, sig: make(chan struct{})}
 	db.w, err = sql.Open("sqlite", abs+"?"+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
@@ -232,9 +236,14 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// write runs fn in a write transaction.
+// write runs fn in a write transaction and, once it committed, wakes the
+// waiters of WaitRoutingChange.
 func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	return inTx(ctx, db.w, fn)
+	err := inTx(ctx, db.w, fn)
+	if err == nil {
+		db.signal()
+	}
+	return err
 }
 
 func sqliteCode(err error) int {
