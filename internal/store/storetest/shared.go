@@ -58,7 +58,9 @@ func testRoutingVersion(t *testing.T, s store.Store) {
 			_, err := s.UpdateDeployment(bg, "ep", "blue", func(d *store.Deployment) error { d.State = store.StateSucceeded; return nil })
 			return err
 		}},
-		{"put instance", func() error { return s.PutInstance(bg, store.Instance{Endpoint: "ep", Deployment: "blue", Name: "blue-0"}) }},
+		{"put instance", func() error {
+			return s.PutInstance(bg, store.Instance{Endpoint: "ep", Deployment: "blue", Name: "blue-0"})
+		}},
 		{"delete instance", func() error { return s.DeleteInstance(bg, "ep", "blue", "blue-0") }},
 		{"delete deployment", func() error { return s.DeleteDeployment(bg, "ep", "blue") }},
 		{"delete endpoint", func() error { return s.DeleteEndpoint(bg, "ep") }},
