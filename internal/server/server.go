@@ -181,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		defer unlock()
 	}
-	st, err := openStore(ctx, cfg.Store, dd)
+	st, err := openStore(ctx, cfg.Store, dd, log)
 	if err != nil {
 		return err
 	}

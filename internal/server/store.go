@@ -3,11 +3,12 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/url"
+	"log/slog"
 	"strings"
 
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/store"
+	"github.com/plumbline/plumbline/internal/store/postgres"
 	"github.com/plumbline/plumbline/internal/store/sqlite"
 )
 
@@ -17,7 +18,7 @@ func isPostgres(s string) bool {
 }
 
 // openStore opens the configured store: SQLite in the data dir by default.
-func openStore(ctx context.Context, spec string, dd *datadir.Dir) (store.Store, error) {
+func openStore(ctx context.Context, spec string, dd *datadir.Dir, log *slog.Logger) (store.Store, error) {
 	switch {
 	case spec == "" || spec == "sqlite":
 		st, err := sqlite.Open(ctx, dd.DBPath())
@@ -26,7 +27,7 @@ func openStore(ctx context.Context, spec string, dd *datadir.Dir) (store.Store, 
 		}
 		return st, nil
 	case isPostgres(spec):
-		return openPostgres(ctx, spec)
+		return openPostgres(ctx, spec, log)
 	default:
 		return nil, fmt.Errorf("--store %q: want a postgres:// URL, or nothing for SQLite in the data dir", spec)
 	}
@@ -37,9 +38,5 @@ func storeName(spec string) string {
 	if spec == "" {
 		return "sqlite"
 	}
-	u, err := url.Parse(spec)
-	if err != nil {
-		return "postgres"
-	}
-	return "postgres://" + u.Host + u.Path
+	return postgres.Redact(spec)
 }

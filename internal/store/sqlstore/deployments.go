@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"bytes"
@@ -42,15 +42,15 @@ func (db *DB) CreateDeployment(ctx context.Context, d store.Deployment) (store.D
 		return store.Deployment{}, fmt.Errorf("create deployment %s/%s: spec: %w", d.Endpoint, d.Name, err)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := getEndpoint(ctx, tx, d.Endpoint); err != nil {
+		if _, err := getEndpoint(ctx, tx, d.Endpoint, ""); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO deployments (`+deploymentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO deployments (`+deploymentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			d.Endpoint, d.Name, spec, d.State, d.Reason, d.Generation, d.ObservedGeneration, nanos(d.CreatedAt), nanos(d.UpdatedAt))
 		switch {
-		case isUnique(err):
+		case db.d.IsUnique(err):
 			return fmt.Errorf("deployment %s: %w", d.Name, store.ErrExists)
-		case isForeignKey(err):
+		case db.d.IsForeignKey(err):
 			return fmt.Errorf("endpoint %s: %w", d.Endpoint, store.ErrNotFound)
 		}
 		return err
@@ -63,12 +63,12 @@ func (db *DB) CreateDeployment(ctx context.Context, d store.Deployment) (store.D
 
 // GetDeployment implements store.Store.
 func (db *DB) GetDeployment(ctx context.Context, endpoint, name string) (store.Deployment, error) {
-	return getDeployment(ctx, db.r, endpoint, name)
+	return getDeployment(ctx, db.r, endpoint, name, "")
 }
 
-func getDeployment(ctx context.Context, q querier, endpoint, name string) (store.Deployment, error) {
+func getDeployment(ctx context.Context, q querier, endpoint, name, lock string) (store.Deployment, error) {
 	d, err := scanDeployment(q.QueryRowContext(ctx,
-		`SELECT `+deploymentCols+` FROM deployments WHERE endpoint = ? AND name = ?`, endpoint, name))
+		`SELECT `+deploymentCols+` FROM deployments WHERE endpoint = $1 AND name = $2`+lock, endpoint, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("deployment %s/%s: %w", endpoint, name, store.ErrNotFound)
 	}
@@ -81,7 +81,7 @@ func getDeployment(ctx context.Context, q querier, endpoint, name string) (store
 // ListDeployments implements store.Store, by endpoint and name.
 func (db *DB) ListDeployments(ctx context.Context, endpoint string) ([]store.Deployment, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT `+deploymentCols+` FROM deployments
-		WHERE ? = '' OR endpoint = ? ORDER BY endpoint, name`, endpoint, endpoint)
+		WHERE $1 = '' OR endpoint = $2 ORDER BY endpoint, name`, endpoint, endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("list deployments: %w", err)
 	}
@@ -107,7 +107,7 @@ func (db *DB) UpdateDeployment(ctx context.Context, endpoint, name string, fn fu
 	var out store.Deployment
 	var fnErr error
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		old, err := getDeployment(ctx, tx, endpoint, name)
+		old, err := getDeployment(ctx, tx, endpoint, name, db.d.ForUpdate)
 		if err != nil {
 			return err
 		}
@@ -126,8 +126,8 @@ func (db *DB) UpdateDeployment(ctx context.Context, endpoint, name string, fn fu
 		if err != nil {
 			return fmt.Errorf("spec: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE deployments SET spec = ?, state = ?, reason = ?, generation = ?,
-			observed_generation = ?, updated_at = ? WHERE endpoint = ? AND name = ?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE deployments SET spec = $1, state = $2, reason = $3, generation = $4,
+			observed_generation = $5, updated_at = $6 WHERE endpoint = $7 AND name = $8`,
 			spec, d.State, d.Reason, d.Generation, d.ObservedGeneration, nanos(d.UpdatedAt), endpoint, name); err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func (db *DB) UpdateDeployment(ctx context.Context, endpoint, name string, fn fu
 // events stay until the endpoint is deleted.
 func (db *DB) DeleteDeployment(ctx context.Context, endpoint, name string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		return deleted(tx.ExecContext(ctx, `DELETE FROM deployments WHERE endpoint = ? AND name = ?`, endpoint, name))
+		return deleted(tx.ExecContext(ctx, `DELETE FROM deployments WHERE endpoint = $1 AND name = $2`, endpoint, name))
 	})
 	if err != nil {
 		return fmt.Errorf("delete deployment %s/%s: %w", endpoint, name, err)
@@ -171,7 +171,7 @@ func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
 	created := stamp(in.CreatedAt, now)
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO instances (`+instanceCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 			ON CONFLICT (endpoint, deployment, name) DO UPDATE SET
 				driver = excluded.driver, data = excluded.data, updated_at = excluded.updated_at,
 				instance_id = excluded.instance_id, addr = excluded.addr, template = excluded.template,
@@ -180,9 +180,9 @@ func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
 				restarts = excluded.restarts, last_probe = excluded.last_probe,
 				last_probe_at = excluded.last_probe_at, pid = excluded.pid, started_at = excluded.started_at`,
 			in.Endpoint, in.Deployment, in.Name, in.Driver, data, nanos(created), nanos(now),
-			in.ID, in.Addr, in.Template, in.State, in.Routable, in.ScoringPath, in.OpenAPIPath, in.MaxConcurrent,
+			in.ID, in.Addr, in.Template, in.State, b2i(in.Routable), in.ScoringPath, in.OpenAPIPath, in.MaxConcurrent,
 			in.Restarts, in.LastProbe, zeroNanos(in.LastProbeAt), in.PID, zeroNanos(in.StartedAt))
-		if isForeignKey(err) {
+		if db.d.IsForeignKey(err) {
 			return fmt.Errorf("deployment %s/%s: %w", in.Endpoint, in.Deployment, store.ErrNotFound)
 		}
 		return err
@@ -212,7 +212,7 @@ func zeroFromNanos(n int64) time.Time {
 // empty endpoint or deployment matches all.
 func (db *DB) ListInstances(ctx context.Context, endpoint, deployment string) ([]store.Instance, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT `+instanceCols+` FROM instances
-		WHERE (?1 = '' OR endpoint = ?1) AND (?2 = '' OR deployment = ?2)
+		WHERE ($1 = '' OR endpoint = $1) AND ($2 = '' OR deployment = $2)
 		ORDER BY endpoint, deployment, name`, endpoint, deployment)
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
@@ -244,7 +244,7 @@ func (db *DB) ListInstances(ctx context.Context, endpoint, deployment string) ([
 // DeleteInstance implements store.Store.
 func (db *DB) DeleteInstance(ctx context.Context, endpoint, deployment, name string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		return deleted(tx.ExecContext(ctx, `DELETE FROM instances WHERE endpoint = ? AND deployment = ? AND name = ?`,
+		return deleted(tx.ExecContext(ctx, `DELETE FROM instances WHERE endpoint = $1 AND deployment = $2 AND name = $3`,
 			endpoint, deployment, name))
 	})
 	if err != nil {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"bytes"
@@ -69,8 +69,8 @@ func (db *DB) CreateEndpoint(ctx context.Context, e store.Endpoint) (store.Endpo
 		return store.Endpoint{}, fmt.Errorf("create endpoint %s: %w", e.Name, err)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-		if isUnique(err) {
+		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, args...)
+		if db.d.IsUnique(err) {
 			return store.ErrExists
 		}
 		return err
@@ -83,15 +83,17 @@ func (db *DB) CreateEndpoint(ctx context.Context, e store.Endpoint) (store.Endpo
 
 // GetEndpoint implements store.Store.
 func (db *DB) GetEndpoint(ctx context.Context, name string) (store.Endpoint, error) {
-	return getEndpoint(ctx, db.r, name)
+	return getEndpoint(ctx, db.r, name, "")
 }
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func getEndpoint(ctx context.Context, q querier, name string) (store.Endpoint, error) {
-	e, err := scanEndpoint(q.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE name = ?`, name))
+// getEndpoint reads one endpoint; lock is appended to the query (the
+// dialect's FOR UPDATE in a read-modify-write).
+func getEndpoint(ctx context.Context, q querier, name, lock string) (store.Endpoint, error) {
+	e, err := scanEndpoint(q.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE name = $1`+lock, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("endpoint %s: %w", name, store.ErrNotFound)
 	}
@@ -129,7 +131,7 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 	var out store.Endpoint
 	var fnErr error
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		old, err := getEndpoint(ctx, tx, name)
+		old, err := getEndpoint(ctx, tx, name, db.d.ForUpdate)
 		if err != nil {
 			return err
 		}
@@ -149,8 +151,8 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET spec = ?, auth_mode = ?, primary_key = ?, secondary_key = ?,
-			traffic = ?, mirror = ?, state = ?, reason = ?, generation = ?, updated_at = ? WHERE name = ?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET spec = $1, auth_mode = $2, primary_key = $3, secondary_key = $4,
+			traffic = $5, mirror = $6, state = $7, reason = $8, generation = $9, updated_at = $10 WHERE name = $11`,
 			append(args[1:10:10], args[11], name)...); err != nil {
 			return err
 		}
@@ -189,7 +191,7 @@ func jsonEqual(a, b json.RawMessage) bool {
 // go with it (ON DELETE CASCADE).
 func (db *DB) DeleteEndpoint(ctx context.Context, name string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		return deleted(tx.ExecContext(ctx, `DELETE FROM endpoints WHERE name = ?`, name))
+		return deleted(tx.ExecContext(ctx, `DELETE FROM endpoints WHERE name = $1`, name))
 	})
 	if err != nil {
 		return fmt.Errorf("delete endpoint %s: %w", name, err)

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -16,16 +16,12 @@ import (
 func (db *DB) AppendEvent(ctx context.Context, ev store.Event) (store.Event, error) {
 	ev.Time = stamp(ev.Time, time.Now())
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO events (time, endpoint, deployment, instance, type, reason, message)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			nanos(ev.Time), ev.Endpoint, ev.Deployment, ev.Instance, ev.Type, ev.Reason, ev.Message)
-		if isForeignKey(err) {
+		err := tx.QueryRowContext(ctx, `INSERT INTO events (time, endpoint, deployment, instance, type, reason, message)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+			nanos(ev.Time), ev.Endpoint, ev.Deployment, ev.Instance, ev.Type, ev.Reason, ev.Message).Scan(&ev.ID)
+		if db.d.IsForeignKey(err) {
 			return fmt.Errorf("endpoint %s: %w", ev.Endpoint, store.ErrNotFound)
 		}
-		if err != nil {
-			return err
-		}
-		ev.ID, err = res.LastInsertId()
 		return err
 	})
 	if err != nil {
@@ -36,24 +32,24 @@ func (db *DB) AppendEvent(ctx context.Context, ev store.Event) (store.Event, err
 
 // ListEvents implements store.Store, oldest first.
 func (db *DB) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
-	q := `SELECT id, time, endpoint, deployment, instance, type, reason, message FROM events WHERE id > ?`
+	q := `SELECT id, time, endpoint, deployment, instance, type, reason, message FROM events WHERE id > $1`
 	args := []any{f.AfterID}
 	for _, c := range []struct{ col, val string }{
 		{"endpoint", f.Endpoint}, {"deployment", f.Deployment}, {"instance", f.Instance},
 	} {
 		if c.val != "" {
-			q += ` AND ` + c.col + ` = ?`
 			args = append(args, c.val)
+			q += ` AND ` + c.col + ` = ` + param(len(args))
 		}
 	}
 	newestFirst := f.Limit > 0 && f.AfterID == 0
 	switch {
 	case newestFirst:
-		q += ` ORDER BY id DESC LIMIT ?`
 		args = append(args, f.Limit)
+		q += ` ORDER BY id DESC LIMIT ` + param(len(args))
 	case f.Limit > 0: // paging forward from AfterID
-		q += ` ORDER BY id LIMIT ?`
 		args = append(args, f.Limit)
+		q += ` ORDER BY id LIMIT ` + param(len(args))
 	default:
 		q += ` ORDER BY id`
 	}
@@ -86,7 +82,7 @@ func (db *DB) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Even
 // GetSetting implements store.Store.
 func (db *DB) GetSetting(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
-	err := db.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	err := db.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = $1`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("setting %s: %w", key, store.ErrNotFound)
 	}
@@ -105,7 +101,7 @@ func (db *DB) PutSetting(ctx context.Context, key string, value []byte) error {
 		value = []byte{}
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES ($1, $2)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 		return err
 	})

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -44,6 +44,9 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 	m.CreatedAt = stamp(m.CreatedAt, time.Now())
 	var out store.ModelVersion
 	err = db.write(ctx, func(tx *sql.Tx) error {
+		if err := db.d.lockName(ctx, tx, "model:"+m.Name); err != nil {
+			return err
+		}
 		if m.Version == "" {
 			v, err := nextVersion(ctx, tx, m.Name)
 			if err != nil {
@@ -52,7 +55,7 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 			m.Version = v
 		} else {
 			old, err := scanModel(tx.QueryRowContext(ctx,
-				`SELECT `+modelCols+` FROM models WHERE name = ? AND version = ?`, m.Name, m.Version))
+				`SELECT `+modelCols+` FROM models WHERE name = $1 AND version = $2`, m.Name, m.Version))
 			switch {
 			case err == nil && old.Digest == m.Digest:
 				out = old
@@ -64,10 +67,10 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			m.Name, m.Version, m.Digest, m.Type, m.Description, tags, m.PathBase, m.Size, m.FileCount,
-			m.Archived, nanos(m.CreatedAt))
-		if isUnique(err) {
+			b2i(m.Archived), nanos(m.CreatedAt))
+		if db.d.IsUnique(err) {
 			return store.ErrExists
 		}
 		out = m
@@ -84,7 +87,7 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 
 // nextVersion is 1 + the greatest integer version of name.
 func nextVersion(ctx context.Context, tx *sql.Tx, name string) (string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM models WHERE name = ?`, name)
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM models WHERE name = $1`, name)
 	if err != nil {
 		return "", err
 	}
@@ -111,7 +114,7 @@ func nextVersion(ctx context.Context, tx *sql.Tx, name string) (string, error) {
 // GetModelVersion implements store.Store.
 func (db *DB) GetModelVersion(ctx context.Context, name, version string) (store.ModelVersion, error) {
 	m, err := scanModel(db.r.QueryRowContext(ctx,
-		`SELECT `+modelCols+` FROM models WHERE name = ? AND version = ?`, name, version))
+		`SELECT `+modelCols+` FROM models WHERE name = $1 AND version = $2`, name, version))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, fmt.Errorf("model %s version %s: %w", name, version, store.ErrNotFound)
 	}
@@ -124,7 +127,7 @@ func (db *DB) GetModelVersion(ctx context.Context, name, version string) (store.
 // LatestModelVersion implements store.Store.
 func (db *DB) LatestModelVersion(ctx context.Context, name string) (store.ModelVersion, error) {
 	m, err := scanModel(db.r.QueryRowContext(ctx,
-		`SELECT `+modelCols+` FROM models WHERE name = ? AND archived = 0
+		`SELECT `+modelCols+` FROM models WHERE name = $1 AND archived = 0
 		 ORDER BY created_at DESC, id DESC LIMIT 1`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, fmt.Errorf("model %s: no version that is not archived: %w", name, store.ErrNotFound)
@@ -140,8 +143,8 @@ func (db *DB) ListModels(ctx context.Context, f store.ModelFilter) ([]store.Mode
 	q := `SELECT ` + modelCols + ` FROM models WHERE 1 = 1`
 	var args []any
 	if f.Name != "" {
-		q += ` AND name = ?`
 		args = append(args, f.Name)
+		q += ` AND name = ` + param(len(args))
 	}
 	switch {
 	case f.ArchivedOnly:
@@ -151,8 +154,8 @@ func (db *DB) ListModels(ctx context.Context, f store.ModelFilter) ([]store.Mode
 	}
 	q += ` ORDER BY name, created_at DESC, id DESC`
 	if f.Limit > 0 {
-		q += ` LIMIT ?`
 		args = append(args, f.Limit)
+		q += ` LIMIT ` + param(len(args))
 	}
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -177,8 +180,8 @@ func (db *DB) ListModels(ctx context.Context, f store.ModelFilter) ([]store.Mode
 func (db *DB) SetModelArchived(ctx context.Context, name, version string, archived bool) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			`UPDATE models SET archived = ? WHERE name = ? AND (? = '' OR version = ?)`,
-			archived, name, version, version)
+			`UPDATE models SET archived = $1 WHERE name = $2 AND ($3 = '' OR version = $4)`,
+			b2i(archived), name, version, version)
 		if err != nil {
 			return err
 		}
@@ -237,3 +240,14 @@ func rawOut(s sql.NullString) json.RawMessage {
 	}
 	return json.RawMessage(s.String)
 }
+
+// b2i stores a bool as 0 or 1 (an INTEGER column in every dialect).
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// param is the placeholder of the nth argument.
+func param(n int) string { return "$" + strconv.Itoa(n) }

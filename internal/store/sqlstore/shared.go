@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -11,13 +11,9 @@ import (
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-// crossProcessPoll is how often WaitRoutingChange re-reads the counter, for
-// changes another process commits to the same file (this process's own
-// commits wake waiters at once).
-const crossProcessPoll = 500 * time.Millisecond
-
 // RoutingVersion implements store.Store: triggers on endpoints, deployments
-// and instances increment counters.routing in the writing transaction.
+// and instances increment counters.routing in the writing transaction
+// (migration 2 of each dialect).
 func (db *DB) RoutingVersion(ctx context.Context) (int64, error) {
 	var v int64
 	if err := db.r.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'routing'`).Scan(&v); err != nil {
@@ -26,9 +22,11 @@ func (db *DB) RoutingVersion(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-// WaitRoutingChange implements store.Store.
+// WaitRoutingChange implements store.Store. This process's commits wake it
+// at once, other processes' through Signal (PostgreSQL's NOTIFY), and it
+// re-reads the counter every Dialect.Poll in case a signal was missed.
 func (db *DB) WaitRoutingChange(ctx context.Context, after int64) (int64, error) {
-	t := time.NewTicker(crossProcessPoll)
+	t := time.NewTicker(db.d.Poll)
 	defer t.Stop()
 	for {
 		changed := db.changed() // before the read: a commit after it wakes us
@@ -55,8 +53,9 @@ func (db *DB) changed() <-chan struct{} {
 	return db.sig
 }
 
-// signal wakes every waiter of changed.
-func (db *DB) signal() {
+// Signal wakes every WaitRoutingChange, which re-reads the routing version.
+// A dialect calls it when another process committed a change (NOTIFY).
+func (db *DB) Signal() {
 	db.sigMu.Lock()
 	close(db.sig)
 	db.sig = make(chan struct{})
@@ -70,7 +69,7 @@ func (db *DB) PutGatewayReport(ctx context.Context, r store.GatewayReport) error
 		return fmt.Errorf("put gateway report %s: %w", r.ID, err)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO gateway_reports (id, addr, instances, updated_at) VALUES (?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO gateway_reports (id, addr, instances, updated_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, instances = excluded.instances, updated_at = excluded.updated_at`,
 			r.ID, r.Addr, string(b), nanos(time.Now()))
 		return err
@@ -84,7 +83,7 @@ func (db *DB) PutGatewayReport(ctx context.Context, r store.GatewayReport) error
 // ListGatewayReports implements store.Store.
 func (db *DB) ListGatewayReports(ctx context.Context, since time.Time) ([]store.GatewayReport, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT id, addr, instances, updated_at FROM gateway_reports
-		WHERE updated_at >= ? ORDER BY id`, zeroNanos(since))
+		WHERE updated_at >= $1 ORDER BY id`, zeroNanos(since))
 	if err != nil {
 		return nil, fmt.Errorf("list gateway reports: %w", err)
 	}
@@ -116,7 +115,7 @@ func (db *DB) ListGatewayReports(ctx context.Context, since time.Time) ([]store.
 // DeleteGatewayReport implements store.Store.
 func (db *DB) DeleteGatewayReport(ctx context.Context, id string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		return deleted(tx.ExecContext(ctx, `DELETE FROM gateway_reports WHERE id = ?`, id))
+		return deleted(tx.ExecContext(ctx, `DELETE FROM gateway_reports WHERE id = $1`, id))
 	})
 	if err != nil {
 		return fmt.Errorf("delete gateway report %s: %w", id, err)
@@ -129,17 +128,17 @@ func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Du
 	var out store.Lease
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		now := time.Now()
+		// A new lease starts expired with token 0; concurrent first
+		// campaigns then queue on its row.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO leases (name, holder, token, expires_at) VALUES ($1, '', 0, 0)
+			ON CONFLICT (name) DO NOTHING`, name); err != nil {
+			return err
+		}
 		var cur store.Lease
 		var exp int64
-		err := tx.QueryRowContext(ctx, `SELECT name, holder, token, expires_at FROM leases WHERE name = ?`, name).
+		err := tx.QueryRowContext(ctx, `SELECT name, holder, token, expires_at FROM leases WHERE name = $1`+db.d.ForUpdate, name).
 			Scan(&cur.Name, &cur.Holder, &cur.Token, &exp)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			out = store.Lease{Name: name, Holder: holder, Token: 1, ExpiresAt: fromNanos(nanos(now.Add(ttl)))}
-			_, err = tx.ExecContext(ctx, `INSERT INTO leases (name, holder, token, expires_at) VALUES (?, ?, ?, ?)`,
-				name, holder, out.Token, nanos(out.ExpiresAt))
-			return err
-		case err != nil:
+		if err != nil {
 			return err
 		}
 		cur.ExpiresAt = fromNanos(exp)
@@ -152,7 +151,7 @@ func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Du
 		if cur.Holder != holder || expired {
 			out.Token++
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE leases SET holder = ?, token = ?, expires_at = ? WHERE name = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE leases SET holder = $1, token = $2, expires_at = $3 WHERE name = $4`,
 			holder, out.Token, nanos(out.ExpiresAt), name)
 		return err
 	})
@@ -166,7 +165,7 @@ func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Du
 func (db *DB) CheckLease(ctx context.Context, l store.Lease) error {
 	var holder string
 	var token, exp int64
-	err := db.r.QueryRowContext(ctx, `SELECT holder, token, expires_at FROM leases WHERE name = ?`, l.Name).Scan(&holder, &token, &exp)
+	err := db.r.QueryRowContext(ctx, `SELECT holder, token, expires_at FROM leases WHERE name = $1`, l.Name).Scan(&holder, &token, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("lease %s: %w", l.Name, store.ErrFenced)
 	}
@@ -182,7 +181,7 @@ func (db *DB) CheckLease(ctx context.Context, l store.Lease) error {
 // ReleaseLease implements store.Store.
 func (db *DB) ReleaseLease(ctx context.Context, l store.Lease) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND token = ?`,
+		_, err := tx.ExecContext(ctx, `UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND token = $4`,
 			nanos(time.Now()), l.Name, l.Holder, l.Token)
 		return err
 	})
