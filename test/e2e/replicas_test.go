@@ -91,7 +91,9 @@ func (r *replica) kill9(t *testing.T) {
 	<-r.exited
 }
 
-func (r *replica) leads() bool { return strings.Contains(r.log.String(), "leading: this replica reconciles") }
+func (r *replica) leads() bool {
+	return strings.Contains(r.log.String(), "leading: this replica reconciles")
+}
 
 // replicaCLI runs a command against one control replica, from dir.
 func replicaCLI(t *testing.T, dd string, r *replica, dir string, args ...string) result {
