@@ -233,6 +233,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if err != nil {
 			return err
 		}
+		// The first table before the listener opens: a gateway that just
+		// started never answers 404 for an endpoint it has not read yet.
+		if err := src.sync(ctx, gw); err != nil {
+			return fmt.Errorf("read the routing table: %w", err)
+		}
 		parts = append(parts, part{"gateway routes", func(ctx context.Context) error { return gw.Follow(ctx, src, log.With("component", "gateway")) }})
 		mux.Handle("/", gw)
 	} else {
