@@ -70,6 +70,21 @@ type InstanceSpec struct {
 	// CPU is a limit in cores (0: none); MemoryBytes a limit in bytes (0: none).
 	CPU         float64
 	MemoryBytes int64
+
+	// Template is the reconciler's versioned hash of what the instance
+	// runs. Drivers store it with the instance and report it back in
+	// Status.Template, so a restarted server can tell which instances it
+	// may keep.
+	Template string
+
+	// ModelName and ModelVersion name the model mounted from ModelDir;
+	// container drivers mount it at <ModelMountPath>/<name>/<version>, as
+	// Azure does. Empty when the deployment has no model.
+	ModelName    string
+	ModelVersion string
+	// ModelMountPath is the deployment's model_mount_path; "" means Azure's
+	// default, /var/azureml-app/azureml-models. Container drivers only.
+	ModelMountPath string
 }
 
 // State is an instance's lifecycle state as the driver sees it.
@@ -96,6 +111,9 @@ type Status struct {
 	ExitCode int
 	ExitedAt time.Time
 	Message  string
+	// Template is InstanceSpec.Template of the instance ("" if the driver
+	// does not know it, e.g. an instance started before templates existed).
+	Template string
 }
 
 // LogOptions selects what Logs returns.
