@@ -377,6 +377,9 @@ type LogOptions struct {
 	Instance string
 	// Follow streams new lines until ctx ends.
 	Follow bool
+	// Container is "" or inference-server (the instances' output), or
+	// image-build (the log of the deployment's image build).
+	Container string
 }
 
 // DeploymentLogs returns the deployment's console logs as text; the caller
@@ -391,6 +394,9 @@ func (c *Client) DeploymentLogs(ctx context.Context, endpoint, name string, o Lo
 	}
 	if o.Follow {
 		q.Set("follow", "true")
+	}
+	if o.Container != "" {
+		q.Set("container", o.Container)
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, deploymentPath(endpoint, name)+"/logs", q, nil, "")
 	if err != nil {

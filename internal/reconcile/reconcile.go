@@ -43,6 +43,15 @@ type Checker interface {
 	Check(ctx context.Context, p *resolve.Plan, codeDir string) (warnings []string, err error)
 }
 
+// Preparer makes what a plan needs before its first instance starts (its
+// container image, built or pulled) without holding up the pass: it reports
+// false while the work goes on in the background, and is asked again on a
+// later pass. A non-nil error is terminal for that plan; its text is the
+// deployment's reason.
+type Preparer interface {
+	Prepare(ctx context.Context, p *resolve.Plan) (ready bool, err error)
+}
+
 // Config wires a Reconciler. Zero durations take the documented defaults.
 type Config struct {
 	Store     store.Store
@@ -50,6 +59,9 @@ type Config struct {
 	Artifacts Artifacts
 	// Checker is optional; nil skips pre-start checks.
 	Checker Checker
+	// Images is optional; nil means plans need no preparation (the
+	// process driver).
+	Images Preparer
 	Logger  *slog.Logger
 	// OnChange is called (without locks held) whenever the set of routable
 	// instances may have changed. An instance taken out of routing is
@@ -495,6 +507,18 @@ func nameIndex(name string) int {
 // check runs the pre-start checks for a plan and reports whether the
 // deployment failed.
 func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depState, plan *resolve.Plan, hash string) (failed bool) {
+	if r.cfg.Images != nil {
+		ready, err := r.cfg.Images.Prepare(ctx, plan)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.fail(ctx, d, ds, hash, err.Error())
+			}
+			return true
+		}
+		if !ready {
+			return true // building or pulling: the preparer notifies when done
+		}
+	}
 	if r.cfg.Checker != nil {
 		codeDir, err := r.codeDir(ctx, plan)
 		if err != nil {
@@ -514,6 +538,9 @@ func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depStat
 		}
 	}
 	ds.checkedHash = hash
+	// The startup deadline counts from when instances can start, not from
+	// the beginning of a build.
+	ds.deadline = time.Now().Add(r.startupDeadline(plan))
 	return false
 }
 
@@ -546,6 +573,10 @@ func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name str
 		Env:         p.Env,
 		CPU:         p.CPU,
 		MemoryBytes: p.MemoryBytes,
+
+		ModelName:      p.ModelName,
+		ModelVersion:   p.ModelVersion,
+		ModelMountPath: p.ModelMountPath,
 	}
 	if p.ModelDigest != "" {
 		dir, err := r.cfg.Artifacts.Materialize(ctx, p.ModelDigest)
@@ -589,6 +620,7 @@ func (r *Reconciler) startOne(ctx context.Context, d *store.Deployment, ds *depS
 		r.fail(ctx, d, ds, hash, "BadArgument: "+err.Error())
 		return false
 	}
+	spec.Template = hash
 	st, err := r.cfg.Driver.Start(ctx, spec)
 	if err != nil {
 		var se *driver.StartError

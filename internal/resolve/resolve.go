@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/container"
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/plumber"
 	"github.com/plumbline/plumbline/internal/registry"
@@ -33,11 +34,17 @@ func errorf(field, format string, args ...any) *Error {
 
 // Resolver pins deployments against a registry.
 type Resolver struct {
-	reg *registry.Registry
+	reg        *registry.Registry
+	containers bool
 }
 
-// New returns a Resolver.
+// New returns a Resolver for the process driver.
 func New(reg *registry.Registry) *Resolver { return &Resolver{reg: reg} }
+
+// ForContainers returns a Resolver whose plans run under a container
+// driver (docker, kubernetes): images run their own command, as on Azure,
+// and a build context is built into an image.
+func ForContainers(reg *registry.Registry) *Resolver { return &Resolver{reg: reg, containers: true} }
 
 // Marshal encodes the record for the store.
 func (rec *Record) Marshal() ([]byte, error) { return json.Marshal(rec) }
@@ -85,14 +92,10 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	}
 
 	// Environment and runtime.
-	if dd.Environment == nil || dd.Environment.Inline == nil {
-		ref := "(none)"
-		if dd.Environment != nil {
-			ref = dd.Environment.String()
-		}
-		return nil, errorf("environment", "environment %s is a registered environment; plumbline has no environment registry yet: give the environment inline in the deployment (image or build with inference_config, or plumbline.command)", ref)
+	env, err := r.environment(ctx, dd, p)
+	if err != nil {
+		return nil, err
 	}
-	env := dd.Environment.Inline
 	if b := env.Build; b != nil {
 		if !isDigest(b.Path) {
 			return nil, notUploaded("environment.build.path", b.Path)
@@ -107,11 +110,15 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		}
 		p.BuildDigest, p.Dockerfile = b.Path, df
 	}
-	if env.CondaFile != nil {
-		notices = append(notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
-	}
 	p.Image = env.Image
-	runtime, why, err := r.runtime(ctx, dd, env, p)
+	p.ModelMountPath = dd.ModelMountPath
+	var runtime driver.Runtime
+	var why string
+	if r.containers {
+		runtime, notices, err = r.containerRuntime(ctx, env, p, notices)
+	} else {
+		runtime, why, notices, err = r.processRuntime(ctx, dd, env, p, notices)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +132,7 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		if img == "" && env.Build != nil {
 			img = "the image built from " + p.Dockerfile
 		}
-		if img != "" {
+		if img != "" && !r.containers {
 			notices = append(notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
 		}
 		p.OpenAPIPath = "/openapi.json"
@@ -138,6 +145,11 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 
 	// Routes.
 	p.Liveness, p.Readiness, p.Scoring = defaultRoutes(runtime)
+	if runtime == driver.RuntimeImage && r.isPlumberImage(ctx, env, p) {
+		// A plumber image (the seed's FROM rstudio/plumber) serves on 8000.
+		p.Liveness, p.Readiness, p.Scoring = defaultRoutes(driver.RuntimePlumber)
+		p.OpenAPIPath = "/openapi.json"
+	}
 	if ic := env.InferenceConfig; ic != nil {
 		if ic.LivenessRoute != nil {
 			p.Liveness = Route(*ic.LivenessRoute)
@@ -195,6 +207,9 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	// meaning what the user wrote (an unset probe delay stays unset).
 	given := *d
 	given.Model = dd.Model
+	if dd.Environment != nil && dd.Environment.Inline == nil {
+		given.Environment = dd.Environment // a registered environment, pinned
+	}
 	doc, err := json.Marshal(&given)
 	if err != nil {
 		return nil, err
@@ -202,35 +217,129 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	return &Record{Document: doc, Plan: p, Notices: notices}, nil
 }
 
-// runtime decides how instances run, and why (for the event).
-func (r *Resolver) runtime(ctx context.Context, d *spec.Deployment, env *spec.Environment, p *Plan) (driver.Runtime, string, error) {
+// processRuntime decides how instances run under the process driver, and
+// why (for the event).
+func (r *Resolver) processRuntime(ctx context.Context, d *spec.Deployment, env *spec.Environment, p *Plan, notices []string) (driver.Runtime, string, []string, error) {
+	if env.CondaFile != nil {
+		notices = append(notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
+	}
 	if x := env.Plumbline; x != nil {
 		switch x.Runtime {
 		case spec.RuntimePlumber:
-			return driver.RuntimePlumber, "environment.plumbline.runtime is plumber", nil
+			return driver.RuntimePlumber, "environment.plumbline.runtime is plumber", notices, nil
 		case spec.RuntimeGeneric:
-			return driver.RuntimeGeneric, "environment.plumbline.runtime is generic", nil
+			return driver.RuntimeGeneric, "environment.plumbline.runtime is generic", notices, nil
 		}
 		if len(x.Command) > 0 {
-			return driver.RuntimeGeneric, "environment.plumbline.command is set", nil
+			return driver.RuntimeGeneric, "environment.plumbline.command is set", notices, nil
 		}
 	}
 	if strings.EqualFold(path.Ext(p.EntryScript), ".r") {
-		return driver.RuntimePlumber, "the scoring script " + p.EntryScript + " is an R plumber file", nil
+		return driver.RuntimePlumber, "the scoring script " + p.EntryScript + " is an R plumber file", notices, nil
 	}
 	if env.Image != "" && plumber.IsPlumberImage(env.Image) {
-		return driver.RuntimePlumber, "the image " + env.Image + " is a plumber image", nil
+		return driver.RuntimePlumber, "the image " + env.Image + " is a plumber image", notices, nil
 	}
+	if from := r.dockerfileFrom(ctx, p); from != "" && plumber.IsPlumberImage(from) {
+		return driver.RuntimePlumber, "the Dockerfile builds FROM " + from, notices, nil
+	}
+	return driver.RuntimeImage, "", notices, nil
+}
+
+// dockerfileFrom is the FROM image of the plan's build context's
+// Dockerfile, "" when there is none or it cannot be read.
+func (r *Resolver) dockerfileFrom(ctx context.Context, p *Plan) string {
+	if p.BuildDigest == "" {
+		return ""
+	}
+	dir, err := r.reg.Materialize(ctx, p.BuildDigest)
+	if err != nil {
+		return ""
+	}
+	df, err := readFile(dir, p.Dockerfile)
+	if err != nil {
+		return ""
+	}
+	return plumber.DockerfileFrom(df)
+}
+
+// isPlumberImage reports whether the environment's image is a plumber one
+// (rstudio/plumber, or a Dockerfile FROM it).
+func (r *Resolver) isPlumberImage(ctx context.Context, env *spec.Environment, p *Plan) bool {
+	if env.Image != "" && plumber.IsPlumberImage(env.Image) {
+		return true
+	}
+	from := r.dockerfileFrom(ctx, p)
+	return from != "" && plumber.IsPlumberImage(from)
+}
+
+// containerRuntime decides how instances run under a container driver: the
+// image's own command, as Azure runs it, unless the plumbline: block asks
+// for the built-in plumber launcher or a command inside the image. A build
+// context becomes an image tagged by its digest.
+func (r *Resolver) containerRuntime(ctx context.Context, env *spec.Environment, p *Plan, notices []string) (driver.Runtime, []string, error) {
 	if p.BuildDigest != "" {
-		if dir, err := r.reg.Materialize(ctx, p.BuildDigest); err == nil {
-			if df, err := readFile(dir, p.Dockerfile); err == nil {
-				if from := plumber.DockerfileFrom(df); from != "" && plumber.IsPlumberImage(from) {
-					return driver.RuntimePlumber, "the Dockerfile builds FROM " + from, nil
-				}
-			}
+		p.Image = container.BuildTag(p.BuildDigest, p.Dockerfile)
+	}
+	if p.Image == "" {
+		return "", notices, errorf("environment", "the docker driver runs container images, and this environment has none: set environment.image, or environment.build with a Docker build context (plumbline.command alone runs under the process driver only)")
+	}
+	if env.CondaFile != nil {
+		notices = append(notices, "environment.conda_file is stored but not built: the image must already hold the conda environment")
+	}
+	if x := env.Plumbline; x != nil {
+		switch {
+		case x.Runtime == spec.RuntimePlumber:
+			return driver.RuntimePlumber, notices, nil
+		case x.Runtime == spec.RuntimeGeneric || len(x.Command) > 0:
+			return driver.RuntimeGeneric, notices, nil
 		}
 	}
-	return driver.RuntimeImage, "", nil
+	return driver.RuntimeImage, notices, nil
+}
+
+// environment returns the deployment's environment: inline, or a
+// registered version, which it pins in d (azureml:<name>:<version>) and p.
+func (r *Resolver) environment(ctx context.Context, d *spec.Deployment, p *Plan) (*spec.Environment, error) {
+	ref := d.Environment
+	switch {
+	case ref == nil:
+		return nil, errorf("environment", "missing; give the environment inline (image or build with inference_config, or plumbline.command) or as azureml:<name>:<version>")
+	case ref.Inline != nil:
+		return ref.Inline.Defaulted(), nil
+	case ref.Kind == spec.RefRegistry:
+		return nil, errorf("environment", "%s is an environment of the Azure registry %s, which is not available here; register an environment of your own (plumbline environment create -f env.yml) and refer to it as azureml:<name>:<version>, or give the environment inline", ref.Raw, ref.Registry)
+	case ref.Kind != spec.RefRegistered:
+		return nil, errorf("environment", "%s is not an environment reference; write azureml:<name>:<version> or azureml:<name>@latest", ref.String())
+	}
+	v := ref.Version
+	if v == "" {
+		v = ref.Label
+	}
+	if v == "" {
+		v = registry.LabelLatest
+	}
+	ev, err := r.reg.ResolveEnvironment(ctx, ref.Name, v)
+	if errors.Is(err, store.ErrNotFound) {
+		if v == registry.LabelLatest {
+			return nil, errorf("environment", "environment %s has no registered version (or all are archived); register one with: plumbline environment create -f env.yml", ref.Name)
+		}
+		return nil, errorf("environment", "environment %s version %s is not registered; see what is with: plumbline environment list --name %s", ref.Name, v, ref.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var env spec.Environment
+	if err := json.Unmarshal(ev.Spec, &env); err != nil {
+		return nil, fmt.Errorf("environment %s:%s: stored document: %w", ev.Name, ev.Version, err)
+	}
+	pinned, err := spec.ParseEnvironmentRef("azureml:" + ev.Name + ":" + ev.Version)
+	if err != nil {
+		return nil, err
+	}
+	d.Environment = &pinned
+	p.EnvironmentName, p.EnvironmentVersion = ev.Name, ev.Version
+	return env.Defaulted(), nil
 }
 
 // defaultRoutes are the routes when inference_config is absent.

@@ -85,7 +85,7 @@ func buildTestServerImage(ctx context.Context, d *docker.Driver) (string, error)
 	tarball := docker.ContextTar(dir)
 	defer tarball.Close()
 	var log strings.Builder
-	if err := d.Build(ctx, tarball, docker.BuildOptions{Tags: []string{ref}}, &log); err != nil {
+	if err := d.Build(ctx, tarball, "", []string{ref}, &log); err != nil {
 		return "", fmt.Errorf("%v\n%s", err, log.String())
 	}
 	return ref, nil
@@ -262,7 +262,7 @@ func TestBuildFailure(t *testing.T) {
 		var log strings.Builder
 		tb := docker.ContextTar(dir)
 		defer tb.Close()
-		return d.Build(t.Context(), tb, docker.BuildOptions{Tags: []string{tag}}, &log), log.String()
+		return d.Build(t.Context(), tb, "", []string{tag}, &log), log.String()
 	}
 	img := testServerImage(t, d)
 	err, log := build("FROM "+img+"\nRUN /testserver -no-such-flag\n", "plumbline-test/fails:1")

@@ -53,20 +53,6 @@ func (d *Driver) Pull(ctx context.Context, ref string, out io.Writer) error {
 	return nil
 }
 
-// BuildOptions describe one image build.
-type BuildOptions struct {
-	// Dockerfile is the Dockerfile's path inside the context ("" means
-	// "Dockerfile").
-	Dockerfile string
-	// Tags name the image; at least one.
-	Tags []string
-	// Labels are set on the image.
-	Labels map[string]string
-	// Pull asks the engine to pull newer base images; false uses local
-	// ones when present (the only way without a registry).
-	Pull bool
-}
-
 // BuildError is a failed build: the step that failed and the build's last
 // lines.
 type BuildError struct {
@@ -106,18 +92,21 @@ var stepLine = regexp.MustCompile(`^(STEP|Step) \d+/\d+ ?:`)
 // that fails, or an R install.packages() that could not install a package
 // (which exits 0), fails the build with a *BuildError; the image is then not
 // tagged (or its tags are removed).
-func (d *Driver) Build(ctx context.Context, contextTar io.Reader, opts BuildOptions, out io.Writer) error {
-	if len(opts.Tags) == 0 {
+//
+// dockerfile is the Dockerfile's path inside the context ("" means
+// "Dockerfile"); tags name the image (at least one). Base images are used
+// as they are on the engine when present (no pull of newer ones: without a
+// registry that is the only way).
+func (d *Driver) Build(ctx context.Context, contextTar io.Reader, dockerfile string, tags []string, out io.Writer) error {
+	if len(tags) == 0 {
 		return errors.New("image build: give the image a tag")
 	}
-	df := opts.Dockerfile
-	if df == "" {
-		df = "Dockerfile"
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
 	}
 	res, err := d.cli.ImageBuild(ctx, contextTar, client.ImageBuildOptions{
-		Tags: opts.Tags, Dockerfile: df, Labels: opts.Labels,
-		Remove: true, ForceRemove: true, PullParent: opts.Pull,
-		Version: build.BuilderV1,
+		Tags: tags, Dockerfile: dockerfile, Labels: map[string]string{"plumbline.build": "1"},
+		Remove: true, ForceRemove: true, Version: build.BuilderV1,
 	})
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
@@ -176,7 +165,7 @@ func (d *Driver) Build(ctx context.Context, contextTar io.Reader, opts BuildOpti
 		keep(partial)
 	}
 	if rFail != "" {
-		for _, tag := range opts.Tags {
+		for _, tag := range tags {
 			if _, err := d.cli.ImageRemove(context.WithoutCancel(ctx), tag, client.ImageRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 				d.log.Warn("remove the image of a failed build", "tag", tag, "err", err)
 			}
