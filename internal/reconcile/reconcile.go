@@ -62,7 +62,7 @@ type Config struct {
 	// Images is optional; nil means plans need no preparation (the
 	// process driver).
 	Images Preparer
-	Logger  *slog.Logger
+	Logger *slog.Logger
 	// OnChange is called (without locks held) whenever the set of routable
 	// instances may have changed. An instance taken out of routing is
 	// drained and stopped only after OnChange returns, so a synchronous

@@ -92,4 +92,3 @@ func imageService(hooks *imageHooks) apiserver.ImageService {
 	}
 	return hooks.Builder
 }
-
