@@ -392,14 +392,14 @@ func newDeploymentLogs(g *globals) *cobra.Command {
 			if err := requireFlags(c, "name", "endpoint-name"); err != nil {
 				return err
 			}
-			if container != "" && container != "inference-server" {
-				return usageErrorf("--container %q: plumbline has one container per instance, inference-server", container)
+			if container != "" && container != "inference-server" && container != "image-build" {
+				return usageErrorf("--container %q: want inference-server (the instances' output) or image-build (the log of the deployment's image build)", container)
 			}
 			cn, err := g.connect()
 			if err != nil {
 				return err
 			}
-			rc, err := cn.api.DeploymentLogs(c.Context(), endpoint, name, api.LogOptions{Lines: lines, Instance: instance, Follow: follow})
+			rc, err := cn.api.DeploymentLogs(c.Context(), endpoint, name, api.LogOptions{Lines: lines, Instance: instance, Follow: follow, Container: container})
 			if err != nil {
 				return describe(err)
 			}
@@ -417,7 +417,7 @@ func newDeploymentLogs(g *globals) *cobra.Command {
 	f.IntVarP(&lines, "lines", "l", 5000, "maximum number of lines to tail, per instance")
 	f.StringVar(&instance, "instance", "", "only this instance (e.g. blue-1)")
 	f.BoolVar(&follow, "follow", false, "keep printing new lines")
-	f.StringVarP(&container, "container", "c", "", "accepted for compatibility: inference-server")
+	f.StringVarP(&container, "container", "c", "", "inference-server (default), or image-build: the log of the deployment's image build")
 	return c
 }
 

@@ -112,6 +112,8 @@ online-deployment commands as you would 'az ml'.`,
 		newDownCmd(g),
 		newInitCmd(g),
 		newInfoCmd(g),
+		newEnvironmentCmd(g),
+		newImageCmd(g),
 	)
 	return root
 }

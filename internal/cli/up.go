@@ -89,7 +89,7 @@ func loadUpPlan(dir string, files, sets []string) (*upPlan, error) {
 func newUpCmd(g *globals) *cobra.Command {
 	var files, sets []string
 	var noTest bool
-	var listen string
+	var listen, driverName, dockerHost string
 	c := &cobra.Command{
 		Use:   "up [DIR]",
 		Short: "Deploy a folder like the seed's (endpoint.yml, deployment.yml, models/, src/) in one step",
@@ -119,13 +119,33 @@ R httr2 calls.`,
 				return err
 			}
 			ctx := c.Context()
-			cn, _, err := g.connectOrStart(ctx, listen)
+			var serveArgs []string
+			if driverName != "" {
+				serveArgs = append(serveArgs, "--driver", driverName)
+			}
+			if dockerHost != "" {
+				serveArgs = append(serveArgs, "--docker-host", dockerHost)
+			}
+			cn, _, err := g.connectOrStart(ctx, listen, serveArgs...)
 			if err != nil {
 				return err
+			}
+			info, err := cn.api.ServerInfo(ctx)
+			if err != nil {
+				return describe(err)
+			}
+			if driverName != "" && info.Driver != driverName {
+				return fmt.Errorf("--driver %s, but the server at %s runs the %s driver; stop it first (it keeps its state), or use another --data-dir", driverName, cn.api.BaseURL(), info.Driver)
 			}
 			ep := plan.endpoint
 
 			for _, d := range plan.deployments {
+				if info.Driver == "docker" {
+					if err := cn.buildSeedImage(ctx, g, plan.dir, d.Deployment, step); err != nil {
+						return err
+					}
+					continue
+				}
 				if w := dockerfileWarning(plan.dir, d.Deployment); w != "" {
 					step("warning: %s", w)
 				}
@@ -238,6 +258,8 @@ R httr2 calls.`,
 	f.StringArrayVar(&sets, "set", nil, "override a field in every file (repeatable)")
 	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
+	f.StringVar(&driverName, "driver", "", "driver of the local server up starts: process (default) or docker (the deployment's image runs in a container; DIR/docker-context is built when the image is missing)")
+	f.StringVar(&dockerHost, "docker-host", "", "Docker Engine API address for --driver docker (default $DOCKER_HOST)")
 	return c
 }
 

@@ -217,7 +217,7 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	for _, rec := range recs {
 		id := instanceID(rec.Endpoint, rec.Deployment, rec.Name)
 		if keep[id] {
-			continue // TODO(adopt): drivers that re-adopt need their instances monitored again.
+			continue // adopt decides
 		}
 		if err := r.cfg.Store.DeleteInstance(ctx, rec.Endpoint, rec.Deployment, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("recover instances: %w", err)
@@ -226,6 +226,7 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	if len(recs) > 0 {
 		r.log.Info("previous run's instances cleaned up", "records", len(recs), "adopted", len(adopted))
 	}
+	r.adopt(ctx, adopted)
 	return nil
 }
 
