@@ -96,5 +96,23 @@ EOF
 . "$BASE/env"
 step "podman $(podman --version | awk '{print $3}') configured under $BASE"
 
+# A plain Debian base image, tagged debian:bookworm-slim, for the tests'
+# non-R custom containers (a registry would provide it; none is reachable).
+DEBIAN_RECIPE=bookworm-minbase-1
+if podman image exists "localhost/plumbline/debian:$DEBIAN_RECIPE"; then
+  step "localhost/plumbline/debian:$DEBIAN_RECIPE present"
+else
+  step "building localhost/plumbline/debian:$DEBIAN_RECIPE with mmdebstrap (minbase)"
+  work=$(mktemp -d "$BASE/tmp/debian.XXXXXX")
+  sources=/etc/apt/sources.list.d/debian.sources
+  [ -f "$sources" ] || sources=/etc/apt/sources.list
+  TMPDIR=$work mmdebstrap --quiet --variant=minbase --include=ca-certificates \
+    --customize-hook='chroot "$1" apt-get clean' bookworm "$work/rootfs.tar" "$sources"
+  podman import --quiet --change 'CMD ["bash"]' "$work/rootfs.tar" "localhost/plumbline/debian:$DEBIAN_RECIPE" >/dev/null
+  rm -rf "$work"
+fi
+podman tag "localhost/plumbline/debian:$DEBIAN_RECIPE" debian:bookworm-slim
+
 TMPDIR=$BASE/tmp bash scripts/r-base-image.sh
+du -shx "$BASE/store" | sed 's/^/install-containers: store /'
 step "done"

@@ -155,15 +155,15 @@ func TestContainerContract(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Template != "v1-abc" {
 		t.Errorf("List() = %+v, %v; want one instance with template v1-abc", list, err)
 	}
-	env := containerEnv(t, spec.ID, d, "AZUREML_MODEL_DIR")
+	env := dockertest.ProcEnv(t, containerPID(t, spec.ID, d), "AZUREML_MODEL_DIR")
 	if got, want := strings.TrimSpace(env), "/models/weights/3"; got != want {
 		t.Errorf("AZUREML_MODEL_DIR = %q, want %q (model_mount_path/name/version)", got, want)
 	}
-	mem := cgroupValue(t, spec.ID, d, "memory.max", "memory/memory.limit_in_bytes")
+	mem := dockertest.Cgroup(t, containerPID(t, spec.ID, d), "memory.max", "memory/memory.limit_in_bytes")
 	if mem != strconv.Itoa(256<<20) {
 		t.Errorf("container memory limit = %q, want %d", mem, 256<<20)
 	}
-	cpu := cgroupValue(t, spec.ID, d, "cpu.max", "cpu/cpu.cfs_quota_us")
+	cpu := dockertest.Cgroup(t, containerPID(t, spec.ID, d), "cpu.max", "cpu/cpu.cfs_quota_us")
 	if !strings.HasPrefix(cpu, "50000") {
 		t.Errorf("container CPU quota = %q, want 50000 (0.5 of a 100000 µs period)", cpu)
 	}
@@ -180,61 +180,6 @@ func containerPID(t *testing.T, id string, d *docker.Driver) int {
 		t.Fatalf("Inspect(%s) = %+v, %v; want a running container with a pid", id, st, err)
 	}
 	return st.PID
-}
-
-// containerEnv reads a variable of the container's environment from its
-// init's /proc/<pid>/environ: a scratch image has no shell to exec.
-func containerEnv(t *testing.T, id string, d *docker.Driver, name string) string {
-	t.Helper()
-	pid := containerPID(t, id, d)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil {
-		t.Fatalf("read the container's environment: %v", err)
-	}
-	for _, kv := range strings.Split(string(b), "\x00") {
-		if v, ok := strings.CutPrefix(kv, name+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// cgroupValue reads a limit from the container's cgroup (v2 file, else the
-// v1 one).
-func cgroupValue(t *testing.T, id string, d *docker.Driver, v2, v1 string) string {
-	t.Helper()
-	pid := containerPID(t, id, d)
-	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		ctrl, path := parts[1], parts[2]
-		var file string
-		switch {
-		case ctrl == "" && v2 != "":
-			file = filepath.Join("/sys/fs/cgroup", path, v2)
-			if _, err := os.Stat(file); err != nil {
-				file = filepath.Join("/sys/fs/cgroup/unified", path, v2)
-			}
-		case strings.Contains(ctrl, strings.Split(v1, "/")[0]):
-			file = filepath.Join("/sys/fs/cgroup", strings.Split(v1, "/")[0], path, strings.Split(v1, "/")[1])
-			if _, err := os.Stat(file); err != nil {
-				file = filepath.Join("/sys/fs/cgroup", ctrl, path, strings.Split(v1, "/")[1])
-			}
-		default:
-			continue
-		}
-		if b, err := os.ReadFile(file); err == nil && strings.TrimSpace(string(b)) != "" {
-			return strings.TrimSpace(string(b))
-		}
-	}
-	t.Fatalf("no %s or %s for the container (cgroups: %s)", v2, v1, cg)
-	return ""
 }
 
 // TestMissingImage: an image that is not there and cannot be pulled is a
@@ -278,4 +223,53 @@ func TestBuildFailure(t *testing.T) {
 	if ok, _ := d.ImageExists(t.Context(), "plumbline-test/r-unavailable:1"); ok {
 		t.Errorf("the image of a build that failed is still tagged")
 	}
+}
+
+// TestRecoverAdopts: a driver started anew (a restarted server with the
+// same owner) re-adopts the running containers of its owner, with their
+// template and address, removes the exited ones, and never sees another
+// owner's.
+func TestRecoverAdopts(t *testing.T) {
+	first := newDriver(t)
+	h := harness(first)
+	run := h.Spec(t, "adopt.blue.blue-0", drivertest.Server{})
+	run.Template = "tmpl-1"
+	st, err := first.Start(t.Context(), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := h.Spec(t, "adopt.blue.blue-1", drivertest.Server{ExitAfter: 100 * time.Millisecond, ExitCode: 2})
+	if _, err := first.Start(t.Context(), dead); err != nil {
+		t.Fatal(err)
+	}
+	other := newDriver(t) // another owner
+	if _, err := other.Start(t.Context(), h.Spec(t, "adopt.blue.blue-0", drivertest.Server{})); err != nil {
+		t.Fatalf("another owner's instance with the same ID: %v", err)
+	}
+	time.Sleep(time.Second) // blue-1 exits
+
+	again, err := docker.New(t.Context(), docker.Config{Host: dockertest.Host(t), Owner: ownerOf(t, first, run.ID), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	got, err := again.Recover(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != run.ID || got[0].Template != "tmpl-1" || got[0].Addr != st.Addr || got[0].State != driver.StateRunning {
+		t.Fatalf("Recover() = %+v, want only %s running at %s with template tmpl-1", got, run.ID, st.Addr)
+	}
+	if _, err := again.Inspect(t.Context(), dead.ID); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("the exited instance after Recover: %v, want removed", err)
+	}
+	if list, _ := other.List(t.Context()); len(list) != 1 {
+		t.Errorf("the other owner's instances after Recover: %+v, want untouched", list)
+	}
+}
+
+// ownerOf reads the owner label of an instance's container.
+func ownerOf(t *testing.T, d *docker.Driver, id string) string {
+	t.Helper()
+	return d.Owner()
 }

@@ -108,6 +108,9 @@ func (d *Driver) Close() error { return d.cli.Close() }
 // Name implements driver.Driver.
 func (d *Driver) Name() string { return "docker" }
 
+// Owner is the owner id the driver's containers carry.
+func (d *Driver) Owner() string { return d.cfg.Owner }
+
 // Host is the Engine API address in use.
 func (d *Driver) Host() string { return d.cli.DaemonHost() }
 

@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	dcontainer "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/plumbline/plumbline/internal/container"
@@ -196,5 +197,100 @@ func sweep(t testing.TB, h string, match func(labels map[string]string, created 
 				t.Logf("clean up container %s: %v", c.ID, err)
 			}
 		}
+	}
+}
+
+// Containers lists the containers of owner (all states), as the engine
+// reports them.
+func Containers(t testing.TB, owner string) []dcontainer.Summary {
+	t.Helper()
+	cli, err := client.New(client.WithHost(Host(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	res, err := cli.ContainerList(t.Context(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", container.LabelOwner+"="+owner)})
+	if err != nil {
+		t.Fatalf("list containers of %s: %v", owner, err)
+	}
+	return res.Items
+}
+
+// PID is the host pid of a running container's first process (its init).
+func PID(t testing.TB, containerID string) int {
+	t.Helper()
+	cli, err := client.New(client.WithHost(Host(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	res, err := cli.ContainerInspect(t.Context(), containerID, client.ContainerInspectOptions{})
+	if err != nil || res.Container.State == nil || res.Container.State.Pid == 0 {
+		t.Fatalf("inspect container %s: %v; want it running", containerID, err)
+	}
+	return res.Container.State.Pid
+}
+
+// ProcEnv is a variable of process pid's environment, read from
+// /proc/<pid>/environ ("" if unset): a container's environment, seen from
+// the host, whatever the image holds (a scratch image has no shell).
+func ProcEnv(t testing.TB, pid int, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatalf("read the environment of pid %d: %v", pid, err)
+	}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Cgroup reads a limit of process pid's cgroup: the cgroup v2 file v2
+// ("memory.max"), else the v1 controller file v1 ("memory/memory.limit_in_bytes").
+func Cgroup(t testing.TB, pid int, v2, v1 string) string {
+	t.Helper()
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrlV1, fileV1, _ := strings.Cut(v1, "/")
+	for _, line := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		ctrl, path := parts[1], parts[2]
+		var files []string
+		switch {
+		case ctrl == "":
+			files = []string{filepath.Join("/sys/fs/cgroup", path, v2), filepath.Join("/sys/fs/cgroup/unified", path, v2)}
+		case strings.Contains(ctrl, ctrlV1):
+			files = []string{filepath.Join("/sys/fs/cgroup", ctrlV1, path, fileV1), filepath.Join("/sys/fs/cgroup", ctrl, path, fileV1)}
+		}
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(b)) != "" {
+				return strings.TrimSpace(string(b))
+			}
+		}
+	}
+	t.Fatalf("no %s or %s for pid %d (cgroups: %s)", v2, v1, pid, cg)
+	return ""
+}
+
+// RemoveImage removes an image tag from the engine, if there, so that a
+// test sees it built.
+func RemoveImage(t testing.TB, ref string) {
+	t.Helper()
+	cli, err := client.New(client.WithHost(Host(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.ImageRemove(t.Context(), ref, client.ImageRemoveOptions{Force: true}); err != nil && !strings.Contains(strings.ToLower(err.Error()), "no such image") && !strings.Contains(err.Error(), "not known") && !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("remove image %s: %v", ref, err)
 	}
 }
