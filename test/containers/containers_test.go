@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/container"
 	"github.com/plumbline/plumbline/internal/driver/docker/dockertest"
+	"github.com/plumbline/plumbline/internal/registry"
 )
 
 // debianPackages turns the seed's Dockerfile into one that works without
@@ -168,6 +170,13 @@ func childPID(t *testing.T, pid int) int {
 func TestPythonCustomContainer(t *testing.T) {
 	s := newServer(t)
 	dir := copyExample(t, "python-generic")
+	// Images are cached by their build context's digest: remove this one
+	// so that the server builds it.
+	digest, err := registry.LocalDigest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockertest.RemoveImage(t, container.BuildTag(digest, "python-generic/Dockerfile"))
 	s.must(dir, "online-endpoint", "create", "-f", "endpoint.yml")
 	r := s.must(dir, "online-deployment", "create", "-f", "container-deployment.yml", "--all-traffic")
 	for _, want := range []string{"Building", "STEP 2/", "apt-get install", "Built image plumbline/build:", "Succeeded"} {
@@ -199,7 +208,10 @@ func TestPythonCustomContainer(t *testing.T) {
 	dep := filepath.Join(dir, "green.yml")
 	os.WriteFile(dep, []byte("name: green\nendpoint_name: py-endpoint\nmodel: {name: py-linear, path: ./model}\n"+
 		"environment: azureml:py-linear-server:1\ninstance_type: Standard_F2s_v2\ninstance_count: 1\n"), 0o644)
-	s.must(dir, "online-deployment", "create", "-f", "green.yml")
+	r = s.must(dir, "online-deployment", "create", "-f", "green.yml")
+	if strings.Contains(r.stderr, "Building") {
+		t.Errorf("green uses the same build context as blue, yet its image was built again:\n%s", r.stderr)
+	}
 	r = s.must(dir, "online-endpoint", "invoke", "--name", "py-endpoint", "--deployment-name", "green", "--request-file", "sample_request.json")
 	if !strings.Contains(r.stdout, "4.1") {
 		t.Errorf("invoke green: %s", r)
