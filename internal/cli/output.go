@@ -241,3 +241,12 @@ func sortedKeys(m map[string]any) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// print prints v with the -o format.
+func (g *globals) print(v any, cols []column) error {
+	p, err := g.printer()
+	if err != nil {
+		return err
+	}
+	return p.print(v, cols)
+}

@@ -2,6 +2,12 @@
 // flags (`model`, `online-endpoint`, `online-deployment`) over plumbline's
 // REST API, plus `serve`, `validate` and `apply`.
 //
+// Layout (after Nomad's command/): one file per verb, named <noun>_<verb>.go
+// (endpoint_create.go, deployment_get_logs.go, model_download.go), with the
+// noun's group command and shared helpers in <noun>.go. command.go holds the
+// skeleton every API verb shares (flags → checks → connect → call → print);
+// ensure.go the create-or-update logic that apply and up share.
+//
 // Exit codes: 0 success, 1 failure, 2 usage error. The package may import
 // anything in plumbline; nothing imports it but cmd/plumbline.
 package cli
