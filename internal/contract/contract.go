@@ -100,7 +100,7 @@ var typeAliases = map[string]string{
 	"character": TypeCharacter, "chr": TypeCharacter, "string": TypeCharacter, "str": TypeCharacter,
 	"logical": TypeLogical, "lgl": TypeLogical, "boolean": TypeLogical, "bool": TypeLogical,
 	"factor": TypeFactor, "fct": TypeFactor, "ordered": TypeFactor,
-	"date": TypeDate,
+	"date":    TypeDate,
 	"posixct": TypePOSIXct, "datetime": TypePOSIXct, "dttm": TypePOSIXct,
 }
 
