@@ -14,9 +14,9 @@ import (
 type action uint8
 
 const (
-	actionScore   action = iota + 1 // …/score → the deployment's ScoringPath
-	actionOpenAPI                   // …/swagger.json → the deployment's OpenAPIPath
-	actionPrototype                 // …/prototype → the deployment's input contract
+	actionScore     action = iota + 1 // …/score → the deployment's ScoringPath
+	actionOpenAPI                     // …/swagger.json → the deployment's OpenAPIPath
+	actionPrototype                   // …/prototype → the deployment's input contract
 )
 
 // pathPrefix starts a path-based scoring URI: /endpoints/<endpoint>/score.
