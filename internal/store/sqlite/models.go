@@ -19,7 +19,7 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanModel(s scanner) (store.ModelVersion, error) {
 	var (
-		m       store.ModelVersion
+		m        store.ModelVersion
 		tags     sql.NullString
 		created  int64
 		contract sql.NullString
