@@ -195,3 +195,45 @@ func get(t *testing.T, c interface {
 	b, _ := io.ReadAll(res.Body)
 	return reply{status: res.StatusCode, deployment: res.Header.Get("azureml-model-deployment"), body: string(b)}
 }
+
+// TestUpBareModel: `plumbline up` on a folder holding only an MLmodel and
+// crate.bin (plus the seed's sample request) deploys it with no YAML and
+// answers the sample; on an .rds with --infer-prototype, the sample's
+// columns become the contract.
+func TestUpBareModel(t *testing.T) {
+	models := nocodeModels(t)
+	dd := newDataDir(t)
+	s := startServer(t, dd)
+	dir := filepath.Join(t.TempDir(), "iris-mlflow")
+	copyTree(t, filepath.Join(models, "mlflow-crate"), dir)
+	writeFile(t, filepath.Join(dir, "sample_request.json"), irisColumns)
+	r := s.mustIn(t, filepath.Dir(dir), "up", "iris-mlflow")
+	if got := strings.TrimSpace(r.stdout); got != `["virginica"]` {
+		t.Errorf("up on MLmodel + crate.bin: printed %q, want [\"virginica\"]\n%s", got, r.stderr)
+	}
+	for _, want := range []string{"Endpoint iris-mlflow is live", "Scoring URI:", "curl"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("up did not print %q:\n%s", want, r.stderr)
+		}
+	}
+
+	lm := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(models, "lm.rds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lm, "cars-lm.rds"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(lm, "sample_request.json"), `[{"cyl":6,"disp":160}]`)
+	r = s.mustIn(t, lm, "up", "cars-lm.rds", "--infer-prototype")
+	if got := strings.TrimSpace(r.stdout); !strings.HasPrefix(got, `{".pred":[21.84`) {
+		t.Errorf("up cars-lm.rds: printed %q\n%s", got, r.stderr)
+	}
+	c := s.httpClient(t)
+	uri := s.endpoint(t, "cars-lm").ScoringURI
+	bad := score(t, c, uri, s.keys(t, "cars-lm").PrimaryKey, "", `[{"cyl":6}]`)
+	if bad.status != 422 || !strings.Contains(bad.body, "missing column disp") {
+		t.Errorf("inferred contract: got %d %s, want 422 missing column disp", bad.status, bad.body)
+	}
+}
