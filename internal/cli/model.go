@@ -33,6 +33,7 @@ func newModelCmd(g *globals) *cobra.Command {
 
 func newModelCreate(g *globals) *cobra.Command {
 	var file, name, version, path, typ, desc string
+	var prototype, inputSchema, extraCols, allNA string
 	var tags, sets []string
 	c := &cobra.Command{
 		Use:   "create",
@@ -94,8 +95,13 @@ func newModelCreate(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ic, err := inputContractFlags(prototype, inputSchema, extraCols, allNA)
+			if err != nil {
+				return err
+			}
 			out, created, err := cn.api.CreateModel(ctx, api.ModelCreate{
 				Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags, Artifact: digest,
+				InputContract: ic,
 			})
 			if err != nil {
 				return describe(err)
@@ -117,6 +123,10 @@ func newModelCreate(g *globals) *cobra.Command {
 	f.StringVarP(&desc, "description", "d", "", "description")
 	f.StringSliceVar(&tags, "tags", nil, "tags as key=value (repeatable)")
 	f.StringArrayVar(&sets, "set", nil, "override a field of the file, e.g. --set version=2 (repeatable)")
+	f.StringVar(&prototype, "prototype", "", "input contract: a JSON prototype file ({\"col\": \"numeric\"} or vetiver's /prototype output) the gateway enforces")
+	f.StringVar(&inputSchema, "input-schema", "", "input contract: a JSON Schema file every request body must satisfy")
+	f.StringVar(&extraCols, "extra-columns", "", "with --prototype: reject (default) or ignore columns the prototype does not name")
+	f.StringVar(&allNA, "all-na-columns", "", "with --prototype: reject (default) or allow columns whose every value is null")
 	return c
 }
 

@@ -143,6 +143,25 @@ func TestNoCodeDeployments(t *testing.T) {
 		}
 	})
 
+	t.Run("model create --prototype", func(t *testing.T) {
+		writeFile(t, filepath.Join(dir, "cars.prototype.json"), `{"cyl": "numeric", "disp": {"type": "numeric"}}`)
+		m := s.mustIn(t, dir, "model", "create", "--name", "cars-lm", "--path", "lm.rds", "--prototype", "cars.prototype.json", "-o", "json")
+		if !strings.Contains(m.stdout, `"input_contract"`) {
+			t.Errorf("model create --prototype: the contract is not shown:\n%s", m.stdout)
+		}
+		r, d := deploy(t, "cars-lm", "model: azureml:cars-lm:1\nplumbline:\n  scorer: builtin\n")
+		if r.code != 0 || d.ProvisioningState != "Succeeded" {
+			t.Fatalf("create: %s\n%s", d, r)
+		}
+		bad := score(t, c, uri, key, "cars-lm", `[{"cyl":6,"disp":160,"wheels":4}]`)
+		if bad.status != 422 || !strings.Contains(bad.body, "unexpected column wheels") {
+			t.Errorf("extra column: got %d %s, want 422 naming wheels", bad.status, bad.body)
+		}
+		if got := score(t, c, uri, key, "cars-lm", `[{"cyl":6,"disp":160}]`); got.status != 200 {
+			t.Errorf("valid: got %d %s", got.status, got.body)
+		}
+	})
+
 	t.Run("python_function without mlflow", func(t *testing.T) {
 		if err := exec.Command("python3", "-c", "import mlflow").Run(); err == nil {
 			t.Skip("this machine's python3 imports mlflow; the failure path cannot be shown")
