@@ -18,11 +18,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
@@ -45,6 +47,9 @@ type TokenIssuer interface {
 type Config struct {
 	Store    store.Store
 	Registry *registry.Registry
+	// Resolver pins deployments (its registry is set to Registry); nil
+	// means a default one.
+	Resolver *resolve.Resolver
 	Runtime  Runtime
 	Tokens   TokenIssuer
 	// AdminToken authenticates every API call (Authorization: Bearer).
@@ -58,9 +63,6 @@ type Config struct {
 	// keys, auth mode, deletions), before the response is written; when it
 	// returns, the gateway must already route by the change. Nil means no-op.
 	OnChange func()
-	// Containers says the driver runs container images (docker): plans run
-	// images' own commands and build contexts are built (resolve.ForContainers).
-	Containers bool
 	// Images builds and inspects container images (nil: no container
 	// engine; the image API answers 409).
 	Images ImageService
@@ -76,6 +78,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+
+	resolverOnce sync.Once // sets cfg.Resolver's registry once
 
 	// streams ends when the server shuts down, ending followed log
 	// streams, which would otherwise hold the drain for its whole timeout.

@@ -72,11 +72,11 @@ func (r *Reconciler) adoptablePlan(ctx context.Context, st driver.Status) (*reso
 	if err != nil || rec.Plan == nil {
 		return nil, "", false
 	}
-	if h := rec.Plan.TemplateHash(); h == st.Template && d.State != store.StateFailed {
-		return rec.Plan, h, true
+	if rec.Plan.TemplateMatches(st.Template) && d.State != store.StateFailed {
+		return rec.Plan, rec.Plan.TemplateHash(), true
 	}
-	if prev := rec.Previous; prev != nil && prev.Plan != nil && prev.Plan.TemplateHash() == st.Template {
-		return prev.Plan, st.Template, true
+	if prev := rec.Previous; prev != nil && prev.Plan != nil && prev.Plan.TemplateMatches(st.Template) {
+		return prev.Plan, prev.Plan.TemplateHash(), true
 	}
 	return nil, "", false
 }

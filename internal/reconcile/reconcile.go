@@ -206,6 +206,8 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover instances: %w", err)
 	}
+	// Re-adopted instances whose template the deployment still wants are
+	// monitored again (adopt); the others are stopped there.
 	keep := map[string]bool{}
 	for _, st := range adopted {
 		keep[st.ID] = true
@@ -562,6 +564,7 @@ func (r *Reconciler) codeDir(ctx context.Context, p *resolve.Plan) (string, erro
 // instanceSpec builds the driver spec of one instance of plan.
 func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name string) (driver.InstanceSpec, error) {
 	spec := driver.InstanceSpec{
+		Template:    p.TemplateHash(),
 		ID:          instanceID(p.Endpoint, p.Deployment, name),
 		Endpoint:    p.Endpoint,
 		Deployment:  p.Deployment,
@@ -621,7 +624,6 @@ func (r *Reconciler) startOne(ctx context.Context, d *store.Deployment, ds *depS
 		r.fail(ctx, d, ds, hash, "BadArgument: "+err.Error())
 		return false
 	}
-	spec.Template = hash
 	st, err := r.cfg.Driver.Start(ctx, spec)
 	if err != nil {
 		var se *driver.StartError

@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plumbline/plumbline/internal/container"
@@ -34,17 +35,31 @@ func errorf(field, format string, args ...any) *Error {
 
 // Resolver pins deployments against a registry.
 type Resolver struct {
-	reg        *registry.Registry
-	containers bool
+	reg *registry.Registry
+
+	// Rscript reads a vetiver pin's prototype ("" means Rscript on PATH).
+	Rscript string
+	// Python serves MLflow python_function models ("" means python3).
+	Python string
+	// Containers says the plans run under a container driver (docker,
+	// kubernetes): images run their own command, as on Azure, and a build
+	// context is built into an image. False: the process driver.
+	Containers bool
+
+	scorerOnce   sync.Mutex // protects scorerDigest
+	scorerDigest string
+	prototypes   sync.Map // model digest + file → []contract.Column
 }
 
 // New returns a Resolver for the process driver.
 func New(reg *registry.Registry) *Resolver { return &Resolver{reg: reg} }
 
-// ForContainers returns a Resolver whose plans run under a container
-// driver (docker, kubernetes): images run their own command, as on Azure,
-// and a build context is built into an image.
-func ForContainers(reg *registry.Registry) *Resolver { return &Resolver{reg: reg, containers: true} }
+// ForContainers returns a Resolver for a container driver (Containers).
+func ForContainers(reg *registry.Registry) *Resolver { return &Resolver{reg: reg, Containers: true} }
+
+// SetRegistry sets the registry of a Resolver made as a literal (with
+// Rscript and Python); call it before the first Resolve.
+func (r *Resolver) SetRegistry(reg *registry.Registry) { r.reg = reg }
 
 // Marshal encodes the record for the store.
 func (rec *Record) Marshal() ([]byte, error) { return json.Marshal(rec) }
@@ -58,8 +73,10 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	var notices []string
 
 	// Model.
+	var m store.ModelVersion
 	if dd.Model != nil {
-		m, err := r.model(ctx, endpoint, dd.Name, *dd.Model)
+		var err error
+		m, err = r.model(ctx, endpoint, dd.Name, *dd.Model)
 		if err != nil {
 			return nil, err
 		}
@@ -91,8 +108,62 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		p.CodeDigest, p.CodeRoot, p.EntryScript = cc.Code, root, script
 	}
 
-	// Environment and runtime.
-	env, err := r.environment(ctx, dd, p)
+	// Environment and runtime: a deployment without environment is served
+	// by a built-in scorer (a no-code deployment).
+	var env *spec.Environment
+	if dd.Environment == nil && r.Containers {
+		return nil, errorf("environment", "a deployment without environment is served by plumbline's built-in scorer with this machine's R, under the process driver; under serve --driver docker give it an environment (image, or build with a Dockerfile)")
+	}
+	if dd.Environment == nil {
+		more, err := r.noCode(ctx, dd, m, p)
+		if err != nil {
+			return nil, err
+		}
+		notices = append(notices, more...)
+	} else {
+		var err error
+		if env, err = r.environment(ctx, dd, p, &notices); err != nil {
+			return nil, err
+		}
+	}
+
+	// Routes.
+	if env != nil {
+		p.Liveness, p.Readiness, p.Scoring = defaultRoutes(p.Runtime)
+		if p.Runtime == driver.RuntimeImage && r.isPlumberImage(ctx, env, p) {
+			// A plumber image (the seed's FROM rstudio/plumber) serves on 8000.
+			p.Liveness, p.Readiness, p.Scoring = defaultRoutes(driver.RuntimePlumber)
+			p.OpenAPIPath = "/openapi.json"
+		}
+		if ic := env.InferenceConfig; ic != nil {
+			if ic.LivenessRoute != nil {
+				p.Liveness = Route(*ic.LivenessRoute)
+			}
+			if ic.ReadinessRoute != nil {
+				p.Readiness = Route(*ic.ReadinessRoute)
+			}
+			if ic.ScoringRoute != nil {
+				p.Scoring = Route(*ic.ScoringRoute)
+			}
+		}
+	}
+
+	// Input contract.
+	c, more, err := r.contractFor(ctx, dd, m, p)
+	if err != nil {
+		return nil, err
+	}
+	p.Contract = c
+	notices = append(notices, more...)
+
+	return r.finish(d, dd, p, notices)
+}
+
+// environment resolves the deployment's environment (inline, or a
+// registered version, pinned): build context, runtime. It returns the
+// environment with its defaults.
+func (r *Resolver) environment(ctx context.Context, dd *spec.Deployment, p *Plan, notices *[]string) (*spec.Environment, error) {
+	env, err := r.environmentDoc(ctx, dd, p)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +185,13 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	p.ModelMountPath = dd.ModelMountPath
 	var runtime driver.Runtime
 	var why string
-	if r.containers {
-		runtime, notices, err = r.containerRuntime(ctx, env, p, notices)
+	if r.Containers {
+		runtime, *notices, err = r.containerRuntime(env, p, *notices)
 	} else {
-		runtime, why, notices, err = r.processRuntime(ctx, dd, env, p, notices)
+		if env.CondaFile != nil {
+			*notices = append(*notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
+		}
+		runtime, why, err = r.runtime(ctx, dd, env, p)
 	}
 	if err != nil {
 		return nil, err
@@ -132,8 +206,8 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		if img == "" && env.Build != nil {
 			img = "the image built from " + p.Dockerfile
 		}
-		if img != "" && !r.containers {
-			notices = append(notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
+		if img != "" && !r.Containers {
+			*notices = append(*notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
 		}
 		p.OpenAPIPath = "/openapi.json"
 	case driver.RuntimeGeneric:
@@ -142,108 +216,7 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 			return nil, errorf("environment.plumbline.command", "a generic environment needs plumbline.command, the command line of its HTTP server")
 		}
 	}
-
-	// Routes.
-	p.Liveness, p.Readiness, p.Scoring = defaultRoutes(runtime)
-	if runtime == driver.RuntimeImage && r.isPlumberImage(ctx, env, p) {
-		// A plumber image (the seed's FROM rstudio/plumber) serves on 8000.
-		p.Liveness, p.Readiness, p.Scoring = defaultRoutes(driver.RuntimePlumber)
-		p.OpenAPIPath = "/openapi.json"
-	}
-	if ic := env.InferenceConfig; ic != nil {
-		if ic.LivenessRoute != nil {
-			p.Liveness = Route(*ic.LivenessRoute)
-		}
-		if ic.ReadinessRoute != nil {
-			p.Readiness = Route(*ic.ReadinessRoute)
-		}
-		if ic.ScoringRoute != nil {
-			p.Scoring = Route(*ic.ScoringRoute)
-		}
-	}
-
-	// Scale, limits, probes.
-	p.InstanceCount = 1
-	if dd.InstanceCount != nil {
-		p.InstanceCount = *dd.InstanceCount
-	}
-	if ss := dd.ScaleSettings; ss != nil && ss.Type == spec.ScaleTargetUtilization && ss.MinInstances != nil {
-		p.InstanceCount = max(*ss.MinInstances, 1)
-		notices = append(notices, fmt.Sprintf("scale_settings target_utilization: plumbline runs min_instances (%d); autoscaling is not implemented yet", p.InstanceCount))
-	}
-	rs := dd.RequestSettings
-	p.RequestTimeout = ms(rs.RequestTimeoutMs)
-	p.MaxConcurrentPerInstance = *rs.MaxConcurrentRequestsPerInstance
-	p.MaxQueueWait = ms(rs.MaxQueueWaitMs)
-	p.LivenessProbe = probe(dd.LivenessProbe)
-	p.ReadinessProbe = probe(dd.ReadinessProbe)
-	if d.ReadinessProbe == nil || d.ReadinessProbe.InitialDelay == nil {
-		// Local default: probe readiness at once (every 200 ms until the
-		// first success) rather than waiting Azure's 10 s.
-		p.ReadinessProbe.InitialDelay = 0
-	}
-	if cpu, mem, ok := spec.InstanceTypeResources(dd.InstanceType); ok {
-		p.CPU, p.MemoryBytes = cpu, mem
-	}
-	if res := dd.Resources; res != nil && res.Limits != nil {
-		if res.Limits.CPU != "" {
-			if c, err := spec.ParseCPU(res.Limits.CPU); err == nil {
-				p.CPU = c
-			}
-		}
-		if res.Limits.Memory != "" {
-			if m, err := spec.ParseMemory(res.Limits.Memory); err == nil {
-				p.MemoryBytes = m
-			}
-		}
-	}
-	if len(dd.EnvironmentVariables) > 0 {
-		p.Env = dd.EnvironmentVariables
-	}
-
-	// The stored document is the one the user gave, with references
-	// pinned but without defaults: defaults are shown by Defaulted at read
-	// time, and a document read back and sent again (update --set) keeps
-	// meaning what the user wrote (an unset probe delay stays unset).
-	given := *d
-	given.Model = dd.Model
-	if dd.Environment != nil && dd.Environment.Inline == nil {
-		given.Environment = dd.Environment // a registered environment, pinned
-	}
-	doc, err := json.Marshal(&given)
-	if err != nil {
-		return nil, err
-	}
-	return &Record{Document: doc, Plan: p, Notices: notices}, nil
-}
-
-// processRuntime decides how instances run under the process driver, and
-// why (for the event).
-func (r *Resolver) processRuntime(ctx context.Context, d *spec.Deployment, env *spec.Environment, p *Plan, notices []string) (driver.Runtime, string, []string, error) {
-	if env.CondaFile != nil {
-		notices = append(notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
-	}
-	if x := env.Plumbline; x != nil {
-		switch x.Runtime {
-		case spec.RuntimePlumber:
-			return driver.RuntimePlumber, "environment.plumbline.runtime is plumber", notices, nil
-		case spec.RuntimeGeneric:
-			return driver.RuntimeGeneric, "environment.plumbline.runtime is generic", notices, nil
-		}
-		if len(x.Command) > 0 {
-			return driver.RuntimeGeneric, "environment.plumbline.command is set", notices, nil
-		}
-	}
-	if strings.EqualFold(path.Ext(p.EntryScript), ".r") {
-		return driver.RuntimePlumber, "the scoring script " + p.EntryScript + " is an R plumber file", notices, nil
-	}
-	if env.Image != "" && plumber.IsPlumberImage(env.Image) {
-		return driver.RuntimePlumber, "the image " + env.Image + " is a plumber image", notices, nil
-	}
-	if from := r.dockerfileFrom(ctx, p); from != "" && plumber.IsPlumberImage(from) {
-		return driver.RuntimePlumber, "the Dockerfile builds FROM " + from, notices, nil
-	}
-	return driver.RuntimeImage, "", notices, nil
+	return env, nil
 }
 
 // dockerfileFrom is the FROM image of the plan's build context's
@@ -277,7 +250,7 @@ func (r *Resolver) isPlumberImage(ctx context.Context, env *spec.Environment, p 
 // image's own command, as Azure runs it, unless the plumbline: block asks
 // for the built-in plumber launcher or a command inside the image. A build
 // context becomes an image tagged by its digest.
-func (r *Resolver) containerRuntime(ctx context.Context, env *spec.Environment, p *Plan, notices []string) (driver.Runtime, []string, error) {
+func (r *Resolver) containerRuntime(env *spec.Environment, p *Plan, notices []string) (driver.Runtime, []string, error) {
 	if p.BuildDigest != "" {
 		p.Image = container.BuildTag(p.BuildDigest, p.Dockerfile)
 	}
@@ -298,13 +271,11 @@ func (r *Resolver) containerRuntime(ctx context.Context, env *spec.Environment, 
 	return driver.RuntimeImage, notices, nil
 }
 
-// environment returns the deployment's environment: inline, or a
+// environmentDoc returns the deployment's environment: inline, or a
 // registered version, which it pins in d (azureml:<name>:<version>) and p.
-func (r *Resolver) environment(ctx context.Context, d *spec.Deployment, p *Plan) (*spec.Environment, error) {
+func (r *Resolver) environmentDoc(ctx context.Context, d *spec.Deployment, p *Plan) (*spec.Environment, error) {
 	ref := d.Environment
 	switch {
-	case ref == nil:
-		return nil, errorf("environment", "missing; give the environment inline (image or build with inference_config, or plumbline.command) or as azureml:<name>:<version>")
 	case ref.Inline != nil:
 		return ref.Inline.Defaulted(), nil
 	case ref.Kind == spec.RefRegistry:
@@ -342,6 +313,101 @@ func (r *Resolver) environment(ctx context.Context, d *spec.Deployment, p *Plan)
 	return env.Defaulted(), nil
 }
 
+// finish applies scale, limits and probes, and builds the stored record.
+func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*Record, error) {
+	// Scale, limits, probes.
+	p.InstanceCount = 1
+	if dd.InstanceCount != nil {
+		p.InstanceCount = *dd.InstanceCount
+	}
+	if ss := dd.ScaleSettings; ss != nil && ss.Type == spec.ScaleTargetUtilization && ss.MinInstances != nil {
+		p.InstanceCount = max(*ss.MinInstances, 1)
+		notices = append(notices, fmt.Sprintf("scale_settings target_utilization: plumbline runs min_instances (%d); autoscaling is not implemented yet", p.InstanceCount))
+	}
+	rs := dd.RequestSettings
+	p.RequestTimeout = ms(rs.RequestTimeoutMs)
+	p.MaxConcurrentPerInstance = *rs.MaxConcurrentRequestsPerInstance
+	p.MaxQueueWait = ms(rs.MaxQueueWaitMs)
+	p.LivenessProbe = probe(dd.LivenessProbe)
+	p.ReadinessProbe = probe(dd.ReadinessProbe)
+	if d.ReadinessProbe == nil || d.ReadinessProbe.InitialDelay == nil {
+		// Local default: probe readiness at once (every 200 ms until the
+		// first success) rather than waiting Azure's 10 s.
+		p.ReadinessProbe.InitialDelay = 0
+	}
+	if cpu, mem, ok := spec.InstanceTypeResources(dd.InstanceType); ok {
+		p.CPU, p.MemoryBytes = cpu, mem
+	}
+	if res := dd.Resources; res != nil && res.Limits != nil {
+		if res.Limits.CPU != "" {
+			if c, err := spec.ParseCPU(res.Limits.CPU); err == nil {
+				p.CPU = c
+			}
+		}
+		if res.Limits.Memory != "" {
+			if m, err := spec.ParseMemory(res.Limits.Memory); err == nil {
+				p.MemoryBytes = m
+			}
+		}
+	}
+	if len(dd.EnvironmentVariables) > 0 {
+		env := make(map[string]string, len(p.Env)+len(dd.EnvironmentVariables))
+		for k, v := range p.Env {
+			env[k] = v
+		}
+		for k, v := range dd.EnvironmentVariables {
+			env[k] = v // the user's values win, as on Azure
+		}
+		p.Env = env
+	}
+
+	// The stored document is the one the user gave, with references
+	// pinned but without defaults: defaults are shown by Defaulted at read
+	// time, and a document read back and sent again (update --set) keeps
+	// meaning what the user wrote (an unset probe delay stays unset).
+	given := *d
+	given.Model = dd.Model
+	if dd.Environment != nil && dd.Environment.Inline == nil {
+		given.Environment = dd.Environment // a registered environment, pinned
+	}
+	doc, err := json.Marshal(&given)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{Document: doc, Plan: p, Notices: notices}, nil
+}
+
+// runtime decides how instances run, and why (for the event).
+func (r *Resolver) runtime(ctx context.Context, d *spec.Deployment, env *spec.Environment, p *Plan) (driver.Runtime, string, error) {
+	if x := env.Plumbline; x != nil {
+		switch x.Runtime {
+		case spec.RuntimePlumber:
+			return driver.RuntimePlumber, "environment.plumbline.runtime is plumber", nil
+		case spec.RuntimeGeneric:
+			return driver.RuntimeGeneric, "environment.plumbline.runtime is generic", nil
+		}
+		if len(x.Command) > 0 {
+			return driver.RuntimeGeneric, "environment.plumbline.command is set", nil
+		}
+	}
+	if strings.EqualFold(path.Ext(p.EntryScript), ".r") {
+		return driver.RuntimePlumber, "the scoring script " + p.EntryScript + " is an R plumber file", nil
+	}
+	if env.Image != "" && plumber.IsPlumberImage(env.Image) {
+		return driver.RuntimePlumber, "the image " + env.Image + " is a plumber image", nil
+	}
+	if p.BuildDigest != "" {
+		if dir, err := r.reg.Materialize(ctx, p.BuildDigest); err == nil {
+			if df, err := readFile(dir, p.Dockerfile); err == nil {
+				if from := plumber.DockerfileFrom(df); from != "" && plumber.IsPlumberImage(from) {
+					return driver.RuntimePlumber, "the Dockerfile builds FROM " + from, nil
+				}
+			}
+		}
+	}
+	return driver.RuntimeImage, "", nil
+}
+
 // defaultRoutes are the routes when inference_config is absent.
 func defaultRoutes(rt driver.Runtime) (live, ready, score Route) {
 	switch rt {
@@ -372,13 +438,13 @@ func (r *Resolver) model(ctx context.Context, endpoint, deployment string, ref s
 		}
 		return m, err
 	case spec.RefDigest:
-		return r.register(ctx, "", "", ref.Digest, "model")
+		return r.register(ctx, "", "", ref.Digest, "", "model")
 	case spec.RefInline:
 		in := ref.Inline
 		if !isDigest(in.Path) {
 			return store.ModelVersion{}, notUploaded("model.path", in.Path)
 		}
-		m, err := r.register(ctx, in.Name, in.Version, in.Path, "model.path")
+		m, err := r.register(ctx, in.Name, in.Version, in.Path, in.Type, "model.path")
 		if err != nil {
 			return m, err
 		}
@@ -392,7 +458,7 @@ func (r *Resolver) model(ctx context.Context, endpoint, deployment string, ref s
 // register registers an inline or anonymous model. A nameless model is named
 // after its content (as Azure's anonymous models are); a versionless one
 // reuses the newest version with the same content, or gets the next number.
-func (r *Resolver) register(ctx context.Context, name, version, digest, field string) (store.ModelVersion, error) {
+func (r *Resolver) register(ctx context.Context, name, version, digest, typ, field string) (store.ModelVersion, error) {
 	if !r.reg.Has(ctx, digest) {
 		return store.ModelVersion{}, errorf(field, "artifact %s is not on the server; upload it first", short(digest))
 	}
@@ -405,7 +471,10 @@ func (r *Resolver) register(ctx context.Context, name, version, digest, field st
 			return latest, nil
 		}
 	}
-	m, _, err := r.reg.CreateModel(ctx, store.ModelVersion{Name: name, Version: version, Digest: digest})
+	if typ == "" {
+		typ = spec.ModelTypeCustom
+	}
+	m, _, err := r.reg.CreateModel(ctx, store.ModelVersion{Name: name, Version: version, Digest: digest, Type: typ})
 	if errors.Is(err, store.ErrConflict) {
 		return m, errorf(field, "%v", err)
 	}

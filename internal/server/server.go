@@ -36,6 +36,7 @@ import (
 	"github.com/plumbline/plumbline/internal/gateway"
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
 	"github.com/plumbline/plumbline/internal/store/sqlite"
 	"github.com/plumbline/plumbline/internal/tlsca"
@@ -68,6 +69,8 @@ type Config struct {
 	// DockerHost is the Engine API address for the docker driver (""
 	// means DOCKER_HOST, then unix:///var/run/docker.sock).
 	DockerHost string
+	// Python serves MLflow python_function models (default "python3").
+	Python string
 	// OIDCIssuer and OIDCAudience enable aad_token endpoints (extension).
 	OIDCIssuer, OIDCAudience string
 	// MaxBodyBytes bounds scoring request bodies (0: the gateway's default).
@@ -246,9 +249,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: drv.Name(), DataDir: dd.Root,
 		},
 		OnChange:     rt.Sync,
-		Containers:   images != nil,
 		Images:       imageService(images),
 		UploadLimits: cfg.Uploads,
+		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: images != nil},
 		Logger:       log.With("component", "api"),
 	})
 

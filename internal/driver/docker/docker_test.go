@@ -121,6 +121,17 @@ func harness(d *docker.Driver) drivertest.Harness {
 			return container.ModelDir("", spec.ModelName, spec.ModelVersion), container.CodeDir(spec.CodeDir)
 		},
 		StartTimeout: time.Minute,
+		// A restarted server: a new client with the same owner.
+		Reopen: func(t *testing.T, old driver.Driver) driver.Driver {
+			od := old.(*docker.Driver)
+			od.Close()
+			nd, err := docker.New(t.Context(), docker.Config{Host: dockertest.Host(t), Owner: od.Owner(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nd.Close() })
+			return nd
+		},
 	}
 }
 
