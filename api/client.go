@@ -218,6 +218,12 @@ type ModelListOptions struct {
 
 // ListModels lists model versions, newest first.
 func (c *Client) ListModels(ctx context.Context, o ModelListOptions) ([]Model, error) {
+	var out []Model
+	return out, c.getJSON(ctx, "/models", o.query(), &out)
+}
+
+// query is the list's filter as the API reads it (models, environments).
+func (o ModelListOptions) query() url.Values {
 	q := url.Values{}
 	if o.Name != "" {
 		q.Set("name", o.Name)
@@ -231,8 +237,7 @@ func (c *Client) ListModels(ctx context.Context, o ModelListOptions) ([]Model, e
 	if o.MaxResults > 0 {
 		q.Set("max_results", strconv.Itoa(o.MaxResults))
 	}
-	var out []Model
-	return out, c.getJSON(ctx, "/models", q, &out)
+	return q
 }
 
 // GetModel returns one version; version "@latest" (or label "latest") means

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -52,21 +51,8 @@ func (c *Client) CreateEnvironment(ctx context.Context, doc []byte) (env *Enviro
 
 // ListEnvironments lists environment versions by name, newest first.
 func (c *Client) ListEnvironments(ctx context.Context, o EnvironmentListOptions) ([]Environment, error) {
-	q := url.Values{}
-	if o.Name != "" {
-		q.Set("name", o.Name)
-	}
-	if o.IncludeArchived {
-		q.Set("include_archived", "true")
-	}
-	if o.ArchivedOnly {
-		q.Set("archived_only", "true")
-	}
-	if o.MaxResults > 0 {
-		q.Set("max_results", strconv.Itoa(o.MaxResults))
-	}
 	var out []Environment
-	return out, c.getJSON(ctx, "/environments", q, &out)
+	return out, c.getJSON(ctx, "/environments", o.query(), &out)
 }
 
 // GetEnvironment returns one version; "@latest" (or "latest") means the

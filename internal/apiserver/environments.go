@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/plumbline/plumbline/api"
@@ -92,18 +91,9 @@ func environmentOut(e store.EnvironmentVersion, usedBy []string) api.Environment
 }
 
 func (s *Server) listEnvironments(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	f := store.EnvironmentFilter{
-		Name:            q.Get("name"),
-		IncludeArchived: q.Get("include_archived") == "true",
-		ArchivedOnly:    q.Get("archived_only") == "true",
-	}
-	if v := q.Get("max_results"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return badRequest("max_results", "max_results %q: want a whole number", v)
-		}
-		f.Limit = n
+	f, err := listFilter(r)
+	if err != nil {
+		return err
 	}
 	es, err := s.cfg.Store.ListEnvironments(r.Context(), f)
 	if err != nil {
