@@ -12,6 +12,7 @@ package reason
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is a failure code as Azure's online deployments report it.
@@ -61,6 +62,34 @@ func Transient(code Code, format string, args ...any) *Reason {
 	r := Terminal(code, format, args...)
 	r.Transient = true
 	return r
+}
+
+// Parse is From for errors that carry their code as a text prefix
+// ("ImageBuildFailure: image build failed at STEP 2/3…"), as errors from
+// packages that do not import this one may: a CamelCase word and ": " start
+// the text. Anything else gets code.
+func Parse(err error, code Code) *Reason {
+	var r *Reason
+	if errors.As(err, &r) {
+		return r
+	}
+	text := err.Error()
+	if i := strings.Index(text, ": "); i > 0 && camel(text[:i]) {
+		return &Reason{Code: Code(text[:i]), Message: text[i+2:], Err: err}
+	}
+	return &Reason{Code: code, Message: text, Err: err}
+}
+
+func camel(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // From returns err's Reason when it has one in its chain, else a terminal

@@ -26,4 +26,11 @@ func TestReason(t *testing.T) {
 	if got := From(plain, BadArgument); got.Code != BadArgument || got.Message != "boom" || got.Transient || !errors.Is(got, plain) {
 		t.Errorf("From(plain) = %+v, want a terminal BadArgument wrapping it", got)
 	}
+	prefixed := errors.New("ImageBuildFailure: image build failed at STEP 2/3")
+	if got := Parse(prefixed, ResourceNotReady); got.Code != "ImageBuildFailure" || got.Error() != prefixed.Error() {
+		t.Errorf("Parse(prefixed) = %+v, want code ImageBuildFailure and the same text", got)
+	}
+	if got := Parse(errors.New("no such file: x"), ResourceNotReady); got.Code != ResourceNotReady {
+		t.Errorf("Parse(lower-case prefix) = %+v, want the default code", got)
+	}
 }

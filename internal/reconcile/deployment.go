@@ -236,6 +236,18 @@ func nameIndex(name string) int {
 // deployment failed (a terminal reason), or returns a transient error to
 // retry.
 func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depState, plan *resolve.Plan, hash string) (failed bool, err error) {
+	if r.cfg.Images != nil {
+		ready, err := r.cfg.Images.Prepare(ctx, plan)
+		if err != nil {
+			if ctx.Err() != nil {
+				return true, nil
+			}
+			return r.failOrRetry(ctx, d, ds, hash, reason.Parse(err, reason.ResourceNotReady))
+		}
+		if !ready {
+			return true, nil // building or pulling: the preparer notifies when done
+		}
+	}
 	if r.cfg.Checker != nil {
 		codeDir, err := r.codeDir(ctx, plan)
 		if err != nil {
@@ -249,10 +261,13 @@ func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depStat
 			if ctx.Err() != nil {
 				return true, nil
 			}
-			return r.failOrRetry(ctx, d, ds, hash, reason.From(err, reason.ResourceNotReady))
+			return r.failOrRetry(ctx, d, ds, hash, reason.Parse(err, reason.ResourceNotReady))
 		}
 	}
 	ds.checkedHash = hash
+	// The startup deadline counts from when instances can start, not from
+	// the beginning of a build.
+	ds.deadline = time.Now().Add(r.startupDeadline(plan))
 	return false, nil
 }
 
@@ -299,6 +314,10 @@ func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name str
 		Env:         p.Env,
 		CPU:         p.CPU,
 		MemoryBytes: p.MemoryBytes,
+
+		ModelName:      p.ModelName,
+		ModelVersion:   p.ModelVersion,
+		ModelMountPath: p.ModelMountPath,
 	}
 	if p.ModelDigest != "" {
 		dir, err := r.cfg.Artifacts.Materialize(ctx, p.ModelDigest)

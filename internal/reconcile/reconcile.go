@@ -55,6 +55,16 @@ type Checker interface {
 	Check(ctx context.Context, p *resolve.Plan, codeDir string) (warnings []string, err error)
 }
 
+// Preparer makes what a plan needs before its first instance starts (its
+// container image, built or pulled) without holding up the worker: it
+// reports false while the work goes on in the background, and is asked
+// again later (it calls Notify when done). A non-nil error is terminal for
+// that plan; a *reason.Reason says its code, else a "Code: message" text
+// does.
+type Preparer interface {
+	Prepare(ctx context.Context, p *resolve.Plan) (ready bool, err error)
+}
+
 // Config wires a Reconciler. Zero durations take the documented defaults.
 type Config struct {
 	Store     store.Store
@@ -62,6 +72,9 @@ type Config struct {
 	Artifacts Artifacts
 	// Checker is optional; nil skips pre-start checks.
 	Checker Checker
+	// Images is optional; nil means plans need no preparation (the
+	// process driver).
+	Images Preparer
 	Logger  *slog.Logger
 	// OnChange is called (without locks held) after an instance's stored
 	// row changed in a way that matters to routing. An instance taken out

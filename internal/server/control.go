@@ -14,11 +14,11 @@ import (
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/blob"
 	"github.com/plumbline/plumbline/internal/datadir"
+	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/driver/process"
 	"github.com/plumbline/plumbline/internal/gateway"
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/registry"
-	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
@@ -41,6 +41,13 @@ type control struct {
 	log   *slog.Logger
 	elect *elector
 
+	// shared is a driver that lives as long as the server (docker: no
+	// exclusive state, and the image builder serves the API on every
+	// replica); nil for the process driver, which is opened while leading
+	// (its state dir lock keeps a second one off the same instances).
+	shared closingDriver
+	images *imageHooks
+
 	rec atomic.Pointer[reconcile.Reconciler] // while leading
 }
 
@@ -50,7 +57,7 @@ var _ interface {
 	Logs(ctx context.Context, endpoint, deployment, instance string, lines int, follow bool, w io.Writer) error
 } = (*control)(nil)
 
-func newControl(cfg Config, dd *datadir.Dir, st store.Store, gw *gateway.Gateway, src *storeSource, sync func(), root context.Context, log *slog.Logger) (*control, error) {
+func newControl(ctx context.Context, cfg Config, dd *datadir.Dir, st store.Store, gw *gateway.Gateway, src *storeSource, sync func(), root context.Context, log *slog.Logger) (*control, error) {
 	blobs, err := blob.New(dd.BlobsDir())
 	if err != nil {
 		return nil, fmt.Errorf("open blob store: %w", err)
@@ -69,7 +76,32 @@ func newControl(cfg Config, dd *datadir.Dir, st store.Store, gw *gateway.Gateway
 	if src != nil {
 		c.gwID = src.id
 	}
+	if cfg.Driver != "" && cfg.Driver != "process" {
+		drv, hooks, err := newDriver(ctx, cfg, dd, c.reg, st, log)
+		if err != nil {
+			return nil, err
+		}
+		c.shared, c.images = drv, hooks
+		if hooks != nil {
+			hooks.Notify = c.Notify
+		}
+	}
 	return c, nil
+}
+
+// Close closes a shared driver.
+func (c *control) Close() {
+	if c.shared != nil {
+		c.shared.Close()
+	}
+}
+
+// driverName is the driver's name for the API's server info.
+func (c *control) driverName() string {
+	if c.shared != nil {
+		return c.shared.Name()
+	}
+	return "process"
 }
 
 // Start campaigns for the leader lease and, while leading, runs the driver
@@ -81,11 +113,12 @@ func (c *control) Start(ctx context.Context) error { return c.elect.Start(ctx, c
 // what the previous leader or run left, and reconciles until leadership
 // ends. On a server shutdown with OnExit stop it stops every instance.
 func (c *control) lead(ctx context.Context) error {
-	var drv *process.Driver
-	for {
-		var err error
-		drv, err = process.New(process.Config{StateDir: c.dd.InstancesDir(), Rscript: c.cfg.Rscript, Logger: c.log.With("component", "driver")})
+	drv := c.shared
+	for drv == nil {
+		pd, err := process.New(process.Config{StateDir: c.dd.InstancesDir(), Rscript: c.cfg.Rscript, Logger: c.log.With("component", "driver")})
 		if err == nil {
+			drv = pd
+			defer pd.Close()
 			break
 		}
 		// The previous leader may still be closing its driver.
@@ -95,12 +128,12 @@ func (c *control) lead(ctx context.Context) error {
 			return nil
 		}
 	}
-	defer drv.Close()
 	rec := reconcile.New(reconcile.Config{
 		Store:     c.st,
 		Driver:    drv,
 		Artifacts: c.reg,
-		Checker:   &resolve.RChecker{Rscript: c.cfg.Rscript, Artifacts: c.reg},
+		Checker:   checker(c.cfg, c.reg, c.images),
+		Images:    preparer(c.images),
 		Logger:    c.log.With("component", "reconciler"),
 		// Synchronous: when an instance leaves the pool, this process's
 		// gateway stops routing to it before the reconciler drains it;
@@ -152,7 +185,7 @@ func (c *control) inFlight(endpoint, deployment, instance string) int {
 
 // stopInstances stops every instance the driver runs, in parallel, and
 // removes their rows, on a full shutdown.
-func (c *control) stopInstances(drv *process.Driver) {
+func (c *control) stopInstances(drv driver.Driver) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	list, err := drv.List(ctx)

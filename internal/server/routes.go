@@ -122,6 +122,7 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 			MaxQueueWait:             p.MaxQueueWait, // zero for managed deployments: queue time counts inside RequestTimeout
 			ModelName:                p.ModelName,
 			ModelVersion:             p.ModelVersion,
+			Contract:                 p.Contract,
 		}
 		current := p.TemplateHash()
 		for _, r := range byDep[d.Endpoint+"/"+d.Name] {

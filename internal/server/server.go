@@ -37,6 +37,7 @@ import (
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/gateway"
 	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
 	"github.com/plumbline/plumbline/internal/tlsca"
 	"github.com/plumbline/plumbline/internal/ui"
@@ -94,6 +95,14 @@ type Config struct {
 	Insecure bool
 	// Rscript is the R front end (default "Rscript" on PATH).
 	Rscript string
+	// Driver runs instances: "process" (default) or "docker" (containers
+	// through the Docker Engine API: Docker or Podman).
+	Driver string
+	// DockerHost is the Engine API address for the docker driver (""
+	// means DOCKER_HOST, then unix:///var/run/docker.sock).
+	DockerHost string
+	// Python serves MLflow python_function models (default "python3").
+	Python string
 	// OIDCIssuer and OIDCAudience enable aad_token endpoints (extension).
 	OIDCIssuer, OIDCAudience string
 	// MaxBodyBytes bounds scoring request bodies (0: the gateway's default).
@@ -258,10 +267,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	var ctl *control
 	var apis *apiserver.Server
 	if cfg.Role != RoleGateway {
-		ctl, err = newControl(cfg, dd, st, gw, src, syncRoutes, runCtx, log)
+		ctl, err = newControl(ctx, cfg, dd, st, gw, src, syncRoutes, runCtx, log)
 		if err != nil {
 			return err
 		}
+		defer ctl.Close()
 		apis = apiserver.New(apiserver.Config{
 			Store:          st,
 			Registry:       ctl.reg,
@@ -270,10 +280,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			AdminToken:     adminToken,
 			ScoringBaseURL: base,
 			Info: api.ServerInfo{
-				Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: "process", DataDir: dd.Root,
+				Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: ctl.driverName(), DataDir: dd.Root,
 			},
 			OnChange:     syncRoutes,
+			Images:       imageService(ctl.images),
 			UploadLimits: cfg.Uploads,
+			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil},
 			Logger:       log.With("component", "api"),
 		})
 		parts = append(parts, part{"control", ctl.Start})

@@ -13,20 +13,24 @@ import (
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at`
+const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at, contract`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanModel(s scanner) (store.ModelVersion, error) {
 	var (
-		m       store.ModelVersion
-		tags    sql.NullString
-		created int64
+		m        store.ModelVersion
+		tags     sql.NullString
+		created  int64
+		contract sql.NullString
 	)
 	err := s.Scan(&m.Name, &m.Version, &m.Digest, &m.Type, &m.Description, &tags,
-		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created)
+		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created, &contract)
 	if err != nil {
 		return m, err
+	}
+	if contract.Valid && contract.String != "" {
+		m.Contract = json.RawMessage(contract.String)
 	}
 	if err := jsonOut(tags, &m.Tags); err != nil {
 		return m, fmt.Errorf("model %s:%s tags: %w", m.Name, m.Version, err)
@@ -67,9 +71,13 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		var contract sql.NullString
+		if len(m.Contract) > 0 {
+			contract = sql.NullString{String: string(m.Contract), Valid: true}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			m.Name, m.Version, m.Digest, m.Type, m.Description, tags, m.PathBase, m.Size, m.FileCount,
-			b2i(m.Archived), nanos(m.CreatedAt))
+			b2i(m.Archived), nanos(m.CreatedAt), contract)
 		if db.d.IsUnique(err) {
 			return store.ErrExists
 		}
@@ -87,7 +95,13 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 
 // nextVersion is 1 + the greatest integer version of name.
 func nextVersion(ctx context.Context, tx *sql.Tx, name string) (string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM models WHERE name = $1`, name)
+	return nextVersionIn(ctx, tx, "models", name)
+}
+
+// nextVersionIn is 1 + the greatest integer version of name in a table of
+// versioned assets (models, environments).
+func nextVersionIn(ctx context.Context, tx *sql.Tx, table, name string) (string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM `+table+` WHERE name = $1`, name)
 	if err != nil {
 		return "", err
 	}
@@ -140,23 +154,7 @@ func (db *DB) LatestModelVersion(ctx context.Context, name string) (store.ModelV
 
 // ListModels implements store.Store: by name, then newest first.
 func (db *DB) ListModels(ctx context.Context, f store.ModelFilter) ([]store.ModelVersion, error) {
-	q := `SELECT ` + modelCols + ` FROM models WHERE 1 = 1`
-	var args []any
-	if f.Name != "" {
-		args = append(args, f.Name)
-		q += ` AND name = ` + param(len(args))
-	}
-	switch {
-	case f.ArchivedOnly:
-		q += ` AND archived = 1`
-	case !f.IncludeArchived:
-		q += ` AND archived = 0`
-	}
-	q += ` ORDER BY name, created_at DESC, id DESC`
-	if f.Limit > 0 {
-		args = append(args, f.Limit)
-		q += ` LIMIT ` + param(len(args))
-	}
+	q, args := assetQuery(`SELECT `+modelCols+` FROM models`, f)
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list models: %w", err)

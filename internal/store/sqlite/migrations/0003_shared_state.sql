@@ -1,4 +1,4 @@
--- plumbline schema, version 2: observed instance state is shared (every
+-- plumbline schema, version 3: observed instance state is shared (every
 -- gateway routes from it), a change counter with triggers, gateway reports
 -- for cross-process draining, and leases for leader election.
 

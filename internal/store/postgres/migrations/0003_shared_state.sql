@@ -1,6 +1,6 @@
--- plumbline schema for PostgreSQL, version 2: observed instance state, a
+-- plumbline schema for PostgreSQL, version 3: observed instance state, a
 -- change counter that notifies listeners, gateway reports and leases (the
--- same as SQLite's version 2).
+-- same as SQLite's version 3).
 
 ALTER TABLE instances ADD COLUMN instance_id    TEXT    NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN addr           TEXT    NOT NULL DEFAULT '';
