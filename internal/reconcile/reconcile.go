@@ -75,7 +75,7 @@ type Config struct {
 	// Images is optional; nil means plans need no preparation (the
 	// process driver).
 	Images Preparer
-	Logger  *slog.Logger
+	Logger *slog.Logger
 	// OnChange is called (without locks held) after an instance's stored
 	// row changed in a way that matters to routing. An instance taken out
 	// of routing is drained and stopped only after OnChange returns, so a
