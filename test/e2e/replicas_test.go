@@ -174,9 +174,20 @@ func TestReplicas(t *testing.T) {
 	c := (&server{dataDir: dd}).httpClient(t)
 	uri := func(g *replica) string { return g.url + "/endpoints/" + irisEndpoint + "/score" }
 	t.Run("every gateway scores", func(t *testing.T) {
+		// The deployment and its traffic were committed when the CLI
+		// returned; each gateway follows within a second.
 		for _, g := range gws {
-			if rep := scoreRouted(t, c, uri(g), keys.PrimaryKey, "", body); rep.status != http.StatusOK || rep.body != irisPrediction {
-				t.Errorf("through %s: got %d %q, want 200 %s", g.name, rep.status, rep.body, irisPrediction)
+			var rep reply
+			deadline := time.Now().Add(time.Second)
+			for {
+				rep = score(t, c, uri(g), keys.PrimaryKey, "", body)
+				if rep.status == http.StatusOK || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if rep.status != http.StatusOK || rep.body != irisPrediction {
+				t.Errorf("through %s: got %d %q a second after the deployment, want 200 %s", g.name, rep.status, rep.body, irisPrediction)
 			}
 		}
 	})
