@@ -80,24 +80,8 @@ func getDeployment(ctx context.Context, q querier, endpoint, name, lock string) 
 
 // ListDeployments implements store.Store, by endpoint and name.
 func (db *DB) ListDeployments(ctx context.Context, endpoint string) ([]store.Deployment, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+deploymentCols+` FROM deployments
+	return queryAll(ctx, db.r, "list deployments", scanDeployment, `SELECT `+deploymentCols+` FROM deployments
 		WHERE $1 = '' OR endpoint = $2 ORDER BY endpoint, name`, endpoint, endpoint)
-	if err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Deployment
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list deployments: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	return out, nil
 }
 
 // UpdateDeployment implements store.Store. Endpoint, Name and CreatedAt

@@ -105,23 +105,7 @@ func getEndpoint(ctx context.Context, q querier, name, lock string) (store.Endpo
 
 // ListEndpoints implements store.Store, by name.
 func (db *DB) ListEndpoints(ctx context.Context) ([]store.Endpoint, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+endpointCols+` FROM endpoints ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list endpoints: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Endpoint
-	for rows.Next() {
-		e, err := scanEndpoint(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list endpoints: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list endpoints: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db.r, "list endpoints", scanEndpoint, `SELECT `+endpointCols+` FROM endpoints ORDER BY name`)
 }
 
 // UpdateEndpoint implements store.Store. Name and CreatedAt cannot change;

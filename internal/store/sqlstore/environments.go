@@ -111,23 +111,7 @@ func (db *DB) LatestEnvironmentVersion(ctx context.Context, name string) (store.
 // ListEnvironments implements store.Store: by name, then newest first.
 func (db *DB) ListEnvironments(ctx context.Context, f store.EnvironmentFilter) ([]store.EnvironmentVersion, error) {
 	q, args := assetQuery(`SELECT `+envCols+` FROM environments`, f)
-	rows, err := db.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list environments: %w", err)
-	}
-	defer rows.Close()
-	var out []store.EnvironmentVersion
-	for rows.Next() {
-		e, err := scanEnvironment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list environments: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list environments: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db.r, "list environments", scanEnvironment, q, args...)
 }
 
 // assetQuery completes a versioned-asset SELECT with f's conditions and

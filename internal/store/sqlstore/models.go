@@ -15,8 +15,6 @@ import (
 
 const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at, contract`
 
-type scanner interface{ Scan(dest ...any) error }
-
 func scanModel(s scanner) (store.ModelVersion, error) {
 	var (
 		m        store.ModelVersion
@@ -155,23 +153,7 @@ func (db *DB) LatestModelVersion(ctx context.Context, name string) (store.ModelV
 // ListModels implements store.Store: by name, then newest first.
 func (db *DB) ListModels(ctx context.Context, f store.ModelFilter) ([]store.ModelVersion, error) {
 	q, args := assetQuery(`SELECT `+modelCols+` FROM models`, f)
-	rows, err := db.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list models: %w", err)
-	}
-	defer rows.Close()
-	var out []store.ModelVersion
-	for rows.Next() {
-		m, err := scanModel(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list models: %w", err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list models: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db.r, "list models", scanModel, q, args...)
 }
 
 // SetModelArchived implements store.Store.
