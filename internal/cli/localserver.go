@@ -18,6 +18,9 @@ import (
 // background (its log in <data-dir>/serve.log) and waits until it answers.
 // started reports whether it did.
 func (g *globals) connectOrStart(ctx context.Context, listen string) (cn *conn, started bool, err error) {
+	if _, err := g.useWorkspace(); err != nil {
+		return nil, false, err
+	}
 	explicit := g.server != "" || os.Getenv(envServer) != ""
 	cn, err = g.connect()
 	if err == nil {

@@ -14,7 +14,7 @@ import (
 
 func newModelCreate(g *globals) *cobra.Command {
 	var file, name, version, path, typ, desc string
-	var tags, sets []string
+	var tags []string
 	m := &spec.Model{}
 	c := &cobra.Command{
 		Use:   "create",
@@ -29,16 +29,17 @@ func newModelCreate(g *globals) *cobra.Command {
 	f.StringVarP(&path, "path", "p", "", "local file or folder with the model's files")
 	f.StringVarP(&typ, "type", "t", "", "custom_model (default), mlflow_model or triton_model")
 	f.StringVarP(&desc, "description", "d", "", "description")
-	f.StringSliceVar(&tags, "tags", nil, "tags as key=value (repeatable)")
-	f.StringArrayVar(&sets, "set", nil, "override a field of the file, e.g. --set version=2 (repeatable)")
+	wordsFlag(f, &tags, "tags", "", "space-separated tags: --tags key=value [key=value …]")
+	u := addUpdateFlags(c, false)
 	return g.apiVerb(c, &verb{
 		check: func(c *cobra.Command) error {
 			if file != "" {
-				var err error
-				if m, _, err = spec.LoadModel(file, sets); err != nil {
+				doc, err := spec.Load(file, spec.ParseOptions{Updates: u.updates(), Expect: spec.KindModel})
+				if err != nil {
 					return err
 				}
-			} else if len(sets) > 0 {
+				m = doc.Model
+			} else if len(u.ops) > 0 {
 				return usageErrorf("--set needs -f/--file")
 			}
 			if name != "" {

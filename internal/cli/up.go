@@ -210,7 +210,7 @@ R httr2 calls.`,
 	}
 	f := c.Flags()
 	f.StringArrayVarP(&files, "file", "f", nil, "endpoint and deployment files (default DIR/endpoint.yml and DIR/deployment.yml)")
-	f.StringArrayVar(&sets, "set", nil, "override a field in every file (repeatable)")
+	wordsFlag(f, &sets, "set", "", "override a field in every file: --set a.b=VALUE [c=VALUE …] (repeatable)")
 	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
 	return c
