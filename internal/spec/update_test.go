@@ -58,7 +58,7 @@ identity:
 		},
 		{
 			name: "add key=value pairs as one element, then a JSON element",
-			ups: []Update{{Op: UpdateAdd, Args: []string{"identity.user_assigned_identities", "resource_id=id-c", "client_id=cc", `{"resource_id": "id-d"}`}}},
+			ups:  []Update{{Op: UpdateAdd, Args: []string{"identity.user_assigned_identities", "resource_id=id-c", "client_id=cc", `{"resource_id": "id-d"}`}}},
 			check: func(t *testing.T, e map[string]any) {
 				want := []any{map[string]any{"resource_id": "id-a"}, map[string]any{"resource_id": "id-b"}, map[string]any{"resource_id": "id-c", "client_id": "cc"}, map[string]any{"resource_id": "id-d"}}
 				if diff := cmp.Diff(want, uais(e)); diff != "" {
