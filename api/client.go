@@ -377,6 +377,10 @@ type LogOptions struct {
 	Instance string
 	// Follow streams new lines until ctx ends.
 	Follow bool
+	// Container is "inference-server" (the default: the scoring server's
+	// console) or "storage-initializer" (the events of fetching the model
+	// and code for each instance).
+	Container string
 }
 
 // DeploymentLogs returns the deployment's console logs as text; the caller
@@ -391,6 +395,9 @@ func (c *Client) DeploymentLogs(ctx context.Context, endpoint, name string, o Lo
 	}
 	if o.Follow {
 		q.Set("follow", "true")
+	}
+	if o.Container != "" {
+		q.Set("container", o.Container)
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, deploymentPath(endpoint, name)+"/logs", q, nil, "")
 	if err != nil {

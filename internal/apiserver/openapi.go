@@ -49,7 +49,7 @@ var docs = map[string]routeDoc{
 	"PUT /endpoints/{endpoint}/deployments/{deployment}":          {"Update a deployment (409 while an operation is in progress)", "application/yaml", api.Deployment{}, 200},
 	"DELETE /endpoints/{endpoint}/deployments/{deployment}":       {"Delete a deployment with no traffic (asynchronous)", nil, nil, 202},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/document": {"The deployment document as given (references pinned, no defaults), to edit and PUT back", nil, map[string]any{}, 200},
-	"GET /endpoints/{endpoint}/deployments/{deployment}/logs":     {"Console logs (query: lines, instance, follow)", nil, "text/plain", 200},
+	"GET /endpoints/{endpoint}/deployments/{deployment}/logs":     {"Console logs (query: lines, instance, follow; container: inference-server, the default, or storage-initializer for the model and code fetch events)", nil, "text/plain", 200},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/events":   {"A deployment's lifecycle events", nil, []api.Event{}, 200},
 	"GET /events":                                                 {"Lifecycle events (query: endpoint, deployment, after, limit)", nil, []api.Event{}, 200},
 }
