@@ -183,7 +183,9 @@ func TestVerbsGolden(t *testing.T) {
 		return []string{"model", "create", "--name", "clitest-model", "--version", f, "--path", filepath.Join(fixture, "model"), "--tags", "team=ml", "stage=test", "--description", "a model"}
 	})
 	each("model_list", func(string) []string { return []string{"model", "list", "--name", "clitest-model"} })
-	each("model_show", func(string) []string { return []string{"model", "show", "--name", "clitest-model", "--version", "json"} })
+	each("model_show", func(string) []string {
+		return []string{"model", "show", "--name", "clitest-model", "--version", "json"}
+	})
 
 	each("endpoint_create", func(f string) []string {
 		return []string{"online-endpoint", "create", "-f", filepath.Join(fixture, "endpoint.yml"), "--name", "cli-" + f}
@@ -201,7 +203,9 @@ func TestVerbsGolden(t *testing.T) {
 	each("deployment_create", func(f string) []string {
 		return []string{"online-deployment", "create", "-f", filepath.Join(fixture, "deployment.yml"), "--endpoint", "cli-" + f, "--set", command, "--all-traffic"}
 	})
-	each("deployment_show", func(string) []string { return []string{"online-deployment", "show", "--name", "blue", "--endpoint-name", "cli-json"} })
+	each("deployment_show", func(string) []string {
+		return []string{"online-deployment", "show", "--name", "blue", "--endpoint-name", "cli-json"}
+	})
 	each("deployment_list", func(string) []string { return []string{"online-deployment", "list", "--endpoint-name", "cli-json"} })
 
 	t.Run("invoke", func(t *testing.T) {
