@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,7 +68,11 @@ func newDeploymentUpdate(g *globals) *cobra.Command {
 			if err != nil {
 				return nil, err
 			}
-			if noWait || out.ProvisioningState == api.StateSucceeded {
+			if out.ProvisioningState == api.StateSucceeded {
+				return out, nil
+			}
+			if noWait {
+				fmt.Fprintf(g.stderr, "Updating deployment %s/%s; follow with: plumbline online-deployment show -n %s -e %s\n", endpoint, name, name, endpoint)
 				return out, nil
 			}
 			return cn.waitDeployment(ctx, g, endpoint, name, start, mark)

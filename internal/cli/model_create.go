@@ -31,6 +31,7 @@ func newModelCreate(g *globals) *cobra.Command {
 	f.StringVarP(&desc, "description", "d", "", "description")
 	wordsFlag(f, &tags, "tags", "", "space-separated tags: --tags key=value [key=value …]")
 	u := addUpdateFlags(c, false)
+	f.Bool("no-wait", false, "accepted for az scripts: registering is immediate")
 	return g.apiVerb(c, &verb{
 		check: func(c *cobra.Command) error {
 			if file != "" {
