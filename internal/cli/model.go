@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/plumbline/plumbline/api"
 )
 
 // The model verbs: model_create.go, model_list.go, model_show.go,
@@ -41,7 +44,21 @@ func parseTags(kvs []string) (map[string]string, error) {
 
 // modelRef is the --name, --version and --label flags that pick one model
 // version.
-type modelRef struct{ name, version, label string }
+type modelRef struct {
+	name, version, label string
+	v                    string // the version the API takes, once checked
+}
+
+// check turns --version / --label into the version the API takes.
+func (r *modelRef) check(*cobra.Command) (err error) {
+	r.v, err = versionOrLabel(r.version, r.label)
+	return err
+}
+
+// get fetches the model version.
+func (r *modelRef) get(ctx context.Context, cn *conn) (*api.Model, error) {
+	return cn.api.GetModel(ctx, r.name, r.v)
+}
 
 func addModelRef(c *cobra.Command) *modelRef {
 	r := &modelRef{}

@@ -46,7 +46,7 @@ func replacePath(src, dst, trash string) (replaced bool, err error) {
 }
 
 func newModelDownload(g *globals) *cobra.Command {
-	var dest, v string
+	var dest string
 	c := &cobra.Command{
 		Use:   "download",
 		Short: "Download a model version's files into <download-path>/<name>/",
@@ -56,12 +56,9 @@ func newModelDownload(g *globals) *cobra.Command {
 	f.StringVarP(&dest, "download-path", "p", ".", "folder to download into")
 	return g.apiVerb(c, &verb{
 		required: []string{"name"},
-		check: func(*cobra.Command) (err error) {
-			v, err = versionOrLabel(ref.version, ref.label)
-			return err
-		},
+		check:    ref.check,
 		call: func(ctx context.Context, cn *conn) (any, error) {
-			m, err := cn.api.GetModel(ctx, ref.name, v)
+			m, err := ref.get(ctx, cn)
 			if err != nil {
 				return nil, err
 			}

@@ -324,6 +324,25 @@ func (t *tree) applySet(expr string, force bool) (Problem, bool) {
 	return Problem{}, true
 }
 
+// parentOf walks to the node that holds path's last segment, creating
+// missing mappings with create; msg says why it cannot.
+func (t *tree) parentOf(path, origin string, create bool) (cur *yaml.Node, segs []string, msg string) {
+	segs, ok := splitPath(path)
+	if !ok {
+		return nil, nil, "empty segment in the path; write a.b.c"
+	}
+	if t.root == nil || t.root.Kind != yaml.MappingNode {
+		return nil, nil, "the document is not a mapping"
+	}
+	cur = t.root
+	for i, seg := range segs[:len(segs)-1] {
+		if cur, msg = t.step(cur, seg, joinSegs(segs[:i]), origin, create); msg != "" {
+			return nil, nil, msg
+		}
+	}
+	return cur, segs, ""
+}
+
 func (t *tree) applyAdd(u Update) (Problem, bool) {
 	expr := u.String()
 	fail := func(field, format string, args ...any) (Problem, bool) {
@@ -333,20 +352,9 @@ func (t *tree) applyAdd(u Update) (Problem, bool) {
 		return fail("", "expected a list's path and what to add: --add environment_variables_list KEY=VALUE, --add tags_list '\"x\"'")
 	}
 	path := u.Args[0]
-	segs, ok := splitPath(path)
-	if !ok {
-		return fail(path, "empty segment in the path; write a.b.c")
-	}
-	if t.root == nil || t.root.Kind != yaml.MappingNode {
-		return fail(path, "the document is not a mapping; nothing to add to")
-	}
-	cur := t.root
-	for i, seg := range segs[:len(segs)-1] {
-		next, msg := t.step(cur, seg, joinSegs(segs[:i]), expr, true)
-		if msg != "" {
-			return fail(path, "%s", msg)
-		}
-		cur = next
+	cur, segs, msg := t.parentOf(path, expr, true)
+	if msg != "" {
+		return fail(path, "%s", msg)
 	}
 	last := segs[len(segs)-1]
 	var list *yaml.Node
@@ -417,20 +425,9 @@ func (t *tree) applyRemove(u Update) (Problem, bool) {
 		return fail("", "expected a field's path (--remove tags) or a list's path and an index (--remove identity.user_assigned_identities 0)")
 	}
 	path := u.Args[0]
-	segs, ok := splitPath(path)
-	if !ok {
-		return fail(path, "empty segment in the path; write a.b.c")
-	}
-	if t.root == nil || t.root.Kind != yaml.MappingNode {
-		return fail(path, "the document is not a mapping; nothing to remove")
-	}
-	cur := t.root
-	for i, seg := range segs[:len(segs)-1] {
-		next, msg := t.step(cur, seg, joinSegs(segs[:i]), expr, false)
-		if msg != "" {
-			return fail(path, "%s", msg)
-		}
-		cur = next
+	cur, segs, msg := t.parentOf(path, expr, false)
+	if msg != "" {
+		return fail(path, "%s", msg)
 	}
 	last, here := segs[len(segs)-1], joinSegs(segs[:len(segs)-1])
 	if len(u.Args) == 2 {
