@@ -71,7 +71,7 @@ unchanged is left alone.`,
 							}
 						}
 					}
-					out, created, err := cn.createModel(ctx, g, m)
+					out, created, err := cn.createModel(ctx, g, m, nil)
 					if err != nil {
 						return err
 					}

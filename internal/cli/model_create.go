@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 
 func newModelCreate(g *globals) *cobra.Command {
 	var file, name, version, path, typ, desc string
+	var prototype, inputSchema, extraCols, allNA string
 	var tags []string
+	var ic json.RawMessage
 	m := &spec.Model{}
 	c := &cobra.Command{
 		Use:   "create",
@@ -32,6 +35,10 @@ func newModelCreate(g *globals) *cobra.Command {
 	wordsFlag(f, &tags, "tags", "", "space-separated tags: --tags key=value [key=value …]")
 	u := addUpdateFlags(c, false)
 	f.Bool("no-wait", false, "accepted for az scripts: registering is immediate")
+	f.StringVar(&prototype, "prototype", "", "input contract: a JSON prototype file ({\"col\": \"numeric\"} or vetiver's /prototype output) the gateway enforces")
+	f.StringVar(&inputSchema, "input-schema", "", "input contract: a JSON Schema file every request body must satisfy")
+	f.StringVar(&extraCols, "extra-columns", "", "with --prototype: reject (default) or ignore columns the prototype does not name")
+	f.StringVar(&allNA, "all-na-columns", "", "with --prototype: reject (default) or allow columns whose every value is null")
 	return g.apiVerb(c, &verb{
 		check: func(c *cobra.Command) error {
 			if file != "" {
@@ -78,10 +85,12 @@ func newModelCreate(g *globals) *cobra.Command {
 			if _, err := os.Stat(m.Path); err != nil {
 				return fmt.Errorf("model path %s: %w", m.Path, err)
 			}
-			return nil
+			var err error
+			ic, err = inputContractFlags(prototype, inputSchema, extraCols, allNA)
+			return err
 		},
 		call: func(ctx context.Context, cn *conn) (any, error) {
-			out, created, err := cn.createModel(ctx, g, m)
+			out, created, err := cn.createModel(ctx, g, m, ic)
 			if err != nil {
 				return nil, err
 			}
@@ -98,13 +107,14 @@ func newModelCreate(g *globals) *cobra.Command {
 
 // createModel uploads m's files (unless the server has them) and registers
 // them as a version of m.
-func (cn *conn) createModel(ctx context.Context, g *globals, m *spec.Model) (*api.Model, bool, error) {
+func (cn *conn) createModel(ctx context.Context, g *globals, m *spec.Model, ic json.RawMessage) (*api.Model, bool, error) {
 	digest, err := cn.upload(ctx, g, "model", m.Path)
 	if err != nil {
 		return nil, false, err
 	}
 	out, created, err := cn.api.CreateModel(ctx, api.ModelCreate{
 		Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags, Artifact: digest,
+		InputContract: ic,
 	})
 	if err != nil {
 		return nil, false, describe(err)

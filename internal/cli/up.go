@@ -87,10 +87,10 @@ func loadUpPlan(dir string, files, sets []string) (*upPlan, error) {
 
 func newUpCmd(g *globals) *cobra.Command {
 	var files, sets []string
-	var noTest bool
+	var noTest, inferPrototype bool
 	var listen string
 	c := &cobra.Command{
-		Use:   "up [DIR]",
+		Use:   "up [DIR | MODEL]",
 		Short: "Deploy a folder like the seed's (endpoint.yml, deployment.yml, models/, src/) in one step",
 		Long: `Deploy an endpoint and its deployments from a folder laid out like Azure's R example:
 endpoint.yml, deployment.yml, the code folder and the model folder. up uses the configured
@@ -99,8 +99,13 @@ azureml:<name>@latest is registered from DIR/models when it is missing or the fi
 creates or updates the endpoint and deployments, gives a single deployment all traffic, waits
 until they are Succeeded (or prints why not, with the last log lines), scores
 sample_request.json if there is one, and prints the scoring URI with ready-to-paste curl and
-R httr2 calls.`,
-		Example: "  plumbline up examples/r-iris\n  plumbline up -f endpoint.yml -f blue.yml -f green.yml",
+R httr2 calls.
+
+Given a model instead of a folder with YAML — an .rds file, a crate.bin, or a folder holding an
+MLflow model (MLmodel), a vetiver pin (pins data.txt), a crate.bin or one .rds — up creates an
+endpoint named after it and a deployment blue served by plumbline's built-in scorer, with no
+YAML at all; --infer-prototype makes the sample_request.json next to it the input contract.`,
+		Example: "  plumbline up examples/r-iris\n  plumbline up -f endpoint.yml -f blue.yml -f green.yml\n  plumbline up model.rds\n  plumbline up ./mlflow-model --infer-prototype",
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageErrorf("up takes one folder, got %d", len(args))
@@ -113,7 +118,16 @@ R httr2 calls.`,
 			step := func(format string, a ...any) {
 				fmt.Fprintf(g.stderr, "[%5.1fs] "+format+"\n", append([]any{time.Since(start).Seconds()}, a...)...)
 			}
-			plan, err := loadUpPlan(dir, files, sets)
+			var plan *upPlan
+			var err error
+			if typ, ok := bareModel(dir); ok && len(files) == 0 {
+				plan, err = bareModelPlan(dir, typ, inferPrototype, sets)
+				if err == nil {
+					step("%s is a model with no YAML: endpoint %s, deployment blue, served by plumbline's built-in scorer (model type %s)", dir, plan.endpoint.Name, typ)
+				}
+			} else {
+				plan, err = loadUpPlan(dir, files, sets)
+			}
 			if err != nil {
 				return err
 			}
@@ -212,6 +226,7 @@ R httr2 calls.`,
 	f.StringArrayVarP(&files, "file", "f", nil, "endpoint and deployment files (default DIR/endpoint.yml and DIR/deployment.yml)")
 	wordsFlag(f, &sets, "set", "", "override a field in every file: --set a.b=VALUE [c=VALUE …] (repeatable)")
 	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
+	f.BoolVar(&inferPrototype, "infer-prototype", false, "for a bare model: make sample_request.json (its columns and their types) the input contract the gateway enforces")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
 	return c
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/contract"
 	"github.com/plumbline/plumbline/internal/driver"
 )
 
@@ -88,6 +89,12 @@ type Plan struct {
 
 	CPU         float64 `json:"cpu,omitempty"`
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+
+	// Scorer, when set, is the built-in scorer of a no-code deployment.
+	Scorer *ScorerPlan `json:"scorer,omitempty"`
+	// Contract, when set, is checked by the gateway against every request
+	// (not part of the template: changing it restarts nothing).
+	Contract *contract.Contract `json:"contract,omitempty"`
 }
 
 // TemplateHash identifies what an instance runs. Two instances with the same
