@@ -242,6 +242,14 @@ func (c *Client) GetModel(ctx context.Context, name, version string) (*Model, er
 	return &out, c.getJSON(ctx, "/models/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), nil, &out)
 }
 
+// UpdateModel replaces a model version's description, tags and stage;
+// version "@latest" names the newest version that is not archived.
+func (c *Client) UpdateModel(ctx context.Context, name, version string, u ModelUpdate) (*Model, error) {
+	var out Model
+	_, err := c.sendJSON(ctx, http.MethodPatch, "/models/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), nil, u, &out)
+	return &out, err
+}
+
 // ArchiveModel archives (or restores, archived=false) one version, or all
 // versions when version is "".
 func (c *Client) ArchiveModel(ctx context.Context, name, version string, archived bool) error {

@@ -30,6 +30,7 @@ var docs = map[string]routeDoc{
 	"POST /models":                                                {"Register a model version (201 created, 200 identical one existed, 409 different content)", api.ModelCreate{}, api.Model{}, 201},
 	"GET /models":                                                 {"List model versions", nil, []api.Model{}, 200},
 	"GET /models/{name}/versions/{version}":                       {"Show a model version (version @latest: newest not archived)", nil, api.Model{}, 200},
+	"PATCH /models/{name}/versions/{version}":                     {"Change a model version's description, tags and stage (501 when the store cannot)", api.ModelUpdate{}, api.Model{}, 200},
 	"POST /models/{name}/versions/{version}/archive":              {"Archive a model version", nil, nil, 204},
 	"POST /models/{name}/versions/{version}/restore":              {"Restore a model version", nil, nil, 204},
 	"POST /models/{name}/archive":                                 {"Archive every version of a model", nil, nil, 204},

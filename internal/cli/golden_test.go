@@ -186,6 +186,15 @@ func TestVerbsGolden(t *testing.T) {
 	each("model_show", func(string) []string {
 		return []string{"model", "show", "--name", "clitest-model", "--version", "json"}
 	})
+	each("model_update", func(f string) []string {
+		return []string{"ml", "model", "update", "--name", "clitest-model", "--version", f, "--set", "description=updated", "stage=Production", "tags.team=ops", "--remove", "tags.stage"}
+	})
+	t.Run("model update refuses other fields", func(t *testing.T) {
+		r := cli(t, "model", "update", "--name", "clitest-model", "--version", "json", "--set", "version=9")
+		if r.code != 2 || !strings.Contains(r.stderr, "changes only description, tags and stage") {
+			t.Errorf("exit %d, %s; want 2 and why", r.code, r.stderr)
+		}
+	})
 
 	each("endpoint_create", func(f string) []string {
 		return []string{"online-endpoint", "create", "-f", filepath.Join(fixture, "endpoint.yml"), "--name", "cli-" + f}

@@ -21,12 +21,12 @@ var modelColumns = []column{
 		return ""
 	}},
 	{header: "DIGEST", cell: func(r map[string]any) string { return shortDigest(cellString(r["digest"])) }},
-	field("ARCHIVED", "archived"), field("CREATED", "created_at"),
+	field("STAGE", "stage"), field("ARCHIVED", "archived"), field("CREATED", "created_at"),
 }
 
 func newModelCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "model", Short: "Register, list, show, download and archive models"}
-	c.AddCommand(newModelCreate(g), newModelList(g), newModelShow(g), newModelDownload(g), newModelArchive(g, true), newModelArchive(g, false))
+	c.AddCommand(newModelCreate(g), newModelList(g), newModelShow(g), newModelUpdate(g), newModelDownload(g), newModelArchive(g, true), newModelArchive(g, false))
 	return c
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 func newModelCreate(g *globals) *cobra.Command {
-	var file, name, version, path, typ, desc string
+	var file, name, version, path, typ, desc, stage string
 	var prototype, inputSchema, extraCols, allNA string
 	var tags []string
 	var ic json.RawMessage
@@ -32,6 +32,7 @@ func newModelCreate(g *globals) *cobra.Command {
 	f.StringVarP(&path, "path", "p", "", "local file or folder with the model's files")
 	f.StringVarP(&typ, "type", "t", "", "custom_model (default), mlflow_model or triton_model")
 	f.StringVarP(&desc, "description", "d", "", "description")
+	f.StringVar(&stage, "stage", "", "lifecycle stage, free-form: Development, Production…")
 	wordsFlag(f, &tags, "tags", "", "space-separated tags: --tags key=value [key=value …]")
 	u := addUpdateFlags(c, false)
 	f.Bool("no-wait", false, "accepted for az scripts: registering is immediate")
@@ -68,6 +69,9 @@ func newModelCreate(g *globals) *cobra.Command {
 			}
 			if desc != "" {
 				m.Description = desc
+			}
+			if stage != "" {
+				m.Stage = stage
 			}
 			if len(tags) > 0 {
 				t, err := parseTags(tags)
@@ -113,7 +117,7 @@ func (cn *conn) createModel(ctx context.Context, g *globals, m *spec.Model, ic j
 		return nil, false, err
 	}
 	out, created, err := cn.api.CreateModel(ctx, api.ModelCreate{
-		Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags, Artifact: digest,
+		Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags, Artifact: digest, Stage: m.Stage,
 		InputContract: ic,
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at, contract`
+const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at, contract, stage`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -25,7 +25,7 @@ func scanModel(s scanner) (store.ModelVersion, error) {
 		contract sql.NullString
 	)
 	err := s.Scan(&m.Name, &m.Version, &m.Digest, &m.Type, &m.Description, &tags,
-		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created, &contract)
+		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created, &contract, &m.Stage)
 	if err != nil {
 		return m, err
 	}
@@ -72,9 +72,9 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 		if len(m.Contract) > 0 {
 			contract = sql.NullString{String: string(m.Contract), Valid: true}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.Name, m.Version, m.Digest, m.Type, m.Description, tags, m.PathBase, m.Size, m.FileCount,
-			m.Archived, nanos(m.CreatedAt), contract)
+			m.Archived, nanos(m.CreatedAt), contract, m.Stage)
 		if isUnique(err) {
 			return store.ErrExists
 		}
@@ -244,4 +244,33 @@ func rawOut(s sql.NullString) json.RawMessage {
 		return nil
 	}
 	return json.RawMessage(s.String)
+}
+
+var _ store.ModelUpdater = (*DB)(nil)
+
+// UpdateModelMetadata implements store.ModelUpdater.
+func (db *DB) UpdateModelMetadata(ctx context.Context, name, version string, md store.ModelMetadata) (store.ModelVersion, error) {
+	tags, err := jsonIn(md.Tags)
+	if err != nil {
+		return store.ModelVersion{}, fmt.Errorf("update model %s:%s: tags: %w", name, version, err)
+	}
+	var out store.ModelVersion
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE models SET description = ?, tags = ?, stage = ? WHERE name = ? AND version = ?`,
+			md.Description, tags, md.Stage, name, version)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		out, err = scanModel(tx.QueryRowContext(ctx, `SELECT `+modelCols+` FROM models WHERE name = ? AND version = ?`, name, version))
+		return err
+	})
+	if err != nil {
+		return store.ModelVersion{}, fmt.Errorf("update model %s version %s: %w", name, version, err)
+	}
+	return out, nil
 }
