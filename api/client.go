@@ -218,6 +218,12 @@ type ModelListOptions struct {
 
 // ListModels lists model versions, newest first.
 func (c *Client) ListModels(ctx context.Context, o ModelListOptions) ([]Model, error) {
+	var out []Model
+	return out, c.getJSON(ctx, "/models", o.query(), &out)
+}
+
+// query is the list's filter as the API reads it (models, environments).
+func (o ModelListOptions) query() url.Values {
 	q := url.Values{}
 	if o.Name != "" {
 		q.Set("name", o.Name)
@@ -231,8 +237,7 @@ func (c *Client) ListModels(ctx context.Context, o ModelListOptions) ([]Model, e
 	if o.MaxResults > 0 {
 		q.Set("max_results", strconv.Itoa(o.MaxResults))
 	}
-	var out []Model
-	return out, c.getJSON(ctx, "/models", q, &out)
+	return q
 }
 
 // GetModel returns one version; version "@latest" (or label "latest") means
@@ -385,9 +390,10 @@ type LogOptions struct {
 	Instance string
 	// Follow streams new lines until ctx ends.
 	Follow bool
-	// Container is "inference-server" (the default: the scoring server's
-	// console) or "storage-initializer" (the events of fetching the model
-	// and code for each instance).
+	// Container is "" or "inference-server" (the scoring server's console),
+	// "storage-initializer" (the events of fetching the model and code for
+	// each instance) or "image-build" (the log of the deployment's image
+	// build).
 	Container string
 }
 

@@ -80,14 +80,14 @@ type Model struct {
 	Description string            `json:"description,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty"`
 	// Path is the registered path's basename, kept under AZUREML_MODEL_DIR.
-	Path      string    `json:"path"`
-	Digest    string    `json:"digest"`
-	Size      int64     `json:"size"`
-	Files     int       `json:"files"`
-	Archived  bool      `json:"archived,omitempty"`
+	Path     string `json:"path"`
+	Digest   string `json:"digest"`
+	Size     int64  `json:"size"`
+	Files    int    `json:"files"`
+	Archived bool   `json:"archived,omitempty"`
 	// Stage is free-form (Development, Production…), changed with model
 	// update; "" means none.
-	Stage string `json:"stage,omitempty"`
+	Stage     string    `json:"stage,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// UsedBy lists "<endpoint>/<deployment>" pinning this version (show only).
 	UsedBy []string `json:"used_by,omitempty"`

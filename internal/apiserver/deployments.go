@@ -277,7 +277,8 @@ func (s *Server) deploymentOut(d store.Deployment) api.Deployment {
 
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
-	if _, err := s.cfg.Store.GetDeployment(r.Context(), epName, name); err != nil {
+	dep, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
+	if err != nil {
 		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	q := r.URL.Query()
@@ -290,15 +291,11 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		lines = n
 	}
 	follow := q.Get("follow") == "true"
-	switch c := q.Get("container"); c {
-	case "", "inference-server":
-	case "storage-initializer":
+	if q.Get("container") == LogContainerStorage {
 		if follow {
 			return badRequest("follow", "follow works for the inference-server container only; storage-initializer logs are complete once the instance starts")
 		}
 		return s.storageLogs(w, r, epName, name, q.Get("instance"), lines)
-	default:
-		return badRequest("container", "container %q: want inference-server (the scoring server's console) or storage-initializer (fetching the model and code)", c)
 	}
 	fw := &flushWriter{w: w}
 	if f, ok := w.(http.Flusher); ok {
@@ -313,8 +310,23 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 		defer context.AfterFunc(s.streams, cancel)()
 	}
-	err := s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
+	switch c := q.Get("container"); c {
+	case "", "inference-server":
+	case LogContainerBuild:
+		if ok, err := s.writeBuildLog(fw, dep, lines); err != nil || ok {
+			return err
+		}
+		return notFound(name, "deployment %s has no image build log: plumbline builds an image only for an environment with build (under serve --driver docker)", name)
+	default:
+		return badRequest("container", "container %q: want inference-server (the instances' output), %s (fetching the model and code) or %s (the image build)", c, LogContainerStorage, LogContainerBuild)
+	}
+	err = s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
 	if err != nil && !fw.wrote {
+		// No instance (yet, or any more): the image build's log, if any,
+		// says why.
+		if ok, berr := s.writeBuildLog(fw, dep, lines); ok || berr != nil {
+			return berr
+		}
 		return notFound(name, "no logs for deployment %s: %v", name, err)
 	}
 	return nil
@@ -475,3 +487,7 @@ func (s *Server) resolver() *resolve.Resolver {
 	})
 	return s.cfg.Resolver
 }
+
+// LogContainerStorage is the logs' container query value for the
+// storage-initializer step (storageLogs).
+const LogContainerStorage = "storage-initializer"

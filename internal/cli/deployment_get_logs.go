@@ -14,8 +14,9 @@ import (
 
 // Containers get-logs --container names, as Azure's.
 const (
-	containerInference = "inference-server"
-	containerStorage   = "storage-initializer"
+	containerInference  = "inference-server"
+	containerStorage    = "storage-initializer"
+	containerImageBuild = "image-build"
 )
 
 func newDeploymentLogs(g *globals) *cobra.Command {
@@ -42,27 +43,27 @@ each instance mounts (one line per step, with its digest and time).`,
 	f.IntVarP(&lines, "lines", "l", 5000, "maximum number of lines to tail, per instance")
 	f.StringVar(&instance, "instance", "", "an instance (blue-1), or all; default: one picked as Azure does")
 	f.BoolVar(&follow, "follow", false, "keep printing new lines (inference-server)")
-	f.StringVarP(&container, "container", "c", containerInference, "inference-server or storage-initializer")
+	f.StringVarP(&container, "container", "c", containerInference, "inference-server, storage-initializer, or image-build (the log of the deployment's image build)")
 	return g.apiVerb(c, &verb{
 		required: []string{"name", "endpoint-name"},
 		check: func(*cobra.Command) error {
 			switch container {
 			case containerInference:
-			case containerStorage:
+			case containerStorage, containerImageBuild:
 				if follow {
 					return usageErrorf("--follow works with --container inference-server only")
 				}
 			default:
-				return usageErrorf("--container %q: want inference-server (the scoring server's console) or storage-initializer (fetching the model and code)", container)
+				return usageErrorf("--container %q: want inference-server (the scoring server's console), storage-initializer (fetching the model and code) or image-build (the log of the deployment's image build)", container)
 			}
 			return nil
 		},
 		call: func(ctx context.Context, cn *conn) (any, error) {
 			o := api.LogOptions{Lines: lines, Instance: instance, Follow: follow, Container: container}
-			switch instance {
-			case "all":
+			switch {
+			case instance == "all" || container == containerImageBuild:
 				o.Instance = ""
-			case "":
+			case instance == "":
 				d, err := cn.api.GetDeployment(ctx, endpoint, name)
 				if err != nil {
 					return nil, err

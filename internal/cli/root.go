@@ -152,6 +152,7 @@ with alias az=plumbline:
 		newDownCmd(g),
 		newInitCmd(g),
 		newInfoCmd(g),
+		newImageCmd(g),
 	)
 	return root
 }
@@ -159,7 +160,7 @@ with alias az=plumbline:
 // azGroups make the command groups az ml has. Each is added twice, as
 // `plumbline <group>` and `plumbline ml <group>`; a new az ml group (an
 // environment verb, say) goes in this list.
-var azGroups = []func(*globals) *cobra.Command{newModelCmd, newEndpointCmd, newDeploymentCmd}
+var azGroups = []func(*globals) *cobra.Command{newModelCmd, newEnvironmentCmd, newEndpointCmd, newDeploymentCmd}
 
 // azGroup gives an az ml group az's workspace flags: -g/--resource-group and
 // --subscription are accepted and ignored (a note says so), -w/--workspace-name
