@@ -319,18 +319,31 @@ func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name str
 		ModelVersion:   p.ModelVersion,
 		ModelMountPath: p.ModelMountPath,
 	}
+	// The storage-initializer step: each materialisation is an event, which
+	// get-logs --container storage-initializer shows.
 	if p.ModelDigest != "" {
+		start := time.Now()
 		dir, err := r.cfg.Artifacts.Materialize(ctx, p.ModelDigest)
 		if err != nil {
-			return spec, reason.Transient(reason.ArtifactUnavailable, "model %s:%s (%s): %w", p.ModelName, p.ModelVersion, p.ModelDigest, err)
+			err = reason.Transient(reason.ArtifactUnavailable, "model %s:%s (%s): %w", p.ModelName, p.ModelVersion, p.ModelDigest, err)
+			r.event(p.Endpoint, p.Deployment, name, "Warning", store.ReasonDownloadFailed, err.Error())
+			return spec, err
 		}
 		spec.ModelDir = dir
+		r.event(p.Endpoint, p.Deployment, name, "Normal", store.ReasonModelDownload,
+			fmt.Sprintf("model %s:%s (%s) ready in %s", p.ModelName, p.ModelVersion, p.ModelDigest, time.Since(start).Round(10*time.Microsecond)))
 	}
+	start := time.Now()
 	dir, err := r.codeDir(ctx, p)
 	if err != nil {
+		r.event(p.Endpoint, p.Deployment, name, "Warning", store.ReasonDownloadFailed, err.Error())
 		return spec, err
 	}
 	spec.CodeDir = dir
+	if p.CodeDigest != "" {
+		r.event(p.Endpoint, p.Deployment, name, "Normal", store.ReasonCodeDownload,
+			fmt.Sprintf("code snapshot %s ready in %s", p.CodeDigest, time.Since(start).Round(10*time.Microsecond)))
+	}
 	return spec, nil
 }
 

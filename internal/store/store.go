@@ -57,6 +57,9 @@ type ModelVersion struct {
 	FileCount int
 	Archived  bool
 	CreatedAt time.Time
+	// Stage is free-form (Development, Production…); "" means none. It can
+	// change (see ModelUpdater), unlike the version's files.
+	Stage string
 	// Contract is the version's input contract (JSON of contract.Contract:
 	// a prototype or a JSON Schema, from model create --prototype or
 	// --input-schema); nil means none.

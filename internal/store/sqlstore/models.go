@@ -13,7 +13,7 @@ import (
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at, contract`
+const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at, contract, stage`
 
 func scanModel(s scanner) (store.ModelVersion, error) {
 	var (
@@ -23,7 +23,7 @@ func scanModel(s scanner) (store.ModelVersion, error) {
 		contract sql.NullString
 	)
 	err := s.Scan(&m.Name, &m.Version, &m.Digest, &m.Type, &m.Description, &tags,
-		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created, &contract)
+		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created, &contract, &m.Stage)
 	if err != nil {
 		return m, err
 	}
@@ -73,9 +73,9 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 		if len(m.Contract) > 0 {
 			contract = sql.NullString{String: string(m.Contract), Valid: true}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			m.Name, m.Version, m.Digest, m.Type, m.Description, tags, m.PathBase, m.Size, m.FileCount,
-			b2i(m.Archived), nanos(m.CreatedAt), contract)
+			b2i(m.Archived), nanos(m.CreatedAt), contract, m.Stage)
 		if db.d.IsUnique(err) {
 			return store.ErrExists
 		}
@@ -231,3 +231,32 @@ func b2i(b bool) int {
 
 // param is the placeholder of the nth argument.
 func param(n int) string { return "$" + strconv.Itoa(n) }
+
+var _ store.ModelUpdater = (*DB)(nil)
+
+// UpdateModelMetadata implements store.ModelUpdater.
+func (db *DB) UpdateModelMetadata(ctx context.Context, name, version string, md store.ModelMetadata) (store.ModelVersion, error) {
+	tags, err := jsonIn(md.Tags)
+	if err != nil {
+		return store.ModelVersion{}, fmt.Errorf("update model %s:%s: tags: %w", name, version, err)
+	}
+	var out store.ModelVersion
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE models SET description = $1, tags = $2, stage = $3 WHERE name = $4 AND version = $5`,
+			md.Description, tags, md.Stage, name, version)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		out, err = scanModel(tx.QueryRowContext(ctx, `SELECT `+modelCols+` FROM models WHERE name = $1 AND version = $2`, name, version))
+		return err
+	})
+	if err != nil {
+		return store.ModelVersion{}, fmt.Errorf("update model %s version %s: %w", name, version, err)
+	}
+	return out, nil
+}
