@@ -66,8 +66,15 @@ type Config struct {
 
 	// Logger receives one access-log line per request (Info, message
 	// "scoring request", the fields of Azure's AmlOnlineEndpointTrafficLog)
-	// and proxy errors (Warn). If nil, nothing is logged.
+	// unless AccessLog is set, and proxy errors (Warn). If nil, nothing is
+	// logged.
 	Logger *slog.Logger
+
+	// AccessLog, if set, receives the access log instead of Logger: the
+	// same lines, encoded without allocating and written in batches off
+	// the request goroutine (NewAccessLog). Its owner closes it after
+	// Shutdown.
+	AccessLog *AccessLog
 
 	// Transport carries requests to instances. If nil, NewUpstreamTransport().
 	Transport http.RoundTripper
@@ -84,10 +91,14 @@ type Gateway struct {
 	maxBody   int64
 	tokens    TokenVerifier
 	oidc      OIDCVerifier
-	log       *slog.Logger // nil: no access log
+	log       *slog.Logger // nil: no access log (unless alog) and no proxy errors
+	alog      *AccessLog   // nil: the access log goes to log
 	transport http.RoundTripper
-	proxy     *httputil.ReverseProxy
-	metrics   *metrics
+	// up is the gateway's own client to instances (upstream.go); nil when
+	// Config.Transport is set, and then every request goes through proxy.
+	up      *upstream
+	proxy   *httputil.ReverseProxy
+	metrics *metrics
 
 	// table is the routing table a request reads once, for its whole life.
 	table atomic.Pointer[table]
@@ -116,6 +127,7 @@ func New(cfg Config) (*Gateway, error) {
 		tokens:    cfg.Tokens,
 		oidc:      cfg.OIDC,
 		log:       cfg.Logger,
+		alog:      cfg.AccessLog,
 		transport: cfg.Transport,
 		pools:     make(map[string]*pool),
 		draining:  make(map[string][]*pool),
@@ -134,6 +146,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.transport == nil {
 		g.transport = NewUpstreamTransport()
+		g.up = newUpstream()
 	}
 	n := cfg.MirrorQueue
 	if n <= 0 {
@@ -342,12 +355,12 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 	}
 	st.t = t
 	st.w.Header()[hdrModelDeployment] = t.nameHeader
-	st.upstreamPath = t.scoringPath
+	st.upstreamPath, st.upstreamURI = t.scoringPath, t.scoringURI
 	if act == actionOpenAPI {
 		if t.openAPIPath == "" {
 			return errNoOpenAPI
 		}
-		st.upstreamPath = t.openAPIPath
+		st.upstreamPath, st.upstreamURI = t.openAPIPath, t.openAPIURI
 	}
 
 	if r.Body != nil && r.Body != http.NoBody {
@@ -375,6 +388,23 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		g.mirror(mirror, r, st)
 	}
 
+	if g.direct(st, r) {
+		// The timeout counts from admission, queue included.
+		deadline := time.Now().Add(t.timeout)
+		inst, err := t.pool.tryAcquire()
+		if inst == nil && err == nil {
+			ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errRequestTimeout)
+			defer cancel()
+			inst, err = t.pool.acquire(ctx)
+		}
+		if err != nil {
+			return admissionError(err, r)
+		}
+		st.inst = inst
+		defer t.pool.release(inst)
+		return g.forward(st, r, inst, deadline)
+	}
+
 	ctx, cancel := context.WithTimeoutCause(r.Context(), t.timeout, errRequestTimeout)
 	defer cancel()
 	st.Context = ctx
@@ -383,10 +413,7 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		return admissionError(err, r)
 	}
 	st.inst = inst
-	defer func() {
-		st.releasedAt = time.Now()
-		t.pool.release(inst)
-	}()
+	defer t.pool.release(inst)
 	g.proxy.ServeHTTP(&st.w, r.WithContext(st))
 	return nil
 }

@@ -51,6 +51,9 @@ type instance struct {
 	active int
 	// listed is false once a snapshot removed it; guarded by pool.mu.
 	listed bool
+	// conns are its idle keep-alive connections; closed when the pool
+	// forgets the instance.
+	conns *hostPool
 }
 
 func instanceKey(in Instance) string { return in.Name + "\x00" + in.Addr }
@@ -93,7 +96,7 @@ func (p *pool) update(d *Deployment) {
 		key := instanceKey(spec)
 		in := p.known[key]
 		if in == nil {
-			in = &instance{name: spec.Name, addr: spec.Addr, key: key}
+			in = &instance{name: spec.Name, addr: spec.Addr, key: key, conns: newHostPool(spec.Addr)}
 			p.known[key] = in
 		} else if in.listed {
 			continue // listed twice in one snapshot
@@ -103,7 +106,7 @@ func (p *pool) update(d *Deployment) {
 	}
 	for _, in := range p.ready {
 		if !in.listed && in.active == 0 {
-			delete(p.known, in.key)
+			p.forgetLocked(in)
 		}
 	}
 	p.ready = ready
@@ -123,12 +126,45 @@ func (p *pool) retire() {
 	for _, in := range p.ready {
 		in.listed = false
 		if in.active == 0 {
-			delete(p.known, in.key)
+			p.forgetLocked(in)
 		}
 	}
 	p.ready = nil
 	p.failQueuedLocked(errNoInstance)
 	p.gaugesLocked()
+}
+
+// forgetLocked drops a removed instance that has nothing in flight, and
+// closes its idle connections.
+func (p *pool) forgetLocked(in *instance) {
+	delete(p.known, in.key)
+	in.conns.close()
+}
+
+// tryAcquire admits a request that can go to an instance at once, without
+// a context or a timer: the common case. It returns the instance, or an
+// admission error (errNoInstance, errQueueFull), or neither when the
+// request has to queue: then the caller calls acquire, which checks again.
+func (p *pool) tryAcquire() (*instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ready) == 0 {
+		return nil, errNoInstance
+	}
+	if p.inflight+p.queued >= 2*p.maxConc*len(p.ready) {
+		return nil, errQueueFull
+	}
+	if p.head != nil {
+		return nil, nil
+	}
+	in := p.pickLocked()
+	if in == nil {
+		return nil, nil
+	}
+	in.active++
+	p.inflight++
+	p.gaugesLocked()
+	return in, nil
 }
 
 // acquire admits a request and returns the instance it may use; the caller
@@ -200,7 +236,7 @@ func (p *pool) release(in *instance) {
 	in.active--
 	p.inflight--
 	if !in.listed && in.active == 0 {
-		delete(p.known, in.key)
+		p.forgetLocked(in)
 	}
 	p.dispatchLocked()
 	p.gaugesLocked()

@@ -30,6 +30,7 @@ type reqState struct {
 	t            *target
 	inst         *instance
 	upstreamPath string
+	upstreamURI  string    // upstreamPath escaped, for the request line
 	requestID    []string  // header value, shared by the response and the upstream request
 	clientID     []string  // nil when the client sent none (or nothing survived sanitising)
 	ids          [2]string // backing for requestID and clientID: no extra allocations
@@ -43,9 +44,8 @@ type reqState struct {
 	modelReason string
 	firstByte   time.Time
 
-	releasedAt time.Time
-	err        error // the error answered, if any
-	returned   bool  // ServeHTTP returned normally (not an aborted copy)
+	err      error // the error answered, if any
+	returned bool  // ServeHTTP returned normally (not an aborted copy)
 }
 
 type stateKey struct{}

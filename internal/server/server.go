@@ -75,6 +75,11 @@ type Config struct {
 	// request (nil: Logger).
 	Logger    *slog.Logger
 	AccessLog *slog.Logger
+	// AccessLogTo, if set, receives the access log instead: the same lines
+	// (JSON with AccessLogJSON, else text), written in batches off the
+	// request path by gateway.AccessLog.
+	AccessLogTo   io.Writer
+	AccessLogJSON bool
 	// Ready, if set, is called once the server listens, with its base URL.
 	Ready func(baseURL string)
 }
@@ -162,6 +167,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Hostname != "localhost" {
 		domains = append(domains, cfg.Hostname)
 	}
+	alog, err := accessLog(cfg)
+	if err != nil {
+		return err
+	}
 	gw, err := gateway.New(gateway.Config{
 		Domains:      domains,
 		MaxBodyBytes: cfg.MaxBodyBytes,
@@ -169,6 +178,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		OIDC:         oidc,
 		Registerer:   promReg,
 		Logger:       cfg.AccessLog,
+		AccessLog:    alog,
 	})
 	if err != nil {
 		return err
@@ -309,11 +319,26 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer scancel()
 	_ = srv.Shutdown(sctx)
 	_ = gw.Shutdown(sctx) // mirrored copies in flight finish before instances stop
+	if alog != nil {
+		_ = alog.Close()
+	}
 	cancel()
 	wg.Wait()
 	stopInstances(drv, log)
 	log.Info("plumbline stopped")
 	return err
+}
+
+// accessLog is the batched access log when cfg asks for one.
+func accessLog(cfg Config) (*gateway.AccessLog, error) {
+	if cfg.AccessLogTo == nil {
+		return nil, nil
+	}
+	format := gateway.AccessLogText
+	if cfg.AccessLogJSON {
+		format = gateway.AccessLogJSON
+	}
+	return gateway.NewAccessLog(cfg.AccessLogTo, format)
 }
 
 // Version is the server version reported by the API.

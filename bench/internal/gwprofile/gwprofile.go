@@ -196,10 +196,16 @@ func startGateway(cfg Config, addrs []string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	// As serve does: the server log and the batched access log share stderr.
+	alog, err := gateway.NewAccessLog(logFile, gateway.AccessLogText)
+	if err != nil {
+		return "", nil, err
+	}
 	gw, err := gateway.New(gateway.Config{
 		Domains:    []string{"localhost"},
 		Registerer: reg,
 		Logger:     slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		AccessLog:  alog,
 	})
 	if err != nil {
 		return "", nil, err
@@ -243,6 +249,7 @@ func startGateway(cfg Config, addrs []string) (string, func(), error) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		_ = gw.Shutdown(ctx)
+		_ = alog.Close()
 		_ = logFile.Close()
 	}
 	return scheme + "://" + ln.Addr().String(), stop, nil
