@@ -372,12 +372,15 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		// in one write instead of two (it flushes the headers first for a
 		// streamed body), which halves the reads the model server makes.
 		if mirror != nil || (r.ContentLength >= 0 && r.ContentLength <= bufferBodyBytes) {
-			buf, err := st.body.readAll(r.ContentLength)
+			var into []byte
+			if mirror == nil { // a mirrored body outlives the request: not pooled
+				st.bodyBuf = bodyBuffers.Get().(*[]byte)
+				into = *st.bodyBuf
+			}
+			buf, err := st.body.readInto(into, r.ContentLength)
 			if err != nil {
 				return err
 			}
-			r.Body = newBytesBody(buf)
-			r.ContentLength = int64(len(buf))
 			st.buffered = buf
 			if mirror != nil {
 				st.mirrorBody = buf
@@ -402,7 +405,17 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		}
 		st.inst = inst
 		defer t.pool.release(inst)
-		return g.forward(st, r, inst, deadline)
+		err = g.forward(st, r, inst, deadline)
+		st.recycleBody()
+		return err
+	}
+
+	if st.buffered != nil {
+		// ReverseProxy wraps the body; keep the transport's view of it as
+		// in memory (rewrite hands it a fresh reader over st.buffered).
+		r.Body = newBytesBody(st.buffered)
+		r.ContentLength = int64(len(st.buffered))
+		st.bodyBuf = nil // the transport may read it after we return: not recycled
 	}
 
 	ctx, cancel := context.WithTimeoutCause(r.Context(), t.timeout, errRequestTimeout)

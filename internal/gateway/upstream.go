@@ -51,14 +51,16 @@ const (
 
 // upstream holds what the gateway's connections to instances share.
 type upstream struct {
-	dialer net.Dialer
+	// dialConn opens connections: dialer.DialContext, or a test's wrapper.
+	dialConn func(ctx context.Context, network, addr string) (net.Conn, error)
 	// quickAcks counts the times a connection armed TCP_QUICKACK because a
 	// response arrived in parts (see upstreamConn.Read).
 	quickAcks atomic.Int64
 }
 
 func newUpstream() *upstream {
-	return &upstream{dialer: net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: upstreamKeepAlive}}
+	d := &net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: upstreamKeepAlive}
+	return &upstream{dialConn: d.DialContext}
 }
 
 // hostPool is one instance's idle keep-alive connections. It lives as long
@@ -135,7 +137,7 @@ func (hp *hostPool) close() {
 
 // dial opens a new connection to hp's instance.
 func (u *upstream) dial(ctx context.Context, hp *hostPool) (*upstreamConn, error) {
-	nc, err := u.dialer.DialContext(ctx, hp.network, hp.dialAddr)
+	nc, err := u.dialConn(ctx, hp.network, hp.dialAddr)
 	if err != nil {
 		return nil, err
 	}
