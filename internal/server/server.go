@@ -31,6 +31,7 @@ import (
 	"github.com/plumbline/plumbline/internal/apiserver"
 	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/blob"
+	"github.com/plumbline/plumbline/internal/connlimit"
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/driver/process"
 	"github.com/plumbline/plumbline/internal/gateway"
@@ -232,6 +233,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another plumbline serve running? choose another address with --listen)", cfg.Listen, err)
 	}
+	// Bounded connections, TLS handshakes and silent clients (connlimit).
+	guard, err := connlimit.New(ln, connlimit.Config{TLS: tlsCfg, Registerer: promReg, Logger: log})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	base := scheme + "://" + cfg.Hostname + ":" + strconv.Itoa(port)
 	apiBase := scheme + "://" + apiHost(cfg, ln) + ":" + strconv.Itoa(port)
@@ -265,6 +272,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	guard.Configure(srv)
 
 	srv.RegisterOnShutdown(apis.CloseStreams)
 
@@ -287,13 +295,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		start("tls reloader", reloader.Start)
 	}
 	go func() {
-		var err error
-		if tlsCfg != nil {
-			err = srv.Serve(tls.NewListener(ln, tlsCfg))
-		} else {
-			err = srv.Serve(ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(guard); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
