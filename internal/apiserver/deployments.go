@@ -51,7 +51,7 @@ func (s *Server) parseDeployment(r *http.Request, endpoint, name string) (*spec.
 
 // resolveDeployment pins a validated deployment into a stored record.
 func (s *Server) resolveDeployment(r *http.Request, endpoint string, d *spec.Deployment) ([]byte, *resolve.Record, error) {
-	rec, err := resolve.New(s.cfg.Registry).Resolve(r.Context(), endpoint, d)
+	rec, err := s.resolver().Resolve(r.Context(), endpoint, d)
 	if err != nil {
 		var re *resolve.Error
 		if errors.As(err, &re) {
@@ -421,4 +421,16 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
 	_, err = w.Write(rec.Document)
 	return err
+}
+
+// resolver is the configured Resolver, bound to the registry.
+func (s *Server) resolver() *resolve.Resolver {
+	s.resolverOnce.Do(func() {
+		if s.cfg.Resolver == nil {
+			s.cfg.Resolver = resolve.New(s.cfg.Registry)
+		} else {
+			s.cfg.Resolver.SetRegistry(s.cfg.Registry)
+		}
+	})
+	return s.cfg.Resolver
 }

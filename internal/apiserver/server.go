@@ -18,11 +18,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
@@ -45,6 +47,9 @@ type TokenIssuer interface {
 type Config struct {
 	Store    store.Store
 	Registry *registry.Registry
+	// Resolver pins deployments (its registry is set to Registry); nil
+	// means a default one.
+	Resolver *resolve.Resolver
 	Runtime  Runtime
 	Tokens   TokenIssuer
 	// AdminToken authenticates every API call (Authorization: Bearer).
@@ -70,6 +75,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+
+	resolverOnce sync.Once // sets cfg.Resolver's registry once
 
 	// streams ends when the server shuts down, ending followed log
 	// streams, which would otherwise hold the drain for its whole timeout.

@@ -194,9 +194,13 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover instances: %w", err)
 	}
+	// Re-adopted instances are not monitored yet: stop them, and the
+	// passes start the desired instances afresh.
 	keep := map[string]bool{}
 	for _, st := range adopted {
-		keep[st.ID] = true
+		if err := r.cfg.Driver.Stop(ctx, st.ID, r.cfg.StopGrace); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			r.log.Error("stop re-adopted instance", "instance", st.ID, "err", err)
+		}
 	}
 	recs, err := r.cfg.Store.ListInstances(ctx, "", "")
 	if err != nil {
@@ -205,7 +209,7 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	for _, rec := range recs {
 		id := instanceID(rec.Endpoint, rec.Deployment, rec.Name)
 		if keep[id] {
-			continue // TODO(adopt): drivers that re-adopt need their instances monitored again.
+			continue
 		}
 		if err := r.cfg.Store.DeleteInstance(ctx, rec.Endpoint, rec.Deployment, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("recover instances: %w", err)
@@ -534,6 +538,7 @@ func (r *Reconciler) codeDir(ctx context.Context, p *resolve.Plan) (string, erro
 // instanceSpec builds the driver spec of one instance of plan.
 func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name string) (driver.InstanceSpec, error) {
 	spec := driver.InstanceSpec{
+		Template:    p.TemplateHash(),
 		ID:          instanceID(p.Endpoint, p.Deployment, name),
 		Endpoint:    p.Endpoint,
 		Deployment:  p.Deployment,

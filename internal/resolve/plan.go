@@ -16,8 +16,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/contract"
 	"github.com/plumbline/plumbline/internal/driver"
 )
 
@@ -87,13 +89,38 @@ type Plan struct {
 
 	CPU         float64 `json:"cpu,omitempty"`
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+
+	// Scorer, when set, is the built-in scorer of a no-code deployment.
+	Scorer *ScorerPlan `json:"scorer,omitempty"`
+	// Contract, when set, is checked by the gateway against every request
+	// (not part of the template: changing it restarts nothing).
+	Contract *contract.Contract `json:"contract,omitempty"`
 }
 
 // TemplateHash identifies what an instance runs. Two instances with the same
 // hash are interchangeable; a changed hash means a rolling replacement.
 // Scale (InstanceCount), request settings and probes are not part of it:
 // changing them never restarts an instance.
-func (p *Plan) TemplateHash() string {
+//
+// The hash is versioned ("t1:<hex>"): the fields hashed by t1 never change.
+// A later version that hashes a new field gets a new prefix, and an
+// instance started under t1 still matches a plan whose t1 hash is equal
+// (see TemplateMatches), so an upgrade of plumbline restarts nothing.
+func (p *Plan) TemplateHash() string { return templateV1Prefix + p.templateV1() }
+
+const templateV1Prefix = "t1:"
+
+// TemplateMatches reports whether an instance started with template hash h
+// runs what p describes, under the version h was computed with. An
+// unversioned or unknown version never matches (the instance is replaced).
+func (p *Plan) TemplateMatches(h string) bool {
+	if v, ok := strings.CutPrefix(h, templateV1Prefix); ok {
+		return v == p.templateV1()
+	}
+	return false
+}
+
+func (p *Plan) templateV1() string {
 	t := struct {
 		Runtime     driver.Runtime
 		ModelDigest string
@@ -114,7 +141,7 @@ func (p *Plan) TemplateHash() string {
 	}
 	b, _ := json.Marshal(t)
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(sum[:12])
 }
 
 func sortedPairs(m map[string]string) [][2]string {

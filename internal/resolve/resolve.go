@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plumbline/plumbline/internal/driver"
@@ -34,10 +35,23 @@ func errorf(field, format string, args ...any) *Error {
 // Resolver pins deployments against a registry.
 type Resolver struct {
 	reg *registry.Registry
+
+	// Rscript reads a vetiver pin's prototype ("" means Rscript on PATH).
+	Rscript string
+	// Python serves MLflow python_function models ("" means python3).
+	Python string
+
+	scorerOnce   sync.Mutex // protects scorerDigest
+	scorerDigest string
+	prototypes   sync.Map // model digest + file → []contract.Column
 }
 
 // New returns a Resolver.
 func New(reg *registry.Registry) *Resolver { return &Resolver{reg: reg} }
+
+// SetRegistry sets the registry of a Resolver made as a literal (with
+// Rscript and Python); call it before the first Resolve.
+func (r *Resolver) SetRegistry(reg *registry.Registry) { r.reg = reg }
 
 // Marshal encodes the record for the store.
 func (rec *Record) Marshal() ([]byte, error) { return json.Marshal(rec) }
@@ -51,8 +65,10 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	var notices []string
 
 	// Model.
+	var m store.ModelVersion
 	if dd.Model != nil {
-		m, err := r.model(ctx, endpoint, dd.Name, *dd.Model)
+		var err error
+		m, err = r.model(ctx, endpoint, dd.Name, *dd.Model)
 		if err != nil {
 			return nil, err
 		}
@@ -84,72 +100,106 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		p.CodeDigest, p.CodeRoot, p.EntryScript = cc.Code, root, script
 	}
 
-	// Environment and runtime.
+	// Environment and runtime: a deployment without environment is served
+	// by a built-in scorer (a no-code deployment).
+	var env *spec.Environment
+	if dd.Environment == nil {
+		more, err := r.noCode(ctx, dd, m, p)
+		if err != nil {
+			return nil, err
+		}
+		notices = append(notices, more...)
+	} else if err := r.environment(ctx, dd, p, &notices); err != nil {
+		return nil, err
+	} else {
+		env = dd.Environment.Inline
+	}
+
+	// Routes.
+	if env != nil {
+		p.Liveness, p.Readiness, p.Scoring = defaultRoutes(p.Runtime)
+		if ic := env.InferenceConfig; ic != nil {
+			if ic.LivenessRoute != nil {
+				p.Liveness = Route(*ic.LivenessRoute)
+			}
+			if ic.ReadinessRoute != nil {
+				p.Readiness = Route(*ic.ReadinessRoute)
+			}
+			if ic.ScoringRoute != nil {
+				p.Scoring = Route(*ic.ScoringRoute)
+			}
+		}
+	}
+
+	// Input contract.
+	c, more, err := r.contractFor(ctx, dd, m, p)
+	if err != nil {
+		return nil, err
+	}
+	p.Contract = c
+	notices = append(notices, more...)
+
+	return r.finish(d, dd, p, notices)
+}
+
+// environment resolves an inline environment: build context, runtime.
+func (r *Resolver) environment(ctx context.Context, dd *spec.Deployment, p *Plan, notices *[]string) error {
 	if dd.Environment == nil || dd.Environment.Inline == nil {
 		ref := "(none)"
 		if dd.Environment != nil {
 			ref = dd.Environment.String()
 		}
-		return nil, errorf("environment", "environment %s is a registered environment; plumbline has no environment registry yet: give the environment inline in the deployment (image or build with inference_config, or plumbline.command)", ref)
+		return errorf("environment", "environment %s is a registered environment; plumbline has no environment registry yet: give the environment inline in the deployment (image or build with inference_config, or plumbline.command)", ref)
 	}
 	env := dd.Environment.Inline
 	if b := env.Build; b != nil {
 		if !isDigest(b.Path) {
-			return nil, notUploaded("environment.build.path", b.Path)
+			return notUploaded("environment.build.path", b.Path)
 		}
 		man, err := r.manifest(ctx, "environment.build.path", b.Path)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		df := path.Clean(man.Root() + "/" + b.DockerfilePath)
 		if !isFile(man, df) {
-			return nil, errorf("environment.build.dockerfile_path", "%s is not in the build context %s", b.DockerfilePath, man.Root())
+			return errorf("environment.build.dockerfile_path", "%s is not in the build context %s", b.DockerfilePath, man.Root())
 		}
 		p.BuildDigest, p.Dockerfile = b.Path, df
 	}
 	if env.CondaFile != nil {
-		notices = append(notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
+		*notices = append(*notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
 	}
 	p.Image = env.Image
 	runtime, why, err := r.runtime(ctx, dd, env, p)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.Runtime = runtime
 	switch runtime {
 	case driver.RuntimePlumber:
 		if p.EntryScript == "" {
-			return nil, errorf("code_configuration", "an R plumber deployment needs code_configuration with its plumber.R scoring script")
+			return errorf("code_configuration", "an R plumber deployment needs code_configuration with its plumber.R scoring script")
 		}
 		img := env.Image
 		if img == "" && env.Build != nil {
 			img = "the image built from " + p.Dockerfile
 		}
 		if img != "" {
-			notices = append(notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
+			*notices = append(*notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
 		}
 		p.OpenAPIPath = "/openapi.json"
 	case driver.RuntimeGeneric:
 		p.Command = env.Plumbline.Command
 		if len(p.Command) == 0 {
-			return nil, errorf("environment.plumbline.command", "a generic environment needs plumbline.command, the command line of its HTTP server")
+			return errorf("environment.plumbline.command", "a generic environment needs plumbline.command, the command line of its HTTP server")
 		}
 	}
 
-	// Routes.
-	p.Liveness, p.Readiness, p.Scoring = defaultRoutes(runtime)
-	if ic := env.InferenceConfig; ic != nil {
-		if ic.LivenessRoute != nil {
-			p.Liveness = Route(*ic.LivenessRoute)
-		}
-		if ic.ReadinessRoute != nil {
-			p.Readiness = Route(*ic.ReadinessRoute)
-		}
-		if ic.ScoringRoute != nil {
-			p.Scoring = Route(*ic.ScoringRoute)
-		}
-	}
+	return nil
+}
 
+// finish applies scale, limits and probes, and builds the stored record.
+func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*Record, error) {
 	// Scale, limits, probes.
 	p.InstanceCount = 1
 	if dd.InstanceCount != nil {
@@ -186,7 +236,14 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		}
 	}
 	if len(dd.EnvironmentVariables) > 0 {
-		p.Env = dd.EnvironmentVariables
+		env := make(map[string]string, len(p.Env)+len(dd.EnvironmentVariables))
+		for k, v := range p.Env {
+			env[k] = v
+		}
+		for k, v := range dd.EnvironmentVariables {
+			env[k] = v // the user's values win, as on Azure
+		}
+		p.Env = env
 	}
 
 	// The stored document is the one the user gave, with references
@@ -263,13 +320,13 @@ func (r *Resolver) model(ctx context.Context, endpoint, deployment string, ref s
 		}
 		return m, err
 	case spec.RefDigest:
-		return r.register(ctx, "", "", ref.Digest, "model")
+		return r.register(ctx, "", "", ref.Digest, "", "model")
 	case spec.RefInline:
 		in := ref.Inline
 		if !isDigest(in.Path) {
 			return store.ModelVersion{}, notUploaded("model.path", in.Path)
 		}
-		m, err := r.register(ctx, in.Name, in.Version, in.Path, "model.path")
+		m, err := r.register(ctx, in.Name, in.Version, in.Path, in.Type, "model.path")
 		if err != nil {
 			return m, err
 		}
@@ -283,7 +340,7 @@ func (r *Resolver) model(ctx context.Context, endpoint, deployment string, ref s
 // register registers an inline or anonymous model. A nameless model is named
 // after its content (as Azure's anonymous models are); a versionless one
 // reuses the newest version with the same content, or gets the next number.
-func (r *Resolver) register(ctx context.Context, name, version, digest, field string) (store.ModelVersion, error) {
+func (r *Resolver) register(ctx context.Context, name, version, digest, typ, field string) (store.ModelVersion, error) {
 	if !r.reg.Has(ctx, digest) {
 		return store.ModelVersion{}, errorf(field, "artifact %s is not on the server; upload it first", short(digest))
 	}
@@ -296,7 +353,10 @@ func (r *Resolver) register(ctx context.Context, name, version, digest, field st
 			return latest, nil
 		}
 	}
-	m, _, err := r.reg.CreateModel(ctx, store.ModelVersion{Name: name, Version: version, Digest: digest})
+	if typ == "" {
+		typ = spec.ModelTypeCustom
+	}
+	m, _, err := r.reg.CreateModel(ctx, store.ModelVersion{Name: name, Version: version, Digest: digest, Type: typ})
 	if errors.Is(err, store.ErrConflict) {
 		return m, errorf(field, "%v", err)
 	}

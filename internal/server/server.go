@@ -64,6 +64,8 @@ type Config struct {
 	Insecure bool
 	// Rscript is the R front end (default "Rscript" on PATH).
 	Rscript string
+	// Python serves MLflow python_function models (default "python3").
+	Python string
 	// OIDCIssuer and OIDCAudience enable aad_token endpoints (extension).
 	OIDCIssuer, OIDCAudience string
 	// MaxBodyBytes bounds scoring request bodies (0: the gateway's default).
@@ -255,6 +257,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		},
 		OnChange:     rt.Sync,
 		UploadLimits: cfg.Uploads,
+		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python},
 		Logger:       log.With("component", "api"),
 	})
 

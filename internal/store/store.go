@@ -52,6 +52,10 @@ type ModelVersion struct {
 	FileCount int
 	Archived  bool
 	CreatedAt time.Time
+	// Contract is the version's input contract (JSON of contract.Contract:
+	// a prototype or a JSON Schema, from model create --prototype or
+	// --input-schema); nil means none.
+	Contract json.RawMessage
 }
 
 // ModelFilter selects models in ListModels.

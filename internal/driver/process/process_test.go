@@ -96,7 +96,21 @@ func goServer(bin string) drivertest.Harness {
 
 func TestConformance(t *testing.T) {
 	bin := drivertest.BuildTestServer(t)
-	drivertest.Run(t, newDriver(t, process.Config{}), goServer(bin))
+	cfg := process.Config{StateDir: t.TempDir()}
+	h := goServer(bin)
+	h.Reopen = reopen(cfg)
+	drivertest.Run(t, newDriver(t, cfg), h)
+}
+
+// reopen plays a restart of the server: the old driver is closed, leaving
+// its instances running, and a new one opens the same state dir.
+func reopen(cfg process.Config) func(t *testing.T, old driver.Driver) driver.Driver {
+	return func(t *testing.T, old driver.Driver) driver.Driver {
+		if err := old.(*process.Driver).Close(); err != nil {
+			t.Fatalf("Close() = %v", err)
+		}
+		return newDriver(t, cfg)
+	}
 }
 
 // TestConformancePlumber runs the suite once on real R: the launcher, on
@@ -108,7 +122,9 @@ func TestConformancePlumber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drivertest.Run(t, newDriver(t, process.Config{Rscript: rscript}), drivertest.Harness{
+	cfg := process.Config{Rscript: rscript, StateDir: t.TempDir()}
+	drivertest.Run(t, newDriver(t, cfg), drivertest.Harness{
+		Reopen: reopen(cfg),
 		Spec: func(t *testing.T, id string, s drivertest.Server) driver.InstanceSpec {
 			return driver.InstanceSpec{
 				ID:          id,
