@@ -32,14 +32,15 @@ func main() {
 	conns := flag.Int("conns", 64, "wrk connections")
 	backend := flag.String("backend", "", "bench-backend binary (default: build bench/cmd/bench-backend)")
 	wrk := flag.String("wrk", "wrk", "wrk binary")
+	keep := flag.String("cpuprofile", "", "also write the raw CPU profiles here (PREFIX-http.pprof, PREFIX-https.pprof) for go tool pprof")
 	flag.Parse()
-	if err := run(ctx, *https, *seconds, *conns, *backend, *wrk); err != nil {
+	if err := run(ctx, *https, *seconds, *conns, *backend, *wrk, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway-profile:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, https bool, seconds, conns int, backend, wrk string) error {
+func run(ctx context.Context, https bool, seconds, conns int, backend, wrk, keep string) error {
 	tmp, err := os.MkdirTemp("", "gateway-profile-")
 	if err != nil {
 		return err
@@ -64,8 +65,12 @@ func run(ctx context.Context, https bool, seconds, conns int, backend, wrk strin
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		r, err := gwprofile.Run(ctx, gwprofile.Config{Backend: backend, Wrk: wrk, HTTPS: tls, Conns: conns,
-			Duration: time.Duration(seconds) * time.Second, TempDir: dir, Log: os.Stderr})
+		cfg := gwprofile.Config{Backend: backend, Wrk: wrk, HTTPS: tls, Conns: conns,
+			Duration: time.Duration(seconds) * time.Second, TempDir: dir, Log: os.Stderr}
+		if keep != "" {
+			cfg.KeepProfile = keep + map[bool]string{false: "-http.pprof", true: "-https.pprof"}[tls]
+		}
+		r, err := gwprofile.Run(ctx, cfg)
 		if err != nil {
 			return err
 		}

@@ -57,6 +57,8 @@ type Config struct {
 	Duration time.Duration
 	// TempDir receives the access log, the TLS files and wrk's script.
 	TempDir string
+	// KeepProfile, if set, receives the raw CPU profile (for go tool pprof).
+	KeepProfile string
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
 }
@@ -84,8 +86,6 @@ const endpointName = "gwprofile"
 
 // key is the endpoint's key; the run is private to this process.
 const key = "gwprofile-key-0123456789abcdef"
-
-const cpuProfileHz = 500
 
 // Run runs one profile.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
@@ -141,15 +141,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
 	cpu0 := selfCPU()
-	// 500 Hz instead of pprof's 100: enough samples in a few seconds. The
-	// runtime then warns that StartCPUProfile could not set its own rate.
-	runtime.SetCPUProfileRate(cpuProfileHz)
 	if err := pprof.StartCPUProfile(&prof); err != nil {
 		return nil, err
 	}
 	st, err := wrk(cfg.Duration)
 	pprof.StopCPUProfile()
-	runtime.SetCPUProfileRate(0)
 	cpu1 := selfCPU()
 	runtime.ReadMemStats(&ms1)
 	if err != nil {
@@ -157,6 +153,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if st.Requests == 0 || st.OK == 0 {
 		return nil, fmt.Errorf("wrk: no successful request (%s)", st.CodesString())
+	}
+	if cfg.KeepProfile != "" {
+		if err := os.WriteFile(cfg.KeepProfile, prof.Bytes(), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	p, err := profile.Parse(&prof)
 	if err != nil {

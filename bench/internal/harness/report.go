@@ -234,7 +234,7 @@ func mdProfile(b *strings.Builder, r *Results) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	w("### Where the gateway's CPU goes\n\n")
 	w("`go run ./bench/cmd/gateway-profile -seconds %d`: the gateway in a process of its own, configured as `plumbline serve` configures it (key auth, the 50/50 split, metrics, the batched access log, the same HTTP server and TLS), ", p.Seconds)
-	w("in front of two bench-backend processes, under wrk -c%d, with a CPU profile (runtime/pprof, 500 Hz) and the allocator's counters. ", r.Config.Conns)
+	w("in front of two bench-backend processes, under wrk -c%d, with a CPU profile (runtime/pprof, 100 samples a second) and the allocator's counters. ", r.Config.Conns)
 	w("Each sample goes to the first matching category: runtime work (allocation, garbage collection, scheduling) to the runtime, system calls to whoever made them for the access log, metrics, auth and admission and otherwise to \"socket reads and writes\", the rest to the layer that ran (bench/internal/gwprofile/classify.go). ")
 	w("µs / request is the share times this process's CPU time per request.\n\n")
 	w("%s\n", p.Table)
