@@ -76,7 +76,10 @@ type Config struct {
 	// Shutdown.
 	AccessLog *AccessLog
 
-	// Transport carries requests to instances. If nil, NewUpstreamTransport().
+	// Transport, if set, carries every request to instances through
+	// httputil.ReverseProxy (tests, special deployments). If nil, the
+	// gateway's own HTTP/1.1 client carries them, and NewUpstreamTransport()
+	// carries mirrored copies, upgrades and streamed bodies.
 	Transport http.RoundTripper
 
 	// MirrorQueue bounds the mirrored copies waiting or in flight; when it is

@@ -24,11 +24,13 @@ const (
 	upstreamMaxIdlePerHost = 512
 )
 
-// NewUpstreamTransport returns the transport the gateway uses to reach
-// instances when Config.Transport is nil: HTTP/1.1 only, keep-alive with up
-// to 512 idle connections per instance, TCP_NODELAY, and (on Linux)
-// TCP_QUICKACK re-armed before every read so that plumber/httpuv answers do
-// not stall 40 ms on Nagle versus delayed ACK. Compression is left to the
+// NewUpstreamTransport returns the transport the gateway uses, when
+// Config.Transport is nil, for what its own client (upstream.go) does not
+// carry: mirrored copies, protocol upgrades and streamed request bodies.
+// HTTP/1.1 only, keep-alive with up to 512 idle connections per instance,
+// TCP_NODELAY, and (on Linux) TCP_QUICKACK re-armed before every read so
+// that plumber/httpuv answers do not stall 40 ms on Nagle versus delayed
+// ACK; unix-socket instances through urlHost. Compression is left to the
 // client and the model: the proxy passes bodies through untouched.
 func NewUpstreamTransport() *http.Transport {
 	d := &net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: upstreamKeepAlive}
