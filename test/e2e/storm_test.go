@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// TestConnectionStormLeavesRoomForOthers floods `plumbline serve` (TLS, the
-// default) with 5 000 connections that never send a byte and 200 slowloris
+// TestConnectionStormLeavesRoomForOthers checks that scoring works over
+// HTTP/2 too, then floods `plumbline serve` (TLS, the default) with 5 000 connections that never send a byte and 200 slowloris
 // clients that complete a TLS handshake and then send their request head
 // one byte at a time, from twenty other loopback addresses, and checks that
 // a well-behaved client is served all along — on its kept-alive connection
@@ -66,6 +66,20 @@ instance_count: 1
 		}
 	}
 	served("before the storm", c, 50)
+
+	// HTTP/2 over TLS reaches the same endpoint.
+	h2 := s.httpClient(t)
+	h2.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	req, _ := http.NewRequest(http.MethodPost, uri, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := h2.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 || res.Header.Get("azureml-model-deployment") != "blue" {
+		t.Errorf("over HTTP/2: got %s %d from %q, want HTTP/2.0 200 from blue", res.Proto, res.StatusCode, res.Header.Get("azureml-model-deployment"))
+	}
 
 	u, err := url.Parse(s.state.URL)
 	if err != nil {
