@@ -452,3 +452,24 @@ func TestUpgradeThroughReverseProxy(t *testing.T) {
 		t.Errorf("after the upgrade: got %q", line)
 	}
 }
+
+// Heads larger than the read buffer, both ways, pass whole; the
+// connection does not keep their buffers.
+func TestDirectLargeHeads(t *testing.T) {
+	big := strings.Repeat("b", 100<<10)
+	var got atomic.Value
+	addr := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("X-Big"))
+		w.Header().Set("X-Big-Answer", big)
+		_, _ = io.WriteString(w, "{}")
+	})
+	g, _, front := newTestGateway(t, Config{})
+	g.Update(snapshot(endpoint("ep", dep("blue", addr))))
+	for range 2 {
+		res, body := call(t, front, "POST", "/endpoints/ep/score", map[string]string{"Authorization": "Bearer " + testKey, "X-Big": big}, "{}")
+		if res.StatusCode != 200 || body != "{}" || res.Header.Get("X-Big-Answer") != big || got.Load() != big {
+			t.Fatalf("got %d %q, answer header %d bytes, request header %d bytes; want 200 and both whole", res.StatusCode, body,
+				len(res.Header.Get("X-Big-Answer")), len(got.Load().(string)))
+		}
+	}
+}

@@ -47,6 +47,9 @@ const (
 	// inlineBodyBytes: bodies up to this size are copied behind the request
 	// head; larger ones are written from where they are (writev).
 	inlineBodyBytes = 4 << 10
+	// keptBufferBytes bounds the request and response head buffers a
+	// connection keeps between requests.
+	keptBufferBytes = 64 << 10
 )
 
 // upstream holds what the gateway's connections to instances share.
@@ -238,15 +241,19 @@ func (c *upstreamConn) peek(fd uintptr) bool {
 // call.
 func (c *upstreamConn) writeRequest(body []byte) error {
 	c.midResponse = false
+	var err error
 	if len(body) <= inlineBodyBytes {
 		c.head = append(c.head, body...)
-		_, err := c.nc.Write(c.head)
-		return err
+		_, err = c.nc.Write(c.head)
+	} else {
+		c.bufs[0], c.bufs[1] = c.head, body
+		c.wv = c.bufs[:]
+		_, err = c.wv.WriteTo(c.nc)
+		c.bufs[0], c.bufs[1] = nil, nil
 	}
-	c.bufs[0], c.bufs[1] = c.head, body
-	c.wv = c.bufs[:]
-	_, err := c.wv.WriteTo(c.nc)
-	c.bufs[0], c.bufs[1] = nil, nil
+	if cap(c.head) > keptBufferBytes { // a request with huge headers: do not keep its buffer
+		c.head = make([]byte, 0, 512)
+	}
 	return err
 }
 
@@ -269,8 +276,7 @@ type responseHead struct {
 var errBadResponse = errors.New("malformed HTTP response from the instance")
 
 // readResponse reads a response head (skipping 1xx informational responses)
-// and adds its end-to-end headers to h, except those skip names. head is
-// the request's method being HEAD: its response has no body.
+// and adds its end-to-end headers to h, except those skip names.
 func (c *upstreamConn) readResponse(h http.Header, skip func(key string) bool) (responseHead, error) {
 	for {
 		rh, err := c.readHead()
@@ -400,6 +406,10 @@ func (c *upstreamConn) headers(rh *responseHead, h http.Header, skip func(string
 		return nil
 	}
 	block := string(c.scratch)
+	if cap(c.scratch) > keptBufferBytes { // huge headers: do not keep the buffers
+		c.scratch = nil
+		defer func() { c.lines = nil }()
+	}
 	var keepAlive, te, connTokens bool
 	n := 0
 	for i := range c.lines {
