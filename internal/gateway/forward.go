@@ -90,7 +90,9 @@ func (g *Gateway) exchange(st *reqState, r *http.Request, hp *hostPool, c *upstr
 			_ = c.nc.Close()
 			return
 		}
-		c.setDeadline(time.Time{})
+		// The deadline stays: the next request on c sets its own before any
+		// I/O (hostPool.get, forward), and under load one timer update per
+		// request is cheaper than clearing and setting.
 		c.lastUsed = st.start
 		hp.put(c)
 	}()
