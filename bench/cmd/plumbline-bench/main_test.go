@@ -162,7 +162,7 @@ func TestSmoke(t *testing.T) {
 	}
 	md := string(b)
 	for _, want := range []string{"Smoke run", "## Machine", "## Versions", "## Targets", "## 1. Gateway hop", "## 2. R endpoint",
-		"## 3. Overload", "## 4. Rollout", "## 5. Deploy time", "## 6. Memory", "## 7. Connection storm", "### TLS handshake storm",
+		"## 3. Overload", "## 4. Rollout", "## 5. Deploy time", "## 6. Memory", "## 8. Connection storm", "### TLS handshake storm",
 		"### Where the gateway's CPU goes", "plumbline-https-h2", "nginx-https", "go run ./bench/cmd/plumbline-bench -smoke"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report has no %q; report:\n%s", want, md)

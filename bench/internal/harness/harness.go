@@ -23,7 +23,10 @@
 //  5. deploy   — create → first 200, scale 1 → 2 → second instance ready.
 //  6. memory   — plumbline serve idle and at peak in run 1, nginx beside it,
 //     each R instance (measured within 1 and 2).
-//  7. storm    — a client at a fixed rate over HTTPS, quiet and during a
+//  7. containers — the iris example under `serve --driver docker` (the
+//     seed's docker-context built as its image) beside the process driver:
+//     create → first 200, Started → Ready, requests/s through the gateway.
+//  8. storm    — a client at a fixed rate over HTTPS, quiet and during a
 //     flood of 5 000 silent connections and 200 slowloris clients from 24
 //     other loopback addresses: latency, errors, memory.
 //
@@ -63,7 +66,7 @@ import (
 )
 
 // Scenario names, in the order they run.
-var Scenarios = []string{"gateway", "profile", "storm", "r", "overload", "rollout", "deploy"}
+var Scenarios = []string{"gateway", "profile", "storm", "r", "overload", "rollout", "deploy", "containers"}
 
 // Config is one benchmark run. Zero values take the defaults of the full
 // run, or of the smoke run when Smoke is set.
@@ -108,6 +111,10 @@ type Config struct {
 	// ProfileRun is the length of the gateway profile per protocol
 	// (default 8 s; smoke 1 s).
 	ProfileRun time.Duration
+	// DockerHost is the container engine's Docker API address for the
+	// containers scenario ("" : DOCKER_HOST, else PLUMBLINE_TEST_DOCKER_HOST,
+	// else the scenario is skipped with that reason).
+	DockerHost string
 	// KeepTemp keeps the temporary folder (logs, configs, data dirs).
 	KeepTemp bool
 	// Command is the command line, for the report.
@@ -174,6 +181,12 @@ func (c *Config) defaults() {
 	}
 	if c.LoadGen == "" {
 		c.LoadGen = "auto"
+	}
+	if c.DockerHost == "" {
+		c.DockerHost = os.Getenv("DOCKER_HOST")
+	}
+	if c.DockerHost == "" {
+		c.DockerHost = os.Getenv("PLUMBLINE_TEST_DOCKER_HOST")
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
@@ -284,6 +297,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = e.rollout(ctx)
 		case "deploy":
 			err = e.deploy(ctx)
+		case "containers":
+			err = e.containers(ctx)
 		}
 		if err != nil {
 			err = fmt.Errorf("scenario %s: %w", s, err)
@@ -330,7 +345,7 @@ func (e *env) preflight() error {
 	} else {
 		c.Nginx = p
 	}
-	if c.want("r") || c.want("deploy") {
+	if c.want("r") || c.want("deploy") || c.want("containers") {
 		if err := rscript.Check(c.Rscript); err != nil {
 			missing = append(missing, err.Error())
 		}

@@ -146,6 +146,9 @@ func Markdown(r *Results) string {
 			w("For scale: one plumber process of the same example, started by the harness, took %s from exec to its first 200.\n\n", fmtDur(r.R.PlumberBoot))
 		}
 	}
+	if c := r.Containers; c != nil {
+		mdContainers(&b, r, c)
+	}
 	mdMemory(&b, r)
 	if st := r.Storm; st != nil {
 		mdStorm(&b, r, st)
@@ -334,7 +337,7 @@ func mdMemory(b *strings.Builder, r *Results) {
 
 func mdStorm(b *strings.Builder, r *Results, st *StormResult) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	w("## 7. Connection storm\n\n")
+	w("## 8. Connection storm\n\n")
 	w("`plumbline serve` over HTTPS (its defaults, including its connection limits) with a one-deployment endpoint on the Go backend. A well-behaved client sends **%d req/s** (vegeta, pooled keep-alive connections) for %s, once quietly, ", st.Rate, r.Config.GatewayRun)
 	w("then while %d connections that never send a byte and %d slowloris clients (a TLS handshake, then a request head one byte every 100 ms) are held open from %d other loopback addresses (127.0.0.20 onwards). Opening the flood took %s.\n\n", st.Silent, st.Slowloris, st.Sources, fmtDur(st.SetUp))
 	w("| run | p50 | p99 | answers | transport errors | connections the server held | serve RSS | serve peak (VmHWM) |\n|---|---|---|---|---|---|---|---|\n")

@@ -10,10 +10,10 @@ import (
 	"github.com/plumbline/plumbline/bench/internal/proc"
 )
 
-// stormEndpoint is the endpoint of scenario 7.
+// stormEndpoint is the endpoint of scenario 8.
 const stormEndpoint = "stormbench"
 
-// StormResult is scenario 7: a well-behaved client at a fixed rate, quiet
+// StormResult is scenario 8: a well-behaved client at a fixed rate, quiet
 // and then during a flood of silent and slowloris connections.
 type StormResult struct {
 	Rate              int
@@ -29,7 +29,7 @@ type StormResult struct {
 	SetUp                time.Duration // to open the flood
 }
 
-// storm is scenario 7.
+// storm is scenario 8.
 func (e *env) storm(ctx context.Context) error {
 	c := e.cfg
 	s, err := e.serveHTTPS(ctx)

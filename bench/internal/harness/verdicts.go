@@ -129,6 +129,8 @@ func verdicts(r *Results) []Verdict {
 		skip(fmt.Sprintf("create → first 200 ≤ %s", targetFirstOK), "scenario 5 not run")
 	}
 
+	out = append(out, containerVerdicts(r, skip)...)
+
 	mem := r.Memory
 	for _, name := range []string{"plumbline-https", "plumbline-http"} {
 		idle, ok := mem.ServeIdle[name]
@@ -231,7 +233,7 @@ func gatewayVerdicts(r *Results, skip func(string, string)) []Verdict {
 func stormVerdicts(r *Results, skip func(string, string)) []Verdict {
 	st := r.Storm
 	if st == nil || st.Quiet.Requests == 0 {
-		skip("storm: p99 within 2× of quiet", "scenario 7 not run")
+		skip("storm: p99 within 2× of quiet", "scenario 8 not run")
 		return nil
 	}
 	f := float64(st.Flood.P99) / float64(max(1, st.Quiet.P99))
