@@ -117,40 +117,21 @@ func (st *reqState) entry(e *accessEntry, status int, end time.Time) {
 	e.Aborted = !st.returned
 }
 
-// attrs are e's fields for a slog.Logger, in the order the encoder writes
+// attrs are e's fields for a slog.Logger, in the order the encoders write
 // them.
 func (e *accessEntry) attrs() []slog.Attr {
-	attrs := []slog.Attr{
-		slog.String("Method", e.Method),
-		slog.String("Path", e.Path),
-		slog.String("EndpointName", e.EndpointName),
-		slog.String("DeploymentName", e.DeploymentName),
-		slog.String("InstanceName", e.Instance),
-		slog.String("Protocol", e.Protocol),
-		slog.Int("ResponseCode", e.ResponseCode),
-		slog.String("ResponseCodeReason", e.ResponseCodeReason),
-		slog.Int("ModelStatusCode", e.ModelStatusCode),
-		slog.String("ModelStatusReason", e.ModelStatusReason),
-		slog.Int64("RequestPayloadSize", e.RequestPayloadSize),
-		slog.Int64("ResponsePayloadSize", e.ResponsePayloadSize),
-		slog.String("UserAgent", e.UserAgent),
-		slog.String("XRequestId", e.XRequestID),
-		slog.String("XMSClientRequestId", e.XMSClientRequestID),
-		slog.Float64("TotalDurationMs", e.TotalMs),
-		slog.Float64("RequestDurationMs", e.RequestMs),
-		slog.Float64("ResponseDurationMs", e.ResponseMs),
-	}
-	if e.ModelName != "" {
-		attrs = append(attrs, slog.String("ModelName", e.ModelName), slog.String("ModelVersion", e.ModelVersion))
-	}
-	if e.Error != nil {
-		attrs = append(attrs, slog.String("Error", e.Error.Error()))
-	}
-	if e.Aborted {
-		attrs = append(attrs, slog.Bool("Aborted", true))
-	}
-	return attrs
+	s := &attrSink{a: make([]slog.Attr, 0, 22)}
+	e.fields(s)
+	return s.a
 }
+
+// attrSink collects fields as slog attributes.
+type attrSink struct{ a []slog.Attr }
+
+func (s *attrSink) str(key, v string)           { s.a = append(s.a, slog.String(key, v)) }
+func (s *attrSink) num(key string, v int64)     { s.a = append(s.a, slog.Int64(key, v)) }
+func (s *attrSink) float(key string, v float64) { s.a = append(s.a, slog.Float64(key, v)) }
+func (s *attrSink) flag(key string, v bool)     { s.a = append(s.a, slog.Bool(key, v)) }
 
 func statusReason(code int) string {
 	if code == statusClientClosedRequest {

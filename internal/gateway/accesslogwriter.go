@@ -24,15 +24,20 @@ import (
 // Lines reach the writer up to FlushInterval late, and a crash loses at most
 // that much of the log.
 type AccessLog struct {
-	w    io.Writer
-	json bool
+	w      io.Writer
+	isJSON bool
 
-	mu sync.Mutex // protects buf, closed and err
+	mu sync.Mutex // protects buf, text, json, closed and err
 	// buf holds encoded lines waiting for the writer goroutine.
 	buf    []byte
 	closed bool
 	err    error      // the first write error, returned by Close
 	room   *sync.Cond // signalled (on mu) when the writer has taken buf
+
+	// text and json encode into buf; kept here so that they are not
+	// allocated per line.
+	text textSink
+	json jsonSink
 
 	spare []byte        // the writer goroutine's buffer
 	wake  chan struct{} // a line arrived in an empty buffer, or buf passed FlushBytes
@@ -73,7 +78,7 @@ func NewAccessLog(w io.Writer, format string) (*AccessLog, error) {
 	switch format {
 	case AccessLogText, "":
 	case AccessLogJSON:
-		a.json = true
+		a.isJSON = true
 	default:
 		return nil, fmt.Errorf("access log format %q: want %q or %q", format, AccessLogText, AccessLogJSON)
 	}
@@ -93,10 +98,14 @@ func (a *AccessLog) write(e *accessEntry) {
 		return
 	}
 	was := len(a.buf)
-	if a.json {
-		a.buf = appendJSONEntry(a.buf, e)
+	if a.isJSON {
+		a.json.b = a.buf
+		a.json.line(e)
+		a.buf, a.json.b = a.json.b, nil
 	} else {
-		a.buf = appendTextEntry(a.buf, e)
+		a.text.b = a.buf
+		a.text.line(e)
+		a.buf, a.text.b = a.text.b, nil
 	}
 	n := len(a.buf)
 	a.mu.Unlock()
@@ -187,64 +196,86 @@ func (a *AccessLog) Close() error {
 // slog.Logger.LogAttrs with this many attributes costs several microseconds
 // and two allocations per request.
 
-// appendTextEntry appends e as slog.TextHandler formats it.
-func appendTextEntry(b []byte, e *accessEntry) []byte {
-	b = append(b, "time="...)
-	b = appendRFC3339Millis(b, e.Time)
-	b = append(b, ` level=INFO msg="scoring request"`...)
-	b = textString(b, "Method", e.Method)
-	b = textString(b, "Path", e.Path)
-	b = textString(b, "EndpointName", e.EndpointName)
-	b = textString(b, "DeploymentName", e.DeploymentName)
-	b = textString(b, "InstanceName", e.Instance)
-	b = textString(b, "Protocol", e.Protocol)
-	b = textInt(b, "ResponseCode", int64(e.ResponseCode))
-	b = textString(b, "ResponseCodeReason", e.ResponseCodeReason)
-	b = textInt(b, "ModelStatusCode", int64(e.ModelStatusCode))
-	b = textString(b, "ModelStatusReason", e.ModelStatusReason)
-	b = textInt(b, "RequestPayloadSize", e.RequestPayloadSize)
-	b = textInt(b, "ResponsePayloadSize", e.ResponsePayloadSize)
-	b = textString(b, "UserAgent", e.UserAgent)
-	b = textString(b, "XRequestId", e.XRequestID)
-	b = textString(b, "XMSClientRequestId", e.XMSClientRequestID)
-	b = textFloat(b, "TotalDurationMs", e.TotalMs)
-	b = textFloat(b, "RequestDurationMs", e.RequestMs)
-	b = textFloat(b, "ResponseDurationMs", e.ResponseMs)
+// fieldSink receives an access-log line's fields, in order.
+type fieldSink interface {
+	str(key, v string)
+	num(key string, v int64)
+	float(key string, v float64)
+	flag(key string, v bool)
+}
+
+// fields hands e's fields to s, in the one order every format writes them:
+// Azure's AmlOnlineEndpointTrafficLog fields, then ModelName/ModelVersion,
+// Error and Aborted when they apply.
+func (e *accessEntry) fields(s fieldSink) {
+	s.str("Method", e.Method)
+	s.str("Path", e.Path)
+	s.str("EndpointName", e.EndpointName)
+	s.str("DeploymentName", e.DeploymentName)
+	s.str("InstanceName", e.Instance)
+	s.str("Protocol", e.Protocol)
+	s.num("ResponseCode", int64(e.ResponseCode))
+	s.str("ResponseCodeReason", e.ResponseCodeReason)
+	s.num("ModelStatusCode", int64(e.ModelStatusCode))
+	s.str("ModelStatusReason", e.ModelStatusReason)
+	s.num("RequestPayloadSize", e.RequestPayloadSize)
+	s.num("ResponsePayloadSize", e.ResponsePayloadSize)
+	s.str("UserAgent", e.UserAgent)
+	s.str("XRequestId", e.XRequestID)
+	s.str("XMSClientRequestId", e.XMSClientRequestID)
+	s.float("TotalDurationMs", e.TotalMs)
+	s.float("RequestDurationMs", e.RequestMs)
+	s.float("ResponseDurationMs", e.ResponseMs)
 	if e.ModelName != "" {
-		b = textString(b, "ModelName", e.ModelName)
-		b = textString(b, "ModelVersion", e.ModelVersion)
+		s.str("ModelName", e.ModelName)
+		s.str("ModelVersion", e.ModelVersion)
 	}
 	if e.Error != nil {
-		b = textString(b, "Error", e.Error.Error())
+		s.str("Error", e.Error.Error())
 	}
 	if e.Aborted {
-		b = append(b, " Aborted=true"...)
+		s.flag("Aborted", true)
 	}
-	return append(b, '\n')
+}
+
+// textSink appends a line as slog.TextHandler formats it. AccessLog keeps
+// one, so that passing it as a fieldSink allocates nothing.
+type textSink struct{ b []byte }
+
+func (s *textSink) line(e *accessEntry) {
+	s.b = append(s.b, "time="...)
+	s.b = appendRFC3339Millis(s.b, e.Time)
+	s.b = append(s.b, ` level=INFO msg="scoring request"`...)
+	e.fields(s)
+	s.b = append(s.b, '\n')
+}
+
+func (s *textSink) str(key, v string)       { s.b = textString(s.b, key, v) }
+func (s *textSink) num(key string, v int64) { s.b = strconv.AppendInt(textKey(s.b, key), v, 10) }
+func (s *textSink) flag(key string, v bool) { s.b = strconv.AppendBool(textKey(s.b, key), v) }
+func (s *textSink) float(key string, v float64) {
+	s.b = strconv.AppendFloat(textKey(s.b, key), v, 'g', -1, 64)
+}
+
+// appendTextEntry appends e as slog.TextHandler formats it.
+func appendTextEntry(b []byte, e *accessEntry) []byte {
+	s := &textSink{b: b}
+	s.line(e)
+	return s.b
+}
+
+func textKey(b []byte, key string) []byte {
+	b = append(b, ' ')
+	b = append(b, key...)
+	return append(b, '=')
 }
 
 func textString(b []byte, key, v string) []byte {
-	b = append(b, ' ')
-	b = append(b, key...)
-	b = append(b, '=')
+	b = textKey(b, key)
 	if textNeedsQuoting(v) {
 		return strconv.AppendQuote(b, v)
 	}
 	return append(b, v...)
-}
-
-func textInt(b []byte, key string, v int64) []byte {
-	b = append(b, ' ')
-	b = append(b, key...)
-	b = append(b, '=')
-	return strconv.AppendInt(b, v, 10)
-}
-
-func textFloat(b []byte, key string, v float64) []byte {
-	b = append(b, ' ')
-	b = append(b, key...)
-	b = append(b, '=')
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // textNeedsQuoting is slog's rule: empty strings, spaces, '=', quotes,
@@ -285,40 +316,27 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	return append(b[:n+prefixLen], b[n+prefixLen+1:]...) // drop the fourth digit
 }
 
+// jsonSink appends a line as slog.JSONHandler formats it.
+type jsonSink struct{ b []byte }
+
+func (s *jsonSink) line(e *accessEntry) {
+	s.b = append(s.b, `{"time":"`...)
+	s.b = e.Time.AppendFormat(s.b, time.RFC3339Nano)
+	s.b = append(s.b, `","level":"INFO","msg":"scoring request"`...)
+	e.fields(s)
+	s.b = append(s.b, "}\n"...)
+}
+
+func (s *jsonSink) str(key, v string)           { s.b = jsonString(s.b, key, v) }
+func (s *jsonSink) num(key string, v int64)     { s.b = strconv.AppendInt(jsonKey(s.b, key), v, 10) }
+func (s *jsonSink) flag(key string, v bool)     { s.b = strconv.AppendBool(jsonKey(s.b, key), v) }
+func (s *jsonSink) float(key string, v float64) { s.b = jsonFloat(s.b, key, v) }
+
 // appendJSONEntry appends e as slog.JSONHandler formats it.
 func appendJSONEntry(b []byte, e *accessEntry) []byte {
-	b = append(b, `{"time":"`...)
-	b = e.Time.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","level":"INFO","msg":"scoring request"`...)
-	b = jsonString(b, "Method", e.Method)
-	b = jsonString(b, "Path", e.Path)
-	b = jsonString(b, "EndpointName", e.EndpointName)
-	b = jsonString(b, "DeploymentName", e.DeploymentName)
-	b = jsonString(b, "InstanceName", e.Instance)
-	b = jsonString(b, "Protocol", e.Protocol)
-	b = jsonInt(b, "ResponseCode", int64(e.ResponseCode))
-	b = jsonString(b, "ResponseCodeReason", e.ResponseCodeReason)
-	b = jsonInt(b, "ModelStatusCode", int64(e.ModelStatusCode))
-	b = jsonString(b, "ModelStatusReason", e.ModelStatusReason)
-	b = jsonInt(b, "RequestPayloadSize", e.RequestPayloadSize)
-	b = jsonInt(b, "ResponsePayloadSize", e.ResponsePayloadSize)
-	b = jsonString(b, "UserAgent", e.UserAgent)
-	b = jsonString(b, "XRequestId", e.XRequestID)
-	b = jsonString(b, "XMSClientRequestId", e.XMSClientRequestID)
-	b = jsonFloat(b, "TotalDurationMs", e.TotalMs)
-	b = jsonFloat(b, "RequestDurationMs", e.RequestMs)
-	b = jsonFloat(b, "ResponseDurationMs", e.ResponseMs)
-	if e.ModelName != "" {
-		b = jsonString(b, "ModelName", e.ModelName)
-		b = jsonString(b, "ModelVersion", e.ModelVersion)
-	}
-	if e.Error != nil {
-		b = jsonString(b, "Error", e.Error.Error())
-	}
-	if e.Aborted {
-		b = append(b, `,"Aborted":true`...)
-	}
-	return append(b, "}\n"...)
+	s := &jsonSink{b: b}
+	s.line(e)
+	return s.b
 }
 
 func jsonKey(b []byte, key string) []byte {
@@ -332,10 +350,6 @@ func jsonString(b []byte, key, v string) []byte {
 	b = append(b, '"')
 	b = appendJSONEscaped(b, v)
 	return append(b, '"')
-}
-
-func jsonInt(b []byte, key string, v int64) []byte {
-	return strconv.AppendInt(jsonKey(b, key), v, 10)
 }
 
 // jsonFloat writes v as encoding/json does (slog's JSONHandler calls it).

@@ -99,44 +99,21 @@ func TestDirectQuickAckOnlyForSplitResponses(t *testing.T) {
 
 // nagleAddr serves like httpuv: Nagle on, head and body in two writes.
 func nagleAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.(*net.TCPConn).SetNoDelay(false)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					body := `{"msg":"hi"}`
-					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"); err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, body); err != nil {
-						return
-					}
-				}
-			}()
+	addr, _ := rawBackend(t, true, func(c net.Conn, _ *http.Request) bool {
+		body := `{"msg":"hi"}`
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"); err != nil {
+			return false
 		}
-	}()
-	return ln.Addr().String()
+		_, err := io.WriteString(c, body)
+		return err == nil
+	})
+	return addr
 }
 
 // rawBackend answers every request on a connection with respond, which
-// writes raw bytes; it reports when it has closed a connection.
-func rawBackend(t *testing.T, respond func(c net.Conn, req *http.Request) (keep bool)) (addr string, closed chan struct{}) {
+// writes raw bytes, with Nagle's algorithm on if nagle; it reports when it
+// has closed a connection.
+func rawBackend(t *testing.T, nagle bool, respond func(c net.Conn, req *http.Request) (keep bool)) (addr string, closed chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -150,8 +127,17 @@ func rawBackend(t *testing.T, respond func(c net.Conn, req *http.Request) (keep 
 			if err != nil {
 				return
 			}
+			if nagle {
+				_ = c.(*net.TCPConn).SetNoDelay(false)
+			}
 			go func() {
-				defer func() { _ = c.Close(); closed <- struct{}{} }()
+				defer func() {
+					_ = c.Close()
+					select {
+					case closed <- struct{}{}:
+					default: // nobody counts
+					}
+				}()
 				br := bufio.NewReader(c)
 				for {
 					req, err := http.ReadRequest(br)
@@ -173,7 +159,7 @@ func rawBackend(t *testing.T, respond func(c net.Conn, req *http.Request) (keep 
 // next request, after the connection sat idle, goes on a new connection
 // instead of failing.
 func TestDirectIdleConnectionClosedByInstance(t *testing.T) {
-	addr, closed := rawBackend(t, func(c net.Conn, _ *http.Request) bool {
+	addr, closed := rawBackend(t, false, func(c net.Conn, _ *http.Request) bool {
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 		return false // closes after the response, without Connection: close
 	})
@@ -280,7 +266,7 @@ func TestDirectMalformedResponse(t *testing.T) {
 		"closed":             "",
 	} {
 		t.Run(name, func(t *testing.T) {
-			addr, _ := rawBackend(t, func(c net.Conn, _ *http.Request) bool {
+			addr, _ := rawBackend(t, false, func(c net.Conn, _ *http.Request) bool {
 				_, _ = io.WriteString(c, raw)
 				return false
 			})

@@ -61,22 +61,7 @@ func NewTransport(o ClientOptions) *http.Transport {
 	if o.MaxConns > 0 {
 		idle = o.MaxConns
 	}
-	if o.HTTP2 {
-		return &http.Transport{
-			Proxy:               nil,
-			DialContext:         d.DialContext,
-			TLSClientConfig:     &tls.Config{RootCAs: o.RootCAs, ServerName: o.ServerName, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}},
-			TLSHandshakeTimeout: 5 * time.Second,
-			DisableKeepAlives:   !o.KeepAlive,
-			DisableCompression:  true,
-			MaxIdleConns:        idle,
-			MaxIdleConnsPerHost: idle,
-			MaxConnsPerHost:     o.MaxConns,
-			IdleConnTimeout:     90 * time.Second,
-			ForceAttemptHTTP2:   true,
-		}
-	}
-	return &http.Transport{
+	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         d.DialContext,
 		TLSClientConfig:     &tls.Config{RootCAs: o.RootCAs, ServerName: o.ServerName, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}},
@@ -90,6 +75,12 @@ func NewTransport(o ClientOptions) *http.Transport {
 		ForceAttemptHTTP2:   false,
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
+	if o.HTTP2 {
+		tr.TLSClientConfig.NextProtos = []string{"h2"}
+		tr.ForceAttemptHTTP2 = true
+		tr.TLSNextProto = nil // nil: net/http's own HTTP/2
+	}
+	return tr
 }
 
 func (o ClientOptions) timeout() time.Duration {
