@@ -107,7 +107,10 @@ func BenchmarkServeHTTPAllocs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// A key as auth.NewKey makes them: 43 characters.
+	const key = "pN3mQ8v2Xb7LkR1sT9wY4eZ6uH0jC5aD2fG8iK3oMnE"
 	ep := endpoint("ep", roomy("blue", addr), roomy("green", addr))
+	ep.Keys = []string{key, ""}
 	ep.Traffic = map[string]int{"blue": 50, "green": 50}
 	g.Update(snapshot(ep))
 
@@ -120,7 +123,7 @@ func BenchmarkServeHTTPAllocs(b *testing.B) {
 	req := (&http.Request{
 		Method: "POST", URL: &url.URL{Path: "/endpoints/ep/score"}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: http.Header{
-			"Authorization": {"Bearer " + testKey}, "Content-Type": {"application/json"},
+			"Authorization": {"Bearer " + key}, "Content-Type": {"application/json"},
 			"User-Agent": {"bench/1.0"}, "Content-Length": {strconv.Itoa(len(payload))},
 		},
 		Host: "localhost", RemoteAddr: "127.0.0.1:50000", RequestURI: "/endpoints/ep/score",
