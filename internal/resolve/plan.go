@@ -86,7 +86,13 @@ type Plan struct {
 	// unknown).
 	OpenAPIPath string `json:"openapi_path,omitempty"`
 
+	// InstanceCount is the fixed instance count, or, for an autoscaled
+	// deployment, the count it starts with.
 	InstanceCount int `json:"instance_count"`
+	// Autoscale, when set, lets the autoscaler choose the instance count
+	// (scale_settings type target_utilization); nil means InstanceCount
+	// is fixed.
+	Autoscale *Autoscale `json:"autoscale,omitempty"`
 
 	RequestTimeout           time.Duration `json:"request_timeout"`
 	MaxConcurrentPerInstance int           `json:"max_concurrent_requests_per_instance"`
@@ -103,6 +109,42 @@ type Plan struct {
 	// Contract, when set, is checked by the gateway against every request
 	// (not part of the template: changing it restarts nothing).
 	Contract *contract.Contract `json:"contract,omitempty"`
+}
+
+// Autoscale is an autoscaled deployment's settings: Azure's four
+// scale_settings and plumbline.autoscale, defaults applied. Not part of the
+// template: changing them restarts nothing.
+type Autoscale struct {
+	// MinInstances (0: scale to zero) and MaxInstances bound the count.
+	MinInstances int `json:"min_instances"`
+	MaxInstances int `json:"max_instances"`
+	// TargetUtilization is the target, in percent, of requests in flight
+	// and queued per instance as a share of MaxConcurrentPerInstance.
+	TargetUtilization int `json:"target_utilization_percentage"`
+	// PollingInterval is how often the autoscaler decides.
+	PollingInterval time.Duration `json:"polling_interval"`
+	// StableWindow and PanicWindow average the concurrency; above
+	// PanicThreshold percent of the target over the panic window the
+	// autoscaler scales out at once and never in until a stable window
+	// passed.
+	StableWindow   time.Duration `json:"stable_window"`
+	PanicWindow    time.Duration `json:"panic_window"`
+	PanicThreshold int           `json:"panic_threshold_percentage"`
+	// ScaleDownDelay is how long a lower count must be wanted before it
+	// applies.
+	ScaleDownDelay time.Duration `json:"scale_down_delay"`
+	// ScaleToZeroAfter is how long without a request stops the last
+	// instance (MinInstances 0 only).
+	ScaleToZeroAfter time.Duration `json:"scale_to_zero_after"`
+	// MaxPending bounds requests in flight and queued per gateway while
+	// the deployment scales.
+	MaxPending int `json:"max_pending_requests"`
+}
+
+// CanScale reports whether the count can change: a range to move in, or
+// scale to zero.
+func (a *Autoscale) CanScale() bool {
+	return a != nil && (a.MaxInstances > a.MinInstances || a.MinInstances == 0)
 }
 
 // TemplateHash identifies what an instance runs. Two instances with the same

@@ -316,17 +316,30 @@ func (r *Resolver) environmentDoc(ctx context.Context, d *spec.Deployment, p *Pl
 // finish applies scale, limits and probes, and builds the stored record.
 func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*Record, error) {
 	// Scale, limits, probes.
+	rs := dd.RequestSettings
+	p.RequestTimeout = ms(rs.RequestTimeoutMs)
+	p.MaxConcurrentPerInstance = *rs.MaxConcurrentRequestsPerInstance
 	p.InstanceCount = 1
 	if dd.InstanceCount != nil {
 		p.InstanceCount = *dd.InstanceCount
 	}
-	if ss := dd.ScaleSettings; ss != nil && ss.Type == spec.ScaleTargetUtilization && ss.MinInstances != nil {
-		p.InstanceCount = max(*ss.MinInstances, 1)
-		notices = append(notices, fmt.Sprintf("scale_settings target_utilization: plumbline runs min_instances (%d); autoscaling is not implemented yet", p.InstanceCount))
+	if ss := dd.ScaleSettings; ss != nil && ss.Type == spec.ScaleTargetUtilization {
+		p.Autoscale = autoscalePlan(ss, dd.Plumbline, p.MaxConcurrentPerInstance)
+		a := p.Autoscale
+		// The count to start with: instance_count when given, else
+		// min_instances; at least one, so that a new version proves it
+		// starts before it is scaled to zero.
+		if dd.InstanceCount == nil {
+			p.InstanceCount = a.MinInstances
+		}
+		p.InstanceCount = min(max(p.InstanceCount, a.MinInstances, 1), a.MaxInstances)
+		if !d.IsKubernetes() {
+			notices = append(notices, "scale_settings type target_utilization on a managed deployment is plumbline's extension (Azure's managed deployments autoscale through Azure Monitor): the autoscaler keeps requests in flight and queued per instance near the target")
+		}
+		if a.MinInstances == 0 {
+			notices = append(notices, fmt.Sprintf("scale_settings.min_instances 0 is plumbline's extension: the last instance stops after %s without a request, and the next request waits (within its request_timeout_ms) while one starts", a.ScaleToZeroAfter))
+		}
 	}
-	rs := dd.RequestSettings
-	p.RequestTimeout = ms(rs.RequestTimeoutMs)
-	p.MaxConcurrentPerInstance = *rs.MaxConcurrentRequestsPerInstance
 	if d.IsKubernetes() {
 		// Kubernetes online deployments still bound the queue wait.
 		p.MaxQueueWait = ms(rs.MaxQueueWaitMs)
@@ -383,6 +396,36 @@ func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*R
 		return nil, err
 	}
 	return &Record{Document: doc, Plan: p, Notices: notices}, nil
+}
+
+// autoscalePlan applies the autoscaler's defaults (spec's constants) to
+// Azure's scale_settings and plumbline.autoscale.
+func autoscalePlan(ss *spec.ScaleSettings, x *spec.DeploymentExtension, maxConc int) *Autoscale {
+	or := func(v *int, def int) int {
+		if v != nil {
+			return *v
+		}
+		return def
+	}
+	secs := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	a := &Autoscale{
+		MinInstances:      or(ss.MinInstances, spec.DefaultMinInstances),
+		MaxInstances:      or(ss.MaxInstances, spec.DefaultMaxInstances),
+		TargetUtilization: or(ss.TargetUtilizationPercentage, spec.DefaultTargetUtilizationPercentage),
+		PollingInterval:   secs(or(ss.PollingInterval, spec.DefaultPollingInterval)),
+	}
+	var as spec.AutoscaleSettings
+	if x != nil && x.Autoscale != nil {
+		as = *x.Autoscale
+	}
+	stable := or(as.StableWindow, spec.DefaultStableWindow)
+	a.StableWindow = secs(stable)
+	a.PanicWindow = secs(or(as.PanicWindow, max(1, stable/10)))
+	a.PanicThreshold = or(as.PanicThresholdPercentage, spec.DefaultPanicThresholdPercentage)
+	a.ScaleDownDelay = secs(or(as.ScaleDownDelay, spec.DefaultScaleDownDelayPolls*or(ss.PollingInterval, spec.DefaultPollingInterval)))
+	a.ScaleToZeroAfter = secs(or(as.ScaleToZeroAfter, spec.DefaultScaleToZeroAfter))
+	a.MaxPending = or(as.MaxPendingRequests, 2*max(1, maxConc)*a.MaxInstances)
+	return a
 }
 
 // runtime decides how instances run, and why (for the event).

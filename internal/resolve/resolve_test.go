@@ -271,3 +271,53 @@ func TestRCheckerWithRealR(t *testing.T) {
 		t.Errorf("missing Rscript: got %v", err)
 	}
 }
+
+func TestAutoscalePlan(t *testing.T) {
+	f := newFixture(t)
+	code := f.upload("src", map[string]string{"plumber.R": "x"})
+	run := "code_configuration: {code: " + code + ", scoring_script: plumber.R}\nenvironment: {image: rstudio/plumber}\n"
+	noCount := strings.Replace(base, "instance_count: 2\n", "", 1)
+	tests := []struct {
+		name    string
+		doc     string
+		count   int
+		want    *resolve.Autoscale
+		notices []string
+	}{
+		{"fixed count", base + run, 2, nil, nil},
+		{"managed with Azure's defaults", noCount + run + "scale_settings: {type: target_utilization}\n", 1,
+			&resolve.Autoscale{MinInstances: 1, MaxInstances: 1, TargetUtilization: 70, PollingInterval: time.Second,
+				StableWindow: time.Minute, PanicWindow: 6 * time.Second, PanicThreshold: 200, ScaleDownDelay: 20 * time.Second,
+				ScaleToZeroAfter: 5 * time.Minute, MaxPending: 2},
+			[]string{"on a managed deployment is plumbline's extension"}},
+		{"scale to zero starts one instance", noCount + run + "request_settings: {max_concurrent_requests_per_instance: 4}\nscale_settings: {type: target_utilization, min_instances: 0, max_instances: 3, polling_interval: 2}\n", 1,
+			&resolve.Autoscale{MinInstances: 0, MaxInstances: 3, TargetUtilization: 70, PollingInterval: 2 * time.Second,
+				StableWindow: time.Minute, PanicWindow: 6 * time.Second, PanicThreshold: 200, ScaleDownDelay: 40 * time.Second,
+				ScaleToZeroAfter: 5 * time.Minute, MaxPending: 24},
+			[]string{"min_instances 0 is plumbline's extension: the last instance stops after 5m0s without a request"}},
+		{"instance_count is where it starts", base + run + "scale_settings: {type: target_utilization, min_instances: 1, max_instances: 5}\nplumbline:\n  autoscale: {stable_window: 10, scale_down_delay: 0, scale_to_zero_after: 30, max_pending_requests: 64, panic_threshold_percentage: 150}\n", 2,
+			&resolve.Autoscale{MinInstances: 1, MaxInstances: 5, TargetUtilization: 70, PollingInterval: time.Second,
+				StableWindow: 10 * time.Second, PanicWindow: time.Second, PanicThreshold: 150, ScaleDownDelay: 0,
+				ScaleToZeroAfter: 30 * time.Second, MaxPending: 64}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := f.resolve(tt.doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Plan.InstanceCount != tt.count {
+				t.Errorf("instance count %d, want %d", rec.Plan.InstanceCount, tt.count)
+			}
+			if (rec.Plan.Autoscale == nil) != (tt.want == nil) || (tt.want != nil && *rec.Plan.Autoscale != *tt.want) {
+				t.Errorf("autoscale:\n got %+v\nwant %+v", rec.Plan.Autoscale, tt.want)
+			}
+			all := strings.Join(rec.Notices, "\n")
+			for _, n := range tt.notices {
+				if !strings.Contains(all, n) {
+					t.Errorf("notices %q lack %q", rec.Notices, n)
+				}
+			}
+		})
+	}
+}

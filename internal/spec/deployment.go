@@ -31,6 +31,13 @@ const (
 	DefaultTargetUtilizationPercentage = 70
 	DefaultPollingInterval             = 1 // seconds
 
+	// Autoscaler defaults (plumbline.autoscale, plumbline's extension).
+	DefaultStableWindow             = 60  // seconds, as Knative's KPA
+	DefaultPanicThresholdPercentage = 200 // of the target, as Knative's KPA
+	DefaultScaleDownDelayPolls      = 20  // polling intervals: Azure scales in "around 20 times" slower than out
+	DefaultScaleToZeroAfter         = 300 // seconds without a request before min_instances 0 stops the last instance
+	MaxAutoscaleWindow              = 3600
+
 	MaxInstanceCountManaged       = 50
 	MaxRequestTimeoutMsManaged    = 180000
 	MaxRequestTimeoutMsKubernetes = 300000
@@ -78,8 +85,9 @@ type Deployment struct {
 	// deployments. "" means no size (Kubernetes: the cluster default).
 	InstanceType string `json:"instance_type,omitempty"`
 	// InstanceCount is the number of instances, 1–50 for managed; required
-	// for managed deployments and for Kubernetes ones with scale type
-	// default. nil means not set.
+	// for deployments with scale_settings type default. With type
+	// target_utilization it is the count to start with (within
+	// min_instances–max_instances); nil means not set.
 	InstanceCount *int `json:"instance_count,omitempty"`
 	// AppInsightsEnabled is Azure's Application Insights switch; ignored.
 	// nil means false.
@@ -124,6 +132,40 @@ type DeploymentExtension struct {
 	// reaches the model; nil means the model's own, if it has one (a vetiver
 	// pin's prototype, or one given with model create --prototype).
 	Input *InputContract `json:"input,omitempty"`
+	// Autoscale tunes the autoscaler of a deployment with scale_settings
+	// type target_utilization; nil means the defaults.
+	Autoscale *AutoscaleSettings `json:"autoscale,omitempty"`
+}
+
+// AutoscaleSettings is the deployment's plumbline.autoscale: the windows
+// and bounds of the autoscaler, next to Azure's four scale_settings. Every
+// field is optional.
+type AutoscaleSettings struct {
+	// StableWindow is the window, in seconds, over which the average
+	// concurrency decides the instance count in stable mode (1–3600); nil
+	// means 60.
+	StableWindow *int `json:"stable_window,omitempty" spec:"unit=seconds"`
+	// PanicWindow is the short window, in seconds, that detects a burst
+	// (1 – stable_window); nil means a tenth of stable_window, at least 1.
+	PanicWindow *int `json:"panic_window,omitempty" spec:"unit=seconds"`
+	// PanicThresholdPercentage is how far above the target the panic
+	// window's concurrency must be to scale out at once, never in, until a
+	// stable window has passed (more than 100); nil means 200.
+	PanicThresholdPercentage *int `json:"panic_threshold_percentage,omitempty" spec:"unit=percent"`
+	// ScaleDownDelay is how long, in seconds, a lower instance count must
+	// be wanted before instances stop (0–3600); nil means 20 polling
+	// intervals.
+	ScaleDownDelay *int `json:"scale_down_delay,omitempty" spec:"unit=seconds"`
+	// ScaleToZeroAfter is how long, in seconds, a deployment with
+	// min_instances 0 must go without a request before its last instance
+	// stops (1–86400); nil means 300. Ignored while min_instances is 1 or
+	// more.
+	ScaleToZeroAfter *int `json:"scale_to_zero_after,omitempty" spec:"unit=seconds"`
+	// MaxPendingRequests bounds the requests each gateway holds in flight
+	// and queued for the deployment while it scales (beyond it: 429 with
+	// Retry-After); nil means 2 × max_concurrent_requests_per_instance ×
+	// max_instances, Azure's bound at full scale.
+	MaxPendingRequests *int `json:"max_pending_requests,omitempty"`
 }
 
 // Scorers (plumbline.scorer).
@@ -176,13 +218,17 @@ type ScaleSettings struct {
 	// (Kubernetes autoscaling); "" means the deployment type's default.
 	Type string `json:"type,omitempty"`
 	// MinInstances is the autoscaler's floor (target_utilization only);
-	// nil means 1.
+	// nil means 1. 0 (plumbline's extension) stops every instance after
+	// plumbline.autoscale.scale_to_zero_after without a request, and starts
+	// one again when a request comes.
 	MinInstances *int `json:"min_instances,omitempty"`
 	// MaxInstances is the autoscaler's ceiling (target_utilization only);
 	// nil means 1.
 	MaxInstances *int `json:"max_instances,omitempty"`
-	// TargetUtilizationPercentage is the CPU target, 1–100
-	// (target_utilization only); nil means 70.
+	// TargetUtilizationPercentage is the target, 1–100, of requests in
+	// flight and queued per instance as a share of
+	// max_concurrent_requests_per_instance (target_utilization only); nil
+	// means 70.
 	TargetUtilizationPercentage *int `json:"target_utilization_percentage,omitempty" spec:"unit=percent"`
 	// PollingInterval is how often the autoscaler looks, in seconds
 	// (target_utilization only); nil means 1.

@@ -96,8 +96,8 @@ func (d *Deployment) Validate() error {
 	}
 	switch c := d.InstanceCount; {
 	case c == nil:
-		if !k8s {
-			p.add("instance_count", "missing; a managed deployment needs instance_count (1 or more)")
+		if !k8s && scaleType == ScaleDefault {
+			p.add("instance_count", "missing; a managed deployment needs instance_count (1 or more), or scale_settings type target_utilization")
 		} else if scaleType == ScaleDefault {
 			p.add("instance_count", "missing; scale_settings type default needs instance_count (1 or more)")
 		}
@@ -108,6 +108,19 @@ func (d *Deployment) Validate() error {
 	}
 	if s := d.ScaleSettings; s != nil {
 		validateScale(&p, s, k8s)
+	}
+	if c := d.InstanceCount; c != nil && *c >= 1 && scaleType == ScaleTargetUtilization && d.ScaleSettings != nil {
+		lo, hi := scaleBounds(d.ScaleSettings)
+		if *c < lo || *c > hi {
+			p.add("instance_count", "with scale_settings type target_utilization it is the count to start with, within min_instances–max_instances (%d–%d); got %d", lo, hi, *c)
+		}
+	}
+	if x := d.Plumbline; x != nil && x.Autoscale != nil {
+		if scaleType != ScaleTargetUtilization {
+			p.add("plumbline.autoscale", "applies only to scale_settings type target_utilization (the autoscaler); with type default, instance_count is fixed")
+		} else {
+			validateAutoscale(&p, x.Autoscale)
+		}
 	}
 
 	// Requests and probes.
@@ -158,10 +171,6 @@ func validateScale(p *problems, s *ScaleSettings, k8s bool) {
 		}
 		t = snakeCase(s.Type)
 	}
-	if t == ScaleTargetUtilization && !k8s {
-		p.add("scale_settings.type", "target_utilization is for Kubernetes deployments only; a managed deployment takes type default and a fixed instance_count")
-		return
-	}
 	fields := []struct {
 		name string
 		v    *int
@@ -175,20 +184,16 @@ func validateScale(p *problems, s *ScaleSettings, k8s bool) {
 		}
 		return
 	}
-	if v := s.MinInstances; v != nil && *v < 1 {
-		p.add("scale_settings.min_instances", "must be at least 1; got %d", *v)
+	if v := s.MinInstances; v != nil && *v < 0 {
+		p.add("scale_settings.min_instances", "must be 0 (scale to zero, plumbline's extension) or more; got %d", *v)
 	}
 	if v := s.MaxInstances; v != nil && *v < 1 {
 		p.add("scale_settings.max_instances", "must be at least 1; got %d", *v)
+	} else if v != nil && !k8s && *v > MaxInstanceCountManaged {
+		p.add("scale_settings.max_instances", "must be at most %d for a managed deployment (Azure's limit); got %d", MaxInstanceCountManaged, *v)
 	}
-	lo, hi := DefaultMinInstances, DefaultMaxInstances
-	if s.MinInstances != nil {
-		lo = *s.MinInstances
-	}
-	if s.MaxInstances != nil {
-		hi = *s.MaxInstances
-	}
-	if lo >= 1 && hi >= 1 && hi < lo {
+	lo, hi := scaleBounds(s)
+	if lo >= 0 && hi >= 1 && hi < lo {
 		p.add("scale_settings.max_instances", "must be at least min_instances (%d); got %d", lo, hi)
 	}
 	if v := s.TargetUtilizationPercentage; v != nil && (*v < 1 || *v > 100) {
@@ -196,6 +201,45 @@ func validateScale(p *problems, s *ScaleSettings, k8s bool) {
 	}
 	if v := s.PollingInterval; v != nil && *v < 1 {
 		p.add("scale_settings.polling_interval", "must be at least 1 second; got %d", *v)
+	}
+}
+
+// scaleBounds is min_instances and max_instances with their defaults.
+func scaleBounds(s *ScaleSettings) (lo, hi int) {
+	lo, hi = DefaultMinInstances, DefaultMaxInstances
+	if s.MinInstances != nil {
+		lo = *s.MinInstances
+	}
+	if s.MaxInstances != nil {
+		hi = *s.MaxInstances
+	}
+	return lo, hi
+}
+
+// validateAutoscale checks plumbline.autoscale.
+func validateAutoscale(p *problems, a *AutoscaleSettings) {
+	stable := DefaultStableWindow
+	if v := a.StableWindow; v != nil {
+		if *v < 1 || *v > MaxAutoscaleWindow {
+			p.add("plumbline.autoscale.stable_window", "must be from 1 to %d seconds; got %d", MaxAutoscaleWindow, *v)
+		} else {
+			stable = *v
+		}
+	}
+	if v := a.PanicWindow; v != nil && (*v < 1 || *v > stable) {
+		p.add("plumbline.autoscale.panic_window", "must be from 1 second to stable_window (%d s); got %d", stable, *v)
+	}
+	if v := a.PanicThresholdPercentage; v != nil && (*v <= 100 || *v > 1000) {
+		p.add("plumbline.autoscale.panic_threshold_percentage", "must be more than 100 and at most 1000 (percent of the target); got %d", *v)
+	}
+	if v := a.ScaleDownDelay; v != nil && (*v < 0 || *v > MaxAutoscaleWindow) {
+		p.add("plumbline.autoscale.scale_down_delay", "must be from 0 to %d seconds; got %d", MaxAutoscaleWindow, *v)
+	}
+	if v := a.ScaleToZeroAfter; v != nil && (*v < 1 || *v > 86400) {
+		p.add("plumbline.autoscale.scale_to_zero_after", "must be from 1 to 86400 seconds (a day); got %d", *v)
+	}
+	if v := a.MaxPendingRequests; v != nil && *v < 1 {
+		p.add("plumbline.autoscale.max_pending_requests", "must be at least 1; got %d", *v)
 	}
 }
 

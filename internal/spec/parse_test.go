@@ -293,7 +293,7 @@ func TestMessages(t *testing.T) {
 			want: lines(
 				"deployment.yml: environment: missing; set an environment: azureml:<name>:<version>, or inline with image and inference_config",
 				"deployment.yml: instance_type: missing; a managed deployment needs a size such as Standard_DS3_v2",
-				"deployment.yml: instance_count: missing; a managed deployment needs instance_count (1 or more)"),
+				"deployment.yml: instance_count: missing; a managed deployment needs instance_count (1 or more), or scale_settings type target_utilization"),
 		},
 		{
 			name: "missing field inside a block points at the block",
