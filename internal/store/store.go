@@ -167,6 +167,10 @@ type GatewayReport struct {
 	ID        string
 	Addr      string
 	Instances map[string]int
+	// Demand is the gateway's load per deployment, keyed
+	// "endpoint/deployment" (lower-case): the autoscaler sums it over the
+	// gateways. nil means none (a gateway that predates it).
+	Demand    map[string]Demand
 	UpdatedAt time.Time
 }
 
@@ -242,6 +246,9 @@ type Store interface {
 
 	// Environments are registered environment versions (environments.go).
 	Environments
+
+	// Scales are autoscaled deployments' scaling states (scales.go).
+	Scales
 
 	// CreateEndpoint fails with ErrExists if the name is taken.
 	CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error)

@@ -68,10 +68,19 @@ func (db *DB) PutGatewayReport(ctx context.Context, r store.GatewayReport) error
 	if err != nil {
 		return fmt.Errorf("put gateway report %s: %w", r.ID, err)
 	}
+	var demand sql.NullString
+	if r.Demand != nil {
+		d, err := json.Marshal(r.Demand)
+		if err != nil {
+			return fmt.Errorf("put gateway report %s: %w", r.ID, err)
+		}
+		demand = sql.NullString{String: string(d), Valid: true}
+	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO gateway_reports (id, addr, instances, updated_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, instances = excluded.instances, updated_at = excluded.updated_at`,
-			r.ID, r.Addr, string(b), nanos(time.Now()))
+		_, err := tx.ExecContext(ctx, `INSERT INTO gateway_reports (id, addr, instances, demand, updated_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, instances = excluded.instances, demand = excluded.demand,
+				updated_at = excluded.updated_at`,
+			r.ID, r.Addr, string(b), demand, nanos(time.Now()))
 		return err
 	})
 	if err != nil {
@@ -82,7 +91,7 @@ func (db *DB) PutGatewayReport(ctx context.Context, r store.GatewayReport) error
 
 // ListGatewayReports implements store.Store.
 func (db *DB) ListGatewayReports(ctx context.Context, since time.Time) ([]store.GatewayReport, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, addr, instances, updated_at FROM gateway_reports
+	rows, err := db.r.QueryContext(ctx, `SELECT id, addr, instances, demand, updated_at FROM gateway_reports
 		WHERE updated_at >= $1 ORDER BY id`, zeroNanos(since))
 	if err != nil {
 		return nil, fmt.Errorf("list gateway reports: %w", err)
@@ -91,16 +100,21 @@ func (db *DB) ListGatewayReports(ctx context.Context, since time.Time) ([]store.
 	var out []store.GatewayReport
 	for rows.Next() {
 		var (
-			r       store.GatewayReport
-			ins     sql.NullString
-			updated int64
+			r           store.GatewayReport
+			ins, demand sql.NullString
+			updated     int64
 		)
-		if err := rows.Scan(&r.ID, &r.Addr, &ins, &updated); err != nil {
+		if err := rows.Scan(&r.ID, &r.Addr, &ins, &demand, &updated); err != nil {
 			return nil, fmt.Errorf("list gateway reports: %w", err)
 		}
 		if ins.Valid && ins.String != "" && ins.String != "null" {
 			if err := json.Unmarshal([]byte(ins.String), &r.Instances); err != nil {
 				return nil, fmt.Errorf("list gateway reports: %s: %w", r.ID, err)
+			}
+		}
+		if demand.Valid && demand.String != "" && demand.String != "null" {
+			if err := json.Unmarshal([]byte(demand.String), &r.Demand); err != nil {
+				return nil, fmt.Errorf("list gateway reports: %s: demand: %w", r.ID, err)
 			}
 		}
 		r.UpdatedAt = fromNanos(updated)

@@ -117,10 +117,16 @@ func testGatewayReport(t *testing.T, s store.Store) {
 	if len(got[0].Instances) != 0 {
 		t.Errorf("report gw-a instances = %v, want none", got[0].Instances)
 	}
-	// Replace.
-	check(t, s.PutGatewayReport(bg, store.GatewayReport{ID: "gw-b", Instances: map[string]int{"ep/green/green-0": 1}}))
+	if got[1].Demand != nil {
+		t.Errorf("report gw-b demand = %v, want none (nil)", got[1].Demand)
+	}
+	// Replace, with demand.
+	demand := map[string]store.Demand{"ep/green": {InFlight: 3, Queued: 2, Ready: 1, Arrivals: 41, Busy: 12.5,
+		Since: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}}
+	check(t, s.PutGatewayReport(bg, store.GatewayReport{ID: "gw-b", Instances: map[string]int{"ep/green/green-0": 1}, Demand: demand}))
 	got = must(s.ListGatewayReports(bg, before))(t)
 	diff(t, "replaced report", got[1].Instances, map[string]int{"ep/green/green-0": 1})
+	diff(t, "replaced report's demand", got[1].Demand, demand)
 	// Stale reports are left out.
 	if got := must(s.ListGatewayReports(bg, time.Now().Add(time.Hour)))(t); len(got) != 0 {
 		t.Errorf("ListGatewayReports(future) = %+v, want none", got)
@@ -171,5 +177,77 @@ func testLease(t *testing.T, s store.Store) {
 	// Leases are independent by name.
 	if _, err := s.AcquireLease(bg, "other", "b", ttl); err != nil {
 		t.Errorf("AcquireLease(other) = %v", err)
+	}
+}
+
+// testScale: a deployment's scaling state is created by its first update,
+// round-trips, is serialised, and goes with its deployment.
+func testScale(t *testing.T, s store.Store) {
+	must(s.CreateEndpoint(bg, endpoint("ep")))(t)
+	must(s.CreateDeployment(bg, deployment("ep", "blue")))(t)
+	must(s.CreateDeployment(bg, deployment("ep", "green")))(t)
+	_, err := s.GetScale(bg, "ep", "blue")
+	wantErr(t, "GetScale before any update", err, store.ErrNotFound)
+	_, err = s.UpdateScale(bg, "ep", "nope", func(*store.Scale) error { return nil })
+	wantErr(t, "UpdateScale of a missing deployment", err, store.ErrNotFound)
+
+	decided := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	got := must(s.UpdateScale(bg, "ep", "blue", func(sc *store.Scale) error {
+		if sc.Endpoint != "ep" || sc.Deployment != "blue" || sc.Desired != 0 || !sc.DecidedAt.IsZero() {
+			t.Errorf("first UpdateScale sees %+v, want zero fields but the names", *sc)
+		}
+		sc.Desired, sc.DecidedAt, sc.Decision, sc.Panic, sc.Utilization = 3, decided, "scaled 2 → 3: utilization 92 % > 70 %", true, 92.5
+		return nil
+	}))(t)
+	checkUTC(t, "scale", got.UpdatedAt)
+	want := store.Scale{Endpoint: "ep", Deployment: "blue", Desired: 3, DecidedAt: decided,
+		Decision: "scaled 2 → 3: utilization 92 % > 70 %", Panic: true, Utilization: 92.5, UpdatedAt: got.UpdatedAt}
+	diff(t, "UpdateScale", got, want)
+	diff(t, "GetScale", must(s.GetScale(bg, "ep", "blue"))(t), want)
+
+	// A second writer changes its own fields and keeps the others.
+	until := time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC)
+	got = must(s.UpdateScale(bg, "ep", "blue", func(sc *store.Scale) error {
+		sc.PrewarmInstances, sc.PrewarmUntil = 2, until
+		return nil
+	}))(t)
+	want.PrewarmInstances, want.PrewarmUntil, want.UpdatedAt = 2, until, got.UpdatedAt
+	diff(t, "UpdateScale of the pre-warm", got, want)
+
+	// fn's error aborts.
+	boom := errors.New("boom")
+	if _, err := s.UpdateScale(bg, "ep", "blue", func(sc *store.Scale) error { sc.Desired = 9; return boom }); err != boom {
+		t.Errorf("UpdateScale with fn's error = %v, want it unwrapped", err)
+	}
+	if sc := must(s.GetScale(bg, "ep", "blue"))(t); sc.Desired != 3 {
+		t.Errorf("after an aborted update Desired = %d, want 3", sc.Desired)
+	}
+
+	// Concurrent writers lose nothing.
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := s.UpdateScale(bg, "ep", "green", func(sc *store.Scale) error { sc.Desired++; return nil })
+			errs <- err
+		}()
+	}
+	for range n {
+		check(t, <-errs)
+	}
+	if sc := must(s.GetScale(bg, "ep", "green"))(t); sc.Desired != n {
+		t.Errorf("after %d concurrent increments Desired = %d", n, sc.Desired)
+	}
+	list := must(s.ListScales(bg))(t)
+	if len(list) != 2 || list[0].Deployment != "blue" || list[1].Deployment != "green" {
+		t.Errorf("ListScales = %+v, want blue, green", list)
+	}
+
+	check(t, s.DeleteDeployment(bg, "ep", "blue"))
+	_, err = s.GetScale(bg, "ep", "blue")
+	wantErr(t, "GetScale after the deployment was deleted", err, store.ErrNotFound)
+	check(t, s.DeleteEndpoint(bg, "ep"))
+	if list := must(s.ListScales(bg))(t); len(list) != 0 {
+		t.Errorf("ListScales after the endpoint was deleted = %+v, want none", list)
 	}
 }

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InstanceState", testInstanceState},
 		{"RoutingVersion", testRoutingVersion},
 		{"GatewayReport", testGatewayReport},
+		{"Scale", testScale},
 		{"Lease", testLease},
 		{"Event", testEvent},
 		{"Setting", testSetting},
