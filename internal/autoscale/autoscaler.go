@@ -231,12 +231,13 @@ func (a *Autoscaler) pass(ctx context.Context) error {
 		}
 		ds.panic = dec.panicking
 		if dec.changed {
+			// The event first: whoever sees the new count finds why.
+			a.event(v.d, dec.why)
+			a.cfg.Metrics.decided(v, dec)
 			a.mu.Lock()
 			ds.desired = dec.desired
 			a.mu.Unlock()
 			changed = append(changed, ds)
-			a.cfg.Metrics.decided(v, dec)
-			a.event(v.d, dec.why)
 		}
 	}
 
@@ -337,8 +338,10 @@ func (ds *depScale) demand(k string, reports []store.GatewayReport) (conc float6
 			prev.d, prev.at = d, r.UpdatedAt
 		default:
 			// The first report of this gateway, or its counters restarted:
-			// a baseline; what is pending now is the best estimate.
-			prev = seenDemand{d: d, at: r.UpdatedAt, rate: float64(now)}
+			// a baseline, with no rate until the next report. (Its pending
+			// requests still count now: they are what starts a deployment
+			// at zero.)
+			prev = seenDemand{d: d, at: r.UpdatedAt}
 		}
 		ds.seen[r.ID] = prev
 		conc += prev.rate

@@ -86,8 +86,8 @@ func waitDesired(t *testing.T, a *Autoscaler, what string, ok func(int) bool) in
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		n, _ := a.Desired("ep", "blue")
-		if ok(n) {
+		n, known := a.Desired("ep", "blue")
+		if known && ok(n) {
 			return n
 		}
 		if time.Now().After(deadline) {
@@ -165,11 +165,19 @@ func TestGatewaysDemandIsSummed(t *testing.T) {
 	if v := metricValue(t, reg, "plumbline_autoscaler_decisions_total", "ep", "blue", "up"); v < 1 {
 		t.Errorf("plumbline_autoscaler_decisions_total{direction=up} %v, want at least 1", v)
 	}
-	mu.Lock()
-	if scaled == 0 {
-		t.Error("Scaled was never called")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := scaled
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Scaled was never called")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	mu.Unlock()
 }
 
 // min_instances 0: an idle deployment goes to zero after
@@ -203,7 +211,10 @@ func TestScaleToZeroAndColdStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Kick()
-	waitDesired(t, a, "one instance for the waiting request", func(n int) bool { return n == 1 })
+	waitDesired(t, a, "one instance for the waiting request", func(n int) bool { return n > 0 })
+	if n, _ := a.Desired("ep", "blue"); n != 1 {
+		t.Errorf("one request waiting at zero: desired %d, want 1; events:\n%s", n, events(t, st))
+	}
 	if ev := events(t, st); !strings.Contains(ev, "scaled 0 → 1: 1 request(s) waiting and no instance running (scale from zero)") {
 		t.Errorf("events lack the scale from zero:\n%s", ev)
 	}
@@ -244,8 +255,8 @@ func TestRestartedGatewayIsABaseline(t *testing.T) {
 	rep := func(at time.Time, since time.Time, busy float64, inflight int) []store.GatewayReport {
 		return []store.GatewayReport{{ID: "gw", UpdatedAt: at, Demand: map[string]store.Demand{"ep/blue": {InFlight: inflight, Busy: busy, Since: since}}}}
 	}
-	if c, _, _ := ds.demand("ep/blue", rep(t0, t0, 0, 2)); c != 2 {
-		t.Errorf("first report: concurrency %v, want what is pending (2)", c)
+	if c, _, p := ds.demand("ep/blue", rep(t0, t0, 0, 2)); c != 0 || p != 2 {
+		t.Errorf("first report: concurrency %v, pending %d; want no rate yet, and 2 pending", c, p)
 	}
 	if c, _, _ := ds.demand("ep/blue", rep(t0.Add(time.Second), t0, 3, 3)); c != 3 {
 		t.Errorf("3 request-seconds in a second: concurrency %v, want 3", c)
@@ -254,8 +265,8 @@ func TestRestartedGatewayIsABaseline(t *testing.T) {
 		t.Errorf("the same report again: concurrency %v, want its rate, 3", c)
 	}
 	t1 := t0.Add(2 * time.Second)
-	if c, _, _ := ds.demand("ep/blue", rep(t1, t1, 0.1, 1)); c != 1 {
-		t.Errorf("restarted counters: concurrency %v, want the baseline's pending 1", c)
+	if c, _, p := ds.demand("ep/blue", rep(t1, t1, 0.1, 1)); c != 0 || p != 1 {
+		t.Errorf("restarted counters: concurrency %v, pending %d; want a new baseline (no rate) and 1 pending", c, p)
 	}
 	if c, _, p := ds.demand("ep/blue", nil); c != 0 || p != 0 || len(ds.seen) != 0 {
 		t.Errorf("gateway gone: concurrency %v, pending %d, seen %v; want nothing", c, p, ds.seen)
