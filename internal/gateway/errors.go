@@ -3,7 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Errors the request path branches on. respond maps each to exactly one HTTP
@@ -39,6 +42,15 @@ func newUnknownDeploymentError(name string) *unknownDeploymentError {
 	return &unknownDeploymentError{name: name}
 }
 
+// coldStartError is a request whose deadline passed while it waited for a
+// deployment with no ready instance to start one: a 503 with when to try
+// again.
+type coldStartError struct{ retryAfter time.Duration }
+
+func (e *coldStartError) Error() string {
+	return "no instance became ready within the request timeout (cold start)"
+}
+
 // authError is a 401. reason is what the client is told; it helps no attacker
 // ("missing bearer token", "invalid credentials", "token expired"). err, if
 // set, is the verifier's error, for the server's own log only.
@@ -66,7 +78,9 @@ type errorReply struct {
 	code       string // the "code" member of the JSON body
 	message    string
 	retryAfter bool
-	body       []byte // the whole body, when set (an input contract's 422)
+	// retrySeconds, when > 0, is Retry-After's value (else 1).
+	retrySeconds int
+	body         []byte // the whole body, when set (an input contract's 422)
 }
 
 // replyFor maps an error from the request path to its reply. It is the one
@@ -75,7 +89,13 @@ func replyFor(err error) errorReply {
 	var ae *authError
 	var ude *unknownDeploymentError
 	var ce *contractError
+	var cse *coldStartError
 	switch {
+	case errors.As(err, &cse):
+		secs := int(math.Ceil(cse.retryAfter.Seconds()))
+		return errorReply{status: http.StatusServiceUnavailable, code: "ServiceUnavailable",
+			message: "The deployment is starting an instance (it had none running) and none was ready within the request timeout; retry after " +
+				strconv.Itoa(secs) + " s.", retryAfter: true, retrySeconds: secs}
 	case errors.As(err, &ce):
 		return errorReply{status: http.StatusUnprocessableEntity, code: "InputContractViolation", body: ce.body}
 	case errors.Is(err, errNoContract):
@@ -149,6 +169,9 @@ func writeError(w http.ResponseWriter, r errorReply) {
 	h[hdrContentType] = valJSON
 	if r.retryAfter {
 		h[hdrRetryAfter] = valRetryAfter
+		if r.retrySeconds > 1 {
+			h[hdrRetryAfter] = []string{strconv.Itoa(r.retrySeconds)}
+		}
 	}
 	if r.status == http.StatusUnauthorized {
 		h[hdrWWWAuthenticate] = valBearer

@@ -117,6 +117,10 @@ type Gateway struct {
 	// were still in flight on them; kept for InFlight until they are idle.
 	draining map[string][]*pool
 
+	// wakeReport asks Follow's reporter to report now (a request waits
+	// at a deployment with no ready instance); capacity 1.
+	wakeReport chan struct{}
+
 	// mirrorSlots is the bounded mirror backlog: a copy takes a slot for as
 	// long as it waits or runs. Shutdown drains by taking every slot.
 	mirrorSlots chan struct{}
@@ -129,14 +133,15 @@ type Gateway struct {
 // gets 404 until the first Update.
 func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
-		maxBody:   cfg.MaxBodyBytes,
-		tokens:    cfg.Tokens,
-		oidc:      cfg.OIDC,
-		log:       cfg.Logger,
-		alog:      cfg.AccessLog,
-		transport: cfg.Transport,
-		pools:     make(map[string]*pool),
-		draining:  make(map[string][]*pool),
+		maxBody:    cfg.MaxBodyBytes,
+		tokens:     cfg.Tokens,
+		oidc:       cfg.OIDC,
+		log:        cfg.Logger,
+		alog:       cfg.AccessLog,
+		transport:  cfg.Transport,
+		pools:      make(map[string]*pool),
+		draining:   make(map[string][]*pool),
+		wakeReport: make(chan struct{}, 1),
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
@@ -200,6 +205,7 @@ func (g *Gateway) Update(s *Snapshot) {
 		p := g.pools[key]
 		if p == nil {
 			p = newPool(endpoint, dname, g.metrics.forPool(endpoint, dname))
+			p.wake = g.wake
 			g.pools[key] = p
 		}
 		p.update(d)
@@ -256,6 +262,32 @@ func (g *Gateway) InFlight(endpoint, deployment, instance string) int {
 		n += p.inflightOn(instance)
 	}
 	return n
+}
+
+// wake asks for a report now. It never blocks.
+func (g *Gateway) wake() {
+	select {
+	case g.wakeReport <- struct{}{}:
+	default:
+	}
+}
+
+// Demand returns each deployment's load as this gateway sees it, keyed
+// "endpoint/deployment" (lower-case): what the autoscaler sums over the
+// gateways.
+func (g *Gateway) Demand() map[string]Demand {
+	g.mu.Lock()
+	pools := make([]*pool, 0, len(g.pools))
+	for _, p := range g.pools {
+		pools = append(pools, p)
+	}
+	g.mu.Unlock()
+	now := time.Now()
+	out := make(map[string]Demand, len(pools))
+	for _, p := range pools {
+		out[strings.ToLower(p.endpoint+"/"+p.deployment)] = p.demand(now)
+	}
+	return out
 }
 
 // Stats returns each deployment's queue depth, in-flight count and ready
@@ -416,8 +448,9 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 
 	if g.direct(st, r) {
 		// The timeout counts from admission, queue included.
-		deadline := time.Now().Add(t.timeout)
-		inst, err := t.pool.tryAcquire()
+		now := time.Now()
+		deadline := now.Add(t.timeout)
+		inst, err := t.pool.tryAcquire(now)
 		if inst == nil && err == nil {
 			ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errRequestTimeout)
 			defer cancel()

@@ -17,7 +17,14 @@ type metrics struct {
 	inflight *prometheus.GaugeVec     // endpoint, deployment
 	ready    *prometheus.GaugeVec     // endpoint, deployment
 	mirrored *prometheus.CounterVec   // endpoint, deployment, result
+	// coldStart and capacityWait are the autoscaling histograms.
+	coldStart    *prometheus.HistogramVec // endpoint, deployment
+	capacityWait *prometheus.HistogramVec // endpoint, deployment
 }
+
+// coldStartBuckets span the lean R runtime's fork (tens of ms) to a large
+// model's load (two minutes).
+var coldStartBuckets = []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120}
 
 // Mirror results, the result label of plumbline_mirrored_requests_total.
 const (
@@ -67,6 +74,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, dl)); err != nil {
 		return nil, err
 	}
+	if m.coldStart, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "plumbline_cold_start_seconds",
+		Help:    "Cold starts seen by the gateway: from the first request that waited while the deployment had no ready instance to the first ready instance.",
+		Buckets: coldStartBuckets,
+	}, dl)); err != nil {
+		return nil, err
+	}
+	if m.capacityWait, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "plumbline_capacity_wait_seconds",
+		Help:    "Time requests that queued waited for an instance slot (requests dispatched at once are not counted).",
+		Buckets: durationBuckets,
+	}, dl)); err != nil {
+		return nil, err
+	}
 	if m.mirrored, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plumbline_mirrored_requests_total",
 		Help: "Mirrored (shadow) copies of live requests by result: sent, dropped or error.",
@@ -102,6 +123,8 @@ type poolMetrics struct {
 	mirrorSent    prometheus.Counter
 	mirrorDropped prometheus.Counter
 	mirrorError   prometheus.Counter
+	coldStart     prometheus.Observer
+	capacityWait  prometheus.Observer
 }
 
 func (m *metrics) forPool(endpoint, deployment string) *poolMetrics {
@@ -115,6 +138,8 @@ func (m *metrics) forPool(endpoint, deployment string) *poolMetrics {
 		mirrorSent:    m.mirrored.WithLabelValues(endpoint, deployment, mirrorSent),
 		mirrorDropped: m.mirrored.WithLabelValues(endpoint, deployment, mirrorDropped),
 		mirrorError:   m.mirrored.WithLabelValues(endpoint, deployment, mirrorError),
+		coldStart:     m.coldStart.WithLabelValues(endpoint, deployment),
+		capacityWait:  m.capacityWait.WithLabelValues(endpoint, deployment),
 	}
 }
 

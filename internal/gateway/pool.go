@@ -3,6 +3,7 @@ package gateway
 import (
 	"cmp"
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -12,10 +13,17 @@ import (
 // deployment, so in-flight and queued requests survive snapshot swaps.
 //
 // Admission counts both in-flight and queued requests against
-// 2 × maxConc × len(ready), Azure's "Too many pending requests" bound. A
-// request is handed to the least-loaded ready instance with a free slot, or
-// waits in FIFO order until one frees up, maxQueueWait passes, or its context
-// ends.
+// 2 × maxConc × (ready + starting instances), Azure's "Too many pending
+// requests" bound, or maxPending when larger (an autoscaled deployment that
+// can still grow). A request is handed to the least-loaded ready instance
+// with a free slot, or waits in FIFO order until one frees up, maxQueueWait
+// passes, or its context ends. While no instance is ready but one is
+// starting (or starts on demand), requests wait for it instead of a 503:
+// a cold start within a request's deadline is invisible to the client.
+//
+// The pool also measures the deployment's demand for the autoscaler:
+// requests admitted, and the time integral of requests in flight and
+// queued.
 type pool struct {
 	endpoint   string
 	deployment string
@@ -44,6 +52,29 @@ type pool struct {
 	head, tail *waiter
 	// rr rotates the tie-break between equally loaded instances.
 	rr int
+
+	// starting is the snapshot's count of instances started and not
+	// ready; onDemand says one starts when a request comes while none
+	// runs; maxPending, when larger, is the admission bound.
+	starting   int
+	onDemand   bool
+	maxPending int
+	// wake is called (it must not block) when a request starts waiting
+	// with no instance ready: the gateway reports its demand at once.
+	wake func()
+
+	// Demand. since is when counting began; arrivals counts requests that
+	// came (admitted or not); busy integrates inflight + queued over time,
+	// in request-seconds, up to busyAt.
+	since    time.Time
+	arrivals int64
+	busy     float64
+	busyAt   time.Time
+	// coldSince is when a request first waited with no instance ready
+	// (zero: not cold); lastCold is the last cold start's length, the
+	// estimate Retry-After gives.
+	coldSince time.Time
+	lastCold  time.Duration
 }
 
 // instance is one backend as the pool tracks it.
@@ -86,13 +117,37 @@ type waiter struct {
 }
 
 func newPool(endpoint, deployment string, m *poolMetrics) *pool {
+	now := time.Now()
 	return &pool{
 		endpoint:   endpoint,
 		deployment: deployment,
 		m:          m,
 		maxConc:    1,
 		known:      make(map[string]*instance),
+		wake:       func() {},
+		since:      now,
+		busyAt:     now,
 	}
+}
+
+// tickLocked brings the busy integral up to now; call it before a change
+// of inflight or queued.
+func (p *pool) tickLocked(now time.Time) {
+	if d := now.Sub(p.busyAt); d > 0 {
+		p.busy += float64(p.inflight+p.queued) * d.Seconds()
+		p.busyAt = now
+	}
+}
+
+// holdLocked reports whether requests wait while no instance is ready:
+// one is starting, or one starts on demand.
+func (p *pool) holdLocked() bool {
+	return len(p.ready) == 0 && (p.starting > 0 || p.onDemand)
+}
+
+// boundLocked is the admission bound on requests in flight and queued.
+func (p *pool) boundLocked() int {
+	return max(p.capacity+2*p.maxConc*p.starting, p.maxPending)
 }
 
 // update applies a snapshot's view of the deployment: limits for new
@@ -104,6 +159,9 @@ func (p *pool) update(d *Deployment) {
 	defer p.mu.Unlock()
 	p.maxConc = max(1, d.MaxConcurrentPerInstance)
 	p.maxQueueWait = max(0, d.MaxQueueWait)
+	p.starting = max(0, d.Starting)
+	p.onDemand = d.OnDemand
+	p.maxPending = max(0, d.MaxPending)
 
 	for _, in := range p.ready {
 		in.listed = false
@@ -141,10 +199,22 @@ func (p *pool) update(d *Deployment) {
 		}
 	}
 	p.ready = ready
-	if len(ready) == 0 {
-		p.failQueuedLocked(errNoInstance)
-	} else {
+	now := time.Now()
+	p.tickLocked(now)
+	switch {
+	case len(ready) > 0:
+		if !p.coldSince.IsZero() {
+			p.lastCold = now.Sub(p.coldSince)
+			p.coldSince = time.Time{}
+			if p.m != nil {
+				p.m.coldStart.Observe(p.lastCold.Seconds())
+			}
+		}
 		p.dispatchLocked()
+	case !p.holdLocked():
+		// Nothing is starting and nothing will: queued requests fail.
+		p.coldSince = time.Time{}
+		p.failQueuedLocked(errNoInstance)
 	}
 	p.gaugesLocked()
 }
@@ -162,6 +232,9 @@ func (p *pool) retire() {
 	}
 	p.ready = nil
 	p.capacity = 0
+	p.starting, p.onDemand, p.maxPending = 0, false, 0
+	p.coldSince = time.Time{}
+	p.tickLocked(time.Now())
 	p.failQueuedLocked(errNoInstance)
 	p.gaugesLocked()
 }
@@ -177,13 +250,15 @@ func (p *pool) forgetLocked(in *instance) {
 // a context or a timer: the common case. It returns the instance, or an
 // admission error (errNoInstance, errQueueFull), or neither when the
 // request has to queue: then the caller calls acquire, which checks again.
-func (p *pool) tryAcquire() (*instance, error) {
+func (p *pool) tryAcquire(now time.Time) (*instance, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.ready) == 0 {
+	if len(p.ready) == 0 && !p.holdLocked() {
+		p.arrivals++
 		return nil, errNoInstance
 	}
-	if p.inflight+p.queued >= p.capacity {
+	if p.inflight+p.queued >= p.boundLocked() {
+		p.arrivals++
 		return nil, errQueueFull
 	}
 	if p.head != nil {
@@ -193,6 +268,8 @@ func (p *pool) tryAcquire() (*instance, error) {
 	if in == nil {
 		return nil, nil
 	}
+	p.arrivals++
+	p.tickLocked(now)
 	in.active++
 	p.inflight++
 	p.gaugesLocked()
@@ -204,14 +281,17 @@ func (p *pool) tryAcquire() (*instance, error) {
 // after waiting with errQueueWait or context.Cause(ctx).
 func (p *pool) acquire(ctx context.Context) (*instance, error) {
 	p.mu.Lock()
-	if len(p.ready) == 0 {
+	p.arrivals++
+	if len(p.ready) == 0 && !p.holdLocked() {
 		p.mu.Unlock()
 		return nil, errNoInstance
 	}
-	if p.inflight+p.queued >= p.capacity {
+	if p.inflight+p.queued >= p.boundLocked() {
 		p.mu.Unlock()
 		return nil, errQueueFull
 	}
+	now := time.Now()
+	p.tickLocked(now)
 	if p.head == nil {
 		if in := p.pickLocked(); in != nil {
 			in.active++
@@ -225,8 +305,20 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 	w := &waiter{ready: make(chan struct{}, 1)}
 	p.pushLocked(w)
 	wait := p.maxQueueWait
+	cold := len(p.ready) == 0
+	if cold {
+		// max_queue_wait_ms bounds the wait for a busy instance, not for
+		// one that is starting: only the request's deadline does.
+		wait = 0
+		if p.coldSince.IsZero() {
+			p.coldSince = now
+		}
+	}
 	p.gaugesLocked()
 	p.mu.Unlock()
+	if cold {
+		p.wake()
+	}
 
 	var expired <-chan time.Time
 	if wait > 0 {
@@ -237,6 +329,9 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 	var cause error
 	select {
 	case <-w.ready:
+		if w.err == nil {
+			p.waited(now)
+		}
 		return w.inst, w.err
 	case <-ctx.Done():
 		cause = context.Cause(ctx)
@@ -246,7 +341,14 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 
 	p.mu.Lock()
 	if !w.done {
+		p.tickLocked(time.Now())
 		p.unlinkLocked(w)
+		if len(p.ready) == 0 && errors.Is(cause, errRequestTimeout) {
+			// The deadline passed while the deployment was still cold:
+			// not the model's time (408) but capacity that did not come
+			// in time (503), with when to try again.
+			cause = &coldStartError{retryAfter: p.retryAfterLocked(time.Now())}
+		}
 		p.gaugesLocked()
 		p.mu.Unlock()
 		return nil, cause
@@ -262,9 +364,28 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 	return in, err
 }
 
+// waited records how long a request queued before it got a slot.
+func (p *pool) waited(since time.Time) {
+	if p.m != nil {
+		p.m.capacityWait.Observe(time.Since(since).Seconds())
+	}
+}
+
+// retryAfterLocked is when a request that gave up waiting for a cold start
+// should try again: what the last cold start took, less what this one has
+// taken so far; at least a second.
+func (p *pool) retryAfterLocked(now time.Time) time.Duration {
+	left := time.Second
+	if p.lastCold > 0 && !p.coldSince.IsZero() {
+		left = max(left, p.lastCold-now.Sub(p.coldSince))
+	}
+	return min(left, time.Minute)
+}
+
 // release returns in's slot and hands it to the head of the queue.
 func (p *pool) release(in *instance) {
 	p.mu.Lock()
+	p.tickLocked(time.Now())
 	in.active--
 	p.inflight--
 	if !in.listed && in.active == 0 {
@@ -352,6 +473,31 @@ func (p *pool) gaugesLocked() {
 	p.m.queue.Set(float64(p.queued))
 	p.m.inflight.Set(float64(p.inflight))
 	p.m.ready.Set(float64(len(p.ready)))
+}
+
+// Demand is one deployment's load as this gateway saw it, the
+// autoscaler's input (the server copies it into the store's report).
+// Arrivals and Busy are cumulative since Since.
+type Demand struct {
+	// InFlight requests are at an instance; Queued ones wait for a slot
+	// or for an instance to start.
+	InFlight, Queued int
+	// Ready is how many instances requests are dispatched to.
+	Ready int
+	// Arrivals counts the requests that came, admitted or refused.
+	Arrivals int64
+	// Busy is the time integral of InFlight + Queued, in request-seconds.
+	Busy float64
+	// Since is when counting began.
+	Since time.Time
+}
+
+func (p *pool) demand(now time.Time) Demand {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tickLocked(now)
+	return Demand{InFlight: p.inflight, Queued: p.queued, Ready: len(p.ready),
+		Arrivals: p.arrivals, Busy: p.busy, Since: p.since}
 }
 
 // idle reports whether no request is queued or in flight.

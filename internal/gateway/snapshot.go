@@ -55,6 +55,20 @@ type Deployment struct {
 	// Instances are the ready instances only; the gateway never sends a
 	// request to an instance that is not listed.
 	Instances []Instance
+	// Starting is how many instances were started and are not ready yet.
+	// While no instance is ready, requests wait for them (within their
+	// deadline) instead of a 503, and each counts toward the admission
+	// bound as a ready one would.
+	Starting int
+	// OnDemand says an instance starts when a request comes while none
+	// runs (scale_settings.min_instances 0): requests wait for it in the
+	// queue, within MaxPending and their deadline, instead of a 503.
+	OnDemand bool
+	// MaxPending, when larger than 2 × the instances' slots, bounds the
+	// requests in flight and queued instead (an autoscaled deployment
+	// admits what it could hold at its largest and queues while instances
+	// start). Zero means Azure's bound only.
+	MaxPending int
 	// ModelName and ModelVersion describe what serves, for provenance headers
 	// and logs. Either may be empty.
 	ModelName    string

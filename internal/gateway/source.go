@@ -25,8 +25,16 @@ type RouteSource interface {
 	Report(ctx context.Context, reachable map[string]int) error
 }
 
+// DemandReporter is a RouteSource that also takes the gateway's demand
+// (Demand) with every report, for the autoscaler: the report and the
+// demand travel together. Follow uses it when the source implements it.
+type DemandReporter interface {
+	ReportDemand(ctx context.Context, reachable map[string]int, demand map[string]Demand) error
+}
+
 // ReportInterval is how often Follow reports, besides right after every
-// table change.
+// table change and at once when a request waits at a deployment with no
+// ready instance.
 const ReportInterval = 250 * time.Millisecond
 
 // Follow keeps the gateway's table in step with src and reports what it may
@@ -81,9 +89,15 @@ func (g *Gateway) reportLoop(ctx context.Context, src RouteSource, changed <-cha
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-g.wakeReport:
 		case <-t.C:
 		}
-		err := src.Report(ctx, g.Reachable())
+		var err error
+		if dr, ok := src.(DemandReporter); ok {
+			err = dr.ReportDemand(ctx, g.Reachable(), g.Demand())
+		} else {
+			err = src.Report(ctx, g.Reachable())
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			log.Warn("gateway: report reachable instances", "err", err)
