@@ -94,12 +94,13 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 			}
 		}
 		if prev != nil {
-			if len(keep) < prev.InstanceCount {
+			want := r.want(d, prev, false)
+			if len(keep) < want {
 				if err := r.startOne(ctx, d, ds, prev, prevHash); err != nil {
 					return 0, err
 				}
 				return progressRequeue, nil
-			} else if len(keep) > prev.InstanceCount {
+			} else if len(keep) > want {
 				sortForRemoval(keep)
 				r.stopAsync(ds, keep[0], "scaled in")
 			}
@@ -146,7 +147,7 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 			old = append(old, in)
 		}
 	}
-	want := plan.InstanceCount
+	want := r.want(d, plan, inProgress)
 
 	switch {
 	case len(old) == 0 && len(current)+restarting < want:
@@ -158,10 +159,17 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 	case len(old) == 0 && len(current) > want:
 		extra := len(current) - want
 		sortForRemoval(current)
-		for _, in := range current[:extra] {
-			r.stopAsync(ds, in, "scaled in")
+		why := "scaled in"
+		if want == 0 {
+			why = "scaled to zero"
 		}
-		r.event(d.Endpoint, d.Name, "", "Normal", "Scaled", fmt.Sprintf("scaled from %d to %d instances", len(current), want))
+		for _, in := range current[:extra] {
+			r.stopAsync(ds, in, why)
+		}
+		if plan.Autoscale == nil {
+			// (The autoscaler records its own decisions, with their reason.)
+			r.event(d.Endpoint, d.Name, "", "Normal", "Scaled", fmt.Sprintf("scaled from %d to %d instances", len(current), want))
+		}
 	case len(old) > 0:
 		// Rolling replacement, one at a time: surge a new instance, wait
 		// until it is ready, then drain and stop one old instance.
@@ -186,6 +194,24 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 		return progressRequeue, nil
 	}
 	return 0, nil
+}
+
+// want is how many instances of plan the deployment runs: the
+// autoscaler's decision for an autoscaled plan (at least one while a new
+// version rolls out: it must prove it starts), else the plan's count.
+func (r *Reconciler) want(d *store.Deployment, plan *resolve.Plan, inProgress bool) int {
+	if plan.Autoscale == nil || r.cfg.Scaler == nil {
+		return plan.InstanceCount
+	}
+	n, ok := r.cfg.Scaler.Desired(d.Endpoint, d.Name)
+	if !ok {
+		n = plan.InstanceCount
+	}
+	n = min(max(n, plan.Autoscale.MinInstances), plan.Autoscale.MaxInstances)
+	if inProgress {
+		n = max(n, 1)
+	}
+	return n
 }
 
 // startupDeadline is how long a new plan may take to become ready: the

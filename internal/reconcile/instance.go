@@ -105,6 +105,10 @@ func (r *Reconciler) watch(in *instance, adopted bool) {
 // routable reports whether the gateway may send requests to the instance.
 func (v view) routable() bool { return v.ready && !v.exited && !v.stopping }
 
+// fastStartupPoll is the readiness probe's period in a new instance's
+// first FastStartup.
+const fastStartupPoll = 20 * time.Millisecond
+
 // probeResult is one probe outcome.
 type probeResult struct {
 	ok     bool
@@ -168,7 +172,16 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 			readyOK = rp.SuccessThreshold
 		}
 	}
+	// Until first ready, probe fast for a few seconds (a request may be
+	// waiting for this instance), then every StartupPoll.
+	startupPoll := func() time.Duration {
+		if time.Since(start) < r.cfg.FastStartup {
+			return min(fastStartupPoll, r.cfg.StartupPoll)
+		}
+		return r.cfg.StartupPoll
+	}
 	poll := r.cfg.StartupPoll
+	var lastInspect time.Time
 	changed := func() {
 		r.enqueue(in.endpoint, in.deployment)
 		r.persist(in)
@@ -177,6 +190,9 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 	for {
 		now := time.Now()
 		wait := poll
+		if !in.view().everReady {
+			wait = startupPoll()
+		}
 		if d := nextReady.Sub(now); d < wait {
 			wait = d
 		}
@@ -195,7 +211,15 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 			return
 		}
 
-		st, err := r.cfg.Driver.Inspect(ctx, in.id)
+		// The driver is asked at most every StartupPoll (the fast probes
+		// of a starting instance are cheap connects; an inspection may be
+		// an API call to a container engine).
+		var st driver.Status
+		var err error
+		if time.Since(lastInspect) >= r.cfg.StartupPoll {
+			lastInspect = time.Now()
+			st, err = r.cfg.Driver.Inspect(ctx, in.id)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -249,7 +273,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 			if everReady || nowReady || rp.InitialDelay > 0 {
 				nextReady = time.Now().Add(rp.Period)
 			} else {
-				nextReady = time.Now().Add(poll)
+				nextReady = time.Now().Add(startupPoll())
 			}
 		}
 

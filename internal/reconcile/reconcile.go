@@ -65,6 +65,14 @@ type Preparer interface {
 	Prepare(ctx context.Context, p *resolve.Plan) (ready bool, err error)
 }
 
+// Scaler decides the instance count of autoscaled deployments (the
+// autoscaler, on the same leader).
+type Scaler interface {
+	// Desired is the count the deployment should run; false means no
+	// decision yet (the plan's count holds).
+	Desired(endpoint, deployment string) (int, bool)
+}
+
 // Config wires a Reconciler. Zero durations take the documented defaults.
 type Config struct {
 	Store     store.Store
@@ -88,6 +96,9 @@ type Config struct {
 	// that have not yet dropped it from their tables. Stopping waits for
 	// zero (bounded by the request timeout) before signalling the process.
 	InFlight func(endpoint, deployment, instance string) int
+	// Scaler, if set, gives the instance count of deployments whose plan
+	// is autoscaled; nil means every plan's InstanceCount.
+	Scaler Scaler
 	// Fence, if set, is asked before every driver Start. An error (this
 	// replica lost its leader lease: store.ErrFenced) means nothing is
 	// started; whoever runs the reconciler should then stop it.
@@ -98,8 +109,13 @@ type Config struct {
 	// Resync is the period of a full pass without notifications (default 2s).
 	Resync time.Duration
 	// StartupPoll is how often readiness is probed before an instance's first
-	// ready when the probe has no initial_delay (default 200ms).
+	// ready when the probe has no initial_delay (default 200ms), after the
+	// first FastStartup of its life, during which it is probed every 20ms
+	// (a cold start is a request waiting: every poll counts).
 	StartupPoll time.Duration
+	// FastStartup is how long a new instance is probed every 20ms
+	// (default 3s).
+	FastStartup time.Duration
 	// StopGrace is how long an instance gets between SIGTERM and SIGKILL
 	// (default 10s).
 	StopGrace time.Duration
@@ -165,6 +181,9 @@ func New(cfg Config) *Reconciler {
 	if cfg.StartupPoll == 0 {
 		cfg.StartupPoll = 200 * time.Millisecond
 	}
+	if cfg.FastStartup == 0 {
+		cfg.FastStartup = 3 * time.Second
+	}
 	if cfg.StopGrace == 0 {
 		cfg.StopGrace = 10 * time.Second
 	}
@@ -227,6 +246,10 @@ func (r *Reconciler) Notify() {
 
 // enqueue asks for one deployment to be reconciled soon.
 func (r *Reconciler) enqueue(endpoint, deployment string) { r.queue.Add(key(endpoint, deployment)) }
+
+// Enqueue asks for one deployment to be reconciled soon (its desired count
+// changed). It never blocks.
+func (r *Reconciler) Enqueue(endpoint, deployment string) { r.enqueue(endpoint, deployment) }
 
 // Start re-adopts what a previous run left, then reconciles until ctx ends:
 // Workers goroutines take deployment keys from the queue, and a lister

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/autoscale"
 	"github.com/plumbline/plumbline/internal/blob"
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/driver"
@@ -49,6 +50,10 @@ type control struct {
 	images *imageHooks
 
 	rec atomic.Pointer[reconcile.Reconciler] // while leading
+	as  atomic.Pointer[autoscale.Autoscaler] // while leading
+	// scaleMetrics are the autoscaler's metrics, kept across leader terms
+	// (nil: none).
+	scaleMetrics *autoscale.Metrics
 }
 
 var _ interface {
@@ -128,9 +133,27 @@ func (c *control) lead(ctx context.Context) error {
 			return nil
 		}
 	}
-	rec := reconcile.New(reconcile.Config{
+	// The autoscaler decides counts; the reconciler, told of each change,
+	// starts and stops instances to match. Primed first, so that the
+	// reconciler never acts on a count the last leader had changed.
+	var rec *reconcile.Reconciler
+	as := autoscale.New(autoscale.Config{
+		Store:   c.st,
+		Metrics: c.scaleMetrics,
+		Logger:  c.log.With("component", "autoscaler"),
+		Scaled: func(endpoint, deployment string) {
+			if rec != nil {
+				rec.Enqueue(endpoint, deployment)
+			}
+		},
+	})
+	if err := as.Prime(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("autoscaler: read the last decisions", "err", err)
+	}
+	rec = reconcile.New(reconcile.Config{
 		Store:     c.st,
 		Driver:    drv,
+		Scaler:    as,
 		Artifacts: c.reg,
 		Checker:   checker(c.cfg, c.reg, c.images),
 		Images:    preparer(c.images),
@@ -143,7 +166,15 @@ func (c *control) lead(ctx context.Context) error {
 		Fence:    c.elect.fence,
 	})
 	c.rec.Store(rec)
+	c.as.Store(as)
+	asDone := make(chan struct{})
+	go func() {
+		defer close(asDone)
+		_ = as.Start(ctx)
+	}()
 	err := rec.Start(ctx)
+	<-asDone
+	c.as.Store(nil)
 	c.rec.Store(nil)
 	if c.root.Err() != nil && c.cfg.OnExit == OnExitStop {
 		c.stopInstances(drv)
@@ -213,6 +244,15 @@ func (c *control) stopInstances(drv driver.Driver) {
 	wg.Wait()
 	if len(list) > 0 {
 		c.log.Info("instances stopped", "count", len(list))
+	}
+}
+
+// kickAutoscaler asks the autoscaler for a pass now, when this replica
+// leads (a gateway of this process reported a request waiting at zero
+// instances); a leader elsewhere reads the report within its tick.
+func (c *control) kickAutoscaler() {
+	if as := c.as.Load(); as != nil {
+		as.Kick()
 	}
 }
 

@@ -17,9 +17,16 @@ type storeSource struct {
 	st   store.Store
 	id   string // the gateway replica's report ID
 	addr string
+	// onCold, if set, is called after a report that says a request waits
+	// at a deployment with no ready instance (this process's autoscaler,
+	// when it leads, decides at once).
+	onCold func()
 }
 
-var _ gateway.RouteSource = (*storeSource)(nil)
+var (
+	_ gateway.RouteSource    = (*storeSource)(nil)
+	_ gateway.DemandReporter = (*storeSource)(nil)
+)
 
 // Routes implements gateway.RouteSource. The version is read before the
 // table, so the table reflects at least that version.
@@ -38,6 +45,22 @@ func (s *storeSource) Routes(ctx context.Context, after int64) (*gateway.Snapsho
 // Report implements gateway.RouteSource.
 func (s *storeSource) Report(ctx context.Context, reachable map[string]int) error {
 	return s.st.PutGatewayReport(ctx, store.GatewayReport{ID: s.id, Addr: s.addr, Instances: reachable})
+}
+
+// ReportDemand implements gateway.DemandReporter: the reachable instances
+// and the demand per deployment go into the gateway's one report row.
+func (s *storeSource) ReportDemand(ctx context.Context, reachable map[string]int, demand map[string]gateway.Demand) error {
+	out := make(map[string]store.Demand, len(demand))
+	cold := false
+	for k, d := range demand {
+		out[k] = store.Demand{InFlight: d.InFlight, Queued: d.Queued, Ready: d.Ready, Arrivals: d.Arrivals, Busy: d.Busy, Since: d.Since}
+		cold = cold || (d.Queued > 0 && d.Ready == 0)
+	}
+	err := s.st.PutGatewayReport(ctx, store.GatewayReport{ID: s.id, Addr: s.addr, Instances: reachable, Demand: out})
+	if err == nil && cold && s.onCold != nil {
+		s.onCold()
+	}
+	return err
 }
 
 // sync rebuilds gw's table now, before returning. The API calls it after a
@@ -94,10 +117,14 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 		}
 	}
 	byDep := map[string][]store.Instance{}
+	starting := map[string]int{}
 	for _, r := range rows {
-		if r.Routable && r.Addr != "" {
-			k := r.Endpoint + "/" + r.Deployment
+		k := r.Endpoint + "/" + r.Deployment
+		switch {
+		case r.Routable && r.Addr != "":
 			byDep[k] = append(byDep[k], r)
+		case r.State == store.InstanceStarting:
+			starting[k]++
 		}
 	}
 	for _, d := range deps {
@@ -110,8 +137,9 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 			continue
 		}
 		p := rec.Plan
-		if d.State == store.StateFailed && d.ObservedGeneration == d.Generation && rec.Previous != nil && rec.Previous.Plan != nil {
-			p = rec.Previous.Plan // the failed version runs nothing; the last good one serves
+		failed := d.State == store.StateFailed && d.ObservedGeneration == d.Generation
+		if failed && rec.Previous != nil && rec.Previous.Plan != nil {
+			p, failed = rec.Previous.Plan, false // the failed version runs nothing; the last good one serves
 		}
 		gd := &gateway.Deployment{
 			Name:                     d.Name,
@@ -123,6 +151,14 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 			ModelName:                p.ModelName,
 			ModelVersion:             p.ModelVersion,
 			Contract:                 p.Contract,
+			Starting:                 starting[d.Endpoint+"/"+d.Name],
+		}
+		if a := p.Autoscale; a.CanScale() && !failed {
+			// The autoscaler adds instances under load and starts one for
+			// a request at zero: hold requests up to what the deployment
+			// holds at its largest.
+			gd.OnDemand = a.MinInstances == 0
+			gd.MaxPending = a.MaxPending
 		}
 		current := p.TemplateHash()
 		for _, r := range byDep[d.Endpoint+"/"+d.Name] {

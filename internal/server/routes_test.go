@@ -71,6 +71,7 @@ func TestAssemble(t *testing.T) {
 				"blue": {
 					Name: "blue", ScoringPath: "/predict", OpenAPIPath: "/openapi.json", RequestTimeout: 3 * time.Second,
 					MaxConcurrentPerInstance: 4, ModelName: "iris", ModelVersion: "2",
+					Starting: 1, // blue-2: requests may wait for it
 					Instances: []gateway.Instance{
 						// The old instance keeps its own path and limit.
 						{Name: "blue-0", Addr: "127.0.0.1:1", ScoringPath: "/score", OpenAPIPath: "/openapi.json", MaxConcurrent: 1},
@@ -144,5 +145,35 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 			t.Fatalf("waited %s for %s", within, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An autoscaled deployment that can grow admits its max pending; one that
+// scales to zero holds requests for an instance started on demand; one
+// fixed by min = max, or failed with nothing running, keeps Azure's bound
+// and its 503.
+func TestAssembleAutoscaled(t *testing.T) {
+	withScale := func(name string, min, max int) *resolve.Plan {
+		p := testPlan(name, "/score", 1, "1")
+		p.Autoscale = &resolve.Autoscale{MinInstances: min, MaxInstances: max, MaxPending: 2 * max}
+		return p
+	}
+	eps := []store.Endpoint{{Name: "ep", AuthMode: "key", Traffic: map[string]int{}, Mirror: map[string]int{}}}
+	deps := []store.Deployment{
+		{Endpoint: "ep", Name: "grows", Spec: recordJSON(t, withScale("grows", 1, 5), nil), State: store.StateSucceeded},
+		{Endpoint: "ep", Name: "zero", Spec: recordJSON(t, withScale("zero", 0, 2), nil), State: store.StateSucceeded},
+		{Endpoint: "ep", Name: "fixed", Spec: recordJSON(t, withScale("fixed", 2, 2), nil), State: store.StateSucceeded},
+		{Endpoint: "ep", Name: "broken", Spec: recordJSON(t, withScale("broken", 0, 2), nil), State: store.StateFailed, Generation: 1, ObservedGeneration: 1},
+	}
+	got := assemble(eps, deps, nil).Endpoints["ep"].Deployments
+	type adm struct {
+		onDemand   bool
+		maxPending int
+	}
+	want := map[string]adm{"grows": {false, 10}, "zero": {true, 4}, "fixed": {false, 0}, "broken": {false, 0}}
+	for name, w := range want {
+		if g := (adm{got[name].OnDemand, got[name].MaxPending}); g != w {
+			t.Errorf("%s: on demand %v, max pending %d; want %v, %d", name, g.onDemand, g.maxPending, w.onDemand, w.maxPending)
+		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/apiserver"
 	"github.com/plumbline/plumbline/internal/auth"
+	"github.com/plumbline/plumbline/internal/autoscale"
 	"github.com/plumbline/plumbline/internal/connlimit"
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/gateway"
@@ -288,6 +289,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			return err
 		}
 		defer ctl.Close()
+		if ctl.scaleMetrics, err = autoscale.NewMetrics(promReg); err != nil {
+			return err
+		}
+		if src != nil {
+			src.onCold = ctl.kickAutoscaler // a request waits at zero: decide now
+		}
 		apis = apiserver.New(apiserver.Config{
 			Store:          st,
 			Registry:       ctl.reg,
