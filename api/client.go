@@ -369,6 +369,16 @@ func (c *Client) GetDeploymentDocument(ctx context.Context, endpoint, name strin
 	return out, c.getJSON(ctx, deploymentPath(endpoint, name)+"/document", nil, &out)
 }
 
+// PrewarmDeployment asks an autoscaled deployment to run at least
+// p.Instances instances now and for p.DurationSeconds; it answers the
+// deployment with its scale status at once (the instances start
+// afterwards).
+func (c *Client) PrewarmDeployment(ctx context.Context, endpoint, name string, p Prewarm) (*Deployment, error) {
+	var out Deployment
+	_, err := c.sendJSON(ctx, http.MethodPost, deploymentPath(endpoint, name)+"/prewarm", nil, p, &out)
+	return &out, err
+}
+
 // ListDeployments lists an endpoint's deployments.
 func (c *Client) ListDeployments(ctx context.Context, endpoint string) ([]Deployment, error) {
 	var out []Deployment

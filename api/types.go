@@ -166,8 +166,11 @@ type Deployment struct {
 	CodeDigest        string     `json:"code_digest,omitempty"`
 	Runtime           string     `json:"runtime,omitempty"`
 	Instances         []Instance `json:"instances"`
-	CreatedAt         time.Time  `json:"created_at"`
-	UpdatedAt         time.Time  `json:"updated_at"`
+	// ScaleStatus is an autoscaled deployment's scaling state; nil for a
+	// fixed instance_count.
+	ScaleStatus *ScaleStatus `json:"scale_status,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
 	// Spec is the deployment document (JSON object). Its keys are merged into
 	// the top level on the wire; status keys above win on a clash.
 	Spec json.RawMessage `json:"-"`
@@ -207,6 +210,43 @@ func (d *Deployment) UnmarshalJSON(b []byte) error {
 	*d = Deployment(s)
 	d.Spec = append(json.RawMessage(nil), b...)
 	return nil
+}
+
+// ScaleStatus is what the autoscaler decided for a deployment with
+// scale_settings type target_utilization, and what runs.
+type ScaleStatus struct {
+	MinInstances int `json:"min_instances"`
+	MaxInstances int `json:"max_instances"`
+	// DesiredInstances is the autoscaler's decision; Instances run (ready
+	// or starting), ReadyInstances of them take requests.
+	DesiredInstances int `json:"desired_instances"`
+	Instances        int `json:"instances"`
+	ReadyInstances   int `json:"ready_instances"`
+	// PanicMode is true during a burst (the count rises, never falls).
+	PanicMode bool `json:"panic_mode"`
+	// UtilizationPercentage is the requests in flight and queued per
+	// ready instance, as a share of max_concurrent_requests_per_instance,
+	// at the last evaluation.
+	UtilizationPercentage float64 `json:"utilization_percentage"`
+	// LastDecision says why the count is what it is, e.g. "scaled 2 → 3:
+	// utilization 92 % > 70 %".
+	LastDecision   string     `json:"last_decision,omitempty"`
+	LastDecisionAt *time.Time `json:"last_decision_at,omitempty"`
+	// PrewarmInstances is a floor asked for by online-deployment prewarm,
+	// until PrewarmUntil.
+	PrewarmInstances int        `json:"prewarm_instances,omitempty"`
+	PrewarmUntil     *time.Time `json:"prewarm_until,omitempty"`
+}
+
+// Prewarm asks an autoscaled deployment to run at least Instances
+// instances for DurationSeconds (POST …/deployments/{name}/prewarm).
+// Instances 0 means min_instances or 1, whichever is more; DurationSeconds
+// 0 means the deployment's scale_to_zero_after. {"cancel": true} ends a
+// pre-warm.
+type Prewarm struct {
+	Instances       int  `json:"instances,omitempty"`
+	DurationSeconds int  `json:"duration_seconds,omitempty"`
+	Cancel          bool `json:"cancel,omitempty"`
 }
 
 // Keys is the get-credentials answer for auth_mode key.

@@ -263,14 +263,19 @@ func (s *Server) deploymentOut(d store.Deployment) api.Deployment {
 		Name: d.Name, EndpointName: d.Endpoint, ProvisioningState: d.State, Reason: d.Reason,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, Instances: []api.Instance{},
 	}
+	var plan *resolve.Plan
 	if rec, err := resolve.DecodeRecord(d.Spec); err == nil {
 		out.Spec = defaultedDocument(rec.Document)
 		if p := rec.Plan; p != nil {
 			out.ModelDigest, out.CodeDigest, out.Runtime = p.ModelDigest, p.CodeDigest, string(p.Runtime)
+			plan = p
 		}
 	}
 	if ins := s.cfg.Runtime.Instances(d.Endpoint, d.Name); ins != nil {
 		out.Instances = ins
+	}
+	if plan != nil && plan.Autoscale != nil {
+		out.ScaleStatus = s.scaleStatus(d, plan, out.Instances)
 	}
 	return out
 }

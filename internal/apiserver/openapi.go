@@ -61,6 +61,7 @@ var docs = map[string]routeDoc{
 	"GET /endpoints/{endpoint}/deployments/{deployment}/document": {"The deployment document as given (references pinned, no defaults), to edit and PUT back", nil, map[string]any{}, 200},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/logs":     {"Console logs (query: lines, instance, follow; container: inference-server, the default, storage-initializer for the model and code fetch events, or image-build)", nil, "text/plain", 200},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/events":   {"A deployment's lifecycle events", nil, []api.Event{}, 200},
+	"POST /endpoints/{endpoint}/deployments/{deployment}/prewarm": {"Pre-warm an autoscaled deployment: at least instances for duration_seconds (or cancel); the instances start afterwards", api.Prewarm{}, api.Deployment{}, 202},
 	"GET /events":                                                 {"Lifecycle events (query: endpoint, deployment, after, limit)", nil, []api.Event{}, 200},
 }
 

@@ -155,6 +155,7 @@ func (s *Server) table() []route {
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/document", s.getDocument},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/logs", s.getLogs},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/events", s.deploymentEvents},
+		{"POST", "/endpoints/{endpoint}/deployments/{deployment}/prewarm", s.prewarm},
 		{"GET", "/events", s.listEvents},
 	}
 }

@@ -262,6 +262,7 @@ func (c *control) Notify() {
 	if rec := c.rec.Load(); rec != nil {
 		rec.Notify()
 	}
+	c.kickAutoscaler() // a pre-warm or a change of scale settings
 }
 
 // Instances reports a deployment's instances from the store, as every
