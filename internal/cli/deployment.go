@@ -29,7 +29,11 @@ var deploymentColumns = []column{
 				ready++
 			}
 		}
-		return fmt.Sprintf("%d/%s", ready, cellString(r["instance_count"]))
+		want := cellString(r["instance_count"])
+		if st, ok := r["scale_status"].(map[string]any); ok {
+			want = cellString(st["desired_instances"]) // autoscaled: what the autoscaler wants now
+		}
+		return fmt.Sprintf("%d/%s", ready, want)
 	}},
 	field("REASON", "reason"),
 }
