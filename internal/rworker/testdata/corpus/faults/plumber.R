@@ -1,0 +1,35 @@
+# Endpoints for the supervisor's fault tests: slow, runaway, memory-hungry.
+
+#* @get /live
+function() "alive"
+
+#* @get /ready
+function() "ready"
+
+#* @serializer unboxedJSON
+#* @get /pid
+function() list(pid = Sys.getpid())
+
+#* Sleeps; the test cancels or kills it.
+#* @serializer unboxedJSON
+#* @get /slow
+function(s = "30") {
+  Sys.sleep(as.numeric(s))
+  list(slept = as.numeric(s))
+}
+
+#* Never returns: a runaway loop.
+#* @get /spin
+function() {
+  repeat {
+    x <- sum(runif(1000))
+  }
+}
+
+#* Keeps about 200 MB alive in the worker.
+#* @serializer unboxedJSON
+#* @get /grow
+function() {
+  hoard <<- c(if (exists("hoard")) hoard else NULL, list(runif(25e6)))
+  list(pid = Sys.getpid(), chunks = length(hoard))
+}
