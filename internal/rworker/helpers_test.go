@@ -83,6 +83,7 @@ type app struct {
 	codeDir  string // AML_APP_ROOT
 	entry    string // AZUREML_ENTRY_SCRIPT
 	modelDir string // AZUREML_MODEL_DIR ("" for none)
+	extraEnv []string
 }
 
 func (a app) env() []string {
@@ -91,20 +92,30 @@ func (a app) env() []string {
 	if a.modelDir != "" {
 		env = append(env, "AZUREML_MODEL_DIR="+a.modelDir)
 	}
-	return env
+	return append(env, a.extraEnv...)
 }
 
 // lean is a supervisor started by a test.
 type lean struct {
 	s    *Supervisor
 	url  string
-	log  *syncBuffer
-	done chan error
+	log     *syncBuffer
+	stopped chan struct{} // closed when Run has returned, with err set
+	err     error
 }
 
 // startLean runs a supervisor for a in this test process and waits until
 // its readiness probe passes. cfg's Listen and Dir are filled in.
 func startLean(t *testing.T, a app, cfg Config) *lean {
+	t.Helper()
+	l := launchLean(t, a, cfg)
+	waitReady(t, l.url+l.s.cfg.ReadinessPath, l.stopped, func() error { return l.err }, l.log)
+	return l
+}
+
+// launchLean runs a supervisor for a in this test process; it is stopped
+// when the test ends.
+func launchLean(t *testing.T, a app, cfg Config) *lean {
 	t.Helper()
 	rscript := requireR(t)
 	cfg.Listen = "127.0.0.1:" + freePort(t)
@@ -124,12 +135,15 @@ func startLean(t *testing.T, a app, cfg Config) *lean {
 	s.env = a.env()
 	s.workDir, _ = filepath.Abs(a.codeDir)
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &lean{s: s, url: "http://" + cfg.Listen, log: log, done: make(chan error, 1)}
-	go func() { l.done <- s.Run(ctx) }()
+	l := &lean{s: s, url: "http://" + cfg.Listen, log: log, stopped: make(chan struct{})}
+	go func() {
+		l.err = s.Run(ctx)
+		close(l.stopped)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-l.done:
+		case <-l.stopped:
 		case <-time.After(30 * time.Second):
 			t.Errorf("supervisor did not stop within 30 s")
 		}
@@ -137,12 +151,12 @@ func startLean(t *testing.T, a app, cfg Config) *lean {
 			t.Logf("supervisor log:\n%s", log.String())
 		}
 	})
-	waitReady(t, l.url+cfg.ReadinessPath, l.done, log)
 	return l
 }
 
-// waitReady polls url until it answers 200, failing when done yields first.
-func waitReady(t *testing.T, url string, done <-chan error, log *syncBuffer) {
+// waitReady polls url until it answers 200, failing when the server stops
+// first (done closes; errOf says why).
+func waitReady(t *testing.T, url string, done <-chan struct{}, errOf func() error, log *syncBuffer) {
 	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(90 * time.Second)
@@ -155,8 +169,8 @@ func waitReady(t *testing.T, url string, done <-chan error, log *syncBuffer) {
 			}
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("stopped before ready: %v\n%s", err, log)
+		case <-done:
+			t.Fatalf("stopped before ready: %v\n%s", errOf(), log)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -179,8 +193,12 @@ func startPlumber(t *testing.T, a app, probe string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-done
@@ -189,7 +207,7 @@ func startPlumber(t *testing.T, a app, probe string) string {
 		}
 	})
 	url := "http://127.0.0.1:" + port
-	waitReady(t, url+probe, done, log)
+	waitReady(t, url+probe, done, func() error { return waitErr }, log)
 	return url
 }
 

@@ -3,8 +3,16 @@
 #* @get /live
 function() "alive"
 
+#* Ready once the file READY_FILE names exists (when it names one).
 #* @get /ready
-function() "ready"
+function(res) {
+  f <- Sys.getenv("READY_FILE")
+  if (nzchar(f) && !file.exists(f)) {
+    res$status <- 503
+    return("not yet")
+  }
+  "ready"
+}
 
 #* @serializer unboxedJSON
 #* @get /pid
