@@ -546,6 +546,7 @@ func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name str
 		Env:         p.Env,
 		CPU:         p.CPU,
 		MemoryBytes: p.MemoryBytes,
+		RWorkers:    p.RWorkers(),
 	}
 	if p.ModelDigest != "" {
 		dir, err := r.cfg.Artifacts.Materialize(ctx, p.ModelDigest)

@@ -13,6 +13,7 @@ import (
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/plumber"
 	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/rworker"
 	"github.com/plumbline/plumbline/internal/spec"
 	"github.com/plumbline/plumbline/internal/store"
 )
@@ -125,9 +126,19 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		if img == "" && env.Build != nil {
 			img = "the image built from " + p.Dockerfile
 		}
-		if img != "" {
-			notices = append(notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
+		rr, rwhy, err := r.rRuntime(ctx, dd, p)
+		if err != nil {
+			return nil, err
 		}
+		p.RRuntime = rr
+		how := "under plumbline's built-in launcher (the equivalent of start_plumber.R)"
+		if rr == spec.RRuntimeLean {
+			how = "on plumbline's lean R runtime"
+		}
+		if img != "" {
+			notices = append(notices, fmt.Sprintf("%s: %s is not needed locally; %s runs %s with this machine's R", why, img, p.EntryScript, how))
+		}
+		notices = append(notices, rwhy)
 		p.OpenAPIPath = "/openapi.json"
 	case driver.RuntimeGeneric:
 		p.Command = env.Plumbline.Command
@@ -138,6 +149,12 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 
 	// Routes.
 	p.Liveness, p.Readiness, p.Scoring = defaultRoutes(runtime)
+	if p.Lean() {
+		// Without inference_config, the lean runtime's supervisor answers
+		// the probes on routes of its own (plumber's /openapi.json stays
+		// the API's document).
+		p.Liveness.Path, p.Readiness.Path = rworker.OwnLivenessPath, rworker.OwnReadinessPath
+	}
 	if ic := env.InferenceConfig; ic != nil {
 		if ic.LivenessRoute != nil {
 			p.Liveness = Route(*ic.LivenessRoute)
@@ -163,6 +180,9 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	p.RequestTimeout = ms(rs.RequestTimeoutMs)
 	p.MaxConcurrentPerInstance = *rs.MaxConcurrentRequestsPerInstance
 	p.MaxQueueWait = ms(rs.MaxQueueWaitMs)
+	if p.Lean() {
+		notices = append(notices, leanSettings(dd, p)...)
+	}
 	p.LivenessProbe = probe(dd.LivenessProbe)
 	p.ReadinessProbe = probe(dd.ReadinessProbe)
 	if d.ReadinessProbe == nil || d.ReadinessProbe.InitialDelay == nil {

@@ -97,8 +97,8 @@ func (a app) env() []string {
 
 // lean is a supervisor started by a test.
 type lean struct {
-	s    *Supervisor
-	url  string
+	s       *Supervisor
+	url     string
 	log     *syncBuffer
 	stopped chan struct{} // closed when Run has returned, with err set
 	err     error

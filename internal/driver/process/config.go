@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 )
 
@@ -40,6 +41,18 @@ type Config struct {
 	PassEnv []string
 	// Logger receives the driver's own events. Zero: slog.Default().
 	Logger *slog.Logger
+	// Self is the plumbline executable, which runs the lean R runtime's
+	// supervisor (`plumbline rworker`) for instances with RWorkers set.
+	// Zero: the running program (os.Executable).
+	Self string
+}
+
+// self returns the executable that runs `plumbline rworker`.
+func (c Config) self() (string, error) {
+	if c.Self != "" {
+		return findExecutable(c.Self, "")
+	}
+	return os.Executable()
 }
 
 // Defaults, in one place.

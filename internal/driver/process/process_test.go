@@ -22,6 +22,7 @@ import (
 	"github.com/plumbline/plumbline/internal/driver/drivertest"
 	"github.com/plumbline/plumbline/internal/driver/process"
 	"github.com/plumbline/plumbline/internal/plumber"
+	"github.com/plumbline/plumbline/internal/rworker"
 )
 
 // Environment variables that turn the test binary into a fake plumbline
@@ -32,6 +33,11 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	// The driver runs the lean R runtime's supervisor as its own
+	// executable (Config.Self's default): here, this test binary.
+	if len(os.Args) > 1 && os.Args[1] == rworker.Command {
+		os.Exit(rworker.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	if dir := os.Getenv(fakeServerEnv); dir != "" {
 		fakeServer(dir, os.Getenv(testServerEnv))
 		return
@@ -121,6 +127,79 @@ func TestConformancePlumber(t *testing.T) {
 		},
 		StartTimeout: 60 * time.Second,
 	})
+}
+
+// TestConformanceLean runs the suite on the lean R runtime: the driver
+// starts `plumbline rworker` (this test binary) for the same plumber.R.
+func TestConformanceLean(t *testing.T) {
+	rscript := requirePlumber(t)
+	code, err := filepath.Abs("testdata/plumber")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drivertest.Run(t, newDriver(t, process.Config{Rscript: rscript}), drivertest.Harness{
+		Spec: func(t *testing.T, id string, s drivertest.Server) driver.InstanceSpec {
+			return driver.InstanceSpec{
+				ID:          id,
+				Runtime:     driver.RuntimePlumber,
+				ModelDir:    t.TempDir(),
+				CodeDir:     code,
+				EntryScript: "plumber.R",
+				Env:         s.Env,
+				RWorkers:    &driver.RWorkers{Workers: 2, LivenessPath: "/live", ReadinessPath: "/ready"},
+			}
+		},
+		StartTimeout: 60 * time.Second,
+	})
+}
+
+// TestLeanFallsBackToPlumber: what only the loaded session can tell the
+// lean runtime cannot serve (an exit hook registered through a variable)
+// makes the supervisor replace itself with plumber's own server: same pid,
+// same address, and the log says why.
+func TestLeanFallsBackToPlumber(t *testing.T) {
+	rscript := requirePlumber(t)
+	code := t.TempDir()
+	src := "#* @plumber\nfunction(pr) {\n  stage <- \"exit\"\n  plumber::pr_hook(pr, stage, function() NULL)\n}\n\n#* @get /live\nfunction() \"alive\"\n"
+	if err := os.WriteFile(filepath.Join(code, "plumber.R"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, process.Config{Rscript: rscript})
+	st, err := d.Start(context.Background(), driver.InstanceSpec{
+		ID: "fallback", Runtime: driver.RuntimePlumber, CodeDir: code, EntryScript: "plumber.R",
+		RWorkers: &driver.RWorkers{Workers: 1, LivenessPath: "/.plumbline/live", ReadinessPath: "/.plumbline/ready"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get("http://" + st.Addr + "/live")
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK && string(body) == `["alive"]` {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plumber's own server did not answer /live: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	now, err := d.Inspect(context.Background(), "fallback")
+	if err != nil || now.State != driver.StateRunning || now.PID != st.PID {
+		t.Errorf("after the fallback: %+v, %v; want the same pid %d running", now, err, st.PID)
+	}
+	logs, err := d.Logs(context.Background(), "fallback", driver.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	text, _ := io.ReadAll(logs)
+	if !strings.Contains(string(text), "exit hook") || !strings.Contains(string(text), "plumber's own server instead") {
+		t.Errorf("the log does not say why:\n%s", text)
+	}
 }
 
 var (

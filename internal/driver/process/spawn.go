@@ -17,6 +17,7 @@ import (
 
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/plumber"
+	"github.com/plumbline/plumbline/internal/rworker"
 )
 
 // basicEnv are the variables of plumbline's environment every instance
@@ -111,6 +112,29 @@ func (d *Driver) argv(spec driver.InstanceSpec, port int) (string, []string, err
 		exe, err := findExecutable(d.cfg.Rscript, "")
 		if err != nil {
 			return "", nil, startErr(spec.ID, "cannot run R: install it (Debian: apt-get install r-base-core r-cran-plumber) or set the driver's Rscript path", err)
+		}
+		if rw := spec.RWorkers; rw != nil {
+			// The lean R runtime: plumbline's own supervisor, which runs
+			// R itself.
+			self, err := d.cfg.self()
+			if err != nil {
+				return "", nil, startErr(spec.ID, "cannot find the plumbline executable for the lean R runtime", err)
+			}
+			c := rworker.Config{
+				Listen:         net.JoinHostPort(d.cfg.BindHost, strconv.Itoa(port)),
+				Dir:            filepath.Join(d.cfg.StateDir, "instances", spec.ID, "rworker"),
+				Rscript:        exe,
+				Workers:        rw.Workers,
+				MaxRequests:    rw.MaxRequests,
+				MaxMemoryBytes: rw.MaxMemoryBytes,
+				RequestTimeout: rw.RequestTimeout,
+				LivenessPath:   rw.LivenessPath,
+				ReadinessPath:  rw.ReadinessPath,
+			}
+			if err := c.Validate(); err != nil {
+				return "", nil, startErr(spec.ID, "invalid lean R runtime settings", err)
+			}
+			return self, append([]string{self}, c.Args()...), nil
 		}
 		return exe, []string{exe, "-e", plumber.Launcher(d.cfg.BindHost)}, nil
 	case driver.RuntimeImage:
