@@ -111,7 +111,11 @@ func (s *Server) postDeployment(w http.ResponseWriter, r *http.Request) error {
 // notices.
 func (s *Server) deploymentEvents0(r *http.Request, dep store.Deployment, rec *resolve.Record, reason, msg string) {
 	p := rec.Plan
-	detail := fmt.Sprintf("%s: runtime %s, %d instance(s)", msg, p.Runtime, p.InstanceCount)
+	runtime := string(p.Runtime)
+	if p.Lean() {
+		runtime += fmt.Sprintf(" (lean R runtime, %d worker(s) per instance)", p.Workers)
+	}
+	detail := fmt.Sprintf("%s: runtime %s, %d instance(s)", msg, runtime, p.InstanceCount)
 	if p.ModelName != "" {
 		detail += fmt.Sprintf(", model %s:%s (%s)", p.ModelName, p.ModelVersion, shortDigest(p.ModelDigest))
 	}

@@ -274,19 +274,51 @@ func (s *Supervisor) startupChecks(ctx context.Context) {
 	s.log.Info("ready", "workers", s.cfg.Workers, "startup_probes", paths)
 }
 
-// serveControl serves the control socket, Dir/control.sock (mode 0600 in
-// the 0700 folder): GET /status reports the pool with each worker's state;
+// maxSocketPath is the longest unix socket path Linux binds (sun_path is
+// 108 bytes with its terminating NUL).
+const maxSocketPath = 107
+
+// ControlSocket returns the path of the control socket of the supervisor
+// whose Dir is dir: Dir/control.sock, or, when that path is too long for a
+// unix socket, the path written in Dir/control.addr.
+func ControlSocket(dir string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, "control.addr")); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return filepath.Join(dir, "control.sock")
+}
+
+// serveControl serves the control socket (ControlSocket; mode 0600 in a
+// 0700 folder): GET /status reports the pool with each worker's state;
 // PUT /workers?n=N resizes it and answers once N workers are ready.
 func (s *Supervisor) serveControl() (io.Closer, error) {
 	path := filepath.Join(s.cfg.Dir, "control.sock")
+	var cleanup func()
+	if len(path) > maxSocketPath {
+		short, err := os.MkdirTemp("", "plumbline-rworker-")
+		if err != nil {
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
+		cleanup = func() { os.RemoveAll(short) }
+		path = filepath.Join(short, "control.sock")
+		if err := os.WriteFile(filepath.Join(s.cfg.Dir, "control.addr"), []byte(path+"\n"), 0o600); err != nil {
+			cleanup()
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
+	}
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
+	if err == nil {
+		err = os.Chmod(path, 0o600)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		if cleanup != nil {
+			cleanup()
+		}
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -308,5 +340,15 @@ func (s *Supervisor) serveControl() (io.Closer, error) {
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
+	return closerFunc(func() error {
+		err := srv.Close()
+		if cleanup != nil {
+			cleanup()
+		}
+		return err
+	}), nil
 }
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }

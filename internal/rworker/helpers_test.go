@@ -279,7 +279,7 @@ func (l *lean) status(t *testing.T) probeState {
 
 func (l *lean) control(t *testing.T, method, path string) []byte {
 	t.Helper()
-	sock := filepath.Join(l.s.cfg.Dir, "control.sock")
+	sock := ControlSocket(l.s.cfg.Dir)
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}, Timeout: 60 * time.Second}

@@ -80,6 +80,8 @@ local({
   pr$setDebug(pr$getDebug())
   docs_callback <- rlang::maybe_missing(P$docs_callback,
     getOption("plumber.docs.callback", getOption("plumber.swagger.url", NULL)))
+  # The line plumber's own server logs, so that instance logs read the same.
+  message("Running plumber API at ", ns$urlHost(host = host, port = port, changeHostLocation = FALSE))
   if (isTRUE(P$docs_info$enabled) && is.function(ns$mount_docs)) {
     ns$mount_docs(pr = pr, host = host, port = port, docs_info = P$docs_info,
                   callback = docs_callback, quiet = FALSE)
@@ -407,6 +409,15 @@ local({
 
   worker <- function(id) {
     status <- 0L
+    # quit() in a forked process would run R's exit sequence, which removes
+    # the temporary folder it shares with the loaded session and the other
+    # workers: here it ends the worker only (which is forked again).
+    leave <- function(save = "default", status = 0, runLast = TRUE) {
+      message("plumbline: quit() called while serving a request: this worker ends and is replaced")
+      parallel:::mcexit(as.integer(status))
+    }
+    assign("quit", leave, envir = globalenv())
+    assign("q", leave, envir = globalenv())
     tryCatch({
       out <- fifo(file.path(dir, paste0(id, ".out")), "wb", blocking = TRUE)
       inp <- fifo(file.path(dir, paste0(id, ".in")), "rb", blocking = TRUE)
@@ -421,6 +432,8 @@ local({
         if (is.null(head) || is.null(body)) break
         head <- strsplit(rawToChar(head), "\n", fixed = TRUE)[[1]]
         if (length(head) < 8L) stop("malformed request frame")
+        # Made again if something removed it (base::quit() in a worker).
+        tempdir(check = TRUE)
         resp <- settle(call_router(make_req(head, body)))
         writeBin(encode_response(resp), out)
         flush(out)

@@ -120,12 +120,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	ctl, err := s.serveControl()
-	if err != nil {
-		ln.Close()
-		return err
+	// The control socket is for operators and benchmarks: serving goes on
+	// without it.
+	if ctl, err := s.serveControl(); err != nil {
+		s.log.Warn("no control socket", "err", err)
+	} else {
+		defer ctl.Close()
 	}
-	defer ctl.Close()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

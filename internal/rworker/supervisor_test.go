@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -289,5 +290,55 @@ func TestLoadErrorStops(t *testing.T) {
 	}
 	if !strings.Contains(l.log.String(), "unexpected '*'") {
 		t.Errorf("the log lacks R's own error text:\n%s", l.log)
+	}
+}
+
+// TestQuitEndsOnlyTheWorker: quit() in a handler ends that worker (its
+// request gets a 502), not the loaded session's temporary folder, which
+// the other workers share.
+func TestQuitEndsOnlyTheWorker(t *testing.T) {
+	l := startLean(t, faults, seedRoutes(Config{Workers: 2}))
+	if a := do(t, l.url, call{Path: "/quit"}); a.Status != http.StatusBadGateway {
+		t.Errorf("/quit: %d %s, want 502", a.Status, a.Body)
+	}
+	for range 4 {
+		if a := do(t, l.url, call{Path: "/tempfile"}); a.Status != http.StatusOK || string(a.Body) != `{"ok":true}` {
+			t.Fatalf("/tempfile after a worker quit: %d %s", a.Status, a.Body)
+		}
+	}
+	eventually(t, 30*time.Second, "the pool is back to 2 workers", func() bool {
+		st := l.status(t)
+		return st.Workers == 2 && st.Replaced == 1
+	})
+	if !strings.Contains(l.log.String(), "quit() called while serving a request") {
+		t.Errorf("the log does not say the worker quit:\n%s", l.log)
+	}
+}
+
+// TestLongDirControlSocket: a run folder too deep for a unix socket path
+// puts the control socket in a private temporary folder, and says where.
+func TestLongDirControlSocket(t *testing.T) {
+	s, err := New(Config{Listen: "127.0.0.1:1", Dir: filepath.Join(t.TempDir(), strings.Repeat("d", 120))}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.serveControl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := ControlSocket(s.cfg.Dir)
+	if len(sock) > maxSocketPath || !strings.HasSuffix(sock, "control.sock") {
+		t.Fatalf("control socket at %q", sock)
+	}
+	fi, err := os.Stat(filepath.Dir(sock))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("its folder: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+	c.Close()
+	if _, err := os.Stat(filepath.Dir(sock)); !os.IsNotExist(err) {
+		t.Errorf("the temporary folder is left after Close: %v", err)
 	}
 }

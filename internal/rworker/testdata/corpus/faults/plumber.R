@@ -41,3 +41,19 @@ function() {
   hoard <<- c(if (exists("hoard")) hoard else NULL, list(runif(25e6)))
   list(pid = Sys.getpid(), chunks = length(hoard))
 }
+
+#* Quits R, as a script might on a fatal condition.
+#* @get /quit
+function() {
+  quit(save = "no", status = 3)
+}
+
+#* Writes and reads a temporary file (as the png serializer does).
+#* @serializer unboxedJSON
+#* @get /tempfile
+function() {
+  f <- tempfile()
+  writeLines("x", f)
+  on.exit(unlink(f))
+  list(ok = file.exists(f))
+}
