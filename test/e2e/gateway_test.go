@@ -70,10 +70,12 @@ func TestBlueGreenRestartAndGateway(t *testing.T) {
 
 	// The restarted server belongs to the whole test, so it is started
 	// here rather than in the subtest that checks it.
-	old := instanceProcs(dd)
-	if len(old) != 2 {
-		t.Fatalf("before the kill: want 2 instance processes (blue-0, green-0) from this data dir, got %v", old)
+	if leaders := instanceLeaders(dd); len(leaders) != 2 {
+		t.Fatalf("before the kill: want 2 instance processes (blue-0, green-0) from this data dir, got %v", leaders)
 	}
+	// Every process of the instances: on the lean R runtime, the
+	// supervisor, its R session and the workers.
+	old := instanceProcs(dd)
 	s.kill9(t)
 	orphans := 0
 	for pid := range old {
@@ -81,7 +83,7 @@ func TestBlueGreenRestartAndGateway(t *testing.T) {
 			orphans++
 		}
 	}
-	t.Logf("kill -9 of plumbline serve left %d of its %d R instance processes running", orphans, len(old))
+	t.Logf("kill -9 of plumbline serve left %d of its %d instance processes running", orphans, len(old))
 	restart := time.Now()
 	s = startServer(t, dd)
 	if !t.Run("kill -9 of serve and restart", func(t *testing.T) {
@@ -91,7 +93,7 @@ func TestBlueGreenRestartAndGateway(t *testing.T) {
 		t.Logf("both deployments ready again %s after the restart", time.Since(restart).Round(time.Millisecond))
 		var now map[int]string
 		waitFor(t, 15*time.Second, "the previous run's R processes gone and 2 new ones", func() (bool, string) {
-			now = instanceProcs(dd)
+			now = instanceLeaders(dd)
 			var left []int
 			for pid := range old {
 				if alive(pid) {

@@ -21,6 +21,10 @@
 //  5. deploy   — create → first 200, scale 1 → 2 → second instance ready.
 //  6. memory   — plumbline serve idle and at peak in run 1, nginx beside it,
 //     each R instance (measured within 1 and 2).
+//  7. lean     — the lean R runtime beside plumber's own server on the iris
+//     example and a slower 500-tree ranger model, at 1 and 2 instances or
+//     workers; fork time of +1 worker; PSS of 1 vs 4 workers; a worker
+//     killed under load.
 //
 // Variants are run in a shuffled order, repeated, and reported as medians
 // (performance.md §9). Everything the harness starts runs in a proc.Group
@@ -55,7 +59,7 @@ import (
 )
 
 // Scenario names, in the order they run.
-var Scenarios = []string{"gateway", "r", "overload", "rollout", "deploy"}
+var Scenarios = []string{"gateway", "r", "overload", "rollout", "deploy", "lean"}
 
 // Config is one benchmark run. Zero values take the defaults of the full
 // run, or of the smoke run when Smoke is set.
@@ -248,6 +252,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = e.rollout(ctx)
 		case "deploy":
 			err = e.deploy(ctx)
+		case "lean":
+			err = e.leanScenario(ctx)
 		}
 		if err != nil {
 			err = fmt.Errorf("scenario %s: %w", s, err)
@@ -294,8 +300,13 @@ func (e *env) preflight() error {
 	} else {
 		c.Nginx = p
 	}
-	if c.want("r") || c.want("deploy") {
+	if c.want("r") || c.want("deploy") || c.want("lean") {
 		if err := rscript.Check(c.Rscript); err != nil {
+			missing = append(missing, err.Error())
+		}
+	}
+	if c.want("lean") {
+		if err := rscript.CheckPackages(c.Rscript, "ranger"); err != nil {
 			missing = append(missing, err.Error())
 		}
 	}
@@ -333,9 +344,9 @@ func (e *env) versions() {
 		add("wrk", strings.TrimSpace(strings.TrimSuffix(line, "Copyright (C) 2012 Will Glozer")))
 	}
 	add("vegeta (library)", moduleVersion("github.com/tsenart/vegeta/v12"))
-	if e.cfg.want("r") || e.cfg.want("deploy") {
+	if e.cfg.want("r") || e.cfg.want("deploy") || e.cfg.want("lean") {
 		v := rscript.Versions(e.cfg.Rscript)
-		for _, k := range []string{"R", "plumber", "httpuv", "jsonlite", "randomForest"} {
+		for _, k := range []string{"R", "plumber", "httpuv", "jsonlite", "randomForest", "ranger"} {
 			add(k, v[k])
 		}
 	}

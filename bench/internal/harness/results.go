@@ -36,6 +36,7 @@ type Results struct {
 	Overload *OverloadResult
 	Rollout  *RolloutResult
 	Deploy   *DeployResult
+	Lean     *LeanResult
 	Memory   MemoryResult
 
 	Verdicts []Verdict

@@ -56,6 +56,7 @@ func verdicts(r *Results) []Verdict {
 	skip := func(target, why string) { out = append(out, Verdict{Target: target, Skipped: true, Figure: why}) }
 	out = append(out, gatewayVerdicts(r, skip)...)
 	out = append(out, rVerdicts(r, skip)...)
+	out = append(out, leanVerdicts(r, skip)...)
 
 	if o := r.Overload; o != nil {
 		maxSeen := 0
