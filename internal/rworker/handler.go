@@ -210,17 +210,19 @@ func (s *Supervisor) run(ctx context.Context, frame []byte) (res response, statu
 		}
 		return res, http.StatusServiceUnavailable, err.Error()
 	}
+	// The worker gets until the deadline even when the client goes away
+	// sooner (the gateway at its own request timeout, a client that hangs
+	// up): R cannot be interrupted, and a worker that finishes is worth
+	// keeping. Only past the deadline is it killed.
 	deadline := time.Now().Add(s.cfg.RequestTimeout + timeoutGrace)
-	res, err = wk.exchange(ctx, frame, deadline, maxBody)
+	res, err = wk.exchange(context.WithoutCancel(ctx), frame, deadline, maxBody)
 	switch {
 	case err == nil:
 		s.release(wk)
+		if ctx.Err() != nil {
+			return res, -1, ""
+		}
 		return res, 0, ""
-	case ctx.Err() != nil:
-		// The client (the gateway, at its request timeout) has gone. R
-		// cannot be interrupted mid-computation: the worker is replaced.
-		s.fail(wk, "its request was cancelled by the client while R was busy")
-		return res, -1, ""
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.fail(wk, fmt.Sprintf("its request ran past the request timeout (%s)", s.cfg.RequestTimeout))
 		return res, http.StatusGatewayTimeout, fmt.Sprintf("the request ran past the request timeout (%s); the R worker serving it was stopped and is replaced", s.cfg.RequestTimeout)

@@ -71,7 +71,7 @@ func TestServesTheSeed(t *testing.T) {
 // instance still answers liveness and readiness at once, from the workers'
 // state, and the request is still running.
 func TestProbesWhileBusy(t *testing.T) {
-	l := startLean(t, faults, seedRoutes(Config{Workers: 1, RequestTimeout: time.Minute}))
+	l := startLean(t, faults, seedRoutes(Config{Workers: 1, RequestTimeout: 4 * time.Second}))
 	ctx, cancel := context.WithCancel(context.Background())
 	slow := make(chan answer, 1)
 	go func() {
@@ -94,15 +94,37 @@ func TestProbesWhileBusy(t *testing.T) {
 		t.Fatalf("the slow request ended (%d) before the probes were answered", a.Status)
 	default:
 	}
-	// The client gives up: R cannot be interrupted, so the worker is
-	// replaced, and the next request is served.
+	// The client gives up: R cannot be interrupted, so the worker goes on
+	// until the request timeout, is then killed and replaced, and the next
+	// request is served.
 	cancel()
 	<-slow
-	eventually(t, 30*time.Second, "the cancelled request's worker is replaced", func() bool {
+	if st := l.status(t); st.Busy != 1 || st.Replaced != 0 {
+		t.Errorf("right after the client left: %+v, want the worker still busy", st)
+	}
+	eventually(t, 30*time.Second, "the runaway request's worker is replaced", func() bool {
 		st := l.status(t)
 		return st.Replaced == 1 && st.Workers == 1 && st.Idle == 1
 	})
 	pidOf(t, l)
+}
+
+// TestClientGoneKeepsAFinishingWorker: a client that hangs up does not cost
+// a worker that finishes within the request timeout.
+func TestClientGoneKeepsAFinishingWorker(t *testing.T) {
+	l := startLean(t, faults, seedRoutes(Config{Workers: 1, RequestTimeout: 20 * time.Second}))
+	before := pidOf(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := doErr(ctx, l.url, call{Path: "/slow?s=1"}); err == nil {
+		t.Fatal("the request outlived its client's deadline")
+	}
+	if after := pidOf(t, l); after != before {
+		t.Errorf("the worker was replaced (%d → %d); want the same worker once it finished", before, after)
+	}
+	if st := l.status(t); st.Replaced != 0 {
+		t.Errorf("replaced %d workers, want 0", st.Replaced)
+	}
 }
 
 // TestReadinessWaitsForTheUserRoute: the deployment's own readiness route

@@ -401,11 +401,11 @@ func mdLean(b *strings.Builder, r *Results, lr *LeanResult) {
 	if len(lr.Forks) > 0 {
 		w("**+1 worker**: `PUT /workers?n=k+1` on a serving iris instance's control socket, answered once the new worker (forked from the loaded session) said hello on its pipes: %s.\n\n", joinDur(lr.Forks))
 	}
-	if lr.PSS1 > 0 {
-		w("**Memory shared by workers**: PSS (`/proc/<pid>/smaps_rollup`) of the iris instance's R processes, each after %s of requests on every worker:\n\n", r.Config.RRun)
+	for _, pc := range lr.PSS {
+		w("**Memory shared by workers, %s**: PSS (`/proc/<pid>/smaps_rollup`) of the lean instance's R processes, each after %s of requests on every worker:\n\n", pc.Name, r.Config.RRun)
 		w("| | 1 worker | 4 workers |\n|---|---|---|\n")
-		w("| total PSS | %s | %s |\n", mib(lr.PSS1), mib(lr.PSS4))
-		for i := range max(len(lr.Procs1), len(lr.Procs4)) {
+		w("| total PSS | %s | %s |\n", mib(pc.PSS1), mib(pc.PSS4))
+		for i := range max(len(pc.Procs1), len(pc.Procs4)) {
 			cell := func(ps []NamedPSS) string {
 				if i < len(ps) {
 					return fmt.Sprintf("%s (RSS %s)", mib(ps[i].PSS), mib(ps[i].RSS))
@@ -413,17 +413,17 @@ func mdLean(b *strings.Builder, r *Results, lr *LeanResult) {
 				return "—"
 			}
 			name := ""
-			if i < len(lr.Procs4) {
-				name = lr.Procs4[i].Name
+			if i < len(pc.Procs4) {
+				name = pc.Procs4[i].Name
 			} else {
-				name = lr.Procs1[i].Name
+				name = pc.Procs1[i].Name
 			}
-			w("| %s | %s | %s |\n", name, cell(lr.Procs1), cell(lr.Procs4))
+			w("| %s | %s | %s |\n", name, cell(pc.Procs1), cell(pc.Procs4))
 		}
 		w("\n")
 	}
 	if f := lr.Fault; f != nil {
-		w("**A worker killed under load**: vegeta at %d req/s for %s through the gateway to an iris instance with 2 workers; a third into the run, the harness found a busy worker on the control socket and sent it SIGKILL (killed: %v). Answers: %s (%d failed of %d).\n\n",
-			f.Rate, f.Duration, f.Killed, f.Stats.CodesString(), f.Stats.Failed(), f.Stats.Requests)
+		w("**A worker killed under load**: vegeta at %d req/s for %s through the gateway to an iris instance with 2 workers (`plumbline.workers: 2`, `max_concurrent_requests_per_instance: 8`); a third into the run, the harness found a busy worker on the control socket and sent it SIGKILL (killed: %v). Answers: %s (%d failed of %d). The same load just before, without the kill: %s (%d failed).\n\n",
+			f.Rate, f.Duration, f.Killed, f.Stats.CodesString(), f.Stats.Failed(), f.Stats.Requests, f.Baseline.CodesString(), f.Baseline.Failed())
 	}
 }
