@@ -88,6 +88,9 @@ type Model struct {
 	CreatedAt time.Time `json:"created_at"`
 	// UsedBy lists "<endpoint>/<deployment>" pinning this version (show only).
 	UsedBy []string `json:"used_by,omitempty"`
+	// InputContract is the version's input contract (prototype or JSON
+	// Schema, and policies), if it has one.
+	InputContract json.RawMessage `json:"input_contract,omitempty"`
 }
 
 // ModelCreate registers an uploaded artifact as a model version.
@@ -100,6 +103,11 @@ type ModelCreate struct {
 	Tags        map[string]string `json:"tags,omitempty"`
 	// Artifact is the digest returned by POST /api/v1/artifacts.
 	Artifact string `json:"artifact"`
+	// InputContract is optional: {"columns": [{name, type, levels}], or
+	// "json_schema": {...}, "extra_columns": reject|ignore,
+	// "all_na_columns": reject|allow}; the gateway enforces it for
+	// deployments of this version.
+	InputContract json.RawMessage `json:"input_contract,omitempty"`
 }
 
 // Endpoint is an online endpoint as `show` prints it.

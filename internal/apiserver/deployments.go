@@ -51,7 +51,7 @@ func (s *Server) parseDeployment(r *http.Request, endpoint, name string) (*spec.
 
 // resolveDeployment pins a validated deployment into a stored record.
 func (s *Server) resolveDeployment(r *http.Request, endpoint string, d *spec.Deployment) ([]byte, *resolve.Record, error) {
-	rec, err := resolve.New(s.cfg.Registry).Resolve(r.Context(), endpoint, d)
+	rec, err := s.resolver().Resolve(r.Context(), endpoint, d)
 	if err != nil {
 		var re *resolve.Error
 		if errors.As(err, &re) {
@@ -278,7 +278,8 @@ func (s *Server) deploymentOut(d store.Deployment) api.Deployment {
 
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
-	if _, err := s.cfg.Store.GetDeployment(r.Context(), epName, name); err != nil {
+	dep, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
+	if err != nil {
 		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	q := r.URL.Query()
@@ -304,8 +305,23 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 		defer context.AfterFunc(s.streams, cancel)()
 	}
-	err := s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
+	switch c := q.Get("container"); c {
+	case "", "inference-server":
+	case LogContainerBuild:
+		if ok, err := s.writeBuildLog(fw, dep, lines); err != nil || ok {
+			return err
+		}
+		return notFound(name, "deployment %s has no image build log: plumbline builds an image only for an environment with build (under serve --driver docker)", name)
+	default:
+		return badRequest("container", "container %q: want inference-server (the instances' output) or %s", c, LogContainerBuild)
+	}
+	err = s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
 	if err != nil && !fw.wrote {
+		// No instance (yet, or any more): the image build's log, if any,
+		// says why.
+		if ok, berr := s.writeBuildLog(fw, dep, lines); ok || berr != nil {
+			return berr
+		}
 		return notFound(name, "no logs for deployment %s: %v", name, err)
 	}
 	return nil
@@ -425,4 +441,16 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
 	_, err = w.Write(rec.Document)
 	return err
+}
+
+// resolver is the configured Resolver, bound to the registry.
+func (s *Server) resolver() *resolve.Resolver {
+	s.resolverOnce.Do(func() {
+		if s.cfg.Resolver == nil {
+			s.cfg.Resolver = resolve.New(s.cfg.Registry)
+		} else {
+			s.cfg.Resolver.SetRegistry(s.cfg.Registry)
+		}
+	})
+	return s.cfg.Resolver
 }

@@ -1,12 +1,14 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/contract"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/spec"
@@ -94,8 +96,23 @@ func (s *Server) postModel(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badRequest("type", "model type %q: want custom_model, mlflow_model or triton_model", typ)
 	}
+	var ic json.RawMessage
+	if len(in.InputContract) > 0 {
+		var c contract.Contract
+		if err := json.Unmarshal(in.InputContract, &c); err != nil {
+			return badRequest("input_contract", "input_contract: %v", err)
+		}
+		if err := c.Validate(); err != nil {
+			return badRequest("input_contract", "%v", err)
+		}
+		if c.Source == "" {
+			c.Source = "model " + in.Name + " (model create --prototype)"
+		}
+		ic, _ = json.Marshal(&c)
+	}
 	m, created, err := s.cfg.Registry.CreateModel(r.Context(), store.ModelVersion{
 		Name: in.Name, Version: in.Version, Digest: in.Artifact, Type: typ, Description: in.Description, Tags: in.Tags,
+		Contract: ic,
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -115,11 +132,13 @@ func modelOut(m store.ModelVersion, usedBy []string) api.Model {
 	return api.Model{
 		Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags,
 		Path: m.PathBase, Digest: m.Digest, Size: m.Size, Files: m.FileCount, Archived: m.Archived,
-		CreatedAt: m.CreatedAt, UsedBy: usedBy,
+		CreatedAt: m.CreatedAt, UsedBy: usedBy, InputContract: m.Contract,
 	}
 }
 
-func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
+// listFilter reads a versioned-asset list's filter from the query (models,
+// environments).
+func listFilter(r *http.Request) (store.ModelFilter, error) {
 	q := r.URL.Query()
 	f := store.ModelFilter{
 		Name:            q.Get("name"),
@@ -129,9 +148,17 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
 	if v := q.Get("max_results"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return badRequest("max_results", "max_results %q: want a whole number", v)
+			return f, badRequest("max_results", "max_results %q: want a whole number", v)
 		}
 		f.Limit = n
+	}
+	return f, nil
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
+	f, err := listFilter(r)
+	if err != nil {
+		return err
 	}
 	ms, err := s.cfg.Store.ListModels(r.Context(), f)
 	if err != nil {

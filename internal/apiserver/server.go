@@ -18,11 +18,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
@@ -45,6 +47,9 @@ type TokenIssuer interface {
 type Config struct {
 	Store    store.Store
 	Registry *registry.Registry
+	// Resolver pins deployments (its registry is set to Registry); nil
+	// means a default one.
+	Resolver *resolve.Resolver
 	Runtime  Runtime
 	Tokens   TokenIssuer
 	// AdminToken authenticates every API call (Authorization: Bearer).
@@ -58,6 +63,9 @@ type Config struct {
 	// keys, auth mode, deletions), before the response is written; when it
 	// returns, the gateway must already route by the change. Nil means no-op.
 	OnChange func()
+	// Images builds and inspects container images (nil: no container
+	// engine; the image API answers 409).
+	Images ImageService
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits
 	Logger       *slog.Logger
@@ -70,6 +78,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+
+	resolverOnce sync.Once // sets cfg.Resolver's registry once
 
 	// streams ends when the server shuts down, ending followed log
 	// streams, which would otherwise hold the drain for its whole timeout.
@@ -118,6 +128,15 @@ func (s *Server) table() []route {
 		{"POST", "/models/{name}/versions/{version}/restore", s.archiveModel(false)},
 		{"POST", "/models/{name}/archive", s.archiveModel(true)},
 		{"POST", "/models/{name}/restore", s.archiveModel(false)},
+		{"GET", "/images", s.getImage},
+		{"POST", "/images/build", s.postImageBuild},
+		{"POST", "/environments", s.postEnvironment},
+		{"GET", "/environments", s.listEnvironments},
+		{"GET", "/environments/{name}/versions/{version}", s.getEnvironment},
+		{"POST", "/environments/{name}/versions/{version}/archive", s.archiveEnvironment(true)},
+		{"POST", "/environments/{name}/versions/{version}/restore", s.archiveEnvironment(false)},
+		{"POST", "/environments/{name}/archive", s.archiveEnvironment(true)},
+		{"POST", "/environments/{name}/restore", s.archiveEnvironment(false)},
 		{"POST", "/endpoints", s.postEndpoint},
 		{"GET", "/endpoints", s.listEndpoints},
 		{"GET", "/endpoints/{endpoint}", s.getEndpoint},

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/spec"
 )
@@ -73,60 +71,21 @@ unchanged is left alone.`,
 							}
 						}
 					}
-					digest, err := cn.upload(ctx, g, "model", m.Path)
+					out, created, err := cn.createModel(ctx, g, m, nil)
 					if err != nil {
 						return err
-					}
-					out, created, err := cn.api.CreateModel(ctx, api.ModelCreate{Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags, Artifact: digest})
-					if err != nil {
-						return describe(err)
 					}
 					fmt.Fprintf(g.stderr, "%s: model %s:%s %s\n", it.file, out.Name, out.Version, map[bool]string{true: "registered", false: "unchanged"}[created])
 				case spec.KindEndpoint:
-					ep := it.doc.Endpoint
-					cur, err := cn.api.GetEndpoint(ctx, ep.Name)
-					switch {
-					case api.IsNotFound(err):
-						doc, _ := json.Marshal(ep)
-						if _, err := cn.api.CreateEndpoint(ctx, doc); err != nil {
-							return describe(err)
-						}
-						fmt.Fprintf(g.stderr, "%s: endpoint %s created\n", it.file, ep.Name)
-					case err != nil:
-						return describe(err)
-					default:
-						if ep.Traffic == nil && ep.MirrorTraffic == nil {
-							ep.Traffic, ep.MirrorTraffic = nonZeroTraffic(cur.Traffic), nonZeroTraffic(cur.MirrorTraffic)
-						}
-						doc, _ := json.Marshal(ep)
-						if _, err := cn.api.UpdateEndpoint(ctx, ep.Name, doc); err != nil {
-							return describe(err)
-						}
-						fmt.Fprintf(g.stderr, "%s: endpoint %s updated\n", it.file, ep.Name)
-					}
-				case spec.KindDeployment:
-					d := it.doc.Deployment
-					if err := cn.uploadLocalPaths(ctx, g, d.LocalPaths()); err != nil {
+					created, err := cn.ensureEndpoint(ctx, it.doc.Endpoint)
+					if err != nil {
 						return err
 					}
-					doc, _ := json.Marshal(d)
-					start, mark := time.Now(), cn.eventMark(ctx, d.EndpointName)
-					_, err := cn.api.GetDeployment(ctx, d.EndpointName, d.Name)
-					var out *api.Deployment
-					switch {
-					case api.IsNotFound(err):
-						out, err = cn.api.CreateDeployment(ctx, d.EndpointName, doc)
-					case err != nil:
-					default:
-						out, err = cn.api.UpdateDeployment(ctx, d.EndpointName, d.Name, doc)
-					}
-					if err != nil {
-						return describe(err)
-					}
-					if !noWait && out.ProvisioningState != api.StateSucceeded {
-						if _, err := cn.waitDeployment(ctx, g, d.EndpointName, d.Name, start, mark); err != nil {
-							return err
-						}
+					fmt.Fprintf(g.stderr, "%s: endpoint %s %s\n", it.file, it.doc.Endpoint.Name, map[bool]string{true: "created", false: "updated"}[created])
+				case spec.KindDeployment:
+					d := it.doc.Deployment
+					if _, err := cn.ensureDeployment(ctx, g, d, time.Now(), noWait, nil); err != nil {
+						return err
 					}
 					fmt.Fprintf(g.stderr, "%s: deployment %s/%s %s\n", it.file, d.EndpointName, d.Name, "applied")
 				default:

@@ -2,6 +2,12 @@
 // flags (`model`, `online-endpoint`, `online-deployment`) over plumbline's
 // REST API, plus `serve`, `validate` and `apply`.
 //
+// Layout (after Nomad's command/): one file per verb, named <noun>_<verb>.go
+// (endpoint_create.go, deployment_get_logs.go, model_download.go), with the
+// noun's group command and shared helpers in <noun>.go. command.go holds the
+// skeleton every API verb shares (flags → checks → connect → call → print);
+// ensure.go the create-or-update logic that apply and up share.
+//
 // Exit codes: 0 success, 1 failure, 2 usage error. The package may import
 // anything in plumbline; nothing imports it but cmd/plumbline.
 package cli
@@ -98,8 +104,8 @@ online-deployment commands as you would 'az ml'.`,
 	pf.StringVar(&g.server, "server", "", "control-plane URL (env PLUMBLINE_SERVER; default: the local server recorded in the data dir)")
 	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (env PLUMBLINE_DATA_DIR; default ~/.local/share/plumbline)")
 	pf.StringVar(&g.caCert, "ca-cert", "", "CA certificate to trust for the server (env PLUMBLINE_CA_CERT; default: the data dir's local CA)")
-	pf.StringVarP(&g.output, "output", "o", "", "output format: json, yaml, table or tsv (default: table on a terminal, json otherwise)")
-	pf.StringVar(&g.query, "query", "", "print only this field of the result, a dotted path: --query primaryKey, --query traffic.blue")
+	pf.StringVarP(&g.output, "output", "o", "", "output format: json, jsonc, yaml, yamlc, table, tsv or none (default: table on a terminal, json otherwise)")
+	pf.StringVar(&g.query, "query", "", `JMESPath query string, as az takes it: --query primaryKey, --query "[?provisioning_state=='Succeeded'].name"`)
 
 	root.AddCommand(
 		newServeCmd(g),
@@ -112,6 +118,8 @@ online-deployment commands as you would 'az ml'.`,
 		newDownCmd(g),
 		newInitCmd(g),
 		newInfoCmd(g),
+		newEnvironmentCmd(g),
+		newImageCmd(g),
 	)
 	return root
 }
@@ -122,7 +130,16 @@ func (g *globals) printer() (*printer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &printer{w: g.stdout, format: f, query: g.query}, nil
+	p := &printer{w: g.stdout, format: f}
+	if f == formatJSONC || f == formatYAMLC {
+		p.color = isTerminal(g.stdout)
+	}
+	if g.query != "" {
+		if p.query, err = compileQuery(g.query); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // exactArgs is cobra.ExactArgs whose error is a usage error.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,10 +87,10 @@ func loadUpPlan(dir string, files, sets []string) (*upPlan, error) {
 
 func newUpCmd(g *globals) *cobra.Command {
 	var files, sets []string
-	var noTest bool
-	var listen string
+	var noTest, inferPrototype bool
+	var listen, driverName, dockerHost string
 	c := &cobra.Command{
-		Use:   "up [DIR]",
+		Use:   "up [DIR | MODEL]",
 		Short: "Deploy a folder like the seed's (endpoint.yml, deployment.yml, models/, src/) in one step",
 		Long: `Deploy an endpoint and its deployments from a folder laid out like Azure's R example:
 endpoint.yml, deployment.yml, the code folder and the model folder. up uses the configured
@@ -100,8 +99,13 @@ azureml:<name>@latest is registered from DIR/models when it is missing or the fi
 creates or updates the endpoint and deployments, gives a single deployment all traffic, waits
 until they are Succeeded (or prints why not, with the last log lines), scores
 sample_request.json if there is one, and prints the scoring URI with ready-to-paste curl and
-R httr2 calls.`,
-		Example: "  plumbline up examples/r-iris\n  plumbline up -f endpoint.yml -f blue.yml -f green.yml",
+R httr2 calls.
+
+Given a model instead of a folder with YAML — an .rds file, a crate.bin, or a folder holding an
+MLflow model (MLmodel), a vetiver pin (pins data.txt), a crate.bin or one .rds — up creates an
+endpoint named after it and a deployment blue served by plumbline's built-in scorer, with no
+YAML at all; --infer-prototype makes the sample_request.json next to it the input contract.`,
+		Example: "  plumbline up examples/r-iris\n  plumbline up -f endpoint.yml -f blue.yml -f green.yml\n  plumbline up model.rds\n  plumbline up ./mlflow-model --infer-prototype",
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageErrorf("up takes one folder, got %d", len(args))
@@ -114,18 +118,33 @@ R httr2 calls.`,
 			step := func(format string, a ...any) {
 				fmt.Fprintf(g.stderr, "[%5.1fs] "+format+"\n", append([]any{time.Since(start).Seconds()}, a...)...)
 			}
-			plan, err := loadUpPlan(dir, files, sets)
+			var plan *upPlan
+			var err error
+			if typ, ok := bareModel(dir); ok && len(files) == 0 {
+				plan, err = bareModelPlan(dir, typ, inferPrototype, sets)
+				if err == nil {
+					step("%s is a model with no YAML: endpoint %s, deployment blue, served by plumbline's built-in scorer (model type %s)", dir, plan.endpoint.Name, typ)
+				}
+			} else {
+				plan, err = loadUpPlan(dir, files, sets)
+			}
 			if err != nil {
 				return err
 			}
 			ctx := c.Context()
-			cn, _, err := g.connectOrStart(ctx, listen)
+			cn, info, err := g.connectForUp(ctx, listen, driverName, dockerHost)
 			if err != nil {
 				return err
 			}
 			ep := plan.endpoint
 
 			for _, d := range plan.deployments {
+				if info.Driver == "docker" {
+					if err := cn.buildSeedImage(ctx, g, plan.dir, d.Deployment, step); err != nil {
+						return err
+					}
+					continue
+				}
 				if w := dockerfileWarning(plan.dir, d.Deployment); w != "" {
 					step("warning: %s", w)
 				}
@@ -139,24 +158,13 @@ R httr2 calls.`,
 			}
 
 			// Endpoint: create or update, keeping live traffic.
-			cur, err := cn.api.GetEndpoint(ctx, ep.Name)
-			switch {
-			case api.IsNotFound(err):
-				doc, _ := json.Marshal(ep)
-				if _, err := cn.api.CreateEndpoint(ctx, doc); err != nil {
-					return describe(err)
-				}
+			created, err := cn.ensureEndpoint(ctx, ep)
+			if err != nil {
+				return err
+			}
+			if created {
 				step("endpoint %s created (auth_mode %s)", ep.Name, ep.Defaulted().AuthMode)
-			case err != nil:
-				return describe(err)
-			default:
-				if ep.Traffic == nil && ep.MirrorTraffic == nil {
-					ep.Traffic, ep.MirrorTraffic = nonZeroTraffic(cur.Traffic), nonZeroTraffic(cur.MirrorTraffic)
-				}
-				doc, _ := json.Marshal(ep)
-				if _, err := cn.api.UpdateEndpoint(ctx, ep.Name, doc); err != nil {
-					return describe(err)
-				}
+			} else {
 				step("endpoint %s exists; updated", ep.Name)
 			}
 
@@ -164,34 +172,21 @@ R httr2 calls.`,
 			for _, doc := range plan.deployments {
 				d := doc.Deployment
 				step("snapshotting code and files of deployment %s", d.Name)
-				if err := cn.uploadLocalPaths(ctx, g, d.LocalPaths()); err != nil {
-					return err
-				}
-				body, _ := json.Marshal(d)
-				mark := cn.eventMark(ctx, ep.Name)
-				_, err := cn.api.GetDeployment(ctx, ep.Name, d.Name)
-				var out *api.Deployment
-				switch {
-				case api.IsNotFound(err):
-					step("creating deployment %s: starting instances, then probes", d.Name)
-					out, err = cn.api.CreateDeployment(ctx, ep.Name, body)
-				case err == nil:
-					step("updating deployment %s", d.Name)
-					out, err = cn.api.UpdateDeployment(ctx, ep.Name, d.Name, body)
-				}
-				if err != nil {
-					return describe(err)
-				}
-				if out.ProvisioningState != api.StateSucceeded {
-					if _, err := cn.waitDeployment(ctx, g, ep.Name, d.Name, start, mark); err != nil {
-						return err
+				_, err := cn.ensureDeployment(ctx, g, d, start, false, func(exists bool) {
+					if exists {
+						step("updating deployment %s", d.Name)
+					} else {
+						step("creating deployment %s: starting instances, then probes", d.Name)
 					}
+				})
+				if err != nil {
+					return err
 				}
 				step("deployment %s ready", d.Name)
 			}
 
 			// Traffic: a single deployment gets it all, unless traffic is set.
-			cur, err = cn.api.GetEndpoint(ctx, ep.Name)
+			cur, err := cn.api.GetEndpoint(ctx, ep.Name)
 			if err != nil {
 				return describe(err)
 			}
@@ -237,7 +232,9 @@ R httr2 calls.`,
 	f.StringArrayVarP(&files, "file", "f", nil, "endpoint and deployment files (default DIR/endpoint.yml and DIR/deployment.yml)")
 	f.StringArrayVar(&sets, "set", nil, "override a field in every file (repeatable)")
 	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
+	f.BoolVar(&inferPrototype, "infer-prototype", false, "for a bare model: make sample_request.json (its columns and their types) the input contract the gateway enforces")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
+	addUpDriverFlags(f, &driverName, &dockerHost)
 	return c
 }
 
@@ -346,68 +343,6 @@ func (g *globals) caCertForPrint() string {
 		return p
 	}
 	return ""
-}
-
-func newDownCmd(g *globals) *cobra.Command {
-	var files []string
-	c := &cobra.Command{
-		Use:     "down [DIR]",
-		Short:   "Remove the endpoint (and its deployments) that 'up DIR' created",
-		Example: "  plumbline down examples/r-iris",
-		RunE: func(c *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return usageErrorf("down takes one folder, got %d", len(args))
-			}
-			dir := "."
-			if len(args) == 1 {
-				dir = args[0]
-			}
-			plan, err := loadUpPlan(dir, files, nil)
-			if err != nil {
-				return err
-			}
-			cn, err := g.connect()
-			if err != nil {
-				return err
-			}
-			ctx := c.Context()
-			name := plan.endpoint.Name
-			start := time.Now()
-			if err := cn.api.DeleteEndpoint(ctx, name); err != nil {
-				if api.IsNotFound(err) {
-					fmt.Fprintf(g.stderr, "Endpoint %s does not exist; nothing to remove\n", name)
-					return nil
-				}
-				return describe(err)
-			}
-			if err := waitGone(ctx, func(ctx context.Context) error { _, err := cn.api.GetEndpoint(ctx, name); return err }); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stderr, "Removed endpoint %s and its deployments (%.1fs). Registered models are kept: see plumbline model list\n", name, time.Since(start).Seconds())
-			return nil
-		},
-	}
-	c.Flags().StringArrayVarP(&files, "file", "f", nil, "endpoint file (default DIR/endpoint.yml)")
-	return c
-}
-
-func newInfoCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "info",
-		Short: "Show the server: version, scoring base URL, the CA certificate to trust, driver",
-		Args:  noArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			cn, err := g.connect()
-			if err != nil {
-				return err
-			}
-			info, err := cn.api.ServerInfo(c.Context())
-			if err != nil {
-				return explainConnErr(describe(err), cn.api.BaseURL())
-			}
-			return g.print(info, []column{field("VERSION", "version"), field("SCORING BASE URL", "scoring_base_url"), field("CA CERT", "ca_cert_path"), field("DRIVER", "driver"), field("DATA DIR", "data_dir")})
-		},
-	}
 }
 
 // dockerfileWarning compares the packages DIR/docker-context/Dockerfile

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -71,6 +72,23 @@ type InstanceSpec struct {
 	CPU         float64
 	MemoryBytes int64
 
+	// Template is the versioned hash of what the instance runs, computed by
+	// the reconciler (e.g. "t1:3f2a…"). The driver stores it with the
+	// instance (process: its record; docker: the label plumbline.template)
+	// and reports it back in Status.Template from Start, Inspect, List and
+	// Recover, so that after a restart the reconciler keeps only instances
+	// that still run the desired plan. Drivers treat it as opaque.
+	Template string
+
+	// ModelName and ModelVersion name the model mounted from ModelDir;
+	// container drivers mount it at <ModelMountPath>/<name>/<version>, as
+	// Azure does. Empty when the deployment has no model.
+	ModelName    string
+	ModelVersion string
+	// ModelMountPath is the deployment's model_mount_path; "" means Azure's
+	// default, /var/azureml-app/azureml-models. Container drivers only.
+	ModelMountPath string
+
 	// RWorkers, on a RuntimePlumber instance, runs it on plumbline's lean
 	// R runtime (package rworker) instead of plumber's own server; nil
 	// means plumber's own server. Drivers that cannot run the lean runtime
@@ -112,9 +130,13 @@ const (
 type Status struct {
 	ID    string
 	State State
-	// Addr is host:port where the instance's routes answer (probe and
-	// scoring target). Set once the instance has started.
-	Addr      string
+	// Addr is where the instance's routes answer (probe and scoring
+	// target), set once the instance has started: "host:port" for TCP, or
+	// "unix:" followed by an absolute path for a unix socket
+	// ("unix:/var/lib/plumbline/instances/x/sock"). SplitAddr parses it.
+	Addr string
+	// Template is the InstanceSpec.Template the instance was started with.
+	Template  string
 	PID       int
 	StartedAt time.Time
 	// ExitCode is meaningful when State is StateExited; -1 when killed by a
@@ -156,11 +178,31 @@ type Driver interface {
 	// them, so read what you keep (a crash's last lines) before Stop.
 	// ErrNotFound if unknown.
 	Logs(ctx context.Context, id string, opts LogOptions) (io.ReadCloser, error)
-	// Recover is called once at server start, before any Start. It deals with
-	// what a previous run of plumbline left behind (after a crash or kill -9)
-	// and returns the instances it re-adopted; anything it cannot re-adopt it
-	// stops and cleans up, so no orphan process and no port stays taken.
+	// Recover is called once at server start, before any Start. It finds
+	// what a previous run of plumbline left behind (after a graceful stop, a
+	// crash or kill -9) and re-adopts every instance that is still alive and
+	// provably the one recorded (process: pid, process start time and boot
+	// id; docker: the container labels and this server's owner id). It
+	// returns them (ID, Template, Addr, PID, StartedAt at least); from then
+	// on they are this driver's like the ones it started: Inspect, List,
+	// Logs and Stop work on them. Leftovers that are dead (or cannot be
+	// proved to be the recorded instance) it removes itself, so no orphan
+	// process and no port stays taken. The caller keeps the re-adopted
+	// instances whose Template matches what it wants and Stops the rest.
 	Recover(ctx context.Context) ([]Status, error)
+}
+
+// UnixAddrPrefix marks a Status.Addr that is a unix socket path.
+const UnixAddrPrefix = "unix:"
+
+// SplitAddr returns the network ("tcp" or "unix") and the address to dial
+// for an instance address: "unix:/abs/path" is ("unix", "/abs/path"),
+// anything else ("host:port") is ("tcp", addr).
+func SplitAddr(addr string) (network, address string) {
+	if p, ok := strings.CutPrefix(addr, UnixAddrPrefix); ok {
+		return "unix", p
+	}
+	return "tcp", addr
 }
 
 var (

@@ -66,6 +66,7 @@ type errorReply struct {
 	code       string // the "code" member of the JSON body
 	message    string
 	retryAfter bool
+	body       []byte // the whole body, when set (an input contract's 422)
 }
 
 // replyFor maps an error from the request path to its reply. It is the one
@@ -73,7 +74,13 @@ type errorReply struct {
 func replyFor(err error) errorReply {
 	var ae *authError
 	var ude *unknownDeploymentError
+	var ce *contractError
 	switch {
+	case errors.As(err, &ce):
+		return errorReply{status: http.StatusUnprocessableEntity, code: "InputContractViolation", body: ce.body}
+	case errors.Is(err, errNoContract):
+		return errorReply{status: http.StatusNotFound, code: "NotFound",
+			message: "The deployment has no input contract (a vetiver pin's prototype, model create --prototype, or plumbline.input in the deployment)."}
 	case errors.As(err, &ae):
 		return errorReply{status: http.StatusUnauthorized, code: "Unauthorized", message: ae.reason}
 	case errors.As(err, &ude):
@@ -147,6 +154,10 @@ func writeError(w http.ResponseWriter, r errorReply) {
 		h[hdrWWWAuthenticate] = valBearer
 	}
 	w.WriteHeader(r.status)
+	if r.body != nil {
+		_, _ = w.Write(r.body)
+		return
+	}
 	_, _ = w.Write(errorBody(r.code, r.message))
 }
 

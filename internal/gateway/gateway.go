@@ -326,6 +326,15 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		return errBodyTooLarge
 	}
 
+	if act == actionPrototype {
+		t, err := rt.primary(r)
+		if err != nil {
+			return err
+		}
+		st.t = t
+		return serveContractDoc(st, t, act)
+	}
+
 	var t, mirror *target
 	if v := r.Header[hdrModelDeployment]; len(v) > 0 && v[0] != "" {
 		name := strings.ToLower(strings.TrimSpace(v[0]))
@@ -343,6 +352,9 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 	st.t = t
 	st.w.Header()[hdrModelDeployment] = t.nameHeader
 	st.upstreamPath = t.scoringPath
+	if act == actionOpenAPI && t.contract != nil {
+		return serveContractDoc(st, t, act)
+	}
 	if act == actionOpenAPI {
 		if t.openAPIPath == "" {
 			return errNoOpenAPI
@@ -358,7 +370,7 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		// and the transport, seeing a body in memory, sends headers and body
 		// in one write instead of two (it flushes the headers first for a
 		// streamed body), which halves the reads the model server makes.
-		if mirror != nil || (r.ContentLength >= 0 && r.ContentLength <= bufferBodyBytes) {
+		if mirror != nil || t.contract != nil || (r.ContentLength >= 0 && r.ContentLength <= bufferBodyBytes) {
 			buf, err := st.body.readAll(r.ContentLength)
 			if err != nil {
 				return err
@@ -369,6 +381,11 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 			if mirror != nil {
 				st.mirrorBody = buf
 			}
+		}
+	}
+	if t.contract != nil && act == actionScore {
+		if err := checkContract(t, st.buffered); err != nil {
+			return err
 		}
 	}
 	if mirror != nil {

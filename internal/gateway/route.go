@@ -6,14 +6,17 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/plumbline/plumbline/internal/contract"
 )
 
 // action is what a scoring URI asks for.
 type action uint8
 
 const (
-	actionScore   action = iota + 1 // …/score → the deployment's ScoringPath
-	actionOpenAPI                   // …/swagger.json → the deployment's OpenAPIPath
+	actionScore     action = iota + 1 // …/score → the deployment's ScoringPath
+	actionOpenAPI                     // …/swagger.json → the deployment's OpenAPIPath
+	actionPrototype                   // …/prototype → the deployment's input contract
 )
 
 // pathPrefix starts a path-based scoring URI: /endpoints/<endpoint>/score.
@@ -44,6 +47,8 @@ func actionOf(p string) (action, bool) {
 		return actionScore, true
 	case "/swagger.json":
 		return actionOpenAPI, true
+	case "/prototype":
+		return actionPrototype, true
 	}
 	return 0, false
 }
@@ -155,6 +160,8 @@ type target struct {
 	// modelName and modelVersion are logged with each request.
 	modelName    string
 	modelVersion string
+	// contract, if set, checks every scoring request's body.
+	contract *contract.Checker
 }
 
 // pick chooses a deployment by weight, or nil when none has positive weight.
@@ -229,6 +236,7 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Dep
 			pool:         poolFor(name, dname, d),
 			modelName:    d.ModelName,
 			modelVersion: d.ModelVersion,
+			contract:     compileContract(d.Contract),
 		}
 	}
 	names := make([]string, 0, len(ep.Traffic))

@@ -1,6 +1,10 @@
 package gateway
 
-import "time"
+import (
+	"time"
+
+	"github.com/plumbline/plumbline/internal/contract"
+)
 
 // Snapshot is the gateway's complete routing table. It is immutable once
 // passed to Gateway.Update: the caller builds a new Snapshot for every change
@@ -55,6 +59,11 @@ type Deployment struct {
 	// and logs. Either may be empty.
 	ModelName    string
 	ModelVersion string
+	// Contract, if set, is checked against every scoring request's body
+	// before it is queued (422 on a violation), and published at
+	// /endpoints/<e>/prototype and in the generated …/swagger.json. nil
+	// means requests go to the model unchecked.
+	Contract *contract.Contract
 }
 
 // Instance is one ready backend.

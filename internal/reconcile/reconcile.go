@@ -43,6 +43,15 @@ type Checker interface {
 	Check(ctx context.Context, p *resolve.Plan, codeDir string) (warnings []string, err error)
 }
 
+// Preparer makes what a plan needs before its first instance starts (its
+// container image, built or pulled) without holding up the pass: it reports
+// false while the work goes on in the background, and is asked again on a
+// later pass. A non-nil error is terminal for that plan; its text is the
+// deployment's reason.
+type Preparer interface {
+	Prepare(ctx context.Context, p *resolve.Plan) (ready bool, err error)
+}
+
 // Config wires a Reconciler. Zero durations take the documented defaults.
 type Config struct {
 	Store     store.Store
@@ -50,7 +59,10 @@ type Config struct {
 	Artifacts Artifacts
 	// Checker is optional; nil skips pre-start checks.
 	Checker Checker
-	Logger  *slog.Logger
+	// Images is optional; nil means plans need no preparation (the
+	// process driver).
+	Images Preparer
+	Logger *slog.Logger
 	// OnChange is called (without locks held) whenever the set of routable
 	// instances may have changed. An instance taken out of routing is
 	// drained and stopped only after OnChange returns, so a synchronous
@@ -194,6 +206,8 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover instances: %w", err)
 	}
+	// Re-adopted instances whose template the deployment still wants are
+	// monitored again (adopt); the others are stopped there.
 	keep := map[string]bool{}
 	for _, st := range adopted {
 		keep[st.ID] = true
@@ -205,7 +219,7 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	for _, rec := range recs {
 		id := instanceID(rec.Endpoint, rec.Deployment, rec.Name)
 		if keep[id] {
-			continue // TODO(adopt): drivers that re-adopt need their instances monitored again.
+			continue // adopt decides
 		}
 		if err := r.cfg.Store.DeleteInstance(ctx, rec.Endpoint, rec.Deployment, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("recover instances: %w", err)
@@ -214,6 +228,7 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	if len(recs) > 0 {
 		r.log.Info("previous run's instances cleaned up", "records", len(recs), "adopted", len(adopted))
 	}
+	r.adopt(ctx, adopted)
 	return nil
 }
 
@@ -495,6 +510,18 @@ func nameIndex(name string) int {
 // check runs the pre-start checks for a plan and reports whether the
 // deployment failed.
 func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depState, plan *resolve.Plan, hash string) (failed bool) {
+	if r.cfg.Images != nil {
+		ready, err := r.cfg.Images.Prepare(ctx, plan)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.fail(ctx, d, ds, hash, err.Error())
+			}
+			return true
+		}
+		if !ready {
+			return true // building or pulling: the preparer notifies when done
+		}
+	}
 	if r.cfg.Checker != nil {
 		codeDir, err := r.codeDir(ctx, plan)
 		if err != nil {
@@ -514,6 +541,9 @@ func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depStat
 		}
 	}
 	ds.checkedHash = hash
+	// The startup deadline counts from when instances can start, not from
+	// the beginning of a build.
+	ds.deadline = time.Now().Add(r.startupDeadline(plan))
 	return false
 }
 
@@ -534,6 +564,7 @@ func (r *Reconciler) codeDir(ctx context.Context, p *resolve.Plan) (string, erro
 // instanceSpec builds the driver spec of one instance of plan.
 func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name string) (driver.InstanceSpec, error) {
 	spec := driver.InstanceSpec{
+		Template:    p.TemplateHash(),
 		ID:          instanceID(p.Endpoint, p.Deployment, name),
 		Endpoint:    p.Endpoint,
 		Deployment:  p.Deployment,
@@ -546,7 +577,11 @@ func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name str
 		Env:         p.Env,
 		CPU:         p.CPU,
 		MemoryBytes: p.MemoryBytes,
-		RWorkers:    p.RWorkers(),
+
+		ModelName:      p.ModelName,
+		ModelVersion:   p.ModelVersion,
+		ModelMountPath: p.ModelMountPath,
+		RWorkers:       p.RWorkers(),
 	}
 	if p.ModelDigest != "" {
 		dir, err := r.cfg.Artifacts.Materialize(ctx, p.ModelDigest)

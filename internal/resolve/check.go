@@ -32,6 +32,11 @@ type RChecker struct {
 
 // Check implements the reconciler's pre-start check.
 func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string, error) {
+	if p.Scorer != nil {
+		if done, err := c.checkScorer(ctx, p, codeDir); done || err != nil {
+			return nil, err
+		}
+	}
 	if p.Runtime != driver.RuntimePlumber {
 		return nil, nil
 	}
@@ -59,6 +64,17 @@ func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("ResourceNotReady: R packages used by %s are not installed: %s; install them with: %s",
 			p.EntryScript, strings.Join(missing, ", "), strings.ReplaceAll(plumber.InstallHint(missing), "\n", "; "))
+	}
+	if p.Scorer != nil {
+		missing, err := c.scorerPackages(ctx, rscript, p, codeDir)
+		if err != nil {
+			return nil, fmt.Errorf("ResourceNotReady: %w", err)
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("ResourceNotReady: R packages the model %s:%s needs are not installed: %s; install them with: %s",
+				p.ModelName, p.ModelVersion, strings.Join(missing, ", "), strings.ReplaceAll(plumber.InstallHint(missing), "\n", "; "))
+		}
+		return nil, nil
 	}
 	var warnings []string
 	if c.Artifacts != nil && p.BuildDigest != "" && p.Dockerfile != "" {

@@ -16,8 +16,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/contract"
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/spec"
 )
@@ -66,6 +68,14 @@ type Plan struct {
 	BuildDigest string `json:"build_digest,omitempty"`
 	Dockerfile  string `json:"dockerfile,omitempty"`
 
+	// EnvironmentName and EnvironmentVersion name the registered
+	// environment the deployment uses ("" for an inline one).
+	EnvironmentName    string `json:"environment_name,omitempty"`
+	EnvironmentVersion string `json:"environment_version,omitempty"`
+	// ModelMountPath is model_mount_path ("" means Azure's default); it
+	// matters to container drivers only.
+	ModelMountPath string `json:"model_mount_path,omitempty"`
+
 	Image   string            `json:"image,omitempty"`
 	Command []string          `json:"command,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
@@ -89,6 +99,11 @@ type Plan struct {
 	CPU         float64 `json:"cpu,omitempty"`
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
 
+	// Scorer, when set, is the built-in scorer of a no-code deployment.
+	Scorer *ScorerPlan `json:"scorer,omitempty"`
+	// Contract, when set, is checked by the gateway against every request
+	// (not part of the template: changing it restarts nothing).
+	Contract *contract.Contract `json:"contract,omitempty"`
 	// RRuntime is how an R plumber deployment's R runs: spec.RRuntimeLean
 	// (plumbline's lean R runtime) or spec.RRuntimePlumber (plumber's own
 	// server); "" (plans stored before the lean runtime) means plumber's own.
@@ -123,9 +138,28 @@ func (p *Plan) RWorkers() *driver.RWorkers {
 // Scale (InstanceCount), request settings and probes are not part of it:
 // changing them never restarts an instance. The one exception is the lean R
 // runtime, whose instances are started with their workers and request
-// timeout: for lean plans these are part of the hash (plans without the
-// lean runtime hash as they did before it existed).
-func (p *Plan) TemplateHash() string {
+// timeout: for lean plans these are part of the hash (hashed only when set,
+// so plans without the lean runtime keep their hash).
+//
+// The hash is versioned ("t1:<hex>"): the fields hashed by t1 never change.
+// A later version that hashes a new field gets a new prefix, and an
+// instance started under t1 still matches a plan whose t1 hash is equal
+// (see TemplateMatches), so an upgrade of plumbline restarts nothing.
+func (p *Plan) TemplateHash() string { return templateV1Prefix + p.templateV1() }
+
+const templateV1Prefix = "t1:"
+
+// TemplateMatches reports whether an instance started with template hash h
+// runs what p describes, under the version h was computed with. An
+// unversioned or unknown version never matches (the instance is replaced).
+func (p *Plan) TemplateMatches(h string) bool {
+	if v, ok := strings.CutPrefix(h, templateV1Prefix); ok {
+		return v == p.templateV1()
+	}
+	return false
+}
+
+func (p *Plan) templateV1() string {
 	type leanPart struct {
 		RRuntime             string
 		Workers              int
@@ -154,15 +188,23 @@ func (p *Plan) TemplateHash() string {
 		Routes      [3]Route
 		CPU         float64
 		MemoryBytes int64
-		Lean        *leanPart `json:",omitempty"`
+		// Added later: omitted when empty, so that older plans keep their hash.
+		ModelMountPath string    `json:",omitempty"`
+		ModelName      string    `json:",omitempty"`
+		ModelVersion   string    `json:",omitempty"`
+		Lean           *leanPart `json:",omitempty"`
 	}{
 		p.Runtime, p.ModelDigest, p.ModelPath, p.CodeDigest, p.CodeRoot, p.EntryScript,
 		p.Image, p.Command, sortedPairs(p.Env), [3]Route{p.Liveness, p.Readiness, p.Scoring},
-		p.CPU, p.MemoryBytes, lean,
+		p.CPU, p.MemoryBytes, p.ModelMountPath, "", "", lean,
+	}
+	if p.Runtime == driver.RuntimeImage {
+		// A container sees the model at .../<name>/<version>.
+		t.ModelName, t.ModelVersion = p.ModelName, p.ModelVersion
 	}
 	b, _ := json.Marshal(t)
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(sum[:12])
 }
 
 func sortedPairs(m map[string]string) [][2]string {

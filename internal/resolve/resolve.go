@@ -8,8 +8,10 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/container"
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/plumber"
 	"github.com/plumbline/plumbline/internal/registry"
@@ -35,10 +37,30 @@ func errorf(field, format string, args ...any) *Error {
 // Resolver pins deployments against a registry.
 type Resolver struct {
 	reg *registry.Registry
+
+	// Rscript reads a vetiver pin's prototype ("" means Rscript on PATH).
+	Rscript string
+	// Python serves MLflow python_function models ("" means python3).
+	Python string
+	// Containers says the plans run under a container driver (docker,
+	// kubernetes): images run their own command, as on Azure, and a build
+	// context is built into an image. False: the process driver.
+	Containers bool
+
+	scorerOnce   sync.Mutex // protects scorerDigest
+	scorerDigest string
+	prototypes   sync.Map // model digest + file → []contract.Column
 }
 
-// New returns a Resolver.
+// New returns a Resolver for the process driver.
 func New(reg *registry.Registry) *Resolver { return &Resolver{reg: reg} }
+
+// ForContainers returns a Resolver for a container driver (Containers).
+func ForContainers(reg *registry.Registry) *Resolver { return &Resolver{reg: reg, Containers: true} }
+
+// SetRegistry sets the registry of a Resolver made as a literal (with
+// Rscript and Python); call it before the first Resolve.
+func (r *Resolver) SetRegistry(reg *registry.Registry) { r.reg = reg }
 
 // Marshal encodes the record for the store.
 func (rec *Record) Marshal() ([]byte, error) { return json.Marshal(rec) }
@@ -52,8 +74,10 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	var notices []string
 
 	// Model.
+	var m store.ModelVersion
 	if dd.Model != nil {
-		m, err := r.model(ctx, endpoint, dd.Name, *dd.Model)
+		var err error
+		m, err = r.model(ctx, endpoint, dd.Name, *dd.Model)
 		if err != nil {
 			return nil, err
 		}
@@ -85,15 +109,71 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		p.CodeDigest, p.CodeRoot, p.EntryScript = cc.Code, root, script
 	}
 
-	// Environment and runtime.
-	if dd.Environment == nil || dd.Environment.Inline == nil {
-		ref := "(none)"
-		if dd.Environment != nil {
-			ref = dd.Environment.String()
-		}
-		return nil, errorf("environment", "environment %s is a registered environment; plumbline has no environment registry yet: give the environment inline in the deployment (image or build with inference_config, or plumbline.command)", ref)
+	// Environment and runtime: a deployment without environment is served
+	// by a built-in scorer (a no-code deployment).
+	var env *spec.Environment
+	if dd.Environment == nil && r.Containers {
+		return nil, errorf("environment", "a deployment without environment is served by plumbline's built-in scorer with this machine's R, under the process driver; under serve --driver docker give it an environment (image, or build with a Dockerfile)")
 	}
-	env := dd.Environment.Inline
+	if dd.Environment == nil {
+		more, err := r.noCode(ctx, dd, m, p)
+		if err != nil {
+			return nil, err
+		}
+		notices = append(notices, more...)
+	} else {
+		var err error
+		if env, err = r.environment(ctx, dd, p, &notices); err != nil {
+			return nil, err
+		}
+	}
+
+	// Routes.
+	if env != nil {
+		p.Liveness, p.Readiness, p.Scoring = defaultRoutes(p.Runtime)
+		if p.Runtime == driver.RuntimeImage && r.isPlumberImage(ctx, env, p) {
+			// A plumber image (the seed's FROM rstudio/plumber) serves on 8000.
+			p.Liveness, p.Readiness, p.Scoring = defaultRoutes(driver.RuntimePlumber)
+			p.OpenAPIPath = "/openapi.json"
+		}
+		if p.Lean() {
+			// Without inference_config, the lean runtime's supervisor
+			// answers the probes on routes of its own (plumber's
+			// /openapi.json stays the API's document).
+			p.Liveness.Path, p.Readiness.Path = rworker.OwnLivenessPath, rworker.OwnReadinessPath
+		}
+		if ic := env.InferenceConfig; ic != nil {
+			if ic.LivenessRoute != nil {
+				p.Liveness = Route(*ic.LivenessRoute)
+			}
+			if ic.ReadinessRoute != nil {
+				p.Readiness = Route(*ic.ReadinessRoute)
+			}
+			if ic.ScoringRoute != nil {
+				p.Scoring = Route(*ic.ScoringRoute)
+			}
+		}
+	}
+
+	// Input contract.
+	c, more, err := r.contractFor(ctx, dd, m, p)
+	if err != nil {
+		return nil, err
+	}
+	p.Contract = c
+	notices = append(notices, more...)
+
+	return r.finish(d, dd, p, notices)
+}
+
+// environment resolves the deployment's environment (inline, or a
+// registered version, pinned): build context, runtime. It returns the
+// environment with its defaults.
+func (r *Resolver) environment(ctx context.Context, dd *spec.Deployment, p *Plan, notices *[]string) (*spec.Environment, error) {
+	env, err := r.environmentDoc(ctx, dd, p)
+	if err != nil {
+		return nil, err
+	}
 	if b := env.Build; b != nil {
 		if !isDigest(b.Path) {
 			return nil, notUploaded("environment.build.path", b.Path)
@@ -108,11 +188,18 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		}
 		p.BuildDigest, p.Dockerfile = b.Path, df
 	}
-	if env.CondaFile != nil {
-		notices = append(notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
-	}
 	p.Image = env.Image
-	runtime, why, err := r.runtime(ctx, dd, env, p)
+	p.ModelMountPath = dd.ModelMountPath
+	var runtime driver.Runtime
+	var why string
+	if r.Containers {
+		runtime, *notices, err = r.containerRuntime(env, p, *notices)
+	} else {
+		if env.CondaFile != nil {
+			*notices = append(*notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
+		}
+		runtime, why, err = r.runtime(ctx, dd, env, p)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -126,19 +213,23 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		if img == "" && env.Build != nil {
 			img = "the image built from " + p.Dockerfile
 		}
-		rr, rwhy, err := r.rRuntime(ctx, dd, p)
-		if err != nil {
-			return nil, err
+		if !r.Containers {
+			// The process driver runs R itself: on the lean R runtime,
+			// unless the script needs plumber's own server.
+			rr, rwhy, err := r.rRuntime(ctx, dd, p)
+			if err != nil {
+				return nil, err
+			}
+			p.RRuntime = rr
+			how := "under plumbline's built-in launcher (the equivalent of start_plumber.R)"
+			if rr == spec.RRuntimeLean {
+				how = "on plumbline's lean R runtime"
+			}
+			if img != "" {
+				*notices = append(*notices, fmt.Sprintf("%s: %s is not needed locally; %s runs %s with this machine's R", why, img, p.EntryScript, how))
+			}
+			*notices = append(*notices, rwhy)
 		}
-		p.RRuntime = rr
-		how := "under plumbline's built-in launcher (the equivalent of start_plumber.R)"
-		if rr == spec.RRuntimeLean {
-			how = "on plumbline's lean R runtime"
-		}
-		if img != "" {
-			notices = append(notices, fmt.Sprintf("%s: %s is not needed locally; %s runs %s with this machine's R", why, img, p.EntryScript, how))
-		}
-		notices = append(notices, rwhy)
 		p.OpenAPIPath = "/openapi.json"
 	case driver.RuntimeGeneric:
 		p.Command = env.Plumbline.Command
@@ -146,27 +237,105 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 			return nil, errorf("environment.plumbline.command", "a generic environment needs plumbline.command, the command line of its HTTP server")
 		}
 	}
+	return env, nil
+}
 
-	// Routes.
-	p.Liveness, p.Readiness, p.Scoring = defaultRoutes(runtime)
-	if p.Lean() {
-		// Without inference_config, the lean runtime's supervisor answers
-		// the probes on routes of its own (plumber's /openapi.json stays
-		// the API's document).
-		p.Liveness.Path, p.Readiness.Path = rworker.OwnLivenessPath, rworker.OwnReadinessPath
+// dockerfileFrom is the FROM image of the plan's build context's
+// Dockerfile, "" when there is none or it cannot be read.
+func (r *Resolver) dockerfileFrom(ctx context.Context, p *Plan) string {
+	if p.BuildDigest == "" {
+		return ""
 	}
-	if ic := env.InferenceConfig; ic != nil {
-		if ic.LivenessRoute != nil {
-			p.Liveness = Route(*ic.LivenessRoute)
-		}
-		if ic.ReadinessRoute != nil {
-			p.Readiness = Route(*ic.ReadinessRoute)
-		}
-		if ic.ScoringRoute != nil {
-			p.Scoring = Route(*ic.ScoringRoute)
-		}
+	dir, err := r.reg.Materialize(ctx, p.BuildDigest)
+	if err != nil {
+		return ""
 	}
+	df, err := readFile(dir, p.Dockerfile)
+	if err != nil {
+		return ""
+	}
+	return plumber.DockerfileFrom(df)
+}
 
+// isPlumberImage reports whether the environment's image is a plumber one
+// (rstudio/plumber, or a Dockerfile FROM it).
+func (r *Resolver) isPlumberImage(ctx context.Context, env *spec.Environment, p *Plan) bool {
+	if env.Image != "" && plumber.IsPlumberImage(env.Image) {
+		return true
+	}
+	from := r.dockerfileFrom(ctx, p)
+	return from != "" && plumber.IsPlumberImage(from)
+}
+
+// containerRuntime decides how instances run under a container driver: the
+// image's own command, as Azure runs it, unless the plumbline: block asks
+// for the built-in plumber launcher or a command inside the image. A build
+// context becomes an image tagged by its digest.
+func (r *Resolver) containerRuntime(env *spec.Environment, p *Plan, notices []string) (driver.Runtime, []string, error) {
+	if p.BuildDigest != "" {
+		p.Image = container.BuildTag(p.BuildDigest, p.Dockerfile)
+	}
+	if p.Image == "" {
+		return "", notices, errorf("environment", "the docker driver runs container images, and this environment has none: set environment.image, or environment.build with a Docker build context (plumbline.command alone runs under the process driver only)")
+	}
+	if env.CondaFile != nil {
+		notices = append(notices, "environment.conda_file is stored but not built: the image must already hold the conda environment")
+	}
+	if x := env.Plumbline; x != nil {
+		switch {
+		case x.Runtime == spec.RuntimePlumber:
+			return driver.RuntimePlumber, notices, nil
+		case x.Runtime == spec.RuntimeGeneric || len(x.Command) > 0:
+			return driver.RuntimeGeneric, notices, nil
+		}
+	}
+	return driver.RuntimeImage, notices, nil
+}
+
+// environmentDoc returns the deployment's environment: inline, or a
+// registered version, which it pins in d (azureml:<name>:<version>) and p.
+func (r *Resolver) environmentDoc(ctx context.Context, d *spec.Deployment, p *Plan) (*spec.Environment, error) {
+	ref := d.Environment
+	switch {
+	case ref.Inline != nil:
+		return ref.Inline.Defaulted(), nil
+	case ref.Kind == spec.RefRegistry:
+		return nil, errorf("environment", "%s is an environment of the Azure registry %s, which is not available here; register an environment of your own (plumbline environment create -f env.yml) and refer to it as azureml:<name>:<version>, or give the environment inline", ref.Raw, ref.Registry)
+	case ref.Kind != spec.RefRegistered:
+		return nil, errorf("environment", "%s is not an environment reference; write azureml:<name>:<version> or azureml:<name>@latest", ref.String())
+	}
+	v := ref.Version
+	if v == "" {
+		v = ref.Label
+	}
+	if v == "" {
+		v = registry.LabelLatest
+	}
+	ev, err := r.reg.ResolveEnvironment(ctx, ref.Name, v)
+	if errors.Is(err, store.ErrNotFound) {
+		if v == registry.LabelLatest {
+			return nil, errorf("environment", "environment %s has no registered version (or all are archived); register one with: plumbline environment create -f env.yml", ref.Name)
+		}
+		return nil, errorf("environment", "environment %s version %s is not registered; see what is with: plumbline environment list --name %s", ref.Name, v, ref.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var env spec.Environment
+	if err := json.Unmarshal(ev.Spec, &env); err != nil {
+		return nil, fmt.Errorf("environment %s:%s: stored document: %w", ev.Name, ev.Version, err)
+	}
+	pinned, err := spec.ParseEnvironmentRef("azureml:" + ev.Name + ":" + ev.Version)
+	if err != nil {
+		return nil, err
+	}
+	d.Environment = &pinned
+	p.EnvironmentName, p.EnvironmentVersion = ev.Name, ev.Version
+	return env.Defaulted(), nil
+}
+
+// finish applies scale, limits and probes, and builds the stored record.
+func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*Record, error) {
 	// Scale, limits, probes.
 	p.InstanceCount = 1
 	if dd.InstanceCount != nil {
@@ -206,7 +375,14 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 		}
 	}
 	if len(dd.EnvironmentVariables) > 0 {
-		p.Env = dd.EnvironmentVariables
+		env := make(map[string]string, len(p.Env)+len(dd.EnvironmentVariables))
+		for k, v := range p.Env {
+			env[k] = v
+		}
+		for k, v := range dd.EnvironmentVariables {
+			env[k] = v // the user's values win, as on Azure
+		}
+		p.Env = env
 	}
 
 	// The stored document is the one the user gave, with references
@@ -215,6 +391,9 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	// meaning what the user wrote (an unset probe delay stays unset).
 	given := *d
 	given.Model = dd.Model
+	if dd.Environment != nil && dd.Environment.Inline == nil {
+		given.Environment = dd.Environment // a registered environment, pinned
+	}
 	doc, err := json.Marshal(&given)
 	if err != nil {
 		return nil, err
@@ -283,13 +462,13 @@ func (r *Resolver) model(ctx context.Context, endpoint, deployment string, ref s
 		}
 		return m, err
 	case spec.RefDigest:
-		return r.register(ctx, "", "", ref.Digest, "model")
+		return r.register(ctx, "", "", ref.Digest, "", "model")
 	case spec.RefInline:
 		in := ref.Inline
 		if !isDigest(in.Path) {
 			return store.ModelVersion{}, notUploaded("model.path", in.Path)
 		}
-		m, err := r.register(ctx, in.Name, in.Version, in.Path, "model.path")
+		m, err := r.register(ctx, in.Name, in.Version, in.Path, in.Type, "model.path")
 		if err != nil {
 			return m, err
 		}
@@ -303,7 +482,7 @@ func (r *Resolver) model(ctx context.Context, endpoint, deployment string, ref s
 // register registers an inline or anonymous model. A nameless model is named
 // after its content (as Azure's anonymous models are); a versionless one
 // reuses the newest version with the same content, or gets the next number.
-func (r *Resolver) register(ctx context.Context, name, version, digest, field string) (store.ModelVersion, error) {
+func (r *Resolver) register(ctx context.Context, name, version, digest, typ, field string) (store.ModelVersion, error) {
 	if !r.reg.Has(ctx, digest) {
 		return store.ModelVersion{}, errorf(field, "artifact %s is not on the server; upload it first", short(digest))
 	}
@@ -316,7 +495,10 @@ func (r *Resolver) register(ctx context.Context, name, version, digest, field st
 			return latest, nil
 		}
 	}
-	m, _, err := r.reg.CreateModel(ctx, store.ModelVersion{Name: name, Version: version, Digest: digest})
+	if typ == "" {
+		typ = spec.ModelTypeCustom
+	}
+	m, _, err := r.reg.CreateModel(ctx, store.ModelVersion{Name: name, Version: version, Digest: digest, Type: typ})
 	if errors.Is(err, store.ErrConflict) {
 		return m, errorf(field, "%v", err)
 	}

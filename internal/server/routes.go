@@ -124,6 +124,7 @@ func buildSnapshot(ctx context.Context, st store.Store, routes map[string][]reco
 			MaxQueueWait:             p.MaxQueueWait,
 			ModelName:                p.ModelName,
 			ModelVersion:             p.ModelVersion,
+			Contract:                 p.Contract,
 		}
 		for _, in := range routes[reconcile.RouteKey(d.Endpoint, d.Name)] {
 			gd.Instances = append(gd.Instances, gateway.Instance{Name: in.Name, Addr: in.Addr})

@@ -65,7 +65,10 @@ type Deployment struct {
 	ModelMountPath string `json:"model_mount_path,omitempty"`
 	// CodeConfiguration is the scoring code; nil means none.
 	CodeConfiguration *CodeConfiguration `json:"code_configuration,omitempty"`
-	// Environment is required: a reference or an inline environment.
+	// Environment is a reference or an inline environment. It is required
+	// unless the model is served without one (a no-code deployment): an
+	// mlflow_model or triton_model (inline type, or a registered model
+	// whose type says so), or plumbline.scorer builtin. nil means none.
 	Environment *EnvironmentRef `json:"environment,omitempty"`
 	// EnvironmentVariables are set in every instance (scalars are read as
 	// their text); nil means none.
@@ -127,9 +130,20 @@ const (
 	DefaultRWorkersCap = 32
 )
 
-// DeploymentExtension is the deployment's plumbline: block: how an R plumber
-// deployment runs. It is ignored by other runtimes.
+// DeploymentExtension is the deployment's plumbline: block, plumbline's own
+// settings next to Azure's.
 type DeploymentExtension struct {
+	// Scorer is "builtin": serve the model with plumbline's built-in scorer
+	// (an MLflow model, a vetiver pin, an .rds or a crate.bin) with no
+	// environment and no scoring script. "" means builtin when the model is
+	// an mlflow_model and the deployment names no environment (Azure's
+	// no-code deployment), and otherwise the environment's server.
+	Scorer string `json:"scorer,omitempty"`
+	// Input is the input contract the gateway enforces before a request
+	// reaches the model; nil means the model's own, if it has one (a vetiver
+	// pin's prototype, or one given with model create --prototype).
+	Input *InputContract `json:"input,omitempty"`
+
 	// RRuntime is lean (plumbline's R workers) or plumber (plumber's own
 	// server); "" lets plumbline choose: lean, unless plumber.R uses
 	// something only plumber's own server serves.
@@ -144,6 +158,39 @@ type DeploymentExtension struct {
 	// passed this size ("2Gi", "500Mi"); "" means twice the loaded
 	// session's resident memory plus 1 GiB.
 	MaxWorkerMemory string `json:"max_worker_memory,omitempty"`
+}
+
+// Scorers (plumbline.scorer).
+const (
+	ScorerBuiltin = "builtin"
+)
+
+// Input contract policies.
+const (
+	ExtraColumnsReject = "reject"
+	ExtraColumnsIgnore = "ignore"
+	AllNAReject        = "reject"
+	AllNAAllow         = "allow"
+)
+
+// InputContract is a deployment's plumbline.input: a data-frame prototype
+// or a JSON Schema for request bodies, and what to do with columns the
+// prototype does not name and with columns whose every value is null.
+type InputContract struct {
+	// Prototype maps each column to its type: vetiver's /prototype form
+	// ({col: {type: numeric, details: {levels: [...]}}}) or the short form
+	// {col: numeric}, with types numeric (double), integer, character,
+	// logical, factor (with details.levels), Date, POSIXct. nil means none.
+	Prototype map[string]any `json:"prototype,omitempty"`
+	// JSONSchema is a JSON Schema every request body must satisfy; nil
+	// means none. At most one of Prototype and JSONSchema is set.
+	JSONSchema map[string]any `json:"json_schema,omitempty"`
+	// ExtraColumns is reject (a 422 names each column the prototype does
+	// not have) or ignore (they pass through); "" means reject.
+	ExtraColumns string `json:"extra_columns,omitempty"`
+	// AllNAColumns is reject (a 422 names a column whose every value is
+	// null) or allow; "" means reject.
+	AllNAColumns string `json:"all_na_columns,omitempty"`
 }
 
 // CodeConfiguration is a deployment's scoring code.

@@ -60,6 +60,11 @@ func (d *Deployment) Validate() error {
 		}
 	}
 	switch e := d.Environment; {
+	case (e == nil || (e.Raw == "" && e.Inline == nil)) && d.NoCode():
+		// A no-code deployment: the model is served without environment
+		// and scoring script (Azure's MLflow and Triton models, plumbline's
+		// built-in scorer). A registered model's type is checked when the
+		// deployment is created.
 	case e == nil || (e.Raw == "" && e.Inline == nil):
 		p.add("environment", "missing; set an environment: azureml:<name>:<version>, or inline with image and inference_config")
 	case e.Inline != nil:
@@ -68,6 +73,9 @@ func (d *Deployment) Validate() error {
 		if _, err := ParseEnvironmentRef(e.Raw); err != nil {
 			p.add("environment", "%v", err)
 		}
+	}
+	if x := d.Plumbline; x != nil {
+		validateExtension(&p, x, d)
 	}
 	for _, k := range sortedKeys(d.EnvironmentVariables) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -123,7 +131,7 @@ func (d *Deployment) Validate() error {
 	validateProbe(&p, "readiness_probe", d.ReadinessProbe, false)
 
 	if x := d.Plumbline; x != nil {
-		validateExtension(&p, x)
+		validateRExtension(&p, x)
 	}
 
 	// Azure-only fields and Kubernetes resources.
@@ -265,8 +273,9 @@ func validateResources(p *problems, r *ResourceRequirements) {
 	}
 }
 
-// validateExtension checks the deployment's plumbline: block.
-func validateExtension(p *problems, x *DeploymentExtension) {
+// validateRExtension checks the lean R runtime's settings in the
+// deployment's plumbline: block.
+func validateRExtension(p *problems, x *DeploymentExtension) {
 	if x.RRuntime != "" {
 		if msg := oneOf(lower(x.RRuntime), RRuntimeLean, RRuntimePlumber); msg != "" {
 			p.add("plumbline.r_runtime", "%s", msg)
@@ -283,6 +292,67 @@ func validateExtension(p *problems, x *DeploymentExtension) {
 			p.add("plumbline.max_worker_memory", "%v", err)
 		} else if m < 64<<20 {
 			p.add("plumbline.max_worker_memory", "must be at least 64Mi (an R process needs more); got %s", quote(x.MaxWorkerMemory))
+		}
+	}
+}
+
+// NoCode reports whether the deployment may run without environment and
+// scoring script: it has no code_configuration and either names
+// plumbline.scorer builtin with a model, or its model is an inline
+// mlflow_model or triton_model, or a registered model reference (whose type,
+// known only to the server, is checked when the deployment is created, as
+// Azure does).
+func (d *Deployment) NoCode() bool {
+	if d.CodeConfiguration != nil || d.Model == nil {
+		return false
+	}
+	if d.Plumbline != nil && lower(d.Plumbline.Scorer) == ScorerBuiltin {
+		return true
+	}
+	m := d.Model
+	switch {
+	case m.Inline != nil:
+		switch snakeCase(m.Inline.Type) {
+		case ModelTypeMLflow, ModelTypeTriton:
+			return true
+		}
+		return false
+	case m.Kind == RefRegistered || m.Kind == RefRegistry:
+		return true
+	}
+	return false
+}
+
+func validateExtension(p *problems, x *DeploymentExtension, d *Deployment) {
+	if x.Scorer != "" {
+		if msg := oneOf(lower(x.Scorer), ScorerBuiltin); msg != "" {
+			p.add("plumbline.scorer", "%s", msg)
+		} else if d.Model == nil {
+			p.add("plumbline.scorer", "the built-in scorer serves the deployment's model; set model (a path, azureml:<name>:<version> or an inline model)")
+		} else if d.CodeConfiguration != nil {
+			p.add("plumbline.scorer", "the built-in scorer needs no scoring script; remove code_configuration, or remove plumbline.scorer to run your script")
+		}
+	}
+	in := x.Input
+	if in == nil {
+		return
+	}
+	switch {
+	case in.Prototype == nil && in.JSONSchema == nil:
+		p.add("plumbline.input", "set prototype (the columns and their types) or json_schema")
+	case in.Prototype != nil && in.JSONSchema != nil:
+		p.add("plumbline.input", "prototype and json_schema cannot both be set; keep one")
+	case in.Prototype != nil && len(in.Prototype) == 0:
+		p.add("plumbline.input.prototype", "has no columns; name each column with its type, for example sepal_length: numeric")
+	}
+	if in.ExtraColumns != "" {
+		if msg := oneOf(lower(in.ExtraColumns), ExtraColumnsReject, ExtraColumnsIgnore); msg != "" {
+			p.add("plumbline.input.extra_columns", "%s", msg)
+		}
+	}
+	if in.AllNAColumns != "" {
+		if msg := oneOf(lower(in.AllNAColumns), AllNAReject, AllNAAllow); msg != "" {
+			p.add("plumbline.input.all_na_columns", "%s", msg)
 		}
 	}
 }

@@ -52,6 +52,10 @@ type ModelVersion struct {
 	FileCount int
 	Archived  bool
 	CreatedAt time.Time
+	// Contract is the version's input contract (JSON of contract.Contract:
+	// a prototype or a JSON Schema, from model create --prototype or
+	// --input-schema); nil means none.
+	Contract json.RawMessage
 }
 
 // ModelFilter selects models in ListModels.
@@ -169,6 +173,9 @@ type Store interface {
 	// SetModelArchived archives (or restores) one version, or every version of
 	// the name when version is "". ErrNotFound when nothing matches.
 	SetModelArchived(ctx context.Context, name, version string, archived bool) error
+
+	// Environments are registered environment versions (environments.go).
+	Environments
 
 	// CreateEndpoint fails with ErrExists if the name is taken.
 	CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error)

@@ -135,6 +135,9 @@ func removeSharedFixtures() {
 	if iris.dir != "" {
 		os.RemoveAll(iris.dir)
 	}
+	if noCodeModels.dir != "" {
+		os.RemoveAll(noCodeModels.dir)
+	}
 }
 
 // sampleRequest is the seed's request body.

@@ -197,9 +197,8 @@ func (e *env) gateway(ctx context.Context) error {
 	}
 	fixedTr := map[string]*http.Transport{}
 	for _, v := range variants {
-		st := load.ClosedLoop{Targets: []load.Target{targets[v]}, Conns: 8, Duration: warm, Client: opts[v]}.Run(ctx)
-		if st.OK == 0 {
-			return fmt.Errorf("warm-up of %s: no successful request (%s; %v)", v, st.CodesString(), st.ErrorSamples)
+		if err := warmUp(ctx, v, load.ClosedLoop{Targets: []load.Target{targets[v]}, Conns: 8, Client: opts[v]}, warm); err != nil {
+			return err
 		}
 		// A pooled client, as most HTTP client libraries are: at most Conns
 		// connections. Without a cap, a stall of the shared machine turns

@@ -21,7 +21,10 @@
 //  5. deploy   — create → first 200, scale 1 → 2 → second instance ready.
 //  6. memory   — plumbline serve idle and at peak in run 1, nginx beside it,
 //     each R instance (measured within 1 and 2).
-//  7. lean     — the lean R runtime beside plumber's own server on the iris
+//  7. containers — the iris example under `serve --driver docker` (the
+//     seed's docker-context built as its image) beside the process driver:
+//     create → first 200, Started → Ready, requests/s through the gateway.
+//  8. lean     — the lean R runtime beside plumber's own server on the iris
 //     example and a slower 500-tree ranger model, at 1 and 2 instances or
 //     workers; fork time of +1 worker; PSS of 1 vs 4 workers; a worker
 //     killed under load.
@@ -59,7 +62,7 @@ import (
 )
 
 // Scenario names, in the order they run.
-var Scenarios = []string{"gateway", "r", "overload", "rollout", "deploy", "lean"}
+var Scenarios = []string{"gateway", "r", "overload", "rollout", "deploy", "containers", "lean"}
 
 // Config is one benchmark run. Zero values take the defaults of the full
 // run, or of the smoke run when Smoke is set.
@@ -97,6 +100,10 @@ type Config struct {
 	// OverloadDelay is the backend's service time in the overload scenario
 	// (default 20 ms: 50 requests/s per instance).
 	OverloadDelay time.Duration
+	// DockerHost is the container engine's Docker API address for the
+	// containers scenario ("" : DOCKER_HOST, else PLUMBLINE_TEST_DOCKER_HOST,
+	// else the scenario is skipped with that reason).
+	DockerHost string
 	// KeepTemp keeps the temporary folder (logs, configs, data dirs).
 	KeepTemp bool
 	// Command is the command line, for the report.
@@ -147,6 +154,12 @@ func (c *Config) defaults() {
 	}
 	if c.LoadGen == "" {
 		c.LoadGen = "auto"
+	}
+	if c.DockerHost == "" {
+		c.DockerHost = os.Getenv("DOCKER_HOST")
+	}
+	if c.DockerHost == "" {
+		c.DockerHost = os.Getenv("PLUMBLINE_TEST_DOCKER_HOST")
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
@@ -252,6 +265,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = e.rollout(ctx)
 		case "deploy":
 			err = e.deploy(ctx)
+		case "containers":
+			err = e.containers(ctx)
 		case "lean":
 			err = e.leanScenario(ctx)
 		}
@@ -300,7 +315,7 @@ func (e *env) preflight() error {
 	} else {
 		c.Nginx = p
 	}
-	if c.want("r") || c.want("deploy") || c.want("lean") {
+	if c.want("r") || c.want("deploy") || c.want("containers") || c.want("lean") {
 		if err := rscript.Check(c.Rscript); err != nil {
 			missing = append(missing, err.Error())
 		}

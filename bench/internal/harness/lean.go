@@ -24,7 +24,7 @@ import (
 	"github.com/plumbline/plumbline/internal/rworker"
 )
 
-// Scenario 7 (lean): plumbline's lean R runtime beside plumber's own
+// Scenario 8 (lean): plumbline's lean R runtime beside plumber's own
 // server, on the iris example and on a slower model (a 500-tree ranger), at
 // 1 and 2 instances or workers; then what only the lean runtime does: fork
 // time, memory shared between workers, and a worker killed under load.
@@ -571,7 +571,7 @@ func leanVerdicts(r *Results, skip func(string, string)) []Verdict {
 	}
 	if lr == nil || len(lr.Models) == 0 {
 		for _, n := range names {
-			skip(n, "scenario 7 not run")
+			skip(n, "scenario 8 not run")
 		}
 		return nil
 	}

@@ -176,9 +176,9 @@ func (e *env) rScenario(ctx context.Context) error {
 			jobs = append(jobs, job{n, v})
 			// Warm up: R compiles on first use; connections open.
 			vv := variants[n][v]
-			st := load.ClosedLoop{Targets: vv.targets, Conns: n, Duration: 300 * time.Millisecond, Client: vv.opts}.Run(ctx)
-			if st.OK == 0 {
-				return fmt.Errorf("warm-up of %s with %d instance(s): no successful request (%s; %v)", v, n, st.CodesString(), st.ErrorSamples)
+			cl := load.ClosedLoop{Targets: vv.targets, Conns: n, Client: vv.opts}
+			if err := warmUp(ctx, fmt.Sprintf("%s with %d instance(s)", v, n), cl, 300*time.Millisecond); err != nil {
+				return err
 			}
 		}
 	}

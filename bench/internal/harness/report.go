@@ -142,6 +142,9 @@ func Markdown(r *Results) string {
 			w("For scale: one plumber process of the same example, started by the harness, took %s from exec to its first 200.\n\n", fmtDur(r.R.PlumberBoot))
 		}
 	}
+	if c := r.Containers; c != nil {
+		mdContainers(&b, r, c)
+	}
 	mdMemory(&b, r)
 	if lr := r.Lean; lr != nil {
 		mdLean(&b, r, lr)
@@ -363,7 +366,7 @@ func oneLine(s string) string {
 
 func mdLean(b *strings.Builder, r *Results, lr *LeanResult) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	w("## 7. Lean R runtime\n\n")
+	w("## 8. Lean R runtime\n\n")
 	w("plumbline's lean R runtime (docs/runtime.md) loads `plumber.R` once, forks workers from the loaded session and hands them requests over pipes, beside plumber's own server, on two models. ")
 	w("n is the number of plumber processes (direct, nginx), of instances (plumbline → plumber's own server) or of workers in one instance (lean), and the number of concurrent clients.\n\n")
 	for _, v := range lr.Variants {

@@ -67,6 +67,16 @@ type Harness struct {
 	Exits, IgnoresTerm, Children bool
 	// StartTimeout bounds the wait for a started server to answer. Zero: 30s.
 	StartTimeout time.Duration
+	// Paths says where the server sees a spec's ModelDir and CodeDir (the
+	// AZUREML_MODEL_DIR and AML_APP_ROOT it must get). Nil: the host paths
+	// themselves (drivers that run processes on this host); container
+	// drivers return the paths they mount them at.
+	Paths func(spec driver.InstanceSpec) (modelDir, codeDir string)
+	// Reopen plays a restart of the server that owns d: d goes away
+	// without stopping its instances (process: Close) and a new driver on
+	// the same state is returned, on which the suite calls Recover. Nil
+	// skips the re-adoption case.
+	Reopen func(t *testing.T, d driver.Driver) driver.Driver
 }
 
 // client talks to instances without keep-alive, so no idle connection
@@ -83,7 +93,8 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 		h.StartTimeout = 30 * time.Second
 	}
 	ctx := t.Context()
-	t.Cleanup(func() { stopAll(t, d) })
+	cur := d // the driver in use; Reopen replaces it
+	t.Cleanup(func() { stopAll(t, cur) })
 
 	t.Run("RecoverFresh", func(t *testing.T) {
 		got, err := d.Recover(ctx)
@@ -111,6 +122,7 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 	token := newToken()
 	userEnv := map[string]string{"PLUMBLINE_CONFORMANCE": "user-value", tokenVar: token}
 	spec := h.Spec(t, "conformance.blue.blue-0", Server{Env: userEnv})
+	spec.Template = "t1:conformance-blue"
 	started, err := d.Start(ctx, spec)
 	if err != nil {
 		t.Fatalf("Start(%s) = %v", spec.ID, err)
@@ -118,13 +130,13 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 	waitServing(t, d, spec.ID, started.Addr, h.StartTimeout)
 
 	t.Run("Running", func(t *testing.T) {
-		if started.ID != spec.ID || started.Addr == "" ||
+		if started.ID != spec.ID || started.Addr == "" || started.Template != spec.Template ||
 			(started.State != driver.StateRunning && started.State != driver.StateStarting) {
-			t.Errorf("Start() = %+v, want ID %s, an Addr, State Starting or Running", started, spec.ID)
+			t.Errorf("Start() = %+v, want ID %s, an Addr, Template %q, State Starting or Running", started, spec.ID, spec.Template)
 		}
 		got, err := d.Inspect(ctx, spec.ID)
-		if err != nil || got.State != driver.StateRunning || got.Addr != started.Addr {
-			t.Errorf("Inspect() = %+v, %v; want Running at %s", got, err, started.Addr)
+		if err != nil || got.State != driver.StateRunning || got.Addr != started.Addr || got.Template != spec.Template {
+			t.Errorf("Inspect() = %+v, %v; want Running at %s with Template %q", got, err, started.Addr, spec.Template)
 		}
 		for _, path := range []string{"/live", "/ready"} {
 			if code, body := get(t, started.Addr, path); code != http.StatusOK {
@@ -134,9 +146,13 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 	})
 	t.Run("EnvContract", func(t *testing.T) {
 		got := score(t, started.Addr, "", "AZUREML_MODEL_DIR", "AML_APP_ROOT", "AZUREML_ENTRY_SCRIPT", "PLUMBLINE_CONFORMANCE")
+		modelDir, codeDir := spec.ModelDir, spec.CodeDir
+		if h.Paths != nil {
+			modelDir, codeDir = h.Paths(spec)
+		}
 		want := map[string]string{
-			"AZUREML_MODEL_DIR":     spec.ModelDir,
-			"AML_APP_ROOT":          spec.CodeDir,
+			"AZUREML_MODEL_DIR":     modelDir,
+			"AML_APP_ROOT":          codeDir,
 			"AZUREML_ENTRY_SCRIPT":  spec.EntryScript,
 			"PLUMBLINE_CONFORMANCE": "user-value",
 		}
@@ -148,8 +164,8 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 	})
 	t.Run("List", func(t *testing.T) {
 		list, err := d.List(ctx)
-		if err != nil || len(list) != 1 || list[0].ID != spec.ID || list[0].State != driver.StateRunning {
-			t.Errorf("List() = %+v, %v; want just %s, Running", list, err, spec.ID)
+		if err != nil || len(list) != 1 || list[0].ID != spec.ID || list[0].State != driver.StateRunning || list[0].Template != spec.Template {
+			t.Errorf("List() = %+v, %v; want just %s, Running, Template %q", list, err, spec.ID, spec.Template)
 		}
 	})
 	t.Run("DuplicateID", func(t *testing.T) {
@@ -298,6 +314,92 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 					t.Errorf("the server's child still answers at %s after Stop", child)
 				}
 			}
+		}
+	})
+	t.Run("RecoverReadopts", func(t *testing.T) {
+		if h.Reopen == nil {
+			t.Skip("the harness cannot reopen the driver on the same state")
+		}
+		token := newToken()
+		keep := h.Spec(t, "conformance.adopt.adopt-0", Server{Env: map[string]string{tokenVar: token}})
+		keep.Template = "t1:conformance-adopt"
+		st, err := cur.Start(ctx, keep)
+		if err != nil {
+			t.Fatalf("Start(%s) = %v", keep.ID, err)
+		}
+		waitServing(t, cur, keep.ID, st.Addr, h.StartTimeout)
+		score(t, st.Addr, "before-restart")
+		var dead driver.InstanceSpec
+		if h.Exits {
+			dead = h.Spec(t, "conformance.adopt.dead-0", Server{ExitAfter: 300 * time.Millisecond, ExitCode: 3})
+			if _, err := cur.Start(ctx, dead); err != nil {
+				t.Fatalf("Start(%s) = %v", dead.ID, err)
+			}
+		}
+
+		// Whatever else runs (a case run alone leaves the shared instance)
+		// must come back too.
+		others := map[string]bool{}
+		if list, err := cur.List(ctx); err == nil {
+			for _, o := range list {
+				if o.ID != keep.ID && o.ID != dead.ID && o.State == driver.StateRunning {
+					others[o.ID] = true
+				}
+			}
+		}
+		cur = h.Reopen(t, cur)
+		if h.Exits {
+			time.Sleep(time.Second) // the dead one has exited by now
+		}
+		all, err := cur.Recover(ctx)
+		if err != nil {
+			t.Fatalf("Recover() after a restart = %v", err)
+		}
+		var got []driver.Status
+		for _, a := range all {
+			if !others[a.ID] {
+				got = append(got, a)
+			}
+		}
+		if len(all)-len(got) != len(others) {
+			t.Errorf("Recover() = %+v; want %v re-adopted too", all, others)
+		}
+		if len(got) != 1 || got[0].ID != keep.ID || got[0].Template != keep.Template || got[0].Addr != st.Addr ||
+			got[0].PID != st.PID || got[0].State != driver.StateRunning {
+			t.Fatalf("Recover() = %+v; want %s, Running, at %s, pid %d, Template %q", all, keep.ID, st.Addr, st.PID, keep.Template)
+		}
+		if !got[0].StartedAt.Equal(st.StartedAt) && got[0].StartedAt.Sub(st.StartedAt).Abs() > time.Second {
+			t.Errorf("re-adopted StartedAt = %s, want about %s", got[0].StartedAt, st.StartedAt)
+		}
+		if in, err := cur.Inspect(ctx, keep.ID); err != nil || in.State != driver.StateRunning || in.Template != keep.Template {
+			t.Errorf("Inspect(re-adopted) = %+v, %v; want Running with its Template", in, err)
+		}
+		if got := score(t, st.Addr, "", tokenVar); got[tokenVar] != token {
+			t.Errorf("the re-adopted instance answers %v, want the same server (token %s)", got, token)
+		}
+		score(t, st.Addr, "after-restart")
+		eventually(t, 10*time.Second, func() string {
+			all := readLogs(t, cur, keep.ID, driver.LogOptions{})
+			if !strings.Contains(all, "before-restart\n") || !strings.Contains(all, "after-restart\n") {
+				return fmt.Sprintf("Logs(re-adopted) = %q, want the lines written before and after the restart", all)
+			}
+			return ""
+		})
+		if h.Exits {
+			if _, err := cur.Inspect(ctx, dead.ID); !errors.Is(err, driver.ErrNotFound) {
+				t.Errorf("Inspect(%s, exited before Recover) = %v, want ErrNotFound: Recover removes dead leftovers", dead.ID, err)
+			}
+		}
+		if list, _ := cur.List(ctx); len(list) != 1+len(others) {
+			t.Errorf("List() after Recover = %+v, want the re-adopted instances", list)
+		}
+		if err := cur.Stop(ctx, keep.ID, 10*time.Second); err != nil {
+			t.Fatalf("Stop(re-adopted) = %v", err)
+		}
+		gone(t, st.Addr, token)
+		cur = h.Reopen(t, cur)
+		if again, err := cur.Recover(ctx); err != nil || len(again) != len(others) {
+			t.Errorf("Recover() after the re-adopted instance was stopped = %+v, %v; want it gone", again, err)
 		}
 	})
 }

@@ -99,6 +99,9 @@ type Driver struct {
 	mu        sync.Mutex
 	behaviors map[string]Behavior
 	instances map[string]*instance // nil value: ID reserved while Start waits
+	// leftovers are instances a simulated server restart (Restart) left
+	// running and not yet re-adopted by Recover.
+	leftovers map[string]*instance
 	calls     []Call
 	nextPort  int // for NoListen addresses
 }
@@ -109,6 +112,7 @@ func New(opts Options) *Driver {
 		opts:      opts,
 		behaviors: map[string]Behavior{},
 		instances: map[string]*instance{},
+		leftovers: map[string]*instance{},
 		nextPort:  20000,
 	}
 }
@@ -224,7 +228,7 @@ func (d *Driver) start(ctx context.Context, spec driver.InstanceSpec, b Behavior
 	}
 	in.env = contractEnv(spec, port)
 	in.handler = in.routes()
-	in.status = driver.Status{ID: spec.ID, State: driver.StateRunning, Addr: in.addr, StartedAt: time.Now()}
+	in.status = driver.Status{ID: spec.ID, State: driver.StateRunning, Addr: in.addr, Template: spec.Template, StartedAt: time.Now()}
 	in.log.append(fmt.Sprintf("fake: instance %s serving on %s", spec.ID, in.addr))
 	if ln != nil {
 		in.srv = &http.Server{Handler: in.handler, ReadHeaderTimeout: 10 * time.Second}
@@ -418,8 +422,49 @@ func (d *Driver) Logs(ctx context.Context, id string, opts driver.LogOptions) (i
 	return in.log.reader(ctx, opts, in.removed), nil
 }
 
-// Recover has nothing to recover: the fake keeps no state across runs.
-func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) { return nil, nil }
+// Restart plays a restart of the server that owns the driver: every
+// instance keeps running (and serving) but the driver forgets it, as a new
+// process driver knows nothing until Recover re-adopts what its records
+// name. Until Recover, Inspect, List, Logs and Stop do not see them.
+func (d *Driver) Restart() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, in := range d.instances {
+		if in != nil {
+			d.leftovers[id] = in
+			delete(d.instances, id)
+		}
+	}
+}
+
+// Recover re-adopts the instances a Restart left that still run, returning
+// them, and forgets the ones that exited meanwhile. Without a Restart it
+// returns nothing.
+func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
+	d.mu.Lock()
+	left := d.leftovers
+	d.leftovers = map[string]*instance{}
+	d.mu.Unlock()
+	var out []driver.Status
+	for id, in := range left {
+		if in.exited() {
+			close(in.removed)
+			continue
+		}
+		d.mu.Lock()
+		if _, taken := d.instances[id]; taken {
+			d.mu.Unlock()
+			in.exit(-1, "killed by signal SIGKILL")
+			close(in.removed)
+			continue
+		}
+		d.instances[id] = in
+		d.mu.Unlock()
+		out = append(out, in.snapshot())
+	}
+	slices.SortFunc(out, func(a, b driver.Status) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
 
 // SetReady flips the instance's readiness route between 200 and 503.
 func (d *Driver) SetReady(id string, ready bool) error {
@@ -462,11 +507,12 @@ func (d *Driver) AppendLog(id, line string) error {
 	return nil
 }
 
-// Close ends every instance's server. The fake forgets nothing, so a test
-// can still Inspect after Close.
+// Close ends every instance's server, leftovers of a Restart included. The
+// fake forgets nothing, so a test can still Inspect after Close.
 func (d *Driver) Close() {
 	d.mu.Lock()
 	ins := slices.Collect(maps.Values(d.instances))
+	ins = append(ins, slices.Collect(maps.Values(d.leftovers))...)
 	d.mu.Unlock()
 	for _, in := range ins {
 		if in != nil {

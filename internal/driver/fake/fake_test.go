@@ -26,5 +26,9 @@ func TestConformance(t *testing.T) {
 		},
 		Exits:       true,
 		IgnoresTerm: true,
+		Reopen: func(t *testing.T, old driver.Driver) driver.Driver {
+			old.(*fake.Driver).Restart()
+			return old
+		},
 	})
 }

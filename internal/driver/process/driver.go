@@ -30,6 +30,7 @@ type Driver struct {
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{} // closed when the rotation loop has returned
+	closing  chan struct{} // closed by Close; ends the watchers of re-adopted instances
 
 	// mu guards instances, ports and closed.
 	mu sync.Mutex
@@ -62,6 +63,7 @@ func New(cfg Config) (*Driver, error) {
 		lock:      lock,
 		stopLoop:  cancel,
 		loopDone:  make(chan struct{}),
+		closing:   make(chan struct{}),
 		instances: map[string]*instance{},
 		ports:     map[int]string{},
 	}
@@ -100,6 +102,7 @@ func (d *Driver) Close() error {
 	}
 	d.closed = true
 	d.mu.Unlock()
+	close(d.closing)
 	d.stopLoop()
 	<-d.loopDone
 	return d.lock.Close()
@@ -218,6 +221,7 @@ func (d *Driver) spawn(spec driver.InstanceSpec) (in *instance, err error) {
 		cmd:       cmd,
 		pid:       cmd.Process.Pid,
 		startedAt: time.Now(),
+		template:  spec.Template,
 		reaped:    make(chan struct{}),
 		removed:   make(chan struct{}),
 	}

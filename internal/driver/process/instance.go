@@ -20,9 +20,10 @@ type instance struct {
 	dir       string // StateDir/instances/<id>
 	port      int
 	addr      string
-	cmd       *exec.Cmd
-	pid       int // also the process group ID: the leader runs with Setpgid
+	cmd       *exec.Cmd // nil for an instance re-adopted by Recover
+	pid       int       // also the process group ID: the leader runs with Setpgid
 	startedAt time.Time
+	template  string // driver.InstanceSpec.Template
 
 	// reaped is closed once cmd.Wait has returned and the exit fields are
 	// set.
@@ -57,6 +58,7 @@ func (in *instance) status() driver.Status {
 		ID:        in.id,
 		State:     driver.StateRunning,
 		Addr:      in.addr,
+		Template:  in.template,
 		PID:       in.pid,
 		StartedAt: in.startedAt,
 	}
@@ -100,4 +102,36 @@ func (in *instance) reap(bindHost string, log *slog.Logger) {
 	in.message = msg
 	in.mu.Unlock()
 	log.Info("instance exited", "instance", in.id, "pid", in.pid, "exit_code", code, "message", msg)
+}
+
+// adoptedPoll is how often a re-adopted instance's leader is looked at: it
+// is not plumbline's child, so no Wait reports its end.
+const adoptedPoll = 200 * time.Millisecond
+
+// watch stands in for reap on an instance re-adopted by Recover. The
+// leader's parent is now init (or a subreaper), which reaps it, so its exit
+// status cannot be read: the instance reports Exited with code -1 once the
+// recorded process (same pid and start time) is gone or a zombie.
+func (in *instance) watch(startTime uint64, stop <-chan struct{}, log *slog.Logger) {
+	defer close(in.reaped)
+	t := time.NewTicker(adoptedPoll)
+	defer t.Stop()
+	for {
+		p, err := readProc(in.pid)
+		if err != nil || p.startTime != startTime || p.zombie() {
+			break
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+	in.mu.Lock()
+	in.exited = true
+	in.exitCode = -1
+	in.exitedAt = time.Now()
+	in.message = "exited; its exit code is unknown: plumbline re-adopted it after a restart and is not its parent"
+	in.mu.Unlock()
+	log.Info("re-adopted instance exited", "instance", in.id, "pid", in.pid)
 }

@@ -102,7 +102,21 @@ func goServer(bin string) drivertest.Harness {
 
 func TestConformance(t *testing.T) {
 	bin := drivertest.BuildTestServer(t)
-	drivertest.Run(t, newDriver(t, process.Config{}), goServer(bin))
+	cfg := process.Config{StateDir: t.TempDir()}
+	h := goServer(bin)
+	h.Reopen = reopen(cfg)
+	drivertest.Run(t, newDriver(t, cfg), h)
+}
+
+// reopen plays a restart of the server: the old driver is closed, leaving
+// its instances running, and a new one opens the same state dir.
+func reopen(cfg process.Config) func(t *testing.T, old driver.Driver) driver.Driver {
+	return func(t *testing.T, old driver.Driver) driver.Driver {
+		if err := old.(*process.Driver).Close(); err != nil {
+			t.Fatalf("Close() = %v", err)
+		}
+		return newDriver(t, cfg)
+	}
 }
 
 // TestConformancePlumber runs the suite once on real R: the launcher, on
@@ -114,7 +128,9 @@ func TestConformancePlumber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drivertest.Run(t, newDriver(t, process.Config{Rscript: rscript}), drivertest.Harness{
+	cfg := process.Config{Rscript: rscript, StateDir: t.TempDir()}
+	drivertest.Run(t, newDriver(t, cfg), drivertest.Harness{
+		Reopen: reopen(cfg),
 		Spec: func(t *testing.T, id string, s drivertest.Server) driver.InstanceSpec {
 			return driver.InstanceSpec{
 				ID:          id,
@@ -130,14 +146,19 @@ func TestConformancePlumber(t *testing.T) {
 }
 
 // TestConformanceLean runs the suite on the lean R runtime: the driver
-// starts `plumbline rworker` (this test binary) for the same plumber.R.
+// starts `plumbline rworker` (this test binary) for the same plumber.R. The
+// supervisor answers its own probe routes, so that the suite's GET /live
+// and /ready reach plumber.R's routes through the workers (the supervisor's
+// probes are internal/rworker's subject).
 func TestConformanceLean(t *testing.T) {
 	rscript := requirePlumber(t)
 	code, err := filepath.Abs("testdata/plumber")
 	if err != nil {
 		t.Fatal(err)
 	}
-	drivertest.Run(t, newDriver(t, process.Config{Rscript: rscript}), drivertest.Harness{
+	cfg := process.Config{Rscript: rscript, StateDir: t.TempDir()}
+	drivertest.Run(t, newDriver(t, cfg), drivertest.Harness{
+		Reopen: reopen(cfg),
 		Spec: func(t *testing.T, id string, s drivertest.Server) driver.InstanceSpec {
 			return driver.InstanceSpec{
 				ID:          id,
@@ -146,7 +167,7 @@ func TestConformanceLean(t *testing.T) {
 				CodeDir:     code,
 				EntryScript: "plumber.R",
 				Env:         s.Env,
-				RWorkers:    &driver.RWorkers{Workers: 2, LivenessPath: "/live", ReadinessPath: "/ready"},
+				RWorkers:    &driver.RWorkers{Workers: 2, LivenessPath: rworker.OwnLivenessPath, ReadinessPath: rworker.OwnReadinessPath},
 			}
 		},
 		StartTimeout: 60 * time.Second,
@@ -172,18 +193,29 @@ func TestLeanFallsBackToPlumber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	// R starts twice (the lean runtime's session, then plumber's own
+	// server): allow for a loaded machine.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		res, err := http.Get("http://" + st.Addr + "/live")
+		res, err := client.Get("http://" + st.Addr + "/live")
+		last := fmt.Sprint(err)
 		if err == nil {
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK && string(body) == `["alive"]` {
 				break
 			}
+			last = fmt.Sprintf("%d %s", res.StatusCode, body)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("plumber's own server did not answer /live: %v", err)
+			logs, _ := d.Logs(context.Background(), "fallback", driver.LogOptions{Tail: 40})
+			var text []byte
+			if logs != nil {
+				text, _ = io.ReadAll(logs)
+				logs.Close()
+			}
+			t.Fatalf("plumber's own server did not answer /live within 2 minutes (last: %s); log:\n%s", last, text)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -34,9 +34,10 @@ func fakeServer(stateDir, bin string) {
 		fail(err)
 	}
 	st, err := d.Start(context.Background(), driver.InstanceSpec{
-		ID:      "orphan.blue.blue-0",
-		Runtime: driver.RuntimeGeneric,
-		Command: []string{bin, "-child"},
+		ID:       "orphan.blue.blue-0",
+		Runtime:  driver.RuntimeGeneric,
+		Command:  []string{bin, "-child"},
+		Template: "t1:orphan",
 	})
 	if err != nil {
 		fail(err)
@@ -50,13 +51,13 @@ func fakeServer(stateDir, bin string) {
 	fail(fmt.Errorf("instance did not serve"))
 }
 
-// TestRecoverAfterServerKill kills -9 a plumbline server (this test binary,
-// re-executed) that runs an instance with a child process; the instance
-// lives on as an orphan. A new driver's Recover on the same state dir must
-// end the whole group and clean the state dir, re-adopting nothing.
-func TestRecoverAfterServerKill(t *testing.T) {
+// orphanAfterServerKill runs a plumbline server (this test binary,
+// re-executed) that starts an instance whose server has a child process,
+// kills it with -9, and returns the orphan's pid, address and child
+// address, and what the child says. The orphan lives on without its server.
+func orphanAfterServerKill(t *testing.T, stateDir string) (pid int, addr, child, childSays string) {
+	t.Helper()
 	bin := drivertest.BuildTestServer(t)
-	stateDir := t.TempDir()
 	server := exec.Command(os.Args[0], "-test.run=^$")
 	server.Env = append(os.Environ(), fakeServerEnv+"="+stateDir, testServerEnv+"="+bin)
 	server.Stderr = os.Stderr
@@ -79,44 +80,123 @@ func TestRecoverAfterServerKill(t *testing.T) {
 		server.Process.Kill()
 		t.Fatal("fake server did not start its instance")
 	}
-	var pid int
-	var addr, child string
 	if _, err := fmt.Sscan(line, &pid, &addr, &child); err != nil {
 		server.Process.Kill()
 		t.Fatalf("fake server said %q: %v", line, err)
 	}
 	server.Process.Kill()
 	server.Wait()
-	t.Cleanup(func() { // should Recover fail, leave nothing behind
-		if pidRuns(pid) {
-			syscallKillGroup(pid)
-		}
+	t.Cleanup(func() { // whatever happens, leave nothing behind
+		syscallKillGroup(pid)
 	})
-
-	// The orphan and its child run on without their server.
-	_, childSays, err := httpGet(child, "/")
+	_, childSays, err = httpGet(child, "/")
 	if err != nil || !stillSays(addr, "/child", child) {
 		t.Fatalf("orphan at %s or its child at %s does not answer after its server died: %v", addr, child, err)
 	}
+	return pid, addr, child, childSays
+}
+
+// TestRecoverReadoptsAfterServerKill: after kill -9 of the server, a new
+// driver's Recover re-adopts the instance that still runs (same pid, same
+// address, same template, its logs), and Stop ends its whole group.
+func TestRecoverReadoptsAfterServerKill(t *testing.T) {
+	stateDir := t.TempDir()
+	pid, addr, child, childSays := orphanAfterServerKill(t, stateDir)
 
 	d := newDriver(t, process.Config{StateDir: stateDir})
 	got, err := d.Recover(t.Context())
-	if err != nil || len(got) != 0 {
-		t.Fatalf("Recover() = %v, %v; want nothing re-adopted, nil", got, err)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Recover() = %+v, %v; want the orphan re-adopted", got, err)
+	}
+	want := driver.Status{ID: "orphan.blue.blue-0", State: driver.StateRunning, Addr: addr, PID: pid, Template: "t1:orphan"}
+	if g := got[0]; g.ID != want.ID || g.State != want.State || g.Addr != want.Addr || g.PID != want.PID || g.Template != want.Template || g.StartedAt.IsZero() {
+		t.Errorf("Recover() = %+v, want %+v with its StartedAt", g, want)
+	}
+	if !stillSays(addr, "/child", child) {
+		t.Errorf("the re-adopted instance at %s no longer answers", addr)
+	}
+	if list, _ := d.List(t.Context()); len(list) != 1 || list[0].ID != want.ID {
+		t.Errorf("List() after Recover = %+v, want the re-adopted instance", list)
+	}
+	if logs := readAll(t, d, want.ID); !strings.Contains(logs, "listening") {
+		t.Errorf("Logs(re-adopted) = %q, want the server's output from before the restart", logs)
+	}
+	if err := d.Stop(t.Context(), want.ID, 500*time.Millisecond); err != nil {
+		t.Fatalf("Stop(re-adopted) = %v", err)
 	}
 	if pidRuns(pid) {
-		t.Errorf("orphan pid %d still runs after Recover", pid)
+		t.Errorf("re-adopted pid %d still runs after Stop", pid)
 	}
-	if stillSays(addr, "/child", child) || stillSays(child, "/", childSays) {
-		t.Errorf("the orphan at %s or its child at %s still answers after Recover", addr, child)
+	if stillSays(child, "/", childSays) {
+		t.Errorf("the re-adopted instance's child at %s still answers after Stop", child)
+	}
+	entries, _ := os.ReadDir(filepath.Join(stateDir, "instances"))
+	if len(entries) != 0 {
+		t.Errorf("state dir still holds %d instance folders after Stop", len(entries))
+	}
+}
+
+// TestRecoverReportsExitOfReadopted: a re-adopted instance that dies is
+// seen as Exited (code unknown), within a poll or two.
+func TestRecoverReportsExitOfReadopted(t *testing.T) {
+	stateDir := t.TempDir()
+	pid, _, _, _ := orphanAfterServerKill(t, stateDir)
+	d := newDriver(t, process.Config{StateDir: stateDir})
+	if got, err := d.Recover(t.Context()); err != nil || len(got) != 1 {
+		t.Fatalf("Recover() = %+v, %v; want the orphan re-adopted", got, err)
+	}
+	syscallKillGroup(pid)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := d.Inspect(t.Context(), "orphan.blue.blue-0")
+		if err == nil && st.State == driver.StateExited && st.ExitCode == -1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Inspect() = %+v, %v; want Exited with code -1 after its group was killed", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRecoverEndsGroupWhoseLeaderDied: the recorded leader is gone but its
+// child (same process group) runs on; Recover cannot re-adopt a server
+// without its leader, so it ends the group and cleans the state dir.
+func TestRecoverEndsGroupWhoseLeaderDied(t *testing.T) {
+	stateDir := t.TempDir()
+	pid, _, child, childSays := orphanAfterServerKill(t, stateDir)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); pidRuns(pid) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !stillSays(child, "/", childSays) {
+		t.Fatalf("the child at %s died with its leader; the case needs it alive", child)
+	}
+	d := newDriver(t, process.Config{StateDir: stateDir})
+	got, err := d.Recover(t.Context())
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Recover() = %+v, %v; want nothing re-adopted", got, err)
+	}
+	if stillSays(child, "/", childSays) {
+		t.Errorf("the leaderless child at %s still answers after Recover", child)
 	}
 	entries, _ := os.ReadDir(filepath.Join(stateDir, "instances"))
 	if len(entries) != 0 {
 		t.Errorf("state dir still holds %d instance folders after Recover", len(entries))
 	}
-	if list, _ := d.List(t.Context()); len(list) != 0 {
-		t.Errorf("List() after Recover = %+v, want none", list)
+}
+
+func readAll(t *testing.T, d driver.Driver, id string) string {
+	t.Helper()
+	rc, err := d.Logs(t.Context(), id, driver.LogOptions{})
+	if err != nil {
+		t.Fatalf("Logs(%s) = %v", id, err)
 	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	return string(b)
 }
 
 // TestRecoverLeavesReusedPIDAlone writes records that name a live process

@@ -13,20 +13,24 @@ import (
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at`
+const modelCols = `name, version, digest, type, description, tags, path_base, size, file_count, archived, created_at, contract`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanModel(s scanner) (store.ModelVersion, error) {
 	var (
-		m       store.ModelVersion
-		tags    sql.NullString
-		created int64
+		m        store.ModelVersion
+		tags     sql.NullString
+		created  int64
+		contract sql.NullString
 	)
 	err := s.Scan(&m.Name, &m.Version, &m.Digest, &m.Type, &m.Description, &tags,
-		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created)
+		&m.PathBase, &m.Size, &m.FileCount, &m.Archived, &created, &contract)
 	if err != nil {
 		return m, err
+	}
+	if contract.Valid && contract.String != "" {
+		m.Contract = json.RawMessage(contract.String)
 	}
 	if err := jsonOut(tags, &m.Tags); err != nil {
 		return m, fmt.Errorf("model %s:%s tags: %w", m.Name, m.Version, err)
@@ -64,9 +68,13 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		var contract sql.NullString
+		if len(m.Contract) > 0 {
+			contract = sql.NullString{String: string(m.Contract), Valid: true}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO models (`+modelCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.Name, m.Version, m.Digest, m.Type, m.Description, tags, m.PathBase, m.Size, m.FileCount,
-			m.Archived, nanos(m.CreatedAt))
+			m.Archived, nanos(m.CreatedAt), contract)
 		if isUnique(err) {
 			return store.ErrExists
 		}
@@ -84,7 +92,13 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 
 // nextVersion is 1 + the greatest integer version of name.
 func nextVersion(ctx context.Context, tx *sql.Tx, name string) (string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM models WHERE name = ?`, name)
+	return nextVersionIn(ctx, tx, "models", name)
+}
+
+// nextVersionIn is 1 + the greatest integer version of name in a table of
+// versioned assets (models, environments).
+func nextVersionIn(ctx context.Context, tx *sql.Tx, table, name string) (string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM `+table+` WHERE name = ?`, name)
 	if err != nil {
 		return "", err
 	}
