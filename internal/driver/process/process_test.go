@@ -123,26 +123,7 @@ func reopen(cfg process.Config) func(t *testing.T, old driver.Driver) driver.Dri
 // testdata/plumber/plumber.R. It starts R twice (the shared instance and
 // the side-by-side one).
 func TestConformancePlumber(t *testing.T) {
-	rscript := requirePlumber(t)
-	code, err := filepath.Abs("testdata/plumber")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := process.Config{Rscript: rscript, StateDir: t.TempDir()}
-	drivertest.Run(t, newDriver(t, cfg), drivertest.Harness{
-		Reopen: reopen(cfg),
-		Spec: func(t *testing.T, id string, s drivertest.Server) driver.InstanceSpec {
-			return driver.InstanceSpec{
-				ID:          id,
-				Runtime:     driver.RuntimePlumber,
-				ModelDir:    t.TempDir(),
-				CodeDir:     code,
-				EntryScript: "plumber.R",
-				Env:         s.Env,
-			}
-		},
-		StartTimeout: 60 * time.Second,
-	})
+	runPlumberConformance(t, nil)
 }
 
 // TestConformanceLean runs the suite on the lean R runtime: the driver
@@ -151,6 +132,12 @@ func TestConformancePlumber(t *testing.T) {
 // and /ready reach plumber.R's routes through the workers (the supervisor's
 // probes are internal/rworker's subject).
 func TestConformanceLean(t *testing.T) {
+	runPlumberConformance(t, &driver.RWorkers{Workers: 2, LivenessPath: rworker.OwnLivenessPath, ReadinessPath: rworker.OwnReadinessPath})
+}
+
+// runPlumberConformance runs the suite on testdata/plumber/plumber.R, on
+// plumber's own server (rw nil) or the lean R runtime.
+func runPlumberConformance(t *testing.T, rw *driver.RWorkers) {
 	rscript := requirePlumber(t)
 	code, err := filepath.Abs("testdata/plumber")
 	if err != nil {
@@ -167,7 +154,7 @@ func TestConformanceLean(t *testing.T) {
 				CodeDir:     code,
 				EntryScript: "plumber.R",
 				Env:         s.Env,
-				RWorkers:    &driver.RWorkers{Workers: 2, LivenessPath: rworker.OwnLivenessPath, ReadinessPath: rworker.OwnReadinessPath},
+				RWorkers:    rw,
 			}
 		},
 		StartTimeout: 60 * time.Second,
