@@ -52,6 +52,17 @@ func TestRIrisSeedFolder(t *testing.T) {
 	if got := strings.TrimSpace(inv.stdout); got != irisPrediction {
 		t.Errorf("invoke: got %q, want %q", got, irisPrediction)
 	}
+	// The seed's plumber.R runs on the lean R runtime, and the events say
+	// so and why.
+	lean := false
+	for _, e := range s.events(t, irisEndpoint, "blue") {
+		if e.Reason == "Notice" && strings.HasPrefix(e.Message, "R runtime: lean (plumbline's R workers): plumber.R is loaded once") {
+			lean = true
+		}
+	}
+	if !lean {
+		t.Errorf("no event says the deployment runs on the lean R runtime: %+v", s.events(t, irisEndpoint, "blue"))
+	}
 
 	rec0 := record(t, dd, irisEndpoint, "blue", "blue-0")
 	rec1 := record(t, dd, irisEndpoint, "blue", "blue-1")
