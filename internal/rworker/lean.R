@@ -27,7 +27,7 @@
 # Settings come in PLUMBLINE_RLEAN_* environment variables, removed before
 # the user's code runs. Messages for plumbline go to <dir>/zygote.out, one
 # line each: "loaded <rss bytes> <max request bytes> <router>",
-# "unsupported <reason>", "forked <id> <pid>".
+# "unsupported <reason>", "forked <id> <pid>", "forkfailed <id>".
 local({
   getenv_once <- function(name) {
     value <- Sys.getenv(name)
@@ -469,7 +469,14 @@ local({
     words <- strsplit(line, " ", fixed = TRUE)[[1]]
     if (length(words) != 2L || words[[1]] != "fork") next
     id <- words[[2]]
-    child <- parallel:::mcfork(estranged = TRUE)
+    child <- tryCatch(parallel:::mcfork(estranged = TRUE), error = function(e) {
+      message("plumbline: cannot fork a worker: ", conditionMessage(e))
+      NULL
+    })
+    if (is.null(child)) {
+      tell("forkfailed", id)
+      next
+    }
     if (inherits(child, "masterProcess")) {
       close(commands)
       close(ctl)

@@ -60,7 +60,8 @@ func forkWorker(ctx context.Context, s *session, dir, id string) (*worker, error
 		out.Close()
 		return nil, err
 	}
-	in, err := openWriter(ctx, s, inPath)
+	forked := 0
+	in, err := openWriter(ctx, s, inPath, pids, &forked)
 	if err != nil {
 		out.Close()
 		// R may still fork it: it will find no writer and stop.
@@ -76,10 +77,14 @@ func forkWorker(ctx context.Context, s *session, dir, id string) (*worker, error
 	_ = out.SetReadDeadline(time.Time{})
 	if err != nil {
 		w.close()
-		select {
-		case p := <-pids:
-			_ = syscall.Kill(p, syscall.SIGKILL)
-		default:
+		if forked == 0 {
+			select {
+			case forked = <-pids:
+			default:
+			}
+		}
+		if forked > 0 {
+			_ = syscall.Kill(forked, syscall.SIGKILL)
 		}
 		return nil, fmt.Errorf("worker %s did not start: %w", id, err)
 	}
@@ -90,8 +95,9 @@ func forkWorker(ctx context.Context, s *session, dir, id string) (*worker, error
 
 // openWriter opens a named pipe for writing once its reader (the forked
 // worker) has opened it, polling: a blocking open could not be abandoned if
-// the fork never happens.
-func openWriter(ctx context.Context, s *session, path string) (*os.File, error) {
+// the fork never happens. The worker's pid, once the session reports it,
+// goes to *forked; a failed fork ends the wait at once.
+func openWriter(ctx context.Context, s *session, path string, pids <-chan int, forked *int) (*os.File, error) {
 	wait := 100 * time.Microsecond
 	for {
 		f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
@@ -106,6 +112,14 @@ func openWriter(ctx context.Context, s *session, path string) (*os.File, error) 
 			return nil, fmt.Errorf("the R session did not fork a worker in time: %w", ctx.Err())
 		case <-s.exited:
 			return nil, fmt.Errorf("the R session %s", s.exitReason())
+		case pid := <-pids:
+			if pid < 0 {
+				return nil, errors.New("the R session could not fork a worker (its log says why)")
+			}
+			// Forked: its pipe opens in a moment. Put the pid back for
+			// forkWorker, and keep polling.
+			pids = nil
+			*forked = pid
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Millisecond)

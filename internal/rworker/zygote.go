@@ -142,9 +142,12 @@ func (s *session) readEvents() {
 			case s.unsupported <- strings.TrimSpace(strings.TrimPrefix(sc.Text(), "unsupported")):
 			default:
 			}
-		case "forked":
-			if len(f) == 3 {
-				pid, _ := strconv.Atoi(f[2])
+		case "forked", "forkfailed":
+			if len(f) >= 2 {
+				pid := -1 // forkfailed
+				if f[0] == "forked" && len(f) == 3 {
+					pid, _ = strconv.Atoi(f[2])
+				}
 				s.mu.Lock()
 				ch := s.forks[f[1]]
 				delete(s.forks, f[1])
