@@ -30,6 +30,7 @@ var docs = map[string]routeDoc{
 	"POST /models":                                                {"Register a model version (201 created, 200 identical one existed, 409 different content)", api.ModelCreate{}, api.Model{}, 201},
 	"GET /models":                                                 {"List model versions", nil, []api.Model{}, 200},
 	"GET /models/{name}/versions/{version}":                       {"Show a model version (version @latest: newest not archived)", nil, api.Model{}, 200},
+	"PATCH /models/{name}/versions/{version}":                     {"Change a model version's description, tags and stage (501 when the store cannot)", api.ModelUpdate{}, api.Model{}, 200},
 	"POST /models/{name}/versions/{version}/archive":              {"Archive a model version", nil, nil, 204},
 	"POST /models/{name}/versions/{version}/restore":              {"Restore a model version", nil, nil, 204},
 	"POST /models/{name}/archive":                                 {"Archive every version of a model", nil, nil, 204},
@@ -58,7 +59,7 @@ var docs = map[string]routeDoc{
 	"PUT /endpoints/{endpoint}/deployments/{deployment}":          {"Update a deployment (409 while an operation is in progress)", "application/yaml", api.Deployment{}, 200},
 	"DELETE /endpoints/{endpoint}/deployments/{deployment}":       {"Delete a deployment with no traffic (asynchronous)", nil, nil, 202},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/document": {"The deployment document as given (references pinned, no defaults), to edit and PUT back", nil, map[string]any{}, 200},
-	"GET /endpoints/{endpoint}/deployments/{deployment}/logs":     {"Console logs (query: lines, instance, follow)", nil, "text/plain", 200},
+	"GET /endpoints/{endpoint}/deployments/{deployment}/logs":     {"Console logs (query: lines, instance, follow; container: inference-server, the default, storage-initializer for the model and code fetch events, or image-build)", nil, "text/plain", 200},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/events":   {"A deployment's lifecycle events", nil, []api.Event{}, 200},
 	"GET /events":                                                 {"Lifecycle events (query: endpoint, deployment, after, limit)", nil, []api.Event{}, 200},
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/plumbline/plumbline/internal/rworker"
 )
 
-// Scenario 8 (lean): plumbline's lean R runtime beside plumber's own
+// Scenario 9 (lean): plumbline's lean R runtime beside plumber's own
 // server, on the iris example and on a slower model (a 500-tree ranger), at
 // 1 and 2 instances or workers; then what only the lean runtime does: fork
 // time, memory shared between workers, and a worker killed under load.
@@ -258,7 +258,7 @@ func (e *env) ranger(ctx context.Context) (leanModel, error) {
 	return m, err
 }
 
-func leanEndpoint(model string, n int) string   { return fmt.Sprintf("lean%s%d", model, n) }
+func leanEndpoint(model string, n int) string    { return fmt.Sprintf("lean%s%d", model, n) }
 func plumberEndpoint(model string, n int) string { return fmt.Sprintf("plr%s%d", model, n) }
 
 // leanModel runs one model's variants.
@@ -571,7 +571,7 @@ func leanVerdicts(r *Results, skip func(string, string)) []Verdict {
 	}
 	if lr == nil || len(lr.Models) == 0 {
 		for _, n := range names {
-			skip(n, "scenario 8 not run")
+			skip(n, "scenario 9 not run")
 		}
 		return nil
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -144,7 +145,9 @@ func TestPragmas(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, pool := range []struct {
 				name string
-				q    querier
+				q    interface {
+					QueryRowContext(context.Context, string, ...any) *sql.Row
+				}
 			}{{"writer", db.w}, {"reader", db.r}} {
 				var got string
 				if err := pool.q.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
