@@ -56,7 +56,11 @@ type fixture struct {
 	rt  *runtime
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureBlobs(t, "") }
+
+// newFixtureBlobs is newFixture with the blob store and cache in blobDir
+// ("": a temporary folder).
+func newFixtureBlobs(t *testing.T, blobDir string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -65,11 +69,14 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	if blobDir == "" {
+		blobDir = dir
+	}
+	blobs, err := blob.New(filepath.Join(blobDir, "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(st, blobs, filepath.Join(dir, "cache"), registry.Limits{})
+	reg := registry.New(st, blobs, filepath.Join(blobDir, "cache"), registry.Limits{})
 	ti, err := auth.NewTokenIssuer(bytes.Repeat([]byte("k"), 32))
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,9 @@ var docs = map[string]routeDoc{
 	"GET /endpoints/{endpoint}/deployments/{deployment}/logs":     {"Console logs (query: lines, instance, follow)", nil, "text/plain", 200},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/events":   {"A deployment's lifecycle events", nil, []api.Event{}, 200},
 	"GET /events":                                                 {"Lifecycle events (query: endpoint, deployment, after, limit)", nil, []api.Event{}, 200},
+	"POST /fsck":                                                  {"Check (repair: and repair) blobs, artifacts and the cache against the store; newline-delimited JSON: progress lines, then the report", api.FsckRequest{}, "application/x-ndjson", 200},
+	"POST /gc":                                                    {"Remove (dry_run: list) blobs and cache trees nothing references, older than min_age", api.GCRequest{}, api.GCReport{}, 200},
+	"PUT /blobs/{digest}":                                         {"Store bytes that hash to the digest, repairing a corrupt or missing blob (201 stored, 200 already right)", "application/octet-stream", nil, 201},
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)

@@ -143,6 +143,9 @@ func (s *Server) table() []route {
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/logs", s.getLogs},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/events", s.deploymentEvents},
 		{"GET", "/events", s.listEvents},
+		{"POST", "/fsck", s.postFsck},
+		{"POST", "/gc", s.postGC},
+		{"PUT", "/blobs/{digest}", s.putBlob},
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"sync"
 
@@ -113,15 +114,34 @@ type Registry struct {
 	lim      Limits
 
 	mu       sync.Mutex                // protects building
-	building map[string]*materializing // by digest
+	building map[string]*materializing // by digest: the one Materialize or Evict at work on it
+
+	stampMu sync.Mutex            // protects stamps
+	stamps  map[string]blob.Stamp // by cache file path: its stamp when its bytes last hashed right
+
+	logger *slog.Logger // nil: slog.Default()
 }
 
 // New returns a registry. cacheDir holds materialized trees; it is created
 // (0700) on first use. Zero fields of lim take the defaults.
 func New(st store.Store, blobs *blob.FS, cacheDir string, lim Limits) *Registry {
 	return &Registry{st: st, blobs: blobs, cacheDir: cacheDir, lim: lim.or(Limits{}),
-		building: map[string]*materializing{}}
+		building: map[string]*materializing{}, stamps: map[string]blob.Stamp{}}
 }
+
+// SetLogger sets where the registry reports what it repairs on its own (a
+// damaged cache tree rebuilt). Without it, slog.Default().
+func (r *Registry) SetLogger(l *slog.Logger) { r.logger = l }
+
+func (r *Registry) log() *slog.Logger {
+	if r.logger != nil {
+		return r.logger
+	}
+	return slog.Default()
+}
+
+// Blobs is the registry's blob store.
+func (r *Registry) Blobs() *blob.FS { return r.blobs }
 
 // Model types.
 const (

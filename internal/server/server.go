@@ -126,6 +126,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	reg := registry.New(st, blobs, dd.CacheDir(), cfg.Uploads)
+	reg.SetLogger(log.With("component", "registry"))
+	removePartial(reg, log)
 
 	adminToken, err := auth.LoadOrCreateAdminToken(dd.AdminTokenPath())
 	if err != nil {
@@ -317,6 +319,18 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	stopInstances(drv, log)
 	log.Info("plumbline stopped")
 	return err
+}
+
+// removePartial removes what writes interrupted by a crash left (the data
+// dir's lock is held: no other process writes there).
+func removePartial(reg *registry.Registry, log *slog.Logger) {
+	n, size, err := reg.RemovePartial()
+	if err != nil {
+		log.Warn("remove leftovers of interrupted writes", "err", err)
+	}
+	if n > 0 {
+		log.Info("removed leftovers of interrupted writes (a crash during an upload)", "files", n, "bytes", size)
+	}
 }
 
 // Version is the server version reported by the API.
