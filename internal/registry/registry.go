@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/plumbline/plumbline/internal/blob"
@@ -163,7 +164,8 @@ func checkName(what, s string) error {
 	return nil
 }
 
-// CreateModel registers m, whose Digest must be an ingested artifact. Size,
+// CreateModel registers m, whose Digest must be an ingested artifact. The
+// name is kept in lower case (see ModelName). Size,
 // FileCount and PathBase come from the artifact; Type defaults to
 // custom_model; an empty Version gets the next integer. Registering the
 // same name and version with the same content again returns the stored
@@ -173,6 +175,7 @@ func (r *Registry) CreateModel(ctx context.Context, m store.ModelVersion) (_ sto
 	if err := checkName("name", m.Name); err != nil {
 		return m, false, err
 	}
+	m.Name = ModelName(m.Name)
 	if m.Version != "" {
 		if err := checkName("version", m.Version); err != nil {
 			return m, false, err
@@ -225,10 +228,18 @@ func short(d string) string {
 	return d
 }
 
+// ModelName is the form a model name is kept in: model names are
+// case-insensitive, as endpoint and deployment names are, and plumbline
+// keeps them in lower case everywhere (store, deployments, API answers), so
+// iris-crate and IRIS-Crate are one model.
+func ModelName(name string) string { return strings.ToLower(name) }
+
 // ResolveModel returns the version named by versionOrLabel: a version, or
 // the label "latest" (the newest version that is not archived). An archived
-// version can still be resolved by its version.
+// version can still be resolved by its version. The name is
+// case-insensitive.
 func (r *Registry) ResolveModel(ctx context.Context, name, versionOrLabel string) (store.ModelVersion, error) {
+	name = ModelName(name)
 	switch versionOrLabel {
 	case "":
 		return store.ModelVersion{}, fmt.Errorf("model %s: give a version (name:1) or the label latest (name@latest): %w", name, ErrInvalid)

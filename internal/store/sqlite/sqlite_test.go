@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
 	"syscall"
 	"testing"
@@ -213,5 +215,48 @@ func TestOpenRejects(t *testing.T) {
 				t.Errorf("Open(%q): got nil error, want one", path)
 			}
 		})
+	}
+}
+
+// TestMigrateModelNamesLower: versions registered under names that differ
+// only in case (before model names were case-insensitive) join the
+// lower-case name; a clash of versions keeps the oldest and renames the
+// others, losing none.
+func TestMigrateModelNamesLower(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plumbline.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The database as a plumbline before migration 3 left it.
+	if _, err := db.w.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version >= 3`); err != nil {
+		t.Fatal(err)
+	}
+	for i, row := range [][2]string{{"rm-e", "1"}, {"RM-E", "1"}, {"RM-E", "2"}, {"Rm-E", "1"}, {"Iris", "7"}} {
+		if _, err := db.w.ExecContext(ctx, `INSERT INTO models (name, version, digest, created_at) VALUES (?, ?, ?, ?)`,
+			row[0], row[1], fmt.Sprintf("sha256:%064d", i), int64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	db, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms, err := db.ListModels(ctx, store.ModelFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Name+":"+m.Version+"="+m.Digest[len(m.Digest)-1:])
+	}
+	sort.Strings(got)
+	want := []string{"iris:7=4", "rm-e:1-RM-E=1", "rm-e:1-Rm-E=3", "rm-e:1=0", "rm-e:2=2"}
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after the migration:\n got %v\nwant %v", got, want)
 	}
 }
