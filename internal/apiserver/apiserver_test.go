@@ -44,8 +44,8 @@ func (r *runtime) Logs(ctx context.Context, endpoint, deployment, instance strin
 
 type tokens struct{ ti *auth.TokenIssuer }
 
-func (t tokens) IssueEndpointToken(endpoint string, now time.Time) (api.Token, error) {
-	tok, err := t.ti.Issue(endpoint, now)
+func (t tokens) IssueEndpointToken(sub auth.Subject, now time.Time) (api.Token, error) {
+	tok, err := t.ti.IssueFor(sub, now)
 	return api.Token{AccessToken: tok.AccessToken, TokenType: "Bearer", ExpiryTimeUtc: tok.ExpiryTimeUtc, RefreshAfterTimeUtc: tok.RefreshAfterTimeUtc}, err
 }
 
@@ -245,7 +245,25 @@ func TestEndpointLifecycle(t *testing.T) {
 	if k2.PrimaryKey != k1.PrimaryKey || k2.SecondaryKey == k1.SecondaryKey {
 		t.Errorf("regenerate secondary: got %+v from %+v, want only the secondary changed", k2, k1)
 	}
-	f.mustDo("POST", "/endpoints/r-endpoint-iris/regenerateKeys", nil, 400)
+	// aml_token: regenerate-keys revokes the tokens (there are no keys), as
+	// revokeTokens does; each moves the token generation on, and the next
+	// token is issued for it.
+	var rk api.Keys
+	json.Unmarshal(f.mustDo("POST", "/endpoints/r-endpoint-iris/regenerateKeys", nil, 200), &rk)
+	if !rk.TokensRevoked || rk.PrimaryKey != "" {
+		t.Errorf("regenerate-keys on aml_token: got %+v, want tokensRevoked and no keys", rk)
+	}
+	var rt api.TokensRevoked
+	json.Unmarshal(f.mustDo("POST", "/endpoints/r-endpoint-iris/revokeTokens", nil, 200), &rt)
+	if rt.TokenGeneration != 2 {
+		t.Errorf("revokeTokens: got %+v, want generation 2", rt)
+	}
+	var tok2 api.Token
+	json.Unmarshal(f.mustDo("POST", "/endpoints/r-endpoint-iris/token", nil, 200), &tok2)
+	if tok2.AccessToken == tok.AccessToken {
+		t.Error("the token after revocation is the one before")
+	}
+	f.mustDo("POST", "/endpoints/nope/revokeTokens", nil, 404)
 
 	golden(t, "endpoint_list", f.mustDo("GET", "/endpoints", nil, 200))
 	f.mustDo("DELETE", "/endpoints/key-ep", nil, 202)

@@ -134,6 +134,9 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is being deleted", name)
 		}
+		if e.AuthMode != string(ep.AuthMode) {
+			e.TokenGeneration++ // tokens issued under another auth mode do not come back
+		}
 		e.Spec, e.AuthMode = specJSON, string(ep.AuthMode)
 		e.Traffic, e.Mirror = nonZero(ep.Traffic), nonZero(ep.MirrorTraffic)
 		e.Generation++
@@ -299,8 +302,17 @@ func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var revoked bool
 	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
-		if e.AuthMode != "key" {
+		switch e.AuthMode {
+		case "key":
+		case "aml_token":
+			// The credentials of an aml_token endpoint are its tokens:
+			// regenerating them revokes every one issued so far.
+			e.TokenGeneration++
+			revoked = true
+			return nil
+		default:
 			return badRequest("auth_mode", "Endpoint '%s' does not use keys for authentication.", name)
 		}
 		if kt == "primary" {
@@ -313,9 +325,32 @@ func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.endpointErr(name, err)
 	}
+	if revoked {
+		s.event(r, name, "", "Normal", "TokensRevoked", "every aml_token issued so far was revoked (regenerate-keys); clients get new ones with get-credentials")
+		s.cfg.OnChange()
+		writeJSON(w, http.StatusOK, api.Keys{TokensRevoked: true})
+		return nil
+	}
 	s.event(r, name, "", "Normal", "KeyRegenerated", "the "+kt+" key was regenerated; the old one no longer works")
 	s.cfg.OnChange()
 	writeJSON(w, http.StatusOK, api.Keys{PrimaryKey: rec.PrimaryKey, SecondaryKey: rec.SecondaryKey})
+	return nil
+}
+
+// revokeTokens revokes every aml_token issued for the endpoint so far: its
+// token generation goes up, and tokens are bound to it.
+func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
+	name := nameParam(r, "endpoint")
+	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
+		e.TokenGeneration++
+		return nil
+	})
+	if err != nil {
+		return s.endpointErr(name, err)
+	}
+	s.event(r, name, "", "Normal", "TokensRevoked", "every aml_token issued so far was revoked; clients get new ones with get-credentials")
+	s.cfg.OnChange()
+	writeJSON(w, http.StatusOK, api.TokensRevoked{Endpoint: rec.Name, TokenGeneration: rec.TokenGeneration})
 	return nil
 }
 
@@ -328,7 +363,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if rec.AuthMode != "aml_token" {
 		return badRequest("auth_mode", "Endpoint '%s' does not use aml_token authentication (auth_mode is %s)", name, rec.AuthMode)
 	}
-	t, err := s.cfg.Tokens.IssueEndpointToken(rec.Name, s.cfg.Now())
+	t, err := s.cfg.Tokens.IssueEndpointToken(auth.Subject{Endpoint: rec.Name, ID: rec.ID, Generation: rec.TokenGeneration}, s.cfg.Now())
 	if err != nil {
 		return err
 	}

@@ -94,9 +94,11 @@ func buildSnapshot(ctx context.Context, st store.Store, routes map[string][]reco
 			continue
 		}
 		snap.Endpoints[strings.ToLower(e.Name)] = &gateway.Endpoint{
-			Name:        e.Name,
-			AuthMode:    e.AuthMode,
-			Keys:        []string{e.PrimaryKey, e.SecondaryKey},
+			Name:            e.Name,
+			ID:              e.ID,
+			TokenGeneration: e.TokenGeneration,
+			AuthMode:        e.AuthMode,
+			Keys:            []string{e.PrimaryKey, e.SecondaryKey},
 			Traffic:     copyMap(e.Traffic),
 			Mirror:      copyMap(e.Mirror),
 			Deployments: map[string]*gateway.Deployment{},

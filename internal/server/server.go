@@ -442,8 +442,8 @@ func (a runtimeAdapter) Logs(ctx context.Context, endpoint, deployment, instance
 // tokenAdapter presents the token issuer to the API.
 type tokenAdapter struct{ t *auth.TokenIssuer }
 
-func (a tokenAdapter) IssueEndpointToken(endpoint string, now time.Time) (api.Token, error) {
-	tok, err := a.t.Issue(endpoint, now)
+func (a tokenAdapter) IssueEndpointToken(sub auth.Subject, now time.Time) (api.Token, error) {
+	tok, err := a.t.IssueFor(sub, now)
 	if err != nil {
 		return api.Token{}, err
 	}

@@ -15,6 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 var (
@@ -35,6 +37,9 @@ const (
 	StateSucceeded = "Succeeded"
 	StateFailed    = "Failed"
 )
+
+// NewEndpointID returns a new random endpoint identity (a UUID).
+func NewEndpointID() string { return uuid.NewString() }
 
 // ModelVersion is one immutable registered model version.
 type ModelVersion struct {
@@ -69,6 +74,13 @@ type ModelFilter struct {
 // Endpoint is an endpoint record.
 type Endpoint struct {
 	Name string
+	// ID is the endpoint's identity: random, given by CreateEndpoint when
+	// empty, never changed. An endpoint deleted and created again under the
+	// same name has another ID (aml_tokens are bound to it).
+	ID string
+	// TokenGeneration is incremented to revoke every aml_token issued for
+	// the endpoint (tokens are bound to it); zero at creation.
+	TokenGeneration int64
 	// Spec is the endpoint document as JSON (spec.Endpoint), defaults applied.
 	Spec         json.RawMessage
 	AuthMode     string
@@ -150,11 +162,13 @@ type EventFilter struct {
 //     is set to now by every update.
 //   - Spec and Data may come back as equivalent rather than byte-identical
 //     JSON (an empty one comes back nil); nil and empty maps are equivalent.
-//   - A create with a zero Generation stores 1. An update whose fn changes
-//     the desired state (endpoint: Spec, AuthMode, keys, Traffic, Mirror;
-//     deployment: Spec) and leaves Generation alone increments it; State,
-//     Reason and ObservedGeneration are status and do not. Key fields (names)
-//     and CreatedAt cannot be changed by fn.
+//   - A create with a zero Generation stores 1; an endpoint created with an
+//     empty ID is given a new random one (NewEndpointID). An update whose fn
+//     changes the desired state (endpoint: Spec, AuthMode, keys, Traffic,
+//     Mirror, TokenGeneration; deployment: Spec) and leaves Generation alone
+//     increments it; State, Reason and ObservedGeneration are status and do
+//     not. Key fields (names, an endpoint's ID) and CreatedAt cannot be
+//     changed by fn.
 //   - fn runs inside the write transaction: it must not call the Store.
 //   - Lists are ordered: models by name then newest first; endpoints by
 //     name; deployments by endpoint, name; instances by endpoint, deployment,

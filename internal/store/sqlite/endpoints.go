@@ -14,7 +14,7 @@ import (
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-const endpointCols = `name, spec, auth_mode, primary_key, secondary_key, traffic, mirror, state, reason, generation, created_at, updated_at`
+const endpointCols = `name, spec, auth_mode, primary_key, secondary_key, traffic, mirror, state, reason, generation, created_at, updated_at, uid, token_generation`
 
 func scanEndpoint(s scanner) (store.Endpoint, error) {
 	var (
@@ -23,7 +23,7 @@ func scanEndpoint(s scanner) (store.Endpoint, error) {
 		created, updated int64
 	)
 	err := s.Scan(&e.Name, &spec, &e.AuthMode, &e.PrimaryKey, &e.SecondaryKey, &tr, &mir,
-		&e.State, &e.Reason, &e.Generation, &created, &updated)
+		&e.State, &e.Reason, &e.Generation, &created, &updated, &e.ID, &e.TokenGeneration)
 	if err != nil {
 		return e, err
 	}
@@ -52,13 +52,16 @@ func endpointArgs(e *store.Endpoint) ([]any, error) {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
 	return []any{e.Name, spec, e.AuthMode, e.PrimaryKey, e.SecondaryKey, tr, mir,
-		e.State, e.Reason, e.Generation, nanos(e.CreatedAt), nanos(e.UpdatedAt)}, nil
+		e.State, e.Reason, e.Generation, nanos(e.CreatedAt), nanos(e.UpdatedAt), e.ID, e.TokenGeneration}, nil
 }
 
 // CreateEndpoint implements store.Store. A zero Generation becomes 1; zero
-// times become now.
+// times become now; an empty ID becomes a new random one.
 func (db *DB) CreateEndpoint(ctx context.Context, e store.Endpoint) (store.Endpoint, error) {
 	now := time.Now()
+	if e.ID == "" {
+		e.ID = store.NewEndpointID()
+	}
 	e.CreatedAt = stamp(e.CreatedAt, now)
 	e.UpdatedAt = stamp(e.UpdatedAt, now)
 	if e.Generation == 0 {
@@ -69,7 +72,7 @@ func (db *DB) CreateEndpoint(ctx context.Context, e store.Endpoint) (store.Endpo
 		return store.Endpoint{}, fmt.Errorf("create endpoint %s: %w", e.Name, err)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if isUnique(err) {
 			return store.ErrExists
 		}
@@ -140,7 +143,7 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 			fnErr = err
 			return err
 		}
-		e.Name, e.CreatedAt = old.Name, old.CreatedAt
+		e.Name, e.CreatedAt, e.ID = old.Name, old.CreatedAt, old.ID
 		e.UpdatedAt = stamp(time.Time{}, time.Now())
 		if e.Generation == old.Generation && endpointDesiredChanged(&old, &e) {
 			e.Generation++
@@ -150,8 +153,8 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET spec = ?, auth_mode = ?, primary_key = ?, secondary_key = ?,
-			traffic = ?, mirror = ?, state = ?, reason = ?, generation = ?, updated_at = ? WHERE name = ?`,
-			append(args[1:10:10], args[11], name)...); err != nil {
+			traffic = ?, mirror = ?, state = ?, reason = ?, generation = ?, updated_at = ?, token_generation = ? WHERE name = ?`,
+			append(args[1:10:10], args[11], args[13], name)...); err != nil {
 			return err
 		}
 		out = e
@@ -169,7 +172,8 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 func endpointDesiredChanged(a, b *store.Endpoint) bool {
 	return !jsonEqual(a.Spec, b.Spec) || a.AuthMode != b.AuthMode ||
 		a.PrimaryKey != b.PrimaryKey || a.SecondaryKey != b.SecondaryKey ||
-		!maps.Equal(a.Traffic, b.Traffic) || !maps.Equal(a.Mirror, b.Mirror)
+		!maps.Equal(a.Traffic, b.Traffic) || !maps.Equal(a.Mirror, b.Mirror) ||
+		a.TokenGeneration != b.TokenGeneration
 }
 
 // jsonEqual compares two documents by value, so re-encoding a spec does not

@@ -230,7 +230,7 @@ func TestMigrateModelNamesLower(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The database as a plumbline before migration 3 left it.
-	if _, err := db.w.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version >= 3`); err != nil {
+	if _, err := db.w.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = 3`); err != nil {
 		t.Fatal(err)
 	}
 	for i, row := range [][2]string{{"rm-e", "1"}, {"RM-E", "1"}, {"RM-E", "2"}, {"Rm-E", "1"}, {"Iris", "7"}} {
