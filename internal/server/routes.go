@@ -99,9 +99,9 @@ func buildSnapshot(ctx context.Context, st store.Store, routes map[string][]reco
 			TokenGeneration: e.TokenGeneration,
 			AuthMode:        e.AuthMode,
 			Keys:            []string{e.PrimaryKey, e.SecondaryKey},
-			Traffic:     copyMap(e.Traffic),
-			Mirror:      copyMap(e.Mirror),
-			Deployments: map[string]*gateway.Deployment{},
+			Traffic:         copyMap(e.Traffic),
+			Mirror:          copyMap(e.Mirror),
+			Deployments:     map[string]*gateway.Deployment{},
 		}
 	}
 	for _, d := range deps {
