@@ -66,6 +66,7 @@ exits at once.`,
 	f.BoolVar(&cfg.Insecure, "insecure-http", false, "serve plain HTTP (no TLS); only for local experiments")
 	f.StringVar(&cfg.Rscript, "rscript", "", "Rscript to run R deployments (default: Rscript on PATH)")
 	f.StringVar(&cfg.Python, "python", "", "Python that serves MLflow python_function models; it must be able to import mlflow (default: python3 on PATH)")
+	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", os.Getenv("PLUMBLINE_SECRETS_KEY_FILE"), "key that encrypts endpoint keys in the store (env PLUMBLINE_SECRETS_KEY_FILE; default <data dir>/secrets.key, created at first start); servers sharing a store need the same one")
 	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "OpenID Connect issuer URL validating aad_token endpoints' JWTs")
 	f.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "audience required in aad_token JWTs")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest scoring request body accepted, in bytes (default 100 MiB)")

@@ -109,6 +109,9 @@ func (d *Dir) DBPath() string { return filepath.Join(d.Root, "plumbline.db") }
 // AdminTokenPath is the file holding the control plane's admin token.
 func (d *Dir) AdminTokenPath() string { return filepath.Join(d.Root, "admin.token") }
 
+// SecretsKeyPath is the key that encrypts endpoint keys in the store.
+func (d *Dir) SecretsKeyPath() string { return filepath.Join(d.Root, "secrets.key") }
+
 // ServerStatePath is where a running server says where it listens.
 func (d *Dir) ServerStatePath() string { return filepath.Join(d.Root, "server.json") }
 

@@ -37,6 +37,7 @@ import (
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/resolve"
+	"github.com/plumbline/plumbline/internal/secrets"
 	"github.com/plumbline/plumbline/internal/store"
 	"github.com/plumbline/plumbline/internal/store/sqlite"
 	"github.com/plumbline/plumbline/internal/tlsca"
@@ -73,6 +74,10 @@ type Config struct {
 	// and entries); zero fields take the registry's defaults (4 GiB,
 	// 10 000 entries).
 	Uploads registry.Limits
+	// SecretsKeyFile is the key endpoint keys and the token signing key are
+	// encrypted with in the store (default <data dir>/secrets.key, created
+	// at first start). Servers sharing a store must share it.
+	SecretsKeyFile string
 	// Logger is the server log; AccessLog receives one line per scoring
 	// request (nil: Logger).
 	Logger    *slog.Logger
@@ -112,11 +117,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	defer unlock()
 
-	st, err := sqlite.Open(ctx, dd.DBPath())
+	db, err := sqlite.Open(ctx, dd.DBPath())
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer st.Close()
+	defer db.Close()
+	st, err := sealStore(ctx, db, cfg.SecretsKeyFile, dd, log)
+	if err != nil {
+		return err
+	}
 
 	blobs, err := blob.New(dd.BlobsDir())
 	if err != nil {
@@ -319,6 +328,27 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	stopInstances(drv, log)
 	log.Info("plumbline stopped")
 	return err
+}
+
+// sealStore wraps the store so endpoint keys and the token signing key are
+// encrypted at rest, sealing what an earlier plumbline stored in the clear.
+func sealStore(ctx context.Context, st store.Store, keyFile string, dd *datadir.Dir, log *slog.Logger) (store.Store, error) {
+	if keyFile == "" {
+		keyFile = dd.SecretsKeyPath()
+	}
+	key, err := secrets.LoadOrCreate(ctx, keyFile, st)
+	if err != nil {
+		return nil, err
+	}
+	sealed := secrets.Wrap(st, key)
+	n, err := sealed.SealExisting(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("seal the store's secrets with %s: %w", keyFile, err)
+	}
+	if n > 0 {
+		log.Info("encrypted endpoint keys stored in the clear by an earlier plumbline", "values", n, "secrets_key", keyFile)
+	}
+	return sealed, nil
 }
 
 // removePartial removes what writes interrupted by a crash left (the data
