@@ -357,3 +357,35 @@ func ageAll(t *testing.T, f *fixture) {
 		})
 	}
 }
+
+// TestReferencesFromEnvironmentsAndImages: an environment version's build
+// context is kept; an image pinned by digest ("name@sha256:…") in a
+// deployment is not taken for a missing artifact.
+func TestReferencesFromEnvironmentsAndImages(t *testing.T) {
+	f := newFixture(t, Limits{})
+	ctxArt := ingest(t, f, dir("docker-context"), file("docker-context/Dockerfile", "FROM scratch\n"))
+	spec, _ := json.Marshal(map[string]any{"build": map[string]any{"path": ctxArt.Digest}})
+	if _, _, err := f.reg.CreateEnvironment(bg, store.EnvironmentVersion{Name: "r-env", Version: "1", Spec: spec}, []string{ctxArt.Digest}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.CreateEndpoint(bg, store.Endpoint{Name: "e1", Spec: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	img := "registry.example/r@sha256:" + strings.Repeat("ab", 32)
+	dspec, _ := json.Marshal(map[string]any{"plan": map[string]any{"image": img}})
+	if _, err := f.st.CreateDeployment(bg, store.Deployment{Endpoint: "e1", Name: "blue", Spec: dspec}); err != nil {
+		t.Fatal(err)
+	}
+	ageAll(t, f)
+	rep, err := f.reg.GC(bg, GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Items) != 0 {
+		t.Errorf("collected %+v; the environment's build context is in use", rep.Items)
+	}
+	frep, err := f.reg.Fsck(bg, FsckOptions{})
+	if err != nil || len(frep.Problems) != 0 {
+		t.Errorf("fsck: %+v %v", frep.Problems, err)
+	}
+}

@@ -2,16 +2,45 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 
+	"github.com/plumbline/plumbline/internal/blob"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-// digestRE finds digests in stored JSON documents.
-var digestRE = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+// jsonDigests returns every string value of a JSON document that is
+// exactly a digest: in plumbline's documents and resolved plans, that is
+// an uploaded artifact (an image pinned by digest is "name@sha256:…", not a
+// digest on its own).
+func jsonDigests(raw []byte) []string {
+	var v any
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
+		return nil
+	}
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			if blob.ValidDigest(x) {
+				out = append(out, x)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return out
+}
 
 // FileRef is one file of an artifact: where a file blob is used.
 type FileRef struct {
@@ -62,11 +91,12 @@ func (rs *references) usersOf(digest string) []string {
 	return out
 }
 
-// collectReferences reads every model version (archived ones too), endpoint
-// and deployment, and collects each digest they name. Deployment records
-// are scanned as JSON for any "sha256:<hex>" string, so every digest a
-// resolved plan pins (model, code, build context, the previous plan kept
-// for a failed update, and fields added later) keeps its blobs.
+// collectReferences reads every model version and environment version
+// (archived ones too), endpoint and deployment, and collects each artifact
+// they name. Documents are scanned as JSON for every value that is a
+// digest, so every artifact a resolved plan pins (model, code, build
+// context, the previous plan kept for a failed update, and fields added
+// later) keeps its blobs.
 func (r *Registry) collectReferences(ctx context.Context) (*references, error) {
 	rs := &references{users: map[string][]string{}, files: map[string][]FileRef{},
 		manifests: map[string]Manifest{}, unreadable: map[string]error{}}
@@ -82,7 +112,7 @@ func (r *Registry) collectReferences(ctx context.Context) (*references, error) {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}
 	for _, e := range eps {
-		for _, d := range digestRE.FindAllString(string(e.Spec), -1) {
+		for _, d := range jsonDigests(e.Spec) {
 			rs.add(d, "endpoint "+e.Name)
 		}
 	}
@@ -91,8 +121,17 @@ func (r *Registry) collectReferences(ctx context.Context) (*references, error) {
 		return nil, fmt.Errorf("list deployments: %w", err)
 	}
 	for _, dep := range deps {
-		for _, d := range digestRE.FindAllString(string(dep.Spec), -1) {
+		for _, d := range jsonDigests(dep.Spec) {
 			rs.add(d, "deployment "+dep.Endpoint+"/"+dep.Name)
+		}
+	}
+	envs, err := r.st.ListEnvironments(ctx, store.EnvironmentFilter{IncludeArchived: true})
+	if err != nil {
+		return nil, fmt.Errorf("list environments: %w", err)
+	}
+	for _, e := range envs {
+		for _, d := range jsonDigests(e.Spec) {
+			rs.add(d, "environment "+e.Name+":"+e.Version)
 		}
 	}
 	for d := range rs.users {

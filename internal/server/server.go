@@ -32,7 +32,7 @@ import (
 	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/blob"
 	"github.com/plumbline/plumbline/internal/datadir"
-	"github.com/plumbline/plumbline/internal/driver/process"
+	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/gateway"
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/registry"
@@ -64,6 +64,12 @@ type Config struct {
 	Insecure bool
 	// Rscript is the R front end (default "Rscript" on PATH).
 	Rscript string
+	// Driver runs instances: "process" (default) or "docker" (containers
+	// through the Docker Engine API: Docker or Podman).
+	Driver string
+	// DockerHost is the Engine API address for the docker driver (""
+	// means DOCKER_HOST, then unix:///var/run/docker.sock).
+	DockerHost string
 	// Python serves MLflow python_function models (default "python3").
 	Python string
 	// OIDCIssuer and OIDCAudience enable aad_token endpoints (extension).
@@ -163,9 +169,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := datadir.MkdirPrivate(dd.InstancesDir()); err != nil {
 		return err
 	}
-	drv, err := process.New(process.Config{StateDir: dd.InstancesDir(), Rscript: cfg.Rscript, Logger: log.With("component", "driver")})
+	drv, images, err := newDriver(ctx, cfg, dd, reg, st, log)
 	if err != nil {
-		return fmt.Errorf("process driver: %w", err)
+		return err
 	}
 	defer drv.Close()
 
@@ -192,7 +198,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Store:     st,
 		Driver:    drv,
 		Artifacts: reg,
-		Checker:   &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg},
+		Checker:   checker(cfg, reg, images),
+		Images:    preparer(images),
 		Logger:    log.With("component", "reconciler"),
 		// Synchronous: when an instance leaves the pool, the gateway stops
 		// routing to it before the reconciler drains and stops it.
@@ -200,6 +207,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		InFlight: gw.InFlight,
 	})
 	rt = newRouter(st, rec, gw, log)
+	if images != nil {
+		images.Notify = rec.Notify
+	}
 
 	// TLS.
 	scheme := "https"
@@ -250,8 +260,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: drv.Name(), DataDir: dd.Root,
 		},
 		OnChange:     rt.Sync,
+		Images:       imageService(images),
 		UploadLimits: cfg.Uploads,
-		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python},
+		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: images != nil},
 		Logger:       log.With("component", "api"),
 	})
 
@@ -381,7 +392,7 @@ func apiHost(cfg Config, ln net.Listener) string {
 
 // stopInstances stops every instance the driver runs, in parallel, on a
 // graceful shutdown; the next start brings them back from the store.
-func stopInstances(drv *process.Driver, log *slog.Logger) {
+func stopInstances(drv driver.Driver, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	list, err := drv.List(ctx)
