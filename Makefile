@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/plumbline/plumbline/internal/cli.Version=$(VERS
 # Tests that start R or the built binary need time on a 2-core machine.
 TESTFLAGS ?= -timeout 30m
 
-.PHONY: help build test test-short bench bench-smoke lint fmt demo demo-down clean
+.PHONY: help build test test-short fuzz soak bench bench-smoke lint fmt demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,6 +21,9 @@ test: build ## run every test (what CI runs): unit, real SQLite, real R, end to 
 	$(GO) vet ./...
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /test/browser$$)
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) ./test/browser
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 5s; CI runs it)
+	GO=$(GO) bash scripts/fuzz.sh
 
 test-short: ## fast tests only (no R, no end-to-end)
 	$(GO) test -short ./...

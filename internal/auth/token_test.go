@@ -211,3 +211,27 @@ func TestTokenRevocation(t *testing.T) {
 		t.Errorf("generation claim raised under the old key: got %v, want ErrTokenInvalid", err)
 	}
 }
+
+// FuzzVerifyToken: no string verifies unless this issuer issued it for that
+// subject, and none makes verification panic.
+func FuzzVerifyToken(f *testing.F) {
+	ti, err := NewTokenIssuer(testSecret)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sub := Subject{Endpoint: "ep", ID: "id", Generation: 3}
+	tok, err := ti.IssueFor(sub, time.Now())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tok.AccessToken, "ep", "id", int64(3))
+	f.Add(tok.AccessToken, "ep", "id", int64(2))
+	f.Add("e30.e30.", "ep", "", int64(0))
+	f.Add("not a token", "x", "y", int64(-1))
+	f.Fuzz(func(t *testing.T, token, endpoint, id string, gen int64) {
+		err := ti.VerifyToken(Subject{Endpoint: endpoint, ID: id, Generation: gen}, token)
+		if err == nil && (token != tok.AccessToken || !strings.EqualFold(endpoint, "ep") || id != "id" || gen != 3) {
+			t.Fatalf("token %q verified for %q %q %d", token, endpoint, id, gen)
+		}
+	})
+}

@@ -294,7 +294,7 @@ func (r *Registry) forgetStamps(dir string) {
 }
 
 func (r *Registry) build(ctx context.Context, digest, final string, m Manifest) (string, error) {
-	if err := mkdirPrivate(r.cacheDir); err != nil {
+	if err := r.ensureCacheDir(); err != nil {
 		return "", fmt.Errorf("materialize %s: %w", short(digest), err)
 	}
 	tmp, err := os.MkdirTemp(r.cacheDir, buildPrefix)

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -121,13 +122,41 @@ type Registry struct {
 	stamps  map[string]blob.Stamp // by cache file path: its stamp when its bytes last hashed right
 
 	logger *slog.Logger // nil: slog.Default()
+
+	// cacheGID, when >= 0, is the group allowed to enter the cache folder
+	// (0710): the group instances run as, so they reach their trees.
+	cacheGID int
 }
 
 // New returns a registry. cacheDir holds materialized trees; it is created
 // (0700) on first use. Zero fields of lim take the defaults.
 func New(st store.Store, blobs *blob.FS, cacheDir string, lim Limits) *Registry {
 	return &Registry{st: st, blobs: blobs, cacheDir: cacheDir, lim: lim.or(Limits{}),
-		building: map[string]*materializing{}, stamps: map[string]blob.Stamp{}}
+		building: map[string]*materializing{}, stamps: map[string]blob.Stamp{}, cacheGID: -1}
+}
+
+// ShareCache lets the group gid enter the cache folder (mode 0710, that
+// group): instances running as an unprivileged user of that group then
+// reach the read-only trees built there (0555 folders, 0444 files), and
+// nothing else of the data dir. Call it before the first Materialize.
+func (r *Registry) ShareCache(gid int) error {
+	r.cacheGID = gid
+	return r.ensureCacheDir()
+}
+
+// ensureCacheDir creates the cache folder with its mode: 0700, or 0710
+// for the shared group.
+func (r *Registry) ensureCacheDir() error {
+	if r.cacheGID < 0 {
+		return mkdirPrivate(r.cacheDir)
+	}
+	if err := os.MkdirAll(r.cacheDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chown(r.cacheDir, -1, r.cacheGID); err != nil {
+		return err
+	}
+	return os.Chmod(r.cacheDir, 0o710)
 }
 
 // SetLogger sets where the registry reports what it repairs on its own (a

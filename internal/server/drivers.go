@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/plumbline/plumbline/internal/apiserver"
@@ -39,7 +40,11 @@ func newDriver(ctx context.Context, cfg Config, dd *datadir.Dir, reg *registry.R
 		if err := datadir.MkdirPrivate(dd.InstancesDir()); err != nil {
 			return nil, nil, err
 		}
-		drv, err := process.New(process.Config{StateDir: dd.InstancesDir(), Rscript: cfg.Rscript, Logger: log.With("component", "driver")})
+		runAs, err := instanceIsolation(cfg, dd, reg, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		drv, err := process.New(process.Config{StateDir: dd.InstancesDir(), Rscript: cfg.Rscript, RunAs: runAs, Logger: log.With("component", "driver")})
 		if err != nil {
 			return nil, nil, fmt.Errorf("process driver: %w", err)
 		}
@@ -72,11 +77,20 @@ func newDriver(ctx context.Context, cfg Config, dd *datadir.Dir, reg *registry.R
 
 // checker is the pre-start check: R on this machine for the process
 // driver; none for containers (the image brings its own R).
-func checker(cfg Config, reg *registry.Registry, hooks *imageHooks) reconcile.Checker {
+func checker(cfg Config, reg *registry.Registry, hooks *imageHooks, sandbox func(*exec.Cmd)) reconcile.Checker {
 	if hooks != nil {
 		return nil
 	}
-	return &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg}
+	return &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg, Sandbox: sandbox}
+}
+
+// sandbox is how R processes that read a user's model outside an instance
+// run: as the process driver's instances do (nil: as the server).
+func sandbox(drv driver.Driver) func(*exec.Cmd) {
+	if pd, ok := drv.(*process.Driver); ok {
+		return pd.Sandbox
+	}
+	return nil
 }
 
 func preparer(hooks *imageHooks) reconcile.Preparer {

@@ -80,6 +80,10 @@ type Config struct {
 	// and entries); zero fields take the registry's defaults (4 GiB,
 	// 10 000 entries).
 	Uploads registry.Limits
+	// InstanceUser is the user the process driver's instances run as when
+	// the server runs as root ("": plumbline-instance, created if missing;
+	// "root": no isolation).
+	InstanceUser string
 	// SecretsKeyFile is the key endpoint keys and the token signing key are
 	// encrypted with in the store (default <data dir>/secrets.key, created
 	// at first start). Servers sharing a store must share it.
@@ -198,7 +202,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Store:     st,
 		Driver:    drv,
 		Artifacts: reg,
-		Checker:   checker(cfg, reg, images),
+		Checker:   checker(cfg, reg, images, sandbox(drv)),
 		Images:    preparer(images),
 		Logger:    log.With("component", "reconciler"),
 		// Synchronous: when an instance leaves the pool, the gateway stops
@@ -262,7 +266,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		OnChange:     rt.Sync,
 		Images:       imageService(images),
 		UploadLimits: cfg.Uploads,
-		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: images != nil},
+		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: images != nil, Sandbox: sandbox(drv)},
 		Logger:       log.With("component", "api"),
 	})
 
