@@ -25,6 +25,10 @@ test: build ## run every test (what CI runs): unit, real SQLite, real R, end to 
 fuzz: ## run every fuzz target for FUZZTIME each (default 5s; CI runs it)
 	GO=$(GO) bash scripts/fuzz.sh
 
+SOAK_DURATION ?= 10m
+soak: build ## soak (outside CI): SOAK_DURATION (10m) of load and changes on the iris example; failures, RSS and fds at start and end
+	$(GO) run ./bench/cmd/plumbline-soak -plumbline $(abspath $(BIN)) -duration $(SOAK_DURATION)
+
 test-short: ## fast tests only (no R, no end-to-end)
 	$(GO) test -short ./...
 

@@ -54,7 +54,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = &Error{Status: http.StatusNotFound, Code: "NotFound", Message: err.Error()}
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
 		e = &Error{Status: http.StatusConflict, Code: "Conflict", Message: err.Error()}
-	case errors.Is(err, blob.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+	case errors.Is(err, blob.ErrNoSpace), errors.Is(err, store.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		// The client is told the cause (nothing it sent is wrong); the
 		// operator is told where.
 		s.log.Error("api request failed: disk full", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -27,6 +27,9 @@ var (
 	// ErrConflict: the write contradicts what is stored (e.g. the same model
 	// name and version with different content).
 	ErrConflict = errors.New("conflict")
+	// ErrNoSpace: a write failed because the disk holding the store is full
+	// (SQLite's SQLITE_FULL; PostgreSQL's disk_full). Nothing was written.
+	ErrNoSpace = errors.New("no space left on the store's disk")
 )
 
 // Provisioning states, as Azure names them.

@@ -234,7 +234,11 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 
 // write runs fn in a write transaction.
 func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	return inTx(ctx, db.w, fn)
+	err := inTx(ctx, db.w, fn)
+	if c := sqliteCode(err); c&0xff == sqlite3.SQLITE_FULL {
+		return fmt.Errorf("%w: %w", store.ErrNoSpace, err)
+	}
+	return err
 }
 
 func sqliteCode(err error) int {

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,10 +11,12 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"strings"
 	"testing"
 
 	"github.com/plumbline/plumbline/internal/store"
 	"github.com/plumbline/plumbline/internal/store/storetest"
+	"github.com/plumbline/plumbline/internal/tmpfs"
 )
 
 func openTemp(t *testing.T) *DB {
@@ -258,5 +262,43 @@ func TestMigrateModelNamesLower(t *testing.T) {
 	sort.Strings(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("after the migration:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestDiskFull: a write on a full disk fails with store.ErrNoSpace (so the
+// API can say why) and leaves the database usable once there is room.
+func TestDiskFull(t *testing.T) {
+	dir := tmpfs.Mount(t, 2<<20)
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(dir, "plumbline.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	var werr error
+	for i := 0; i < 200 && werr == nil; i++ { // until the WAL needs a page it cannot get
+		_, werr = db.CreateEndpoint(ctx, store.Endpoint{Name: fmt.Sprintf("ep-%03d", i), Spec: json.RawMessage(`{"description":"` + strings.Repeat("x", 4000) + `"}`)})
+	}
+	if !errors.Is(werr, store.ErrNoSpace) {
+		t.Fatalf("writes on a full disk: got %v, want store.ErrNoSpace", werr)
+	}
+	os.Remove(filler)
+	if _, err := db.CreateEndpoint(ctx, store.Endpoint{Name: "after"}); err != nil {
+		t.Fatalf("a write once there is room: %v", err)
+	}
+	if _, err := db.GetEndpoint(ctx, "after"); err != nil {
+		t.Fatal(err)
 	}
 }
