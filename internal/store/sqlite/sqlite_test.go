@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
-	"strings"
 	"testing"
 
 	"github.com/plumbline/plumbline/internal/store"
