@@ -14,11 +14,15 @@ help: ## list the targets
 build: ## build bin/plumbline
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/plumbline
 
+# The PostgreSQL tests use PLUMBLINE_TEST_POSTGRES, or a private cluster that
+# scripts/test-postgres.sh starts on 127.0.0.1:55432 (stop it with
+# `bash scripts/test-postgres.sh stop`).
 # Chromium aborts requests in flight when the host's network interfaces change,
 # which the container tests do (a veth per container): the browser test runs
 # after the rest.
-test: build ## run every test (what CI runs): unit, real SQLite, real R, end to end
+test: build ## run every test (what CI runs): unit, real SQLite and PostgreSQL, real R, end to end
 	$(GO) vet ./...
+	PLUMBLINE_TEST_POSTGRES=$${PLUMBLINE_TEST_POSTGRES:-$$(bash scripts/test-postgres.sh)} \
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /test/browser$$)
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) ./test/browser
 

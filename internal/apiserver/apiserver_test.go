@@ -483,3 +483,32 @@ func TestBadModelVersionIsABadRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthModeDefaultsToKey: an endpoint created without auth_mode uses
+// keys, as Azure's default says: stored, shown, and its keys work.
+func TestAuthModeDefaultsToKey(t *testing.T) {
+	f := newFixture(t)
+	var ep api.Endpoint
+	json.Unmarshal(f.mustDo("POST", "/endpoints", []byte("name: plain-ep\n"), 201), &ep)
+	if ep.AuthMode != "key" {
+		t.Errorf("created without auth_mode: shows auth_mode %q, want key", ep.AuthMode)
+	}
+	rec, err := f.st.GetEndpoint(context.Background(), "plain-ep")
+	if err != nil || rec.AuthMode != "key" {
+		t.Errorf("stored auth mode %q (%v), want key", rec.AuthMode, err)
+	}
+	var k1, k2 api.Keys
+	json.Unmarshal(f.mustDo("POST", "/endpoints/plain-ep/listkeys", nil, 200), &k1)
+	json.Unmarshal(f.mustDo("POST", "/endpoints/plain-ep/regenerateKeys", []byte(`{"keyType":"Primary"}`), 200), &k2)
+	if k1.PrimaryKey == "" || k2.PrimaryKey == k1.PrimaryKey || k2.SecondaryKey != k1.SecondaryKey {
+		t.Errorf("keys %+v then %+v: want keys, and regenerating the primary to change only it", k1, k2)
+	}
+	f.mustDo("POST", "/endpoints/plain-ep/token", nil, 400)
+
+	// A record written before the default was applied ("") still behaves as key.
+	if _, err := f.st.UpdateEndpoint(context.Background(), "plain-ep", func(e *store.Endpoint) error { e.AuthMode = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.mustDo("POST", "/endpoints/plain-ep/listkeys", nil, 200)
+	f.mustDo("POST", "/endpoints/plain-ep/regenerateKeys", []byte(`{"keyType":"Secondary"}`), 200)
+}

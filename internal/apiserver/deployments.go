@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/resolve"
@@ -288,6 +291,12 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		lines = n
 	}
 	follow := q.Get("follow") == "true"
+	if q.Get("container") == LogContainerStorage {
+		if follow {
+			return badRequest("follow", "follow works for the inference-server container only; storage-initializer logs are complete once the instance starts")
+		}
+		return s.storageLogs(w, r, epName, name, q.Get("instance"), lines)
+	}
 	fw := &flushWriter{w: w}
 	if f, ok := w.(http.Flusher); ok {
 		fw.f = f
@@ -309,7 +318,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		}
 		return notFound(name, "deployment %s has no image build log: plumbline builds an image only for an environment with build (under serve --driver docker)", name)
 	default:
-		return badRequest("container", "container %q: want inference-server (the instances' output) or %s", c, LogContainerBuild)
+		return badRequest("container", "container %q: want inference-server (the instances' output), %s (fetching the model and code) or %s (the image build)", c, LogContainerStorage, LogContainerBuild)
 	}
 	err = s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
 	if err != nil && !fw.wrote {
@@ -319,6 +328,34 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 			return berr
 		}
 		return notFound(name, "no logs for deployment %s: %v", name, err)
+	}
+	return nil
+}
+
+// storageLogs writes the storage-initializer "log": the events of the step
+// that materialises the deployment's model and code for each instance, one
+// line each, the last lines of them.
+func (s *Server) storageLogs(w http.ResponseWriter, r *http.Request, endpoint, deployment, instance string, lines int) error {
+	evs, err := s.cfg.Store.ListEvents(r.Context(), store.EventFilter{Endpoint: endpoint, Deployment: deployment, Instance: instance})
+	if err != nil {
+		return err
+	}
+	var out []string
+	for _, e := range evs {
+		if !slices.Contains(store.StorageInitializerReasons, e.Reason) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s %s: %s\n", e.Time.UTC().Format(time.RFC3339), e.Instance, e.Reason, e.Message))
+	}
+	if lines > 0 && len(out) > lines {
+		out = out[len(out)-lines:]
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	for _, l := range out {
+		if _, err := io.WriteString(w, l); err != nil {
+			return nil
+		}
 	}
 	return nil
 }
@@ -450,3 +487,7 @@ func (s *Server) resolver() *resolve.Resolver {
 	})
 	return s.cfg.Resolver
 }
+
+// LogContainerStorage is the logs' container query value for the
+// storage-initializer step (storageLogs).
+const LogContainerStorage = "storage-initializer"

@@ -79,7 +79,7 @@ func (s *Server) postEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rec, err := s.cfg.Store.CreateEndpoint(r.Context(), store.Endpoint{
-		Name: ep.Name, Spec: specJSON, AuthMode: string(ep.AuthMode),
+		Name: ep.Name, Spec: specJSON, AuthMode: authMode(ep.AuthMode),
 		PrimaryKey: primary, SecondaryKey: secondary,
 		Traffic: map[string]int{}, Mirror: map[string]int{},
 		State: store.StateSucceeded, Generation: 1,
@@ -90,7 +90,7 @@ func (s *Server) postEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.event(r, ep.Name, "", "Normal", "Created", "endpoint created with auth_mode "+string(ep.AuthMode))
+	s.event(r, ep.Name, "", "Normal", "Created", "endpoint created with auth_mode "+authMode(ep.AuthMode))
 	s.cfg.OnChange()
 	out, err := s.endpointOut(r, rec)
 	if err != nil {
@@ -134,10 +134,10 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is being deleted", name)
 		}
-		if e.AuthMode != string(ep.AuthMode) {
+		if authMode(e.AuthMode) != authMode(ep.AuthMode) {
 			e.TokenGeneration++ // tokens issued under another auth mode do not come back
 		}
-		e.Spec, e.AuthMode = specJSON, string(ep.AuthMode)
+		e.Spec, e.AuthMode = specJSON, authMode(ep.AuthMode)
 		e.Traffic, e.Mirror = nonZero(ep.Traffic), nonZero(ep.MirrorTraffic)
 		e.Generation++
 		return nil
@@ -254,7 +254,7 @@ func (s *Server) endpointOut(r *http.Request, rec store.Endpoint) (api.Endpoint,
 		kind = "K8S"
 	}
 	return api.Endpoint{
-		Name: rec.Name, Description: ep.Description, Tags: ep.Tags, AuthMode: rec.AuthMode, Kind: kind,
+		Name: rec.Name, Description: ep.Description, Tags: ep.Tags, AuthMode: authMode(rec.AuthMode), Kind: kind,
 		Traffic: traffic, MirrorTraffic: mirror, ProvisioningState: rec.State, Reason: rec.Reason,
 		ScoringURI: s.scoringURI(rec.Name), OpenAPIURI: s.openAPIURI(rec.Name),
 		PublicNetworkAccess: ep.PublicNetworkAccess, Properties: ep.Properties,
@@ -276,7 +276,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.endpointErr(name, err)
 	}
-	if rec.AuthMode != "key" {
+	if authMode(rec.AuthMode) != spec.AuthKey {
 		return badRequest("auth_mode", "Endpoint '%s' does not use keys for authentication (auth_mode is %s); get a token with: plumbline online-endpoint get-credentials --name %s", name, rec.AuthMode, name)
 	}
 	writeJSON(w, http.StatusOK, api.Keys{PrimaryKey: rec.PrimaryKey, SecondaryKey: rec.SecondaryKey})
@@ -304,9 +304,9 @@ func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
 	}
 	var revoked bool
 	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
-		switch e.AuthMode {
-		case "key":
-		case "aml_token":
+		switch authMode(e.AuthMode) {
+		case spec.AuthKey:
+		case spec.AuthAMLToken:
 			// The credentials of an aml_token endpoint are its tokens:
 			// regenerating them revokes every one issued so far.
 			e.TokenGeneration++
@@ -360,7 +360,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.endpointErr(name, err)
 	}
-	if rec.AuthMode != "aml_token" {
+	if authMode(rec.AuthMode) != spec.AuthAMLToken {
 		return badRequest("auth_mode", "Endpoint '%s' does not use aml_token authentication (auth_mode is %s)", name, rec.AuthMode)
 	}
 	t, err := s.cfg.Tokens.IssueEndpointToken(auth.Subject{Endpoint: rec.Name, ID: rec.ID, Generation: rec.TokenGeneration}, s.cfg.Now())
@@ -450,4 +450,14 @@ func (s *Server) getEndpointDocument(w http.ResponseWriter, r *http.Request) err
 	ep.Traffic, ep.MirrorTraffic = rec.Traffic, rec.Mirror
 	writeJSON(w, http.StatusOK, &ep)
 	return nil
+}
+
+// authMode is the endpoint's auth mode with Azure's default: an endpoint
+// created without auth_mode uses keys (records written before this default
+// was applied say "").
+func authMode(m string) string {
+	if m == "" {
+		return spec.AuthKey
+	}
+	return m
 }

@@ -125,6 +125,7 @@ func (s *Server) table() []route {
 		{"POST", "/models", s.postModel},
 		{"GET", "/models", s.listModels},
 		{"GET", "/models/{name}/versions/{version}", s.getModel},
+		{"PATCH", "/models/{name}/versions/{version}", s.patchModel},
 		{"POST", "/models/{name}/versions/{version}/archive", s.archiveModel(true)},
 		{"POST", "/models/{name}/versions/{version}/restore", s.archiveModel(false)},
 		{"POST", "/models/{name}/archive", s.archiveModel(true)},

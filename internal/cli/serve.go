@@ -24,15 +24,24 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: `Run the plumbline server in the foreground: the control-plane API, the HTTPS scoring
 gateway and the reconciler that runs deployments as local processes.
 
-With no flags it keeps its state in the data dir (~/.local/share/plumbline), listens on
+With no flags it keeps its state in the data dir (~/.local/share/plumbline; /var/lib/plumbline as root), listens on
 https://localhost:8443 with a certificate from a local CA it creates (the CA file is printed),
 and writes an admin token that the CLI on this machine picks up.
 
-The first SIGINT/SIGTERM drains (in-flight requests finish, instances stop); a second one
-exits at once.`,
+Roles split the server across processes that share a PostgreSQL store (--store postgres://…,
+or PLUMBLINE_STORE): --role control runs the API and, on the one replica that holds the leader
+lease, the instances; --role gateway serves scoring requests only. --role all (the default)
+runs everything in one process, on SQLite in the data dir unless --store says otherwise.
+
+The first SIGINT/SIGTERM drains (in-flight requests finish) and, by default, leaves the
+instances running: the next start re-adopts them, so a restart costs no R start-up
+(--on-exit stop stops them instead). A second signal exits at once.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg.DataDir = g.dataDirPath()
+			if cfg.Store == "" {
+				cfg.Store = os.Getenv("PLUMBLINE_STORE")
+			}
 			lvl := slog.LevelInfo
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageErrorf("--log-level %q: want debug, info, warn or error", logLevel)
@@ -59,6 +68,10 @@ exits at once.`,
 	}
 	f := c.Flags()
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "address to listen on (API, gateway and metrics)")
+	f.StringVar(&cfg.Role, "role", server.RoleAll, "what this replica runs: all, control (API and, on the leader, the instances) or gateway (scoring only)")
+	f.StringVar(&cfg.Store, "store", "", "shared state: a postgres:// URL (default: SQLite in the data dir; env PLUMBLINE_STORE)")
+	f.StringVar(&cfg.OnExit, "on-exit", server.OnExitKeep, "what a graceful stop does with running instances: keep (the next start re-adopts them) or stop")
+	f.StringVar(&cfg.ReplicaID, "replica-id", "", "this replica's name in the leader lease and gateway reports (default host-pid)")
 	f.StringVar(&cfg.Hostname, "hostname", "localhost", "host name clients use in scoring URIs (added to the local certificate)")
 	f.StringSliceVar(&cfg.ExtraNames, "tls-name", nil, "extra names for the local certificate and host-based routing (repeatable)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve this certificate (PEM) instead of the local CA's; reloaded when it changes")

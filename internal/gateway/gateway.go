@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -93,6 +94,9 @@ type Gateway struct {
 
 	// table is the routing table a request reads once, for its whole life.
 	table atomic.Pointer[table]
+
+	versionMu sync.Mutex // protects version; serialises Apply
+	version   int64      // of the last table Apply swapped in
 
 	mu sync.Mutex // protects pools and draining; serialises Update
 	// pools are the deployments of the current table, by endpoint + "/" +
@@ -353,15 +357,11 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 	}
 	st.t = t
 	st.w.Header()[hdrModelDeployment] = t.nameHeader
-	st.upstreamPath = t.scoringPath
 	if act == actionOpenAPI && t.contract != nil {
 		return serveContractDoc(st, t, act)
 	}
-	if act == actionOpenAPI {
-		if t.openAPIPath == "" {
-			return errNoOpenAPI
-		}
-		st.upstreamPath = t.openAPIPath
+	if act == actionOpenAPI && t.openAPIPath == "" {
+		return errNoOpenAPI
 	}
 
 	if r.Body != nil && r.Body != http.NoBody {
@@ -406,6 +406,12 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		st.releasedAt = time.Now()
 		t.pool.release(inst)
 	}()
+	// The instance's own routes: during a rolling update an old instance
+	// keeps the scoring path of the plan it runs.
+	st.upstreamPath = inst.scoringPath
+	if act == actionOpenAPI {
+		st.upstreamPath = cmp.Or(inst.openAPIPath, t.openAPIPath)
+	}
 	g.proxy.ServeHTTP(&st.w, r.WithContext(st))
 	return nil
 }

@@ -70,7 +70,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.Out.Context())
 	u := pr.Out.URL
 	u.Scheme = "http"
-	u.Host = st.inst.addr
+	u.Host = st.inst.host
 	u.Path = st.upstreamPath
 	u.RawPath = ""
 	pr.Out.Host = ""

@@ -72,10 +72,22 @@ type Deployment struct {
 	Contract *contract.Contract
 }
 
-// Instance is one ready backend.
+// Instance is one ready backend. Its routes and limit come from the plan it
+// was started with: during a rolling update an old instance keeps its own
+// scoring path while new ones serve the new one.
 type Instance struct {
 	// Name is unique within the deployment, e.g. "blue-0".
 	Name string
-	// Addr is host:port.
+	// Addr is "host:port" (TCP) or "unix:" followed by an absolute socket
+	// path.
 	Addr string
+	// ScoringPath is where this instance serves scoring requests; empty
+	// means the deployment's ScoringPath.
+	ScoringPath string
+	// OpenAPIPath is where this instance serves its OpenAPI document; empty
+	// means the deployment's OpenAPIPath.
+	OpenAPIPath string
+	// MaxConcurrent is how many requests it takes at once; zero or less
+	// means the deployment's MaxConcurrentPerInstance.
+	MaxConcurrent int
 }

@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -33,6 +37,9 @@ func NewUpstreamTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: nil, // instances are local or in-cluster; never via HTTP_PROXY
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if path, ok := unixSocketOf(addr); ok {
+				return d.DialContext(ctx, "unix", path)
+			}
 			c, err := d.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
@@ -47,4 +54,37 @@ func NewUpstreamTransport() *http.Transport {
 		// A non-nil, empty map disables HTTP/2 upstream.
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
+}
+
+// Instance addresses are "host:port" or "unix:/abs/path" (a unix socket).
+// A URL cannot carry a socket path as its host, so a unix address gets a
+// stand-in host, "unix-<hash of the path>.sock:0", registered here; the
+// transport's dialer maps it back to the path. Distinct sockets get distinct
+// hosts, so connection pooling keeps them apart.
+const unixAddrPrefix = "unix:"
+
+var unixHosts sync.Map // stand-in host:port → socket path
+
+// upstreamHost is the URL host that reaches addr.
+func upstreamHost(addr string) string {
+	path, ok := strings.CutPrefix(addr, unixAddrPrefix)
+	if !ok {
+		return addr
+	}
+	sum := sha256.Sum256([]byte(path))
+	host := "unix-" + hex.EncodeToString(sum[:8]) + ".sock:0"
+	unixHosts.Store(host, path)
+	return host
+}
+
+// unixSocketOf returns the socket path behind a stand-in host.
+func unixSocketOf(hostport string) (string, bool) {
+	if !strings.HasPrefix(hostport, "unix-") {
+		return "", false
+	}
+	p, ok := unixHosts.Load(hostport)
+	if !ok {
+		return "", false
+	}
+	return p.(string), true
 }

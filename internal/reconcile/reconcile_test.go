@@ -15,6 +15,7 @@ import (
 
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/driver/fake"
+	"github.com/plumbline/plumbline/internal/reason"
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
@@ -146,13 +147,29 @@ func (e *env) waitState(name, state string, within time.Duration) store.Deployme
 	return d
 }
 
+// routes lists the deployment's routable instances as the store has them:
+// what every gateway builds its table from.
+func (e *env) routes(name string) []store.Instance {
+	rows, err := e.st.ListInstances(context.Background(), "ep", name)
+	if err != nil {
+		e.t.Error(err)
+	}
+	var out []store.Instance
+	for _, r := range rows {
+		if r.Routable {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // waitRoutes waits until the deployment has n routable instances.
-func (e *env) waitRoutes(name string, n int, within time.Duration) []reconcile.RoutableInstance {
+func (e *env) waitRoutes(name string, n int, within time.Duration) []store.Instance {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
-	var got []reconcile.RoutableInstance
+	var got []store.Instance
 	for time.Now().Before(deadline) {
-		got = e.rec.Routes()[reconcile.RouteKey("ep", name)]
+		got = e.routes(name)
 		if len(got) == n {
 			return got
 		}
@@ -219,7 +236,7 @@ func TestFailures(t *testing.T) {
 		},
 		{
 			name:       "pre-start check",
-			checkErr:   errors.New("ResourceNotReady: R packages used by plumber.R are not installed: tibble"),
+			checkErr:   reason.Terminal(reason.ResourceNotReady, "R packages used by plumber.R are not installed: tibble"),
 			wantReason: "ResourceNotReady: R packages used by plumber.R are not installed: tibble",
 		},
 	}
@@ -338,7 +355,7 @@ func TestRollingReplacementKeepsServing(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for !stop.Load() {
-			n := int64(len(e.rec.Routes()[reconcile.RouteKey("ep", "blue")]))
+			n := int64(len(e.routes("blue")))
 			if n < minRoutes.Load() {
 				minRoutes.Store(n)
 			}

@@ -331,7 +331,15 @@ func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*R
 	rs := dd.RequestSettings
 	p.RequestTimeout = ms(rs.RequestTimeoutMs)
 	p.MaxConcurrentPerInstance = *rs.MaxConcurrentRequestsPerInstance
-	p.MaxQueueWait = ms(rs.MaxQueueWaitMs)
+	if d.IsKubernetes() {
+		// Kubernetes online deployments still bound the queue wait.
+		p.MaxQueueWait = ms(rs.MaxQueueWaitMs)
+	} else if d.RequestSettings != nil && d.RequestSettings.MaxQueueWaitMs != nil {
+		// Managed deployments: max_queue_wait_ms is deprecated and Azure
+		// counts queue time inside request_timeout_ms, so a queued request
+		// waits until its request timeout (408), never 429 at 500 ms.
+		notices = append(notices, "request_settings.max_queue_wait_ms is deprecated for managed online deployments and ignored: queue time counts inside request_timeout_ms; raise request_timeout_ms instead")
+	}
 	p.LivenessProbe = probe(dd.LivenessProbe)
 	p.ReadinessProbe = probe(dd.ReadinessProbe)
 	if d.ReadinessProbe == nil || d.ReadinessProbe.InitialDelay == nil {

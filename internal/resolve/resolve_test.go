@@ -121,6 +121,31 @@ func TestRuntimeAndRoutes(t *testing.T) {
 	}
 }
 
+// TestMaxQueueWait: max_queue_wait_ms is deprecated for managed online
+// deployments (ignored, with a notice); Kubernetes ones still use it.
+func TestMaxQueueWait(t *testing.T) {
+	f := newFixture(t)
+	code := f.upload("src", map[string]string{"plumber.R": "x"})
+	doc := base + "code_configuration: {code: " + code + ", scoring_script: plumber.R}\nenvironment: {image: rstudio/plumber}\nrequest_settings: {request_timeout_ms: 3000, max_queue_wait_ms: 3000}\n"
+	rec, err := f.resolve(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Plan.MaxQueueWait != 0 || rec.Plan.RequestTimeout != 3*time.Second {
+		t.Errorf("managed: queue wait %v, timeout %v; want 0 (no separate bound) and 3s", rec.Plan.MaxQueueWait, rec.Plan.RequestTimeout)
+	}
+	if !strings.Contains(strings.Join(rec.Notices, "\n"), "max_queue_wait_ms is deprecated") {
+		t.Errorf("managed: notices %q lack the deprecation", rec.Notices)
+	}
+	rec, err = f.resolve("type: kubernetes\n" + doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Plan.MaxQueueWait != 3*time.Second {
+		t.Errorf("kubernetes: queue wait %v, want 3s", rec.Plan.MaxQueueWait)
+	}
+}
+
 func TestDefaultsAndProbes(t *testing.T) {
 	f := newFixture(t)
 	code := f.upload("src", map[string]string{"plumber.R": "x"})
@@ -137,8 +162,10 @@ func TestDefaultsAndProbes(t *testing.T) {
 	if p.LivenessProbe != want {
 		t.Errorf("liveness: got %+v, want Azure's defaults %+v", p.LivenessProbe, want)
 	}
-	if p.RequestTimeout != 5*time.Second || p.MaxConcurrentPerInstance != 1 || p.MaxQueueWait != 500*time.Millisecond {
-		t.Errorf("request settings: got %v %d %v, want 5s 1 500ms", p.RequestTimeout, p.MaxConcurrentPerInstance, p.MaxQueueWait)
+	// Managed deployments: no separate queue bound; queue time counts
+	// inside request_timeout_ms, as on Azure.
+	if p.RequestTimeout != 5*time.Second || p.MaxConcurrentPerInstance != 1 || p.MaxQueueWait != 0 {
+		t.Errorf("request settings: got %v %d %v, want 5s 1 0s", p.RequestTimeout, p.MaxConcurrentPerInstance, p.MaxQueueWait)
 	}
 	if p.CPU != 2 || p.MemoryBytes == 0 {
 		t.Errorf("Standard_DS2_v2: got cpu %v memory %d, want 2 cores and a memory size", p.CPU, p.MemoryBytes)

@@ -102,7 +102,10 @@ func LoadKey(path string) (*Key, error) {
 }
 
 // CreateKey writes a new random key at path (0600, in a folder created
-// 0700 if missing) and returns it; it fails if the file exists.
+// 0700 if missing) and returns it; it fails with an error wrapping
+// fs.ErrExist if the file exists. The file appears whole or not at all (a
+// complete temporary file is linked into place), so a replica reading it
+// at the same moment never sees half of it.
 func CreateKey(path string) (*Key, error) {
 	raw := make([]byte, keyBytes)
 	if _, err := rand.Read(raw); err != nil {
@@ -111,14 +114,17 @@ func CreateKey(path string) (*Key, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("secrets key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return nil, fmt.Errorf("secrets key: %w", err)
 	}
+	defer os.Remove(f.Name())
 	_, werr := f.WriteString(base64.RawURLEncoding.EncodeToString(raw) + "\n")
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		os.Remove(path)
+	if err := errors.Join(werr, f.Chmod(0o600), f.Sync(), f.Close()); err != nil {
 		return nil, fmt.Errorf("secrets key: write %s: %w", path, err)
+	}
+	if err := os.Link(f.Name(), path); err != nil {
+		return nil, fmt.Errorf("secrets key: %w", err)
 	}
 	return NewKey(raw)
 }
@@ -198,6 +204,18 @@ var _ store.Store = (*Store)(nil)
 
 // Wrap returns st with endpoint keys and SecretSettings sealed under key.
 func Wrap(st store.Store, key *Key) *Store { return &Store{Store: st, key: key} }
+
+// Full returns s as a store.Store that keeps the optional interfaces of the
+// store it wraps (store.ModelUpdater), which embedding alone would hide.
+func (s *Store) Full() store.Store {
+	if mu, ok := s.Store.(store.ModelUpdater); ok {
+		return struct {
+			*Store
+			store.ModelUpdater
+		}{s, mu}
+	}
+	return s
+}
 
 func (s *Store) open(e *store.Endpoint) error {
 	for _, f := range []struct {
@@ -407,5 +425,9 @@ func LoadOrCreate(ctx context.Context, path string, st store.Store) (*Key, error
 	if id != "" {
 		return nil, fmt.Errorf("secrets key %s is missing, and the store holds endpoint keys sealed with key %s: restore the file from a backup, or point --secrets-key-file at the key the other servers of this store use", path, id)
 	}
-	return CreateKey(path)
+	k, err = CreateKey(path)
+	if errors.Is(err, fs.ErrExist) {
+		return LoadKey(path) // a replica sharing the data dir made it just now
+	}
+	return k, err
 }

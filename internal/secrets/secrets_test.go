@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/plumbline/plumbline/internal/store"
@@ -183,5 +184,40 @@ func TestSealExisting(t *testing.T) {
 	os.Chmod(keyPath, 0o644)
 	if _, err := LoadKey(keyPath); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("a 0644 key file: got %v", err)
+	}
+}
+
+// TestLoadOrCreateConcurrently: replicas sharing a data dir start at once;
+// one makes the key, the others read that one.
+func TestLoadOrCreateConcurrently(t *testing.T) {
+	db, _ := openSQLite(t)
+	path := filepath.Join(t.TempDir(), "secrets.key")
+	const n = 8
+	ids := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			k, err := LoadOrCreate(bg, path, db)
+			errs[i] = err
+			if err == nil {
+				ids[i] = k.ID()
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Errorf("replica %d: key %s (%v), want %s", i, ids[i], errs[i], ids[0])
+		}
+	}
+}
+
+// TestFullKeepsOptionalInterfaces: the API finds model update through the
+// sealed store.
+func TestFullKeepsOptionalInterfaces(t *testing.T) {
+	db, _ := openSQLite(t)
+	if _, ok := Wrap(db, newKey(t)).Full().(store.ModelUpdater); !ok {
+		t.Error("the sealed store hides store.ModelUpdater")
 	}
 }

@@ -40,11 +40,7 @@ func newDriver(ctx context.Context, cfg Config, dd *datadir.Dir, reg *registry.R
 		if err := datadir.MkdirPrivate(dd.InstancesDir()); err != nil {
 			return nil, nil, err
 		}
-		runAs, err := instanceIsolation(cfg, dd, reg, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		drv, err := process.New(process.Config{StateDir: dd.InstancesDir(), Rscript: cfg.Rscript, RunAs: runAs, Logger: log.With("component", "driver")})
+		drv, err := process.New(process.Config{StateDir: dd.InstancesDir(), Rscript: cfg.Rscript, Logger: log.With("component", "driver")})
 		if err != nil {
 			return nil, nil, fmt.Errorf("process driver: %w", err)
 		}
@@ -82,15 +78,6 @@ func checker(cfg Config, reg *registry.Registry, hooks *imageHooks, sandbox func
 		return nil
 	}
 	return &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg, Sandbox: sandbox}
-}
-
-// sandbox is how R processes that read a user's model outside an instance
-// run: as the process driver's instances do (nil: as the server).
-func sandbox(drv driver.Driver) func(*exec.Cmd) {
-	if pd, ok := drv.(*process.Driver); ok {
-		return pd.Sandbox
-	}
-	return nil
 }
 
 func preparer(hooks *imageHooks) reconcile.Preparer {

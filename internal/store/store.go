@@ -30,6 +30,11 @@ var (
 	// ErrNoSpace: a write failed because the disk holding the store is full
 	// (SQLite's SQLITE_FULL; PostgreSQL's disk_full). Nothing was written.
 	ErrNoSpace = errors.New("no space left on the store's disk")
+	// ErrLeaseHeld: another holder has the lease and it has not expired.
+	ErrLeaseHeld = errors.New("lease held by another holder")
+	// ErrFenced: the lease token presented is no longer the current one
+	// (or the lease expired): its holder must stop acting.
+	ErrFenced = errors.New("lease lost")
 )
 
 // Provisioning states, as Azure names them.
@@ -60,6 +65,9 @@ type ModelVersion struct {
 	FileCount int
 	Archived  bool
 	CreatedAt time.Time
+	// Stage is free-form (Development, Production…); "" means none. It can
+	// change (see ModelUpdater), unlike the version's files.
+	Stage string
 	// Contract is the version's input contract (JSON of contract.Contract:
 	// a prototype or a JSON Schema, from model create --prototype or
 	// --input-schema); nil means none.
@@ -116,17 +124,75 @@ type Deployment struct {
 	UpdatedAt          time.Time
 }
 
-// Instance is the reconciler's bookkeeping for one running instance, kept so
-// a restarted server knows what it left behind.
+// Instance states, as Instance.State names them.
+const (
+	InstanceStarting = "Starting" // started, never ready yet
+	InstanceReady    = "Ready"
+	InstanceUnready  = "Unready"  // was ready, its readiness probe fails now
+	InstanceStopping = "Stopping" // out of routing, being drained and stopped
+	InstanceExited   = "Exited"
+)
+
+// Instance is the observed state of one running instance, written by the
+// reconciler that runs it and read by every gateway (the routing table is
+// built from these rows) and by a reconciler that takes over.
 type Instance struct {
 	Endpoint   string
 	Deployment string
 	Name       string // "blue-0"
 	Driver     string
-	// Data is driver- and reconciler-specific JSON (address, pid, template hash…).
+	// ID is the driver's instance ID ("iris.blue.blue-0").
+	ID string
+	// Addr is where it answers: "host:port" (TCP) or "unix:/abs/path".
+	Addr string
+	// Template is the versioned template hash of what it runs.
+	Template string
+	// State is one of the Instance* states; "" for a record without one.
+	State string
+	// Routable says the gateways may send it requests: ready and not
+	// stopping.
+	Routable bool
+	// ScoringPath and OpenAPIPath are the routes of the plan it was started
+	// with: during a rolling update an old instance keeps its own.
+	ScoringPath string
+	OpenAPIPath string
+	// MaxConcurrent is max_concurrent_requests_per_instance of that plan
+	// (0: the deployment's).
+	MaxConcurrent int
+	// Restarts counts restarts under this name.
+	Restarts int
+	// LastProbe is the last probe failure ("" when the last probe passed);
+	// LastProbeAt when the probe result last changed.
+	LastProbe   string
+	LastProbeAt time.Time
+	PID         int
+	StartedAt   time.Time
+	// Data is driver- or reconciler-specific JSON.
 	Data      json.RawMessage
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// GatewayReport is what one gateway replica last said about the instances
+// it may still send requests to: every instance of its routing table and
+// every instance with requests in flight, keyed "endpoint/deployment/name",
+// with the number in flight. A reconciler stops an instance only once no
+// fresh report names it (or a bounded grace passed).
+type GatewayReport struct {
+	ID        string
+	Addr      string
+	Instances map[string]int
+	UpdatedAt time.Time
+}
+
+// Lease is a named lease held by Holder until ExpiresAt. Token increases
+// by one every time the lease changes holder (or is taken after it
+// expired), so a holder that lost it can be told from the current one.
+type Lease struct {
+	Name      string
+	Holder    string
+	Token     int64
+	ExpiresAt time.Time
 }
 
 // Event is one lifecycle event of a deployment or instance.
@@ -232,6 +298,37 @@ type Store interface {
 	// token signing key). GetSetting returns ErrNotFound when unset.
 	GetSetting(ctx context.Context, key string) ([]byte, error)
 	PutSetting(ctx context.Context, key string, value []byte) error
+
+	// RoutingVersion is a counter that increases with every committed
+	// change of endpoints, deployments or instances: what gateways route
+	// from.
+	RoutingVersion(ctx context.Context) (int64, error)
+	// WaitRoutingChange returns the routing version once it is greater
+	// than after, or ctx's error when ctx ends first. A change committed by
+	// any process is seen within a second (SQLite: at once in this
+	// process; PostgreSQL: LISTEN/NOTIFY).
+	WaitRoutingChange(ctx context.Context, after int64) (int64, error)
+
+	// PutGatewayReport creates or replaces the report of gateway r.ID
+	// (UpdatedAt becomes now); DeleteGatewayReport removes it (ErrNotFound
+	// if absent); ListGatewayReports lists reports updated at or after
+	// since, by ID.
+	PutGatewayReport(ctx context.Context, r GatewayReport) error
+	ListGatewayReports(ctx context.Context, since time.Time) ([]GatewayReport, error)
+	DeleteGatewayReport(ctx context.Context, id string) error
+
+	// AcquireLease takes the lease name for holder until now + ttl, or
+	// renews it when holder has it. It fails with ErrLeaseHeld (the
+	// current lease is returned too) while another holder's lease has not
+	// expired. Taking it from another holder, or after it expired,
+	// increments Token.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error)
+	// CheckLease returns nil when l is still the current, unexpired lease
+	// (same holder and token), else ErrFenced.
+	CheckLease(ctx context.Context, l Lease) error
+	// ReleaseLease gives the lease up when l is current (it expires now,
+	// keeping its token); otherwise it does nothing.
+	ReleaseLease(ctx context.Context, l Lease) error
 
 	Close() error
 }

@@ -58,7 +58,7 @@ func startServer(t *testing.T, dd string, extra ...string) *server {
 	t.Helper()
 	requireBinary(t)
 	s := &server{dataDir: dd, log: &logBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binPath, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dd}, extra...)...)
+	s.cmd = exec.Command(binPath, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dd, "--on-exit", "stop"}, extra...)...)
 	s.cmd.Env = cleanEnv()
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log

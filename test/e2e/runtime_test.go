@@ -57,12 +57,19 @@ func TestRIrisSeedFolder(t *testing.T) {
 	rec1 := record(t, dd, irisEndpoint, "blue", "blue-1")
 
 	t.Run("get-logs", func(t *testing.T) {
-		r := s.must(t, "online-deployment", "get-logs", "--name", "blue", "--endpoint-name", irisEndpoint, "--lines", "20")
+		r := s.must(t, "online-deployment", "get-logs", "--name", "blue", "--endpoint-name", irisEndpoint, "--lines", "20", "--instance", "all")
 		for _, rec := range []instanceRecord{rec0, rec1} {
 			want := fmt.Sprintf("Running plumber API at http://127.0.0.1:%d", rec.Port)
 			if !strings.Contains(r.stdout, want) {
-				t.Errorf("get-logs --lines 20: no %q:\n%s", want, r.stdout)
+				t.Errorf("get-logs --lines 20 --instance all: no %q:\n%s", want, r.stdout)
 			}
+		}
+		// Without --instance, one instance is picked as Azure does: the
+		// first ready one, blue-0.
+		r = s.must(t, "online-deployment", "get-logs", "--name", "blue", "--endpoint-name", irisEndpoint, "--lines", "20")
+		if !strings.Contains(r.stdout, fmt.Sprintf("Running plumber API at http://127.0.0.1:%d", rec0.Port)) ||
+			strings.Contains(r.stdout, fmt.Sprintf(":%d", rec1.Port)) || !strings.Contains(r.stderr, "Logs of instance blue-0 (of 2)") {
+			t.Errorf("get-logs without --instance: want blue-0's lines only (port %d, not %d) and a note:\n%s", rec0.Port, rec1.Port, r)
 		}
 		r = s.must(t, "online-deployment", "get-logs", "--name", "blue", "--endpoint-name", irisEndpoint, "--lines", "20", "--instance", "blue-1")
 		if !strings.Contains(r.stdout, fmt.Sprintf("Running plumber API at http://127.0.0.1:%d", rec1.Port)) ||

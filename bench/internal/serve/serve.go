@@ -55,7 +55,7 @@ func Start(ctx context.Context, g *proc.Group, name, bin, dataDir string, insecu
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--on-exit", "stop"}
 	if insecure {
 		args = append(args, "--insecure-http")
 	}

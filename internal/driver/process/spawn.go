@@ -96,10 +96,11 @@ func (d *Driver) isolate(cmd *exec.Cmd, spec driver.InstanceSpec) error {
 
 // Sandbox makes cmd, a command that reads a deployment's code or model
 // outside an instance (a pre-start check that loads the model in R), run as
-// the instances' user, as an instance would. Without RunAs it does nothing.
-func (d *Driver) Sandbox(cmd *exec.Cmd) {
-	if d.cfg.RunAs != nil {
-		d.cfg.RunAs.apply(cmd, nil)
+// the instances' user, as an instance would. On a nil RunAs (no isolation)
+// it does nothing.
+func (ru *RunAs) Sandbox(cmd *exec.Cmd) {
+	if ru != nil {
+		ru.apply(cmd, nil)
 	}
 }
 

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,7 +151,9 @@ func TestPragmas(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, pool := range []struct {
 				name string
-				q    querier
+				q    interface {
+					QueryRowContext(context.Context, string, ...any) *sql.Row
+				}
 			}{{"writer", db.w}, {"reader", db.r}} {
 				var got string
 				if err := pool.q.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
@@ -233,8 +236,8 @@ func TestMigrateModelNamesLower(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The database as a plumbline before migration 3 left it.
-	if _, err := db.w.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = 3`); err != nil {
+	// The database as a plumbline before migration 13 left it.
+	if _, err := db.w.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = 13`); err != nil {
 		t.Fatal(err)
 	}
 	for i, row := range [][2]string{{"rm-e", "1"}, {"RM-E", "1"}, {"RM-E", "2"}, {"Rm-E", "1"}, {"Iris", "7"}} {
