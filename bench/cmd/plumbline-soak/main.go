@@ -231,22 +231,27 @@ func soak(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		t := time.NewTicker(cfg.churnEvery)
 		defer t.Stop()
+		do := func(step []string) {
+			changes.Add(1)
+			if _, err := s.CLI(runCtx, step...); err != nil && runCtx.Err() == nil {
+				changeFailures.Add(1)
+				changeMu.Lock()
+				changeErrs = append(changeErrs, strings.ReplaceAll(err.Error(), "\n", " | "))
+				changeMu.Unlock()
+			}
+		}
 		for i := 0; ; i++ {
 			select {
 			case <-runCtx.Done():
 				return
 			case <-t.C:
 			}
-			step := plan[i%len(plan)]
+			// The steps in order (each valid after the one before: the
+			// mirror target never gets live traffic), and every ninth
+			// tick a gc dry run as well.
+			do(plan[i%len(plan)])
 			if i%9 == 8 {
-				step = []string{"gc", "--dry-run", "-o", "json"}
-			}
-			changes.Add(1)
-			if _, err := s.CLI(runCtx, step...); err != nil && runCtx.Err() == nil {
-				changeFailures.Add(1)
-				changeMu.Lock()
-				changeErrs = append(changeErrs, firstLine(err.Error()))
-				changeMu.Unlock()
+				do([]string{"gc", "--dry-run", "-o", "json"})
 			}
 		}
 	})
