@@ -62,6 +62,13 @@ func newFixture(t *testing.T) *fixture { return newFixtureBlobs(t, "") }
 // ("": a temporary folder).
 func newFixtureBlobs(t *testing.T, blobDir string) *fixture {
 	t.Helper()
+	return newFixtureWrapped(t, blobDir, nil)
+}
+
+// newFixtureWrapped is newFixtureBlobs whose API server sees the store
+// through wrap (nil: as it is); the fixture's st stays the store itself.
+func newFixtureWrapped(t *testing.T, blobDir string, wrap func(store.Store) store.Store) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
@@ -82,8 +89,12 @@ func newFixtureBlobs(t *testing.T, blobDir string) *fixture {
 		t.Fatal(err)
 	}
 	rt := &runtime{}
+	var apiStore store.Store = st
+	if wrap != nil {
+		apiStore = wrap(st)
+	}
 	s := apiserver.New(apiserver.Config{
-		Store: st, Registry: reg, Runtime: rt, Tokens: tokens{ti}, AdminToken: admin,
+		Store: apiStore, Registry: reg, Runtime: rt, Tokens: tokens{ti}, AdminToken: admin,
 		ScoringBaseURL: "https://localhost:8443",
 		Info:           api.ServerInfo{Version: "test", ScoringBaseURL: "https://localhost:8443", Driver: "fake"},
 		Now:            func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) },

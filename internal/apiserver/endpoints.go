@@ -109,30 +109,29 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if !strings.EqualFold(ep.Name, name) {
 		return badRequest("name", "the document names endpoint %s but the request is for %s", ep.Name, name)
 	}
-	deps, err := s.cfg.Store.ListDeployments(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	live := map[string]bool{}
-	for _, d := range deps {
-		if d.State != store.StateDeleting {
-			live[d.Name] = true
-		}
-	}
-	for _, m := range []map[string]int{ep.Traffic, ep.MirrorTraffic} {
-		for dep, pct := range m {
-			if pct > 0 && !live[dep] {
-				return badRequest("traffic", "endpoint %s has no deployment %s; its deployments are: %s", name, dep, joinKeys(live))
-			}
-		}
-	}
 	specJSON, err := json.Marshal(ep)
 	if err != nil {
 		return err
 	}
-	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
+	// The deployments are checked inside the write, with the endpoint
+	// locked: a deletion that checked the traffic before this write cannot
+	// commit in between (deleteDeployment locks the endpoint first too).
+	rec, err := s.cfg.Store.UpdateEndpointWithDeployments(r.Context(), name, func(e *store.Endpoint, deps []store.Deployment) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is being deleted", name)
+		}
+		live := map[string]bool{}
+		for _, d := range deps {
+			if d.State != store.StateDeleting {
+				live[d.Name] = true
+			}
+		}
+		for _, m := range []map[string]int{ep.Traffic, ep.MirrorTraffic} {
+			for dep, pct := range m {
+				if pct > 0 && !live[strings.ToLower(dep)] {
+					return badRequest("traffic", "endpoint %s has no deployment %s; its deployments are: %s", name, dep, joinKeys(live))
+				}
+			}
 		}
 		if authMode(e.AuthMode) != authMode(ep.AuthMode) {
 			e.TokenGeneration++ // tokens issued under another auth mode do not come back

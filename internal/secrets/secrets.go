@@ -294,8 +294,40 @@ func (s *Store) ListEndpoints(ctx context.Context) ([]store.Endpoint, error) {
 
 // UpdateEndpoint shows fn the plain keys and seals what it leaves.
 func (s *Store) UpdateEndpoint(ctx context.Context, name string, fn func(*store.Endpoint) error) (store.Endpoint, error) {
+	return s.updateEndpoint(func(inner func(*store.Endpoint) error) (store.Endpoint, error) {
+		return s.Store.UpdateEndpoint(ctx, name, inner)
+	}, fn)
+}
+
+// UpdateEndpointWithDeployments is UpdateEndpoint's sealing around the
+// store's UpdateEndpointWithDeployments.
+func (s *Store) UpdateEndpointWithDeployments(ctx context.Context, name string, fn func(*store.Endpoint, []store.Deployment) error) (store.Endpoint, error) {
+	var deps []store.Deployment
+	return s.updateEndpoint(func(inner func(*store.Endpoint) error) (store.Endpoint, error) {
+		return s.Store.UpdateEndpointWithDeployments(ctx, name, func(e *store.Endpoint, d []store.Deployment) error {
+			deps = d
+			return inner(e)
+		})
+	}, func(e *store.Endpoint) error { return fn(e, deps) })
+}
+
+// UpdateDeploymentWithEndpoint shows fn the endpoint with its keys opened.
+func (s *Store) UpdateDeploymentWithEndpoint(ctx context.Context, endpoint, name string, fn func(*store.Endpoint, *store.Deployment) error) (store.Deployment, error) {
+	return s.Store.UpdateDeploymentWithEndpoint(ctx, endpoint, name, func(e *store.Endpoint, d *store.Deployment) error {
+		c := *e
+		if err := s.open(&c); err != nil {
+			return err
+		}
+		return fn(&c, d)
+	})
+}
+
+// updateEndpoint runs an endpoint update (call, given the fn to run inside
+// the store's transaction) showing fn the plain keys and sealing what it
+// leaves.
+func (s *Store) updateEndpoint(call func(inner func(*store.Endpoint) error) (store.Endpoint, error), fn func(*store.Endpoint) error) (store.Endpoint, error) {
 	var plainP, plainS string
-	out, err := s.Store.UpdateEndpoint(ctx, name, func(e *store.Endpoint) error {
+	out, err := call(func(e *store.Endpoint) error {
 		oldP, oldS, id := e.PrimaryKey, e.SecondaryKey, e.ID
 		if err := s.open(e); err != nil {
 			return err

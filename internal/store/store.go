@@ -267,6 +267,12 @@ type Store interface {
 	// UpdateEndpoint reads the endpoint, calls fn on it and writes the result,
 	// all in one transaction; fn's error aborts and is returned unwrapped.
 	UpdateEndpoint(ctx context.Context, name string, fn func(*Endpoint) error) (Endpoint, error)
+	// UpdateEndpointWithDeployments is UpdateEndpoint whose fn also sees the
+	// endpoint's deployments (by name), read in the same transaction after
+	// the endpoint is locked: a check of fn against them (traffic only to
+	// deployments that exist and are not being deleted) cannot be undone by
+	// a concurrent UpdateDeploymentWithEndpoint. fn must not change them.
+	UpdateEndpointWithDeployments(ctx context.Context, name string, fn func(*Endpoint, []Deployment) error) (Endpoint, error)
 	// DeleteEndpoint removes the endpoint and, with it, its deployments,
 	// instances and events.
 	DeleteEndpoint(ctx context.Context, name string) error
@@ -278,6 +284,14 @@ type Store interface {
 	// ListDeployments lists one endpoint's deployments, or all when endpoint is "".
 	ListDeployments(ctx context.Context, endpoint string) ([]Deployment, error)
 	UpdateDeployment(ctx context.Context, endpoint, name string, fn func(*Deployment) error) (Deployment, error)
+	// UpdateDeploymentWithEndpoint is UpdateDeployment whose fn also sees
+	// the deployment's endpoint, read and locked in the same transaction
+	// before the deployment (the lock order of
+	// UpdateEndpointWithDeployments): a check of fn against the endpoint
+	// (no traffic to a deployment being deleted) cannot be undone by a
+	// concurrent UpdateEndpointWithDeployments. fn must not change the
+	// endpoint. ErrNotFound when either is missing.
+	UpdateDeploymentWithEndpoint(ctx context.Context, endpoint, name string, fn func(*Endpoint, *Deployment) error) (Deployment, error)
 	// DeleteDeployment removes the deployment and its instances; its events
 	// stay until the endpoint is deleted.
 	DeleteDeployment(ctx context.Context, endpoint, name string) error

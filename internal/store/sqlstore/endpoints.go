@@ -115,6 +115,32 @@ func (db *DB) ListEndpoints(ctx context.Context) ([]store.Endpoint, error) {
 // UpdatedAt becomes now; Generation is incremented when fn changed anything
 // but State and Reason and did not set Generation itself.
 func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.Endpoint) error) (store.Endpoint, error) {
+	return db.updateEndpoint(ctx, name, func(_ *sql.Tx, e *store.Endpoint) error { return fn(e) })
+}
+
+// UpdateEndpointWithDeployments implements store.Store: UpdateEndpoint
+// whose fn also sees the endpoint's deployments, read in the same
+// transaction after the endpoint's row is locked.
+func (db *DB) UpdateEndpointWithDeployments(ctx context.Context, name string, fn func(*store.Endpoint, []store.Deployment) error) (store.Endpoint, error) {
+	return db.updateEndpoint(ctx, name, func(tx *sql.Tx, e *store.Endpoint) error {
+		deps, err := queryAll(ctx, tx, "list deployments", scanDeployment,
+			`SELECT `+deploymentCols+` FROM deployments WHERE endpoint = $1 ORDER BY name`, name)
+		if err != nil {
+			return storeErr{err}
+		}
+		return fn(e, deps)
+	})
+}
+
+// storeErr marks an error of the store inside an update's fn, so that it is
+// not returned as the fn's own.
+type storeErr struct{ error }
+
+func (e storeErr) Unwrap() error { return e.error }
+
+// updateEndpoint is the read-modify-write of an endpoint, its row locked
+// (the dialect's FOR UPDATE). fn's own errors come back as they are.
+func (db *DB) updateEndpoint(ctx context.Context, name string, fn func(*sql.Tx, *store.Endpoint) error) (store.Endpoint, error) {
 	var out store.Endpoint
 	var fnErr error
 	err := db.write(ctx, func(tx *sql.Tx) error {
@@ -125,7 +151,10 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 		e := old
 		e.Spec = bytes.Clone(old.Spec)
 		e.Traffic, e.Mirror = maps.Clone(old.Traffic), maps.Clone(old.Mirror)
-		if err := fn(&e); err != nil {
+		if err := fn(tx, &e); err != nil {
+			if se, ok := err.(storeErr); ok {
+				return se.error
+			}
 			fnErr = err
 			return err
 		}
