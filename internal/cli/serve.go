@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -47,15 +49,19 @@ instances running: the next start re-adopts them, so a restart costs no R start-
 				return usageErrorf("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			var h slog.Handler
+			out := &syncWriter{w: g.stderr} // the server log and the batched access log share it
 			switch strings.ToLower(logFormat) {
 			case "text":
-				h = slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl})
+				h = slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})
 			case "json":
-				h = slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: lvl})
+				h = slog.NewJSONHandler(out, &slog.HandlerOptions{Level: lvl})
 			default:
 				return usageErrorf("--log-format %q: want text or json", logFormat)
 			}
 			cfg.Logger = slog.New(h)
+			if lvl <= slog.LevelInfo { // the access log is INFO lines
+				cfg.AccessLogTo, cfg.AccessLogJSON = out, strings.EqualFold(logFormat, "json")
+			}
 			cfg.Ready = func(base string) {
 				fmt.Fprintf(g.stderr, "plumbline %s is serving at %s (data dir %s)\n  studio: %s/studio/ (sign in with the token in %s)\n",
 					Version, base, cfg.DataDir, base, filepath.Join(cfg.DataDir, "admin.token"))
@@ -91,6 +97,18 @@ instances running: the next start re-adopts them, so a restart costs no R start-
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return c
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex // protects w
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // signalContext ends at the first SIGINT/SIGTERM; the second exits the

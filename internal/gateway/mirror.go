@@ -105,7 +105,7 @@ func (g *Gateway) runMirror(job *mirrorJob) {
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        job.header,
-		Host:          inst.host,
+		Host:          inst.hostHeader,
 		ContentLength: int64(len(job.body)),
 	}).WithContext(ctx)
 	if len(job.body) > 0 {

@@ -50,17 +50,25 @@ type pool struct {
 type instance struct {
 	name string
 	addr string // as given: host:port or unix:/path
-	host string // the upstream URL host that reaches addr (see upstreamHost)
 	key  string
+	// host and hostHeader are the upstream URL host that reaches addr and
+	// the Host header sent to it (see urlHost).
+	host, hostHeader string
 	// scoringPath and openAPIPath are this instance's routes ("" for the
-	// OpenAPI path means the deployment has none).
+	// OpenAPI path means the deployment has none): during a rolling update
+	// an old instance keeps the routes of the plan it runs. scoringURI and
+	// openAPIURI are the same, escaped for the request line.
 	scoringPath, openAPIPath string
+	scoringURI, openAPIURI   string
 	// maxConc is its slot count (>= 1); guarded by pool.mu.
 	maxConc int
 	// active is the number of requests dispatched to it; guarded by pool.mu.
 	active int
 	// listed is false once a snapshot removed it; guarded by pool.mu.
 	listed bool
+	// conns are its idle keep-alive connections; closed when the pool
+	// forgets the instance.
+	conns *hostPool
 }
 
 func instanceKey(in Instance) string {
@@ -106,10 +114,14 @@ func (p *pool) update(d *Deployment) {
 		key := instanceKey(spec)
 		in := p.known[key]
 		if in == nil {
+			host, hostHeader := urlHost(spec.Addr)
+			scoring := cmp.Or(spec.ScoringPath, d.ScoringPath, "/score")
+			openAPI := cmp.Or(spec.OpenAPIPath, d.OpenAPIPath)
 			in = &instance{
-				name: spec.Name, addr: spec.Addr, host: upstreamHost(spec.Addr), key: key,
-				scoringPath: cmp.Or(spec.ScoringPath, d.ScoringPath, "/score"),
-				openAPIPath: cmp.Or(spec.OpenAPIPath, d.OpenAPIPath),
+				name: spec.Name, addr: spec.Addr, key: key, host: host, hostHeader: hostHeader,
+				scoringPath: scoring, openAPIPath: openAPI,
+				scoringURI: escapedPath(scoring), openAPIURI: escapedPath(openAPI),
+				conns: newHostPool(spec.Addr),
 			}
 			p.known[key] = in
 		} else if in.listed {
@@ -125,7 +137,7 @@ func (p *pool) update(d *Deployment) {
 	}
 	for _, in := range p.ready {
 		if !in.listed && in.active == 0 {
-			delete(p.known, in.key)
+			p.forgetLocked(in)
 		}
 	}
 	p.ready = ready
@@ -145,13 +157,46 @@ func (p *pool) retire() {
 	for _, in := range p.ready {
 		in.listed = false
 		if in.active == 0 {
-			delete(p.known, in.key)
+			p.forgetLocked(in)
 		}
 	}
 	p.ready = nil
 	p.capacity = 0
 	p.failQueuedLocked(errNoInstance)
 	p.gaugesLocked()
+}
+
+// forgetLocked drops a removed instance that has nothing in flight, and
+// closes its idle connections.
+func (p *pool) forgetLocked(in *instance) {
+	delete(p.known, in.key)
+	in.conns.close()
+}
+
+// tryAcquire admits a request that can go to an instance at once, without
+// a context or a timer: the common case. It returns the instance, or an
+// admission error (errNoInstance, errQueueFull), or neither when the
+// request has to queue: then the caller calls acquire, which checks again.
+func (p *pool) tryAcquire() (*instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ready) == 0 {
+		return nil, errNoInstance
+	}
+	if p.inflight+p.queued >= p.capacity {
+		return nil, errQueueFull
+	}
+	if p.head != nil {
+		return nil, nil
+	}
+	in := p.pickLocked()
+	if in == nil {
+		return nil, nil
+	}
+	in.active++
+	p.inflight++
+	p.gaugesLocked()
+	return in, nil
 }
 
 // acquire admits a request and returns the instance it may use; the caller
@@ -223,7 +268,7 @@ func (p *pool) release(in *instance) {
 	in.active--
 	p.inflight--
 	if !in.listed && in.active == 0 {
-		delete(p.known, in.key)
+		p.forgetLocked(in)
 	}
 	p.dispatchLocked()
 	p.gaugesLocked()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -158,8 +159,11 @@ type target struct {
 	nameHeader  []string // the azureml-model-deployment response header value
 	scoringPath string
 	openAPIPath string
-	timeout     time.Duration
-	pool        *pool
+	// scoringURI and openAPIURI are the paths as sent on the wire (escaped).
+	scoringURI string
+	openAPIURI string
+	timeout    time.Duration
+	pool       *pool
 	// modelName and modelVersion are logged with each request.
 	modelName    string
 	modelVersion string
@@ -236,6 +240,8 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Dep
 			nameHeader:   []string{dname},
 			scoringPath:  scoring,
 			openAPIPath:  d.OpenAPIPath,
+			scoringURI:   escapedPath(scoring),
+			openAPIURI:   escapedPath(d.OpenAPIPath),
 			timeout:      timeout,
 			pool:         poolFor(name, dname, d),
 			modelName:    d.ModelName,
@@ -263,6 +269,14 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Dep
 		}
 	}
 	return rt
+}
+
+// escapedPath is p as it goes on a request line.
+func escapedPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	return (&url.URL{Path: p}).EscapedPath()
 }
 
 // trafficOf returns the weight of deployment n (lower-case) whatever the

@@ -2,13 +2,11 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -26,18 +24,20 @@ const (
 	upstreamMaxIdlePerHost = 512
 )
 
-// NewUpstreamTransport returns the transport the gateway uses to reach
-// instances when Config.Transport is nil: HTTP/1.1 only, keep-alive with up
-// to 512 idle connections per instance, TCP_NODELAY, and (on Linux)
-// TCP_QUICKACK re-armed before every read so that plumber/httpuv answers do
-// not stall 40 ms on Nagle versus delayed ACK. Compression is left to the
+// NewUpstreamTransport returns the transport the gateway uses, when
+// Config.Transport is nil, for what its own client (upstream.go) does not
+// carry: mirrored copies, protocol upgrades and streamed request bodies.
+// HTTP/1.1 only, keep-alive with up to 512 idle connections per instance,
+// TCP_NODELAY, and (on Linux) TCP_QUICKACK re-armed before every read so
+// that plumber/httpuv answers do not stall 40 ms on Nagle versus delayed
+// ACK; unix-socket instances through urlHost. Compression is left to the
 // client and the model: the proxy passes bodies through untouched.
 func NewUpstreamTransport() *http.Transport {
 	d := &net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: upstreamKeepAlive}
 	return &http.Transport{
 		Proxy: nil, // instances are local or in-cluster; never via HTTP_PROXY
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if path, ok := unixSocketOf(addr); ok {
+			if path, ok := unixPathOf(addr); ok {
 				return d.DialContext(ctx, "unix", path)
 			}
 			c, err := d.DialContext(ctx, network, addr)
@@ -56,35 +56,32 @@ func NewUpstreamTransport() *http.Transport {
 	}
 }
 
-// Instance addresses are "host:port" or "unix:/abs/path" (a unix socket).
-// A URL cannot carry a socket path as its host, so a unix address gets a
-// stand-in host, "unix-<hash of the path>.sock:0", registered here; the
-// transport's dialer maps it back to the path. Distinct sockets get distinct
-// hosts, so connection pooling keeps them apart.
-const unixAddrPrefix = "unix:"
+// Unix-socket instances ("unix:" + path) in URLs: http.Transport keys its
+// connections by URL host, so the path is carried in a host name of its
+// own, which DialContext turns back into the path.
+const unixHostPrefix = "unix-socket-"
 
-var unixHosts sync.Map // stand-in host:port → socket path
-
-// upstreamHost is the URL host that reaches addr.
-func upstreamHost(addr string) string {
-	path, ok := strings.CutPrefix(addr, unixAddrPrefix)
-	if !ok {
-		return addr
+// urlHost returns the URL host and the Host header for an instance address.
+func urlHost(addr string) (host, header string) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return unixHostPrefix + hex.EncodeToString([]byte(path)), "localhost"
 	}
-	sum := sha256.Sum256([]byte(path))
-	host := "unix-" + hex.EncodeToString(sum[:8]) + ".sock:0"
-	unixHosts.Store(host, path)
-	return host
+	return addr, addr
 }
 
-// unixSocketOf returns the socket path behind a stand-in host.
-func unixSocketOf(hostport string) (string, bool) {
-	if !strings.HasPrefix(hostport, "unix-") {
-		return "", false
+// unixPathOf reverses urlHost for a dial address (host:port).
+func unixPathOf(addr string) (string, bool) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
 	}
-	p, ok := unixHosts.Load(hostport)
+	enc, ok := strings.CutPrefix(host, unixHostPrefix)
 	if !ok {
 		return "", false
 	}
-	return p.(string), true
+	b, err := hex.DecodeString(enc)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
 }

@@ -201,10 +201,15 @@ func TestTransientFailureIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitState("blue", store.StateSucceeded, 5*time.Second)
-	// Each failure is a retried warning (and a DownloadFailed event, which
-	// quotes the same reason).
-	if ev := e.events("blue"); strings.Count(ev, "input/output error (will retry)") != 2 {
-		t.Errorf("events should show two retried ArtifactUnavailable warnings:\n%s", ev)
+	// Each failure is two events: the instance's storage-initializer line
+	// (DownloadFailed, what get-logs --container storage-initializer shows)
+	// and the deployment's retry notice.
+	ev := "\n" + e.events("blue")
+	if n := strings.Count(ev, "\nArtifactUnavailable: model"); n != 2 || !strings.Contains(ev, "(will retry)") {
+		t.Errorf("events should show two retried ArtifactUnavailable warnings, got %d:\n%s", n, ev)
+	}
+	if n := strings.Count(ev, "DownloadFailed: ArtifactUnavailable: model"); n != 2 {
+		t.Errorf("events should show two DownloadFailed storage-initializer lines, got %d:\n%s", n, ev)
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/apiserver"
 	"github.com/plumbline/plumbline/internal/auth"
+	"github.com/plumbline/plumbline/internal/connlimit"
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/gateway"
 	"github.com/plumbline/plumbline/internal/registry"
@@ -125,6 +126,11 @@ type Config struct {
 	// request (nil: Logger).
 	Logger    *slog.Logger
 	AccessLog *slog.Logger
+	// AccessLogTo, if set, receives the access log instead: the same lines
+	// (JSON with AccessLogJSON, else text), written in batches off the
+	// request path by gateway.AccessLog.
+	AccessLogTo   io.Writer
+	AccessLogJSON bool
 	// Ready, if set, is called once the server listens, with its base URL.
 	Ready func(baseURL string)
 }
@@ -237,6 +243,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if tlsCfg == nil {
 		scheme = "http"
 	}
+	// Bounded connections, TLS handshakes and silent clients (connlimit).
+	guard, err := connlimit.New(ln, connlimit.Config{TLS: tlsCfg, Registerer: promReg, Logger: log})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	base := scheme + "://" + cfg.Hostname + ":" + strconv.Itoa(port)
 	apiBase := scheme + "://" + apiHost(cfg, ln) + ":" + strconv.Itoa(port)
@@ -251,8 +263,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	// The data plane.
 	var gw *gateway.Gateway
 	var src *storeSource
+	var alog *gateway.AccessLog
 	if cfg.Role != RoleControl {
-		gw, src, err = newGatewayPart(ctx, cfg, st, tokens, promReg, ln.Addr().String())
+		if alog, err = accessLog(cfg); err != nil {
+			return err
+		}
+		gw, src, err = newGatewayPart(ctx, cfg, st, tokens, promReg, alog, ln.Addr().String())
 		if err != nil {
 			return err
 		}
@@ -322,6 +338,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if apis != nil {
 		srv.RegisterOnShutdown(apis.CloseStreams)
 	}
+	guard.Configure(srv)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(parts)+1)
@@ -335,13 +352,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}()
 	}
 	go func() {
-		var err error
-		if tlsCfg != nil {
-			err = srv.Serve(tls.NewListener(ln, tlsCfg))
-		} else {
-			err = srv.Serve(ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(guard); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
@@ -372,6 +383,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if gw != nil {
 		_ = gw.Shutdown(sctx) // mirrored copies in flight finish before instances stop
 	}
+	if alog != nil {
+		_ = alog.Close()
+	}
 	cancel()
 	wg.Wait()
 	if src != nil {
@@ -390,7 +404,7 @@ type part struct {
 }
 
 // newGatewayPart builds the scoring gateway and its route source.
-func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *auth.TokenIssuer, reg prometheus.Registerer, addr string) (*gateway.Gateway, *storeSource, error) {
+func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *auth.TokenIssuer, reg prometheus.Registerer, alog *gateway.AccessLog, addr string) (*gateway.Gateway, *storeSource, error) {
 	var oidc gateway.OIDCVerifier
 	if cfg.OIDCIssuer != "" {
 		v, err := auth.NewOIDCVerifier(ctx, cfg.OIDCIssuer, cfg.OIDCAudience)
@@ -410,6 +424,7 @@ func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *aut
 		OIDC:         oidc,
 		Registerer:   reg,
 		Logger:       cfg.AccessLog,
+		AccessLog:    alog,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -453,6 +468,18 @@ func notHere(msg string) http.Handler {
 		w.WriteHeader(http.StatusMisdirectedRequest)
 		fmt.Fprintf(w, `{"error":{"code":"WrongReplica","message":%q}}`+"\n", msg)
 	})
+}
+
+// accessLog is the batched access log when cfg asks for one.
+func accessLog(cfg Config) (*gateway.AccessLog, error) {
+	if cfg.AccessLogTo == nil {
+		return nil, nil
+	}
+	format := gateway.AccessLogText
+	if cfg.AccessLogJSON {
+		format = gateway.AccessLogJSON
+	}
+	return gateway.NewAccessLog(cfg.AccessLogTo, format)
 }
 
 // Version is the server version reported by the API.

@@ -1,15 +1,17 @@
 // Package harness is plumbline's benchmark suite (issue 7): in one run it
 // starts everything on loopback — a trivial Go backend, nginx with a
 // generated configuration, plumber processes, and `plumbline serve` from the
-// built binary on temporary data dirs — measures six scenarios side by side,
+// built binary on temporary data dirs — measures seven scenarios side by side,
 // states each performance target as met or not with its figure, and renders
 // the report (docs/benchmarks.md and a terminal table).
 //
 // The scenarios:
 //
-//  1. gateway  — the hop on a trivial Go backend: direct, nginx, plumbline
-//     over HTTP and over HTTPS; closed-loop requests/s and p50/p99 at a fixed
-//     rate; CPU per request.
+//  1. gateway  — the hop on a trivial Go backend: direct, nginx over HTTP
+//     and HTTPS, plumbline over HTTP, HTTPS and HTTP/2; closed-loop
+//     requests/s and p50/p99 at a fixed rate; CPU per request of proxy and
+//     backend; a TLS handshake storm (a new connection per request) against
+//     nginx and plumbline.
 //  2. r        — the iris example behind plumber: the in-R compute limit,
 //     plumber direct (naive keep-alive, new connection per request), nginx
 //     → plumber (default, upstream keepalive), plumbline → plumber; 1 and 2
@@ -24,6 +26,12 @@
 //  7. containers — the iris example under `serve --driver docker` (the
 //     seed's docker-context built as its image) beside the process driver:
 //     create → first 200, Started → Ready, requests/s through the gateway.
+//  8. storm    — a client at a fixed rate over HTTPS, quiet and during a
+//     flood of 5 000 silent connections and 200 slowloris clients from 24
+//     other loopback addresses: latency, errors, memory.
+//
+// The profile scenario adds where the gateway's CPU goes per request, by
+// category (bench/cmd/gateway-profile), to section 1 of the report.
 //
 // Variants are run in a shuffled order, repeated, and reported as medians
 // (performance.md §9). Everything the harness starts runs in a proc.Group
@@ -58,7 +66,7 @@ import (
 )
 
 // Scenario names, in the order they run.
-var Scenarios = []string{"gateway", "r", "overload", "rollout", "deploy", "containers"}
+var Scenarios = []string{"gateway", "profile", "storm", "r", "overload", "rollout", "deploy", "containers"}
 
 // Config is one benchmark run. Zero values take the defaults of the full
 // run, or of the smoke run when Smoke is set.
@@ -96,6 +104,13 @@ type Config struct {
 	// OverloadDelay is the backend's service time in the overload scenario
 	// (default 20 ms: 50 requests/s per instance).
 	OverloadDelay time.Duration
+	// StormRate is the well-behaved client's rate in the storm scenario
+	// (default 1000/s); StormSilent and StormSlowloris size the flood
+	// (default 5000 and 200; smoke 200 and 20).
+	StormRate, StormSilent, StormSlowloris int
+	// ProfileRun is the length of the gateway profile per protocol
+	// (default 8 s; smoke 1 s).
+	ProfileRun time.Duration
 	// DockerHost is the container engine's Docker API address for the
 	// containers scenario ("" : DOCKER_HOST, else PLUMBLINE_TEST_DOCKER_HOST,
 	// else the scenario is skipped with that reason).
@@ -139,8 +154,24 @@ func (c *Config) defaults() {
 	def(&c.RRun, 5*time.Second, time.Second)
 	def(&c.OverloadRun, 10*time.Second, time.Second)
 	def(&c.RolloutStep, 5*time.Second, time.Second)
+	def(&c.ProfileRun, 8*time.Second, time.Second)
 	if c.OverloadDelay == 0 {
 		c.OverloadDelay = 20 * time.Millisecond
+	}
+	if c.StormRate == 0 {
+		c.StormRate = 1000
+	}
+	if c.StormSilent == 0 {
+		c.StormSilent = 5000
+		if c.Smoke {
+			c.StormSilent = 200
+		}
+	}
+	if c.StormSlowloris == 0 {
+		c.StormSlowloris = 200
+		if c.Smoke {
+			c.StormSlowloris = 20
+		}
 	}
 	if c.Nginx == "" {
 		c.Nginx = "nginx"
@@ -175,6 +206,7 @@ type env struct {
 
 	backend string // bench-backend binary
 	wrk     string // "" when the Go closed-loop generator is used
+	h2load  string // "" when HTTP/2 closed loops use the Go generator
 
 	https *serve.Server // plumbline serve with TLS (the default)
 	http  *serve.Server // plumbline serve --insecure-http
@@ -258,6 +290,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		switch s {
 		case "gateway":
 			err = e.gateway(ctx)
+		case "profile":
+			err = e.profile(ctx)
+		case "storm":
+			err = e.storm(ctx)
 		case "r":
 			err = e.rScenario(ctx)
 		case "overload":
@@ -334,6 +370,11 @@ func (e *env) preflight() error {
 	default:
 		return fmt.Errorf("load generator %q: want wrk, go or auto", c.LoadGen)
 	}
+	if c.LoadGen != "go" {
+		if p, err := exec.LookPath("h2load"); err == nil {
+			e.h2load = p // optional: without it HTTP/2 runs use the Go generator
+		}
+	}
 	if len(missing) > 0 {
 		return fmt.Errorf("cannot run the benchmarks; missing: %s", strings.Join(missing, "; "))
 	}
@@ -351,6 +392,10 @@ func (e *env) versions() {
 		out, _ := exec.Command(e.wrk, "-v").CombinedOutput()
 		line, _, _ := strings.Cut(string(out), "\n")
 		add("wrk", strings.TrimSpace(strings.TrimSuffix(line, "Copyright (C) 2012 Will Glozer")))
+	}
+	if e.h2load != "" {
+		out, _ := exec.Command(e.h2load, "--version").CombinedOutput()
+		add("h2load", strings.TrimSpace(string(out)))
 	}
 	add("vegeta (library)", moduleVersion("github.com/tsenart/vegeta/v12"))
 	if e.cfg.want("r") || e.cfg.want("deploy") {

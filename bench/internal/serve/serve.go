@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -278,4 +279,37 @@ func cleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// Metric returns the value of an unlabelled metric from the server's
+// /metrics (read with the admin token), or -1 if it cannot.
+func (s *Server) Metric(ctx context.Context, name string) float64 {
+	token, err := os.ReadFile((&datadir.Dir{Root: s.DataDir}).AdminTokenPath())
+	if err != nil {
+		return -1
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", s.BaseURL()+"/metrics", nil)
+	if err != nil {
+		return -1
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	tr := load.NewTransport(s.ClientOptions(false))
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
