@@ -233,17 +233,17 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request) error {
 	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
-	ep, err := s.cfg.Store.GetEndpoint(r.Context(), epName)
-	if err != nil {
-		return s.endpointErr(epName, err)
-	}
-	if ep.Traffic[name] > 0 {
-		return conflict(name, "deployment %s still has %d%% of the live traffic; move it to other deployments first, e.g. plumbline online-endpoint update --name %s --traffic \"<other>=100\"", name, ep.Traffic[name], epName)
-	}
-	if ep.Mirror[name] > 0 {
-		return conflict(name, "deployment %s receives %d%% mirrored traffic; stop mirroring first: plumbline online-endpoint update --name %s --mirror-traffic \"%s=0\"", name, ep.Mirror[name], epName, name)
-	}
-	_, err = s.cfg.Store.UpdateDeployment(r.Context(), epName, name, func(x *store.Deployment) error {
+	// The traffic is checked inside the write, with the endpoint locked
+	// first: a traffic update that checked this deployment was live cannot
+	// commit in between (putEndpoint locks the endpoint and checks inside
+	// its write too).
+	_, err := s.cfg.Store.UpdateDeploymentWithEndpoint(r.Context(), epName, name, func(ep *store.Endpoint, x *store.Deployment) error {
+		if ep.Traffic[name] > 0 {
+			return conflict(name, "deployment %s still has %d%% of the live traffic; move it to other deployments first, e.g. plumbline online-endpoint update --name %s --traffic \"<other>=100\"", name, ep.Traffic[name], epName)
+		}
+		if ep.Mirror[name] > 0 {
+			return conflict(name, "deployment %s receives %d%% mirrored traffic; stop mirroring first: plumbline online-endpoint update --name %s --mirror-traffic \"%s=0\"", name, ep.Mirror[name], epName, name)
+		}
 		if x.State == store.StateDeleting {
 			return conflict(name, "deployment %s is already being deleted", name)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
 	"path"
 	"sort"
 	"strings"
@@ -46,6 +47,9 @@ type Resolver struct {
 	// kubernetes): images run their own command, as on Azure, and a build
 	// context is built into an image. False: the process driver.
 	Containers bool
+	// Sandbox, if set, is applied to every R process that reads a user's
+	// model (reading a pin's prototype): it runs as the instances' user.
+	Sandbox func(*exec.Cmd)
 
 	scorerOnce   sync.Mutex // protects scorerDigest
 	scorerDigest string

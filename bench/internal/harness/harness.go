@@ -236,6 +236,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err != nil {
 		return res, err
 	}
+	// A server running as root runs its instances as an unprivileged user,
+	// who must be able to enter the data dirs made in here.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return res, err
+	}
 	e.tmp = tmp
 	if err := os.MkdirAll(filepath.Join(tmp, "logs"), 0o755); err != nil {
 		return res, err

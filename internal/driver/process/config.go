@@ -39,6 +39,13 @@ type Config struct {
 	// example LD_LIBRARY_PATH. Zero: the basics only; nothing else of
 	// plumbline's environment, which may hold secrets, reaches an instance.
 	PassEnv []string
+	// RunAs, if set, is the unprivileged user every instance runs as (the
+	// server must be root to switch users): its uid and gid, no
+	// supplementary groups, HOME, USER and LOGNAME set to it. An instance
+	// whose code or model folder that user cannot reach fails to start,
+	// saying which folder blocks it. Zero: instances run as the server's
+	// own user and can read whatever it can (see docs/security.md).
+	RunAs *RunAs
 	// Logger receives the driver's own events. Zero: slog.Default().
 	Logger *slog.Logger
 	// Self is the plumbline executable, which runs the lean R runtime's
