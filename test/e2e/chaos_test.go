@@ -129,7 +129,7 @@ func TestChaos(t *testing.T) {
 		// Every instance process of this data dir is one the server runs
 		// now: as many as the deployments' instances, each in a record.
 		waitFor(t, 30*time.Second, when+": instance processes = recorded instances", func() (bool, string) {
-			procs := instanceProcs(dd)
+			procs := instanceLeaders(dd) // one per instance (the lean runtime's R session and workers run under it)
 			recs := records(t, dd)
 			pids := map[int]bool{}
 			for _, r := range recs {
