@@ -20,11 +20,13 @@ import (
 	"github.com/plumbline/plumbline/internal/auth"
 )
 
-// TokenVerifier checks an aml_token for one endpoint. auth.TokenIssuer
-// satisfies it. An error wrapping auth.ErrTokenExpired is reported to the
-// client as "token expired"; any other error as "invalid credentials".
+// TokenVerifier checks an aml_token for one endpoint: its name, identity
+// and token generation (Endpoint.ID, Endpoint.TokenGeneration).
+// auth.TokenIssuer satisfies it. An error wrapping auth.ErrTokenExpired is
+// reported to the client as "token expired"; any other error as "invalid
+// credentials".
 type TokenVerifier interface {
-	VerifyEndpointToken(endpoint, token string) error
+	VerifyToken(sub auth.Subject, token string) error
 }
 
 // OIDCVerifier checks an aad_token (an OpenID Connect access token).
@@ -536,7 +538,7 @@ func (g *Gateway) authenticate(ctx context.Context, rt *route, r *http.Request) 
 		if g.tokens == nil {
 			return &authError{reason: reasonNoAMLVerifier}
 		}
-		return tokenError(g.tokens.VerifyEndpointToken(rt.name, tok))
+		return tokenError(g.tokens.VerifyToken(rt.subject, tok))
 	case authAADToken:
 		if g.oidc == nil {
 			return &authError{reason: reasonNoAADVerifier}

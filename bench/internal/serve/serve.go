@@ -217,6 +217,9 @@ type Instance struct {
 	Endpoint   string `json:"endpoint"`
 	Deployment string `json:"deployment"`
 	Runtime    string `json:"runtime"`
+	// Dir is the instance's folder in the process driver's state (the lean
+	// R runtime's run folder is Dir/rworker).
+	Dir string `json:"-"`
 }
 
 // Instances lists the live instances of endpoint/deployment ("" matches
@@ -251,6 +254,7 @@ func (s *Server) instancesOf(serverPID int) []Instance {
 		if serverPID != 0 && in.ServerPID != serverPID {
 			return nil
 		}
+		in.Dir = filepath.Dir(p)
 		if st, err := proc.ReadStat(in.PID); err != nil || st.StartTime != in.StartTime || st.State == "Z" {
 			return nil
 		}

@@ -185,6 +185,11 @@ func (d *Driver) spawn(spec driver.InstanceSpec) (in *instance, err error) {
 			os.RemoveAll(dir)
 		}
 	}()
+	if spec.RWorkers != nil {
+		if err := d.cfg.RunAs.shareRunDir(d.cfg.StateDir, rworkerDir(d.cfg.StateDir, spec.ID)); err != nil {
+			return nil, fmt.Errorf("start instance %s: the lean R runtime's folder: %w", spec.ID, err)
+		}
+	}
 	// The child writes its stdout and stderr straight into the file (no
 	// pipe through plumbline), so it runs on unharmed when plumbline dies.
 	// O_APPEND keeps its writes at the end after copy-truncate rotation.
@@ -202,6 +207,9 @@ func (d *Driver) spawn(spec driver.InstanceSpec) (in *instance, err error) {
 		Stdout:      logf,
 		Stderr:      logf,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if err := d.isolate(cmd, spec); err != nil {
+		return nil, err
 	}
 	if _, ok := spec.Env["PORT"]; ok {
 		d.log.Warn("user environment sets PORT: the server may not listen on the port plumbline probes",

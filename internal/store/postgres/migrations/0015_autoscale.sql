@@ -1,5 +1,5 @@
--- plumbline schema for PostgreSQL, version 13: the autoscaler (the same as
--- SQLite's version 13). Gateways report each deployment's demand with the
+-- plumbline schema for PostgreSQL, version 15: the autoscaler (the same as
+-- SQLite's version 15). Gateways report each deployment's demand with the
 -- instances they may reach; the leader's autoscaler keeps its decision (and
 -- the API a pre-warm floor) per deployment. Not a routing input: no
 -- trigger notifies plumbline_routing.

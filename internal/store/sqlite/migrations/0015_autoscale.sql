@@ -1,4 +1,4 @@
--- plumbline schema, version 13: the autoscaler. Gateways report each
+-- plumbline schema, version 15: the autoscaler. Gateways report each
 -- deployment's demand with the instances they may reach; the leader's
 -- autoscaler keeps its decision (and the API a pre-warm floor) per
 -- deployment. Not a routing input: no trigger raises the routing version.
