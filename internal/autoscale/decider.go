@@ -212,7 +212,12 @@ func (d *decider) decide(now time.Time, ready, floor int) decision {
 		want, reason = s.Min, clampMin
 	}
 	idle := now.Sub(d.lastActive)
-	if want == 0 && idle < s.ScaleToZeroAfter {
+	switch {
+	case s.Min == 0 && idle >= s.ScaleToZeroAfter && d.pending == 0:
+		// No request at all for scale_to_zero_after: zero, whatever the
+		// windows and the delay still remember.
+		want, reason = 0, ""
+	case want == 0 && idle < s.ScaleToZeroAfter:
 		want = 1 // the last instance stays until the deployment was idle long enough
 	}
 	if f := min(floor, s.Max); f > want {

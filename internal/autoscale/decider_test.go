@@ -313,3 +313,26 @@ func TestEventWording(t *testing.T) {
 		}
 	})
 }
+
+// scale_to_zero_after is exact: no request for that long stops every
+// instance, even when the stable window and the scale-down delay are
+// longer, and even from several instances.
+func TestScaleToZeroAfterIsExact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := base
+		s.Min, s.ScaleToZeroAfter = 0, 10*time.Second // stable 60 s, delay 20 s
+		m := newSim(t, s, 3)
+		m.run(3, 70)
+		start := len(m.history)
+		m.run(0, 12)
+		idle := m.history[start:]
+		for i, n := range idle {
+			if i+1 < 10 && n == 0 {
+				t.Fatalf("zero after %d idle polls, before scale_to_zero_after (10 s): %v", i+1, idle)
+			}
+		}
+		if m.last() != 0 || !strings.HasPrefix(m.events[len(m.events)-1], "scaled 3 → 0: no request for 10s") {
+			t.Errorf("after 12 s without a request: %d (%q), want 3 → 0 at 10 s", m.last(), m.events)
+		}
+	})
+}
