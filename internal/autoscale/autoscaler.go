@@ -327,21 +327,25 @@ func (ds *depScale) demand(k string, reports []store.GatewayReport) (conc float6
 		live[r.ID] = true
 		now := d.InFlight + d.Queued
 		pending += now
+		at := d.At // the gateway's own clock, when it read its counters
+		if at.IsZero() {
+			at = r.UpdatedAt
+		}
 		prev, seen := ds.seen[r.ID]
 		same := seen && prev.d.Since.Equal(d.Since) && d.Busy >= prev.d.Busy && d.Arrivals >= prev.d.Arrivals
 		switch {
-		case same && r.UpdatedAt.Equal(prev.at):
+		case same && !at.After(prev.at):
 			// No new report since the last pass: its last rate stands.
-		case same && r.UpdatedAt.After(prev.at):
-			prev.rate = (d.Busy - prev.d.Busy) / r.UpdatedAt.Sub(prev.at).Seconds()
+		case same:
+			prev.rate = (d.Busy - prev.d.Busy) / at.Sub(prev.at).Seconds()
 			arrivals += d.Arrivals - prev.d.Arrivals
-			prev.d, prev.at = d, r.UpdatedAt
+			prev.d, prev.at = d, at
 		default:
 			// The first report of this gateway, or its counters restarted:
 			// a baseline, with no rate until the next report. (Its pending
 			// requests still count now: they are what starts a deployment
 			// at zero.)
-			prev = seenDemand{d: d, at: r.UpdatedAt}
+			prev = seenDemand{d: d, at: at}
 		}
 		ds.seen[r.ID] = prev
 		conc += prev.rate

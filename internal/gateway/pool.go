@@ -488,8 +488,8 @@ type Demand struct {
 	Arrivals int64
 	// Busy is the time integral of InFlight + Queued, in request-seconds.
 	Busy float64
-	// Since is when counting began.
-	Since time.Time
+	// Since is when counting began; At when these counters were read.
+	Since, At time.Time
 }
 
 func (p *pool) demand(now time.Time) Demand {
@@ -497,7 +497,7 @@ func (p *pool) demand(now time.Time) Demand {
 	defer p.mu.Unlock()
 	p.tickLocked(now)
 	return Demand{InFlight: p.inflight, Queued: p.queued, Ready: len(p.ready),
-		Arrivals: p.arrivals, Busy: p.busy, Since: p.since}
+		Arrivals: p.arrivals, Busy: p.busy, Since: p.since, At: now}
 }
 
 // idle reports whether no request is queued or in flight.

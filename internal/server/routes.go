@@ -53,7 +53,7 @@ func (s *storeSource) ReportDemand(ctx context.Context, reachable map[string]int
 	out := make(map[string]store.Demand, len(demand))
 	cold := false
 	for k, d := range demand {
-		out[k] = store.Demand{InFlight: d.InFlight, Queued: d.Queued, Ready: d.Ready, Arrivals: d.Arrivals, Busy: d.Busy, Since: d.Since}
+		out[k] = store.Demand{InFlight: d.InFlight, Queued: d.Queued, Ready: d.Ready, Arrivals: d.Arrivals, Busy: d.Busy, Since: d.Since, At: d.At}
 		cold = cold || (d.Queued > 0 && d.Ready == 0)
 	}
 	err := s.st.PutGatewayReport(ctx, store.GatewayReport{ID: s.id, Addr: s.addr, Instances: reachable, Demand: out})

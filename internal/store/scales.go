@@ -25,6 +25,9 @@ type Demand struct {
 	// Since is when the counters started from zero (the gateway began
 	// serving the deployment); a different Since means they restarted.
 	Since time.Time `json:"since"`
+	// At is when the gateway read the counters, on its clock (zero: use
+	// the report's UpdatedAt).
+	At time.Time `json:"at,omitzero"`
 }
 
 // Scale is the scaling state of one autoscaled deployment: what the

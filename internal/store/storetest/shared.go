@@ -122,7 +122,7 @@ func testGatewayReport(t *testing.T, s store.Store) {
 	}
 	// Replace, with demand.
 	demand := map[string]store.Demand{"ep/green": {InFlight: 3, Queued: 2, Ready: 1, Arrivals: 41, Busy: 12.5,
-		Since: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}}
+		Since: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), At: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC)}}
 	check(t, s.PutGatewayReport(bg, store.GatewayReport{ID: "gw-b", Instances: map[string]int{"ep/green/green-0": 1}, Demand: demand}))
 	got = must(s.ListGatewayReports(bg, before))(t)
 	diff(t, "replaced report", got[1].Instances, map[string]int{"ep/green/green-0": 1})
