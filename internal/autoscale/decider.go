@@ -45,6 +45,11 @@ const (
 	maxScaleDownRate = 2.0
 )
 
+// scaleInTolerance is how far under the target the concurrency must be at
+// the lower count before the count goes down (the Kubernetes HPA's
+// tolerance).
+const scaleInTolerance = 0.1
+
 // point is a value at a time: the cumulative busy request-seconds, or a
 // count wanted.
 type point struct {
@@ -151,6 +156,12 @@ func (d *decider) decide(now time.Time, ready, floor int) decision {
 	readyF := math.Max(1, float64(ready))
 	stable, panicAvg := d.average(s.StableWindow), d.average(s.PanicWindow)
 	dspc := math.Ceil(stable / target)
+	if int(dspc) < d.desired {
+		// Hysteresis: a lower count only where the load sits clearly
+		// under the target, so that a load on a boundary (9.6 requests
+		// at once for instances of 1.2) does not flap between two counts.
+		dspc = math.Min(float64(d.desired), math.Ceil(stable/(target*(1-scaleInTolerance))))
+	}
 	dppc := math.Ceil(panicAvg / target)
 	maxUp := math.Ceil(maxScaleUpRate * readyF)
 	maxDown := math.Floor(readyF / maxScaleDownRate)

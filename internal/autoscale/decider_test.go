@@ -108,8 +108,10 @@ func TestStepLoadOutAndBack(t *testing.T) {
 		if !strings.Contains(strings.Join(m.events, "\n"), "panic mode") {
 			t.Errorf("the step's events do not mention panic mode: %q", m.events)
 		}
+		// Back to one client that thinks a fifth of the time: 0.8 at once,
+		// clearly under the target of one instance.
 		back := len(m.history)
-		m.run(1, 150)
+		m.run(0.8, 150)
 		after := m.history[back:]
 		first := -1
 		for i, n := range after {
@@ -121,10 +123,10 @@ func TestStepLoadOutAndBack(t *testing.T) {
 		// Nothing goes down before the panic window's burst has left the
 		// stable window, and a lower count has been wanted for the delay.
 		if first < 0 || first < int(base.ScaleDownDelay/base.Polling) {
-			t.Errorf("after the load fell to 1, the count first went down after %d polls, want no sooner than the scale-down delay (20 polls): %v", first, after)
+			t.Errorf("after the load fell to 0.8, the count first went down after %d polls, want no sooner than the scale-down delay (20 polls): %v", first, after)
 		}
 		if got := m.last(); got != 1 {
-			t.Errorf("150 s after the load fell to 1: %d instances, want 1 (%v)", got, after)
+			t.Errorf("150 s after the load fell to 0.8: %d instances, want 1 (%v)", got, after)
 		}
 		if r := reversals(m.history); r != 1 {
 			t.Errorf("history changed direction %d times, want once (out, then back): %v", r, m.history)
@@ -333,6 +335,30 @@ func TestScaleToZeroAfterIsExact(t *testing.T) {
 		}
 		if m.last() != 0 || !strings.HasPrefix(m.events[len(m.events)-1], "scaled 3 → 0: no request for 10s") {
 			t.Errorf("after 12 s without a request: %d (%q), want 3 → 0 at 10 s", m.last(), m.events)
+		}
+	})
+}
+
+// A load that sits on a boundary between two counts (9.6 requests at once
+// for instances of 1.2, so 8 or 9) and wobbles a little does not flap: the
+// count goes down only where the load is clearly under the target.
+func TestNoFlappingOnABoundary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := base
+		s.MaxConcurrent, s.TargetUtilization = 2, 60
+		s.StableWindow, s.PanicWindow, s.ScaleDownDelay = 6*time.Second, 2*time.Second, 4*time.Second
+		m := newSim(t, s, 1)
+		m.run(1, 10)
+		start := len(m.history)
+		for i := range 60 {
+			m.run(9.2+0.8*float64(i%2), 1) // 9.2 and 10.0: 8 and 9 instances by the target alone
+		}
+		high := m.history[start:]
+		if r := reversals(m.history); r != 0 {
+			t.Errorf("a load wobbling across the 8/9 boundary: %d reversals, want none: %v", r, high)
+		}
+		if got := m.last(); got != 9 {
+			t.Errorf("settled at %d, want 9 (9.6 at once over 1.2 per instance)", got)
 		}
 	})
 }

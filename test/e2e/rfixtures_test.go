@@ -138,6 +138,9 @@ func removeSharedFixtures() {
 	if noCodeModels.dir != "" {
 		os.RemoveAll(noCodeModels.dir)
 	}
+	if backendBin.dir != "" {
+		os.RemoveAll(backendBin.dir)
+	}
 }
 
 // sampleRequest is the seed's request body.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,12 +29,7 @@ func TestConnectionStormLeavesRoomForOthers(t *testing.T) {
 	dd := newDataDir(t)
 	s := startServer(t, dd)
 	dir := t.TempDir()
-	backend := filepath.Join(dir, "bench-backend")
-	build := exec.Command("go", "build", "-o", backend, "./bench/cmd/bench-backend")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build bench-backend: %v\n%s", err, out)
-	}
+	backend := benchBackend(t)
 	writeFile(t, filepath.Join(dir, "deployment.yml"), `name: blue
 endpoint_name: storm
 environment:
