@@ -22,7 +22,7 @@ func (s *Server) scaleStatus(d store.Deployment, p *resolve.Plan, ins []api.Inst
 	st := &api.ScaleStatus{MinInstances: a.MinInstances, MaxInstances: a.MaxInstances, DesiredInstances: p.InstanceCount}
 	for _, in := range ins {
 		switch in.State {
-		case store.InstanceStopping, store.InstanceExited:
+		case store.InstanceStopping, store.InstanceExited, store.InstanceParked:
 			continue
 		}
 		st.Instances++

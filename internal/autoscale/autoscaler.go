@@ -187,7 +187,7 @@ func (a *Autoscaler) pass(ctx context.Context) error {
 	}
 	for _, r := range rows {
 		v := views[key(r.Endpoint, r.Deployment)]
-		if v == nil || r.State == store.InstanceStopping || r.State == store.InstanceExited {
+		if v == nil || r.State == store.InstanceStopping || r.State == store.InstanceExited || r.State == store.InstanceParked {
 			continue
 		}
 		v.actual++

@@ -104,6 +104,9 @@ func (r *Reconciler) adopt(ctx context.Context, st driver.Status, rows map[strin
 	if known {
 		in.ready = row.Routable
 		in.everReady = row.Routable || row.State == store.InstanceReady || row.State == store.InstanceUnready
+		if row.State == store.InstanceParked {
+			in.parked, in.parkedAt, in.everReady = true, row.UpdatedAt, true
+		}
 		in.restarts = row.Restarts
 		in.lastProbeError, in.lastProbeAt = row.LastProbe, row.LastProbeAt
 	}

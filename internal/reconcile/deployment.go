@@ -87,7 +87,7 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 			v := in.view()
 			switch {
 			case v.stopping || v.exited:
-			case in.hash != prevHash || prev == nil:
+			case in.hash != prevHash || prev == nil || v.parked:
 				r.stopAsync(ds, in, "deployment failed")
 			default:
 				keep = append(keep, in)
@@ -125,15 +125,32 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 		return 0, nil
 	}
 
-	var current, old []*instance
+	var current, old, parked []*instance
 	readyCurrent, restarting := 0, 0
 	currentNotReady := false
+	parker, canPark := r.parker(plan)
+	now := time.Now()
+	var untilExpiry time.Duration // the soonest a parked instance stops
 	for _, in := range r.instancesOf(ds) {
 		v := in.view()
 		if v.restarting && in.hash == hash {
 			restarting++ // its slot is taken until it is back
 		}
 		if v.stopping || v.exited {
+			continue
+		}
+		if v.parked {
+			switch {
+			case in.hash != hash || !canPark:
+				r.stopAsync(ds, in, "replaced by a new version")
+			case now.Sub(v.parkedAt) >= plan.Autoscale.KeepLoaded:
+				r.stopAsync(ds, in, fmt.Sprintf("parked for %s (keep_loaded_for): its loaded R session stops too", plan.Autoscale.KeepLoaded))
+			default:
+				parked = append(parked, in)
+				if left := plan.Autoscale.KeepLoaded - now.Sub(v.parkedAt); untilExpiry == 0 || left < untilExpiry {
+					untilExpiry = left
+				}
+			}
 			continue
 		}
 		if in.hash == hash {
@@ -152,6 +169,12 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 	switch {
 	case len(old) == 0 && len(current)+restarting < want:
 		for i := len(current) + restarting; i < want; i++ {
+			if len(parked) > 0 {
+				// A fork from a loaded session beats an R start-up.
+				r.unparkAsync(ds, parked[0], parker, plan)
+				parked = parked[1:]
+				continue
+			}
 			if err := r.startOne(ctx, d, ds, plan, hash); err != nil {
 				return 0, err
 			}
@@ -163,7 +186,13 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 		if want == 0 {
 			why = "scaled to zero"
 		}
-		for _, in := range current[:extra] {
+		for i, in := range current[:extra] {
+			if want == 0 && canPark && i == extra-1 && len(parked) == 0 {
+				// The last one (the best: ready, lowest index) keeps its
+				// loaded session, with no worker, for keep_loaded_for.
+				r.parkAsync(ds, in, parker)
+				continue
+			}
 			r.stopAsync(ds, in, why)
 		}
 		if plan.Autoscale == nil {
@@ -193,7 +222,7 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 	if inProgress || len(old) > 0 || restarting > 0 {
 		return progressRequeue, nil
 	}
-	return 0, nil
+	return untilExpiry, nil
 }
 
 // want is how many instances of plan the deployment runs: the

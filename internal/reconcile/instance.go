@@ -43,12 +43,21 @@ type instance struct {
 	stopping bool
 	// restarting: stopping in order to start again under the same name.
 	restarting bool
+	// parked: scaled to zero with its loaded session kept and no worker
+	// (lean R runtime), since parkedAt; not routable, not probed for
+	// readiness. waking: unparked and not ready yet (a starting
+	// instance to the gateways), probed fast from probeFrom.
+	parked    bool
+	parkedAt  time.Time
+	waking    bool
+	probeFrom time.Time
 }
 
 // view is a consistent copy of an instance's mutable state.
 type view struct {
 	ready, everReady, exited, livenessFailed, stopping, restarting bool
-	readySince, lastProbeAt                                        time.Time
+	parked, waking                                                 bool
+	readySince, lastProbeAt, parkedAt                              time.Time
 	exitCode, restarts                                             int
 	exitMsg, lastProbeError                                        string
 }
@@ -61,6 +70,7 @@ func (in *instance) view() view {
 		livenessFailed: in.livenessFailed, stopping: in.stopping, restarting: in.restarting,
 		readySince: in.readySince, exitCode: in.exitCode, exitMsg: in.exitMsg,
 		lastProbeError: in.lastProbeError, lastProbeAt: in.lastProbeAt, restarts: in.restarts,
+		parked: in.parked, waking: in.waking, parkedAt: in.parkedAt,
 	}
 }
 
@@ -71,9 +81,11 @@ func (v view) state() string {
 		return store.InstanceStopping
 	case v.exited:
 		return store.InstanceExited
+	case v.parked:
+		return store.InstanceParked
 	case v.ready:
 		return store.InstanceReady
-	case v.everReady:
+	case v.everReady && !v.waking:
 		return store.InstanceUnready
 	default:
 		return store.InstanceStarting
@@ -103,7 +115,7 @@ func (r *Reconciler) watch(in *instance, adopted bool) {
 }
 
 // routable reports whether the gateway may send requests to the instance.
-func (v view) routable() bool { return v.ready && !v.exited && !v.stopping }
+func (v view) routable() bool { return v.ready && !v.exited && !v.stopping && !v.parked }
 
 // fastStartupPoll is the readiness probe's period in a new instance's
 // first FastStartup.
@@ -175,7 +187,13 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 	// Until first ready, probe fast for a few seconds (a request may be
 	// waiting for this instance), then every StartupPoll.
 	startupPoll := func() time.Duration {
-		if time.Since(start) < r.cfg.FastStartup {
+		from := start
+		in.mu.Lock()
+		if in.probeFrom.After(from) {
+			from = in.probeFrom // unparked: a request is waiting
+		}
+		in.mu.Unlock()
+		if time.Since(from) < r.cfg.FastStartup {
 			return min(fastStartupPoll, r.cfg.StartupPoll)
 		}
 		return r.cfg.StartupPoll
@@ -190,7 +208,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 	for {
 		now := time.Now()
 		wait := poll
-		if !in.view().everReady {
+		if v := in.view(); !v.everReady || v.waking {
 			wait = startupPoll()
 		}
 		if d := nextReady.Sub(now); d < wait {
@@ -237,18 +255,29 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 		}
 
 		now = time.Now()
+		if v := in.view(); v.parked {
+			// Parked: not ready by design; liveness still runs.
+			nextReady, readyOK, readyFail = now.Add(poll), 0, 0
+		} else if v.waking && nextReady.After(now.Add(startupPoll())) {
+			nextReady = now // unparked: probe at once
+		}
 		if !now.Before(nextReady) {
 			res := probe(ctx, r.probeClient, in.addr, in.plan.Readiness.Path, rp.Timeout)
 			if ctx.Err() != nil {
 				return
 			}
 			in.mu.Lock()
-			wasReady, everReady := in.ready, in.everReady
+			if in.parked {
+				in.mu.Unlock()
+				continue // parked while the probe ran
+			}
+			wasReady, everReady := in.ready, in.everReady && !in.waking
 			if res.ok {
 				readyFail = 0
 				readyOK++
 				if !in.ready && readyOK >= rp.SuccessThreshold {
 					in.ready, in.everReady, in.readySince = true, true, time.Now()
+					in.waking = false
 					in.setProbeErrorLocked("")
 				}
 			} else {

@@ -167,6 +167,10 @@ type Autoscale struct {
 	// MaxPending bounds requests in flight and queued per gateway while
 	// the deployment scales.
 	MaxPending int `json:"max_pending_requests"`
+	// KeepLoaded is how long an instance of the lean R runtime scaled to
+	// zero keeps its loaded session, parked with no worker, before it
+	// stops (0: at once).
+	KeepLoaded time.Duration `json:"keep_loaded_for,omitempty"`
 }
 
 // CanScale reports whether the count can change: a range to move in, or

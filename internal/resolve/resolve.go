@@ -453,6 +453,7 @@ func autoscalePlan(ss *spec.ScaleSettings, x *spec.DeploymentExtension, maxConc 
 	a.ScaleDownDelay = secs(or(as.ScaleDownDelay, spec.DefaultScaleDownDelayPolls*or(ss.PollingInterval, spec.DefaultPollingInterval)))
 	a.ScaleToZeroAfter = secs(or(as.ScaleToZeroAfter, spec.DefaultScaleToZeroAfter))
 	a.MaxPending = or(as.MaxPendingRequests, 2*max(1, maxConc)*a.MaxInstances)
+	a.KeepLoaded = secs(or(as.KeepLoadedFor, spec.DefaultKeepLoadedFor))
 	return a
 }
 

@@ -372,17 +372,17 @@ func TestAutoscalePlan(t *testing.T) {
 		{"managed with Azure's defaults", noCount + run + "scale_settings: {type: target_utilization}\n", 1,
 			&resolve.Autoscale{MinInstances: 1, MaxInstances: 1, TargetUtilization: 70, PollingInterval: time.Second,
 				StableWindow: time.Minute, PanicWindow: 6 * time.Second, PanicThreshold: 200, ScaleDownDelay: 20 * time.Second,
-				ScaleToZeroAfter: 5 * time.Minute, MaxPending: 2},
+				ScaleToZeroAfter: 5 * time.Minute, MaxPending: 2, KeepLoaded: 10 * time.Minute},
 			[]string{"on a managed deployment is plumbline's extension"}},
 		{"scale to zero starts one instance", noCount + run + "request_settings: {max_concurrent_requests_per_instance: 4}\nscale_settings: {type: target_utilization, min_instances: 0, max_instances: 3, polling_interval: 2}\n", 1,
 			&resolve.Autoscale{MinInstances: 0, MaxInstances: 3, TargetUtilization: 70, PollingInterval: 2 * time.Second,
 				StableWindow: time.Minute, PanicWindow: 6 * time.Second, PanicThreshold: 200, ScaleDownDelay: 40 * time.Second,
-				ScaleToZeroAfter: 5 * time.Minute, MaxPending: 24},
+				ScaleToZeroAfter: 5 * time.Minute, MaxPending: 24, KeepLoaded: 10 * time.Minute},
 			[]string{"min_instances 0 is plumbline's extension: the last instance stops after 5m0s without a request"}},
-		{"instance_count is where it starts", base + run + "scale_settings: {type: target_utilization, min_instances: 1, max_instances: 5}\nplumbline:\n  autoscale: {stable_window: 10, scale_down_delay: 0, scale_to_zero_after: 30, max_pending_requests: 64, panic_threshold_percentage: 150}\n", 2,
+		{"instance_count is where it starts", base + run + "scale_settings: {type: target_utilization, min_instances: 1, max_instances: 5}\nplumbline:\n  autoscale: {stable_window: 10, scale_down_delay: 0, scale_to_zero_after: 30, max_pending_requests: 64, panic_threshold_percentage: 150, keep_loaded_for: 0}\n", 2,
 			&resolve.Autoscale{MinInstances: 1, MaxInstances: 5, TargetUtilization: 70, PollingInterval: time.Second,
 				StableWindow: 10 * time.Second, PanicWindow: time.Second, PanicThreshold: 150, ScaleDownDelay: 0,
-				ScaleToZeroAfter: 30 * time.Second, MaxPending: 64}, nil},
+				ScaleToZeroAfter: 30 * time.Second, MaxPending: 64, KeepLoaded: 0}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

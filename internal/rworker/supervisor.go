@@ -300,10 +300,12 @@ func (s *Supervisor) fail(w *worker, why string) {
 }
 
 // Resize sets the number of workers and waits until the pool has that many
-// ready (new ones are forked from the loaded session) or ctx ends.
+// ready (new ones are forked from the loaded session) or ctx ends. 0 parks
+// the instance: no worker runs, the loaded session stays (alive, not
+// ready), and the next resize forks from it in milliseconds.
 func (s *Supervisor) Resize(ctx context.Context, n int) error {
-	if n < 1 || n > MaxWorkers {
-		return fmt.Errorf("workers must be 1 to %d, got %d", MaxWorkers, n)
+	if n < 0 || n > MaxWorkers {
+		return fmt.Errorf("workers must be 0 to %d, got %d", MaxWorkers, n)
 	}
 	s.mu.Lock()
 	s.want = n

@@ -272,6 +272,29 @@ func TestResizeForksFromTheLoadedSession(t *testing.T) {
 		t.Errorf("after resizing to 1: %d workers", res.State.Workers)
 	}
 	pidOf(t, l)
+
+	// Parked (the autoscaler's scale to zero): no worker, the session
+	// alive and not ready; a resize forks from it again.
+	if err := json.Unmarshal(l.control(t, http.MethodPut, "/workers?n=0"), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.State.Workers != 0 {
+		t.Errorf("after resizing to 0: %d workers", res.State.Workers)
+	}
+	if r := do(t, l.url, call{Path: "/live"}); r.Status != http.StatusOK {
+		t.Errorf("/live while parked: %d %s, want 200", r.Status, r.Body)
+	}
+	if r := do(t, l.url, call{Path: "/ready"}); r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "no worker is up") {
+		t.Errorf("/ready while parked: %d %s, want 503 with no worker", r.Status, r.Body)
+	}
+	if err := json.Unmarshal(l.control(t, http.MethodPut, "/workers?n=1"), &res); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, l.url, call{Path: "/ready"}); res.State.Workers != 1 || r.Status != http.StatusOK {
+		t.Errorf("unparked: %d workers, /ready %d %s; want 1 and 200", res.State.Workers, r.Status, r.Body)
+	}
+	t.Logf("unparking forked a worker in %.1f ms", res.TookMS)
+	pidOf(t, l)
 }
 
 func parentOf(pid int) int {

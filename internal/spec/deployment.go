@@ -36,6 +36,7 @@ const (
 	DefaultPanicThresholdPercentage = 200 // of the target, as Knative's KPA
 	DefaultScaleDownDelayPolls      = 20  // polling intervals: Azure scales in "around 20 times" slower than out
 	DefaultScaleToZeroAfter         = 300 // seconds without a request before min_instances 0 stops the last instance
+	DefaultKeepLoadedFor            = 600 // seconds a lean R instance scaled to zero keeps its loaded session
 	MaxAutoscaleWindow              = 3600
 
 	MaxInstanceCountManaged       = 50
@@ -196,6 +197,12 @@ type AutoscaleSettings struct {
 	// stops (1–86400); nil means 300. Ignored while min_instances is 1 or
 	// more.
 	ScaleToZeroAfter *int `json:"scale_to_zero_after,omitempty" spec:"unit=seconds"`
+	// KeepLoadedFor is how long, in seconds, an instance of the lean R
+	// runtime scaled to zero keeps its loaded R session (the model in
+	// memory, no worker, no CPU) so that the next request forks a worker
+	// in milliseconds instead of starting R; then it stops (0–86400). 0
+	// stops it at once. nil means 600. Other runtimes stop at once.
+	KeepLoadedFor *int `json:"keep_loaded_for,omitempty" spec:"unit=seconds"`
 	// MaxPendingRequests bounds the requests each gateway holds in flight
 	// and queued for the deployment while it scales (beyond it: 429 with
 	// Retry-After); nil means 2 × max_concurrent_requests_per_instance ×

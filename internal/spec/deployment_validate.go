@@ -242,6 +242,9 @@ func validateAutoscale(p *problems, a *AutoscaleSettings) {
 	if v := a.ScaleToZeroAfter; v != nil && (*v < 1 || *v > 86400) {
 		p.add("plumbline.autoscale.scale_to_zero_after", "must be from 1 to 86400 seconds (a day); got %d", *v)
 	}
+	if v := a.KeepLoadedFor; v != nil && (*v < 0 || *v > 86400) {
+		p.add("plumbline.autoscale.keep_loaded_for", "must be from 0 (stop at once) to 86400 seconds (a day); got %d", *v)
+	}
 	if v := a.MaxPendingRequests; v != nil && *v < 1 {
 		p.add("plumbline.autoscale.max_pending_requests", "must be at least 1; got %d", *v)
 	}

@@ -130,6 +130,7 @@ const (
 	InstanceReady    = "Ready"
 	InstanceUnready  = "Unready"  // was ready, its readiness probe fails now
 	InstanceStopping = "Stopping" // out of routing, being drained and stopped
+	InstanceParked   = "Parked"   // scaled to zero, its loaded session kept with no worker (lean R runtime)
 	InstanceExited   = "Exited"
 )
 

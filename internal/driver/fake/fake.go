@@ -84,7 +84,7 @@ type Options struct {
 
 // Call is one Start or Stop the fake received, in order.
 type Call struct {
-	Op string // "start" or "stop"
+	Op string // "start", "stop" or "set-workers"
 	ID string
 	// Spec is what a start was given (zero for a stop).
 	Spec driver.InstanceSpec
@@ -473,6 +473,21 @@ func (d *Driver) SetReady(id string, ready bool) error {
 		return err
 	}
 	in.ready.Store(ready)
+	return nil
+}
+
+// SetWorkers plays the lean R runtime's pool resize: 0 parks the instance
+// (its readiness route answers 503, it stays live), more makes it ready
+// again. The call is recorded.
+func (d *Driver) SetWorkers(ctx context.Context, id string, n int) error {
+	d.mu.Lock()
+	d.calls = append(d.calls, Call{Op: "set-workers", ID: id})
+	d.mu.Unlock()
+	in, err := d.lookup("set workers of", id)
+	if err != nil {
+		return err
+	}
+	in.ready.Store(n > 0)
 	return nil
 }
 
