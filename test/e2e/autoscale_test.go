@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/plumbline/plumbline/internal/store/postgres/pgtest"
 )
 
 // The bench backend (a Go scoring server with an optional delay), built once
@@ -513,4 +515,70 @@ plumbline:
 			s.must(t, "online-deployment", "delete", "--name", rt, "--endpoint-name", irisEndpoint, "--yes")
 		})
 	}
+}
+
+// TestAutoscaleAcrossGateways: two gateway replicas each carrying three
+// requests at once scale one deployment for six — the autoscaler on the
+// leading control replica sums what every gateway reports through the
+// shared PostgreSQL store (one gateway alone would ask for three).
+func TestAutoscaleAcrossGateways(t *testing.T) {
+	backend := benchBackend(t)
+	pg := pgtest.URL(t)
+	dd := newDataDir(t)
+	ctl := startReplica(t, dd, pg, "control", "control-a")
+	gws := []*replica{startReplica(t, dd, pg, "gateway", "gateway-1"), startReplica(t, dd, pg, "gateway", "gateway-2")}
+	waitFor(t, 15*time.Second, "the control replica to lead", func() (bool, string) { return ctl.leads(), "" })
+	dir := t.TempDir()
+	// One request at once per instance at a target of 100 %: the desired
+	// count is the concurrency over every gateway.
+	writeFile(t, filepath.Join(dir, "deployment.yml"), genericDeployment(backend, "shared", "blue", "50ms", `request_settings:
+  request_timeout_ms: 20000
+scale_settings:
+  type: target_utilization
+  min_instances: 1
+  max_instances: 10
+  target_utilization_percentage: 100
+plumbline:
+  autoscale:
+    stable_window: 4
+    panic_window: 1
+    scale_down_delay: 2
+`))
+	replicaCLI(t, dd, ctl, dir, "online-endpoint", "create", "--name", "shared", "--auth-mode", "key")
+	replicaCLI(t, dd, ctl, dir, "online-deployment", "create", "-f", "deployment.yml", "--all-traffic")
+	var keys keysView
+	decodeJSON(t, replicaCLI(t, dd, ctl, dir, "online-endpoint", "get-credentials", "--name", "shared", "-o", "json"), &keys)
+	c := (&server{dataDir: dd}).httpClient(t)
+	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 16
+	var loads []*load
+	for _, g := range gws {
+		l := newLoad(t, c, g.url+"/endpoints/shared/score", keys.PrimaryKey, `{}`)
+		l.setClients(3)
+		loads = append(loads, l)
+	}
+	defer func() {
+		for _, l := range loads {
+			l.stop()
+		}
+	}()
+	type scaleView struct {
+		ScaleStatus struct {
+			Desired      int    `json:"desired_instances"`
+			Ready        int    `json:"ready_instances"`
+			LastDecision string `json:"last_decision"`
+		} `json:"scale_status"`
+	}
+	var sv scaleView
+	waitFor(t, 60*time.Second, "six instances for three requests at once through each of two gateways", func() (bool, string) {
+		decodeJSON(t, replicaCLI(t, dd, ctl, dir, "online-deployment", "show", "--name", "blue", "--endpoint-name", "shared", "-o", "json"), &sv)
+		return sv.ScaleStatus.Desired >= 5 && sv.ScaleStatus.Ready >= 5, fmt.Sprintf("%+v", sv.ScaleStatus)
+	})
+	for _, l := range loads {
+		l.stop()
+		if n := l.failed.Load(); n != 0 {
+			t.Errorf("%d requests failed through a gateway; first: %s", n, <-l.errs)
+		}
+	}
+	t.Logf("two gateways × 3 requests at once: desired %d, ready %d (%s); %d and %d requests answered through the two gateways",
+		sv.ScaleStatus.Desired, sv.ScaleStatus.Ready, sv.ScaleStatus.LastDecision, loads[0].ok.Load(), loads[1].ok.Load())
 }
