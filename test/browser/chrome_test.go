@@ -199,6 +199,26 @@ func (b *browser) screenshot(name string) {
 	b.t.Logf("screenshot %s", path)
 }
 
+// screenshotOf saves a screenshot of one element (a part of a page below
+// the first screen).
+func (b *browser) screenshotOf(name, sel string) {
+	b.t.Helper()
+	b.do("settle before the screenshot "+name,
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 0, 0),
+		chromedp.Sleep(150*time.Millisecond))
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
+	if err != nil {
+		b.fatalf("screenshot %s of %s: %v", name, sel, err)
+	}
+	path := filepath.Join(b.shots, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatalf("save screenshot: %v", err)
+	}
+	b.t.Logf("screenshot %s", path)
+}
+
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)

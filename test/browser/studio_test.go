@@ -3,7 +3,9 @@ package browser
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +38,21 @@ func TestStudio(t *testing.T) {
 	srv.cliIn(t, ex, "online-endpoint", "create", "-f", "endpoint.yml", "--set", "auth_mode=key")
 	srv.cliIn(t, ex, "online-deployment", "create", "-f", "deployment.yml", "--all-traffic")
 	srv.cliIn(t, ex, "online-deployment", "create", "-f", "green-deployment.yml")
+	// An autoscaled third deployment that scales to zero (plumbline's
+	// extension) for the Metrics tab's autoscaling part.
+	auto, err := os.ReadFile(filepath.Join(ex, "green-deployment.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	autoDoc := strings.Replace(strings.Replace(string(auto), "name: green", "name: auto", 1), "instance_count: 1",
+		"scale_settings: {type: target_utilization, min_instances: 0, max_instances: 2}\nplumbline:\n  autoscale: {scale_to_zero_after: 2}", 1)
+	if !strings.Contains(autoDoc, "name: auto") || !strings.Contains(autoDoc, "min_instances: 0") {
+		t.Fatalf("green-deployment.yml changed shape: cannot derive the autoscaled deployment from it:\n%s", auto)
+	}
+	if err := os.WriteFile(filepath.Join(ex, "auto-deployment.yml"), []byte(autoDoc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.cliIn(t, ex, "online-deployment", "create", "-f", "auto-deployment.yml")
 	t.Logf("example deployed in %s", time.Since(started).Round(100*time.Millisecond))
 
 	shots := screenshotDir(t)
@@ -82,7 +99,7 @@ func TestStudio(t *testing.T) {
 	b.waitText(".teditor .sum", "95%")
 	b.click("#apply-traffic")
 	b.waitText(".teditor [role=status]", "must total 100%")
-	if got := endpointTraffic(t, srv); !maps.Equal(got, map[string]int{"blue": 100, "green": 0}) {
+	if got := endpointTraffic(t, srv); !maps.Equal(got, map[string]int{"blue": 100, "green": 0, "auto": 0}) {
 		b.fatalf("after a refused split the traffic is %v, want blue 100, green 0", got)
 	}
 	// Mirroring 20% to green (no live traffic there) is applied live.
@@ -102,7 +119,7 @@ func TestStudio(t *testing.T) {
 	b.waitText(".teditor .sum", "100%")
 	b.click("#apply-traffic")
 	b.waitText(".teditor [role=status]", "Applied: blue 90% · green 10%")
-	if got := endpointTraffic(t, srv); !maps.Equal(got, map[string]int{"blue": 90, "green": 10}) {
+	if got := endpointTraffic(t, srv); !maps.Equal(got, map[string]int{"blue": 90, "green": 10, "auto": 0}) {
 		b.fatalf("online-endpoint show: traffic %v, want blue 90, green 10", got)
 	}
 	if got := endpointMirror(t, srv); len(got) != 0 {
@@ -180,6 +197,33 @@ func TestStudio(t *testing.T) {
 		 document.querySelector('#chart-p99 polyline') !== null`)
 	b.waitText("#metrics-codes", "200 ×")
 	b.screenshot("studio-metrics")
+
+	// Autoscaling: the deployment that scaled to zero comes back for one
+	// request; the page shows the decisions, the cold start and the
+	// instances, desired and actual.
+	b.waitText("#scale-decisions", "scaled 1 → 0: no request for")
+	b.waitText("#scale-status", "ready 0 of 0")
+	c := srv.httpClient(t)
+	req, _ := http.NewRequest(http.MethodPost, srv.state.ScoringURL+"/endpoints/"+endpointName+"/score", strings.NewReader(twoRows))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("azureml-model-deployment", "auto")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b.fatalf("a request to the deployment at zero instances: %d %s, want 200 after a cold start", res.StatusCode, body)
+	}
+	b.waitText("#cold-starts", "1 cold start")
+	b.waitText("#scale-decisions", "scale from zero")
+	b.waitText("#scale-status", "ready 1 of 1")
+	b.waitJS("the instances chart draws desired and actual",
+		`document.querySelectorAll('#chart-instances polyline').length >= 2 &&
+		 document.querySelector('#chart-instances polyline[stroke-dasharray]') !== null`)
+	b.screenshotOf("studio-autoscaling", "#autoscaling")
 	stopLoad()
 	if r := <-loadDone; r.ok == 0 || r.err != nil {
 		t.Errorf("scoring while the metrics page was open: %d answered 200, first problem: %v", r.ok, r.err)

@@ -49,6 +49,27 @@
   eq('mirror over 50', checkTraffic({blue: 100, green: 0}, 'green', 60).errors.length, 1);
   eq('mirror to live', checkTraffic({blue: 100, green: 0}, 'blue', 10).errors.length, 1);
 
+  const scaling = await import('./js/pages/scaling.js');
+  const auto = prom.summarize(prom.parse([
+    'plumbline_desired_instances{deployment="auto",endpoint="E1"} 3',
+    'plumbline_actual_instances{deployment="auto",endpoint="E1"} 2',
+    'plumbline_autoscaler_panic{deployment="auto",endpoint="E1"} 1',
+    'plumbline_cold_start_seconds_bucket{deployment="auto",endpoint="E1",le="0.1"} 1',
+    'plumbline_cold_start_seconds_bucket{deployment="auto",endpoint="E1",le="1"} 3',
+    'plumbline_cold_start_seconds_bucket{deployment="auto",endpoint="E1",le="+Inf"} 4',
+    'plumbline_cold_start_seconds_sum{deployment="auto",endpoint="E1"} 4.2',
+    'plumbline_cold_start_seconds_count{deployment="auto",endpoint="E1"} 4',
+    'plumbline_capacity_wait_seconds_bucket{deployment="auto",endpoint="E1",le="0.5"} 2',
+    'plumbline_capacity_wait_seconds_bucket{deployment="auto",endpoint="E1",le="+Inf"} 2',
+    'plumbline_ready_instances{deployment="fixed",endpoint="E1"} 1',
+  ].join('\n')), 'E1');
+  eq('desired, actual, panic', [auto.auto.desired, auto.auto.actual, auto.auto.panic], [3, 2, 1]);
+  eq('not autoscaled', [auto.fixed.desired, auto.fixed.actual], [null, null]);
+  eq('cold starts', scaling.coldSummary(auto.auto), {count: 4, mean: 1.05, p50: 0.55});
+  eq('no cold start', scaling.coldSummary(auto.fixed), null);
+  eq('wait buckets', auto.auto.waitBuckets, [[0.5, 2], [Infinity, 2]]);
+  eq('wait format', [scaling.fmtWait(0.0421), scaling.fmtWait(1.5), scaling.fmtWait(null)], ['42 ms', '1.50 s', '—']);
+
   eq('pretty', prettyJSON({a: [1, 2], b: {c: 'x'}, d: []}), '{\n  "a": [1, 2],\n  "b": {\n    "c": "x"\n  },\n  "d": []\n}');
   return fails.join('\n');
 })()

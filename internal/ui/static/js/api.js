@@ -104,6 +104,7 @@ export const api = {
     if (follow) q.set('follow', 'true');
     return request('GET', `${V1}/endpoints/${enc(endpoint)}/deployments/${enc(deployment)}/logs?${q}`, {...o, raw: true});
   },
+  events: (endpoint, limit, o) => request('GET', `${V1}/events?endpoint=${enc(endpoint)}&limit=${limit}`, o),
   models: (o) => request('GET', `${V1}/models?include_archived=true`, o),
   model: (name, version, o) => request('GET', `${V1}/models/${enc(name)}/versions/${enc(version)}`, o),
   manifest: (digest, o) => request('GET', `${V1}/artifacts/${enc(digest)}/manifest`, o),

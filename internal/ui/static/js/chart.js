@@ -15,7 +15,7 @@ export function niceMax(v, floor) {
   return 10 * p;
 }
 
-// lineChart returns an <svg>. series: [{name, color, points: [[t ms, v|null]…]}];
+// lineChart returns an <svg>. series: [{name, color, points: [[t ms, v|null]…], dashed}];
 // format(v) labels the y axis; floor is the smallest y maximum; label is
 // the accessible description.
 export function lineChart({series, now, span, format, floor = 1, label}) {
@@ -51,7 +51,8 @@ export function lineChart({series, now, span, format, floor = 1, label}) {
     let run = [];
     const flush = () => {
       if (run.length > 1) {
-        lines.append(s('polyline', {points: run.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' '), stroke: se.color}));
+        lines.append(s('polyline', {points: run.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' '), stroke: se.color,
+          'stroke-dasharray': se.dashed ? '5 4' : null}));
       } else if (run.length === 1) {
         lines.append(s('circle', {cx: run[0][0].toFixed(1), cy: run[0][1].toFixed(1), r: 2.5, fill: se.color}));
       }

@@ -51,11 +51,15 @@ function number(s) {
 // summarize extracts one endpoint's figures from a scrape, per deployment:
 // requests (total), codes ({"200/200": n}, gateway code / model code),
 // buckets ([[le, cumulative count]…] sorted by le), and the gauges ready,
-// inflight and queue.
+// inflight and queue; for autoscaled deployments also desired and actual
+// instances (null when the autoscaler does not report them) and panic,
+// and the cold-start and capacity-wait histograms (coldBuckets, coldCount,
+// coldSum, waitBuckets).
 export function summarize(samples, endpoint) {
   const want = endpoint.toLowerCase();
   const deps = {};
-  const dep = (name) => (deps[name] ||= {requests: 0, codes: {}, buckets: [], ready: 0, inflight: 0, queue: 0});
+  const dep = (name) => (deps[name] ||= {requests: 0, codes: {}, buckets: [], ready: 0, inflight: 0, queue: 0,
+    desired: null, actual: null, panic: 0, coldBuckets: [], coldCount: 0, coldSum: 0, waitBuckets: []});
   for (const s of samples) {
     if (!s.labels.endpoint || s.labels.endpoint.toLowerCase() !== want || !s.labels.deployment) continue;
     const d = s.labels.deployment;
@@ -79,9 +83,32 @@ export function summarize(samples, endpoint) {
       case 'plumbline_queue_depth':
         dep(d).queue = s.value;
         break;
+      case 'plumbline_desired_instances':
+        dep(d).desired = s.value;
+        break;
+      case 'plumbline_actual_instances':
+        dep(d).actual = s.value;
+        break;
+      case 'plumbline_autoscaler_panic':
+        dep(d).panic = s.value;
+        break;
+      case 'plumbline_cold_start_seconds_bucket':
+        dep(d).coldBuckets.push([number(s.labels.le), s.value]);
+        break;
+      case 'plumbline_cold_start_seconds_count':
+        dep(d).coldCount = s.value;
+        break;
+      case 'plumbline_cold_start_seconds_sum':
+        dep(d).coldSum = s.value;
+        break;
+      case 'plumbline_capacity_wait_seconds_bucket':
+        dep(d).waitBuckets.push([number(s.labels.le), s.value]);
+        break;
     }
   }
-  for (const x of Object.values(deps)) x.buckets.sort((a, b) => a[0] - b[0]);
+  for (const x of Object.values(deps)) {
+    for (const b of [x.buckets, x.coldBuckets, x.waitBuckets]) b.sort((a, c) => a[0] - c[0]);
+  }
   return deps;
 }
 

@@ -6,6 +6,7 @@ import {api} from '../api.js';
 import {h, replace, errorBox, colorOf, dot} from '../dom.js';
 import {parse, summarize, rate, bucketDelta, quantile} from '../prom.js';
 import {lineChart} from '../chart.js';
+import * as scaling from './scaling.js';
 
 const POLL_MS = 2000;
 // The charts show what the page has seen, from 30 seconds up to the last 3
@@ -49,6 +50,7 @@ export async function render(panel, ctx, view) {
       h('h3', null, c.title), slots[c.id].now, slots[c.id].chart);
   });
   const codes = h('div', {id: 'metrics-codes'});
+  const autoscaling = scaling.section(ctx, view, {minSpan: MIN_SPAN_S, maxSpan: MAX_SPAN_S, window: WINDOW});
   replace(panel,
     h('div', {class: 'page-head'},
       h('p', {class: 'muted small'}, `Live from the gateway: every ${POLL_MS / 1000} s, rates and latency quantiles over the last ${(POLL_MS * WINDOW) / 1000} s.`),
@@ -56,7 +58,8 @@ export async function render(panel, ctx, view) {
     problem,
     h('div', {class: 'grid-charts'}, cards,
       h('div', {class: 'card chart-card codes-card'}, h('h3', null, 'Status codes'),
-        h('p', {class: 'now'}, 'Since the server started; model codes in brackets.'), codes)));
+        h('p', {class: 'now'}, 'Since the server started; model codes in brackets.'), codes)),
+    autoscaling.el);
 
   const history = []; // recent scrapes: {t, deps}
   const opened = Date.now();
@@ -94,6 +97,7 @@ export async function render(panel, ctx, view) {
       for (const list of Object.values(m)) while (list.length && list[0][0] < t - MAX_SPAN_S * 1000) list.shift();
     }
     draw(t, deps);
+    await autoscaling.update(t, history, deps);
     status.textContent = `Updated ${new Date(t).toLocaleTimeString()}`;
   };
 
