@@ -6,7 +6,10 @@ import (
 )
 
 // FuzzOpen: no stored value makes Open panic, and only what Seal made for
-// the same place opens.
+// the same place opens. Seal draws a fresh nonce each time and the fuzzing
+// engine runs the body in worker processes that build their own seal, so
+// the check is on what opens (the sealed text for "aad"), not on the exact
+// string of this process's seal.
 func FuzzOpen(f *testing.F) {
 	k, err := NewKey(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
@@ -24,7 +27,7 @@ func FuzzOpen(f *testing.F) {
 			}
 			return
 		}
-		if err == nil && (value != good || aad != "aad" || string(plain) != "a key") {
+		if err == nil && (aad != "aad" || string(plain) != "a key") {
 			t.Fatalf("%q opened for aad %q as %q", value, aad, plain)
 		}
 	})
