@@ -204,5 +204,4 @@ func waitUnread(t *testing.T, dr *drainer) {
 	t.Fatal("the request never reached the socket")
 }
 
-
 func socketUnreadForTest(c net.Conn) (int, bool) { return connlimit.UnreadOf(c) }
