@@ -150,58 +150,47 @@ func TestDrainAnswersRequestsOnIdleConnections(t *testing.T) {
 	<-done
 }
 
-func waitConns(t *testing.T, ln *heldListener, n int) {
+// eventually fails t unless cond holds within 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ln.mu.Lock()
-		got := len(ln.conns)
-		ln.mu.Unlock()
-		if got >= n {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections accepted, want %d", got, n)
+			t.Fatalf("not within 5 s: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
+func waitConns(t *testing.T, ln *heldListener, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d connections accepted", n), func() bool {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		return len(ln.conns) >= n
+	})
+}
+
 func waitIdle(t *testing.T, dr *drainer, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, fmt.Sprintf("%d idle connections", n), func() bool {
 		dr.mu.Lock()
-		got := len(dr.idle)
-		dr.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d idle connections, want %d", got, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer dr.mu.Unlock()
+		return len(dr.idle) == n
+	})
 }
 
 // waitUnread waits until some idle connection has unread bytes.
 func waitUnread(t *testing.T, dr *drainer) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	eventually(t, "the request reached the socket", func() bool {
 		dr.mu.Lock()
+		defer dr.mu.Unlock()
 		for c := range dr.idle {
-			if hc, ok := c.(*heldConn); ok {
-				if n, _ := socketUnreadForTest(hc); n > 0 {
-					dr.mu.Unlock()
-					return
-				}
+			if n, _ := connlimit.UnreadOf(c); n > 0 {
+				return true
 			}
 		}
-		dr.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("the request never reached the socket")
+		return false
+	})
 }
-
-func socketUnreadForTest(c net.Conn) (int, bool) { return connlimit.UnreadOf(c) }
