@@ -17,13 +17,24 @@ func (c *Conn) Unread() (n int, ok bool) {
 	return n + len(c.pending), ok
 }
 
-// UnreadOf is Unread for a connection the server was handed: a *Conn, or a
-// TLS connection over one.
-func UnreadOf(nc net.Conn) (int, bool) {
+// Reads is how many bytes the connection's reader has taken so far. A
+// server that noted it when the connection went idle knows, by a change,
+// that a request is being read even though nothing is left unread.
+func (c *Conn) Reads() uint64 { return c.reads.Load() }
+
+// Of returns the *Conn under a connection the server was handed (itself,
+// or a TLS connection over it), or nil.
+func Of(nc net.Conn) *Conn {
 	if tc, isTLS := nc.(*tls.Conn); isTLS {
 		nc = tc.NetConn()
 	}
-	if c, isConn := nc.(*Conn); isConn {
+	c, _ := nc.(*Conn)
+	return c
+}
+
+// UnreadOf is Unread for a connection the server was handed.
+func UnreadOf(nc net.Conn) (int, bool) {
+	if c := Of(nc); c != nil {
 		return c.Unread()
 	}
 	return socketUnread(nc)

@@ -22,16 +22,37 @@ const drainIdleGrace = time.Second
 // socket, the server not yet reading) is lost, the client seeing the
 // connection reset. While draining, every HTTP/1 response says Connection:
 // close, and an idle connection is closed only once it has been idle for
-// drainIdleGrace and nothing unread waits in its socket; Shutdown then
+// drainIdleGrace and nothing of a next request has reached it (quiet);
+// Shutdown then
 // closes what is left and waits for the requests in flight (HTTP/2
 // connections get its GOAWAY).
 type drainer struct {
 	draining atomic.Bool
-	mu       sync.Mutex             // protects idle
-	idle     map[net.Conn]time.Time // HTTP/1 connections idle now, since when
+	mu       sync.Mutex            // protects idle
+	idle     map[net.Conn]idleConn // HTTP/1 connections idle now
 }
 
-func newDrainer() *drainer { return &drainer{idle: map[net.Conn]time.Time{}} }
+// idleConn is when a connection went idle and how many bytes it had read
+// then.
+type idleConn struct {
+	since time.Time
+	reads uint64
+}
+
+func newDrainer() *drainer { return &drainer{idle: map[net.Conn]idleConn{}} }
+
+// quiet reports whether nothing of a next request has reached c: nothing
+// unread in its socket, and its reader has taken nothing since it went idle
+// (it may have read a request and not yet said it is active). Connections
+// it cannot tell about are never quiet.
+func quiet(c net.Conn, ic idleConn) bool {
+	cc := connlimit.Of(c)
+	if cc == nil || cc.Reads() != ic.reads {
+		return false
+	}
+	n, ok := cc.Unread()
+	return ok && n == 0
+}
 
 // configure follows srv's connections (chaining any hook srv had).
 func (d *drainer) configure(srv *http.Server) {
@@ -39,7 +60,11 @@ func (d *drainer) configure(srv *http.Server) {
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
 		d.mu.Lock()
 		if s == http.StateIdle {
-			d.idle[c] = time.Now()
+			ic := idleConn{since: time.Now()}
+			if cc := connlimit.Of(c); cc != nil {
+				ic.reads = cc.Reads()
+			}
+			d.idle[c] = ic
 		} else {
 			delete(d.idle, c)
 		}
@@ -69,11 +94,8 @@ func (d *drainer) drain(ctx context.Context) {
 	defer t.Stop()
 	for {
 		d.mu.Lock()
-		for c, since := range d.idle {
-			if time.Since(since) < drainIdleGrace {
-				continue
-			}
-			if n, ok := connlimit.UnreadOf(c); ok && n == 0 {
+		for c, ic := range d.idle {
+			if time.Since(ic.since) >= drainIdleGrace && quiet(c, ic) {
 				_ = c.Close()
 				delete(d.idle, c)
 			}

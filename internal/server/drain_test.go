@@ -73,14 +73,22 @@ func TestDrainAnswersRequestsOnIdleConnections(t *testing.T) {
 	// When an armed connection goes idle, its next read (the next request)
 	// waits for the release.
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
-		if hc, ok := c.(*heldConn); ok && s == http.StateIdle {
+		cc := connlimit.Of(c)
+		if cc == nil {
+			return
+		}
+		if hc, ok := cc.Conn.(*heldConn); ok && s == http.StateIdle {
 			hc.mu.Lock()
 			hc.hold = hc.arm
 			hc.mu.Unlock()
 		}
 	}
 	dr.configure(srv)
-	go srv.Serve(ln)
+	guard, err := connlimit.New(ln, connlimit.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(guard)
 
 	dial := func() (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", inner.Addr().String())
@@ -124,7 +132,7 @@ func TestDrainAnswersRequestsOnIdleConnections(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		inner.Close()
+		guard.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		dr.drain(ctx)
