@@ -225,7 +225,11 @@ func TestGatewayColdStart(t *testing.T) {
 			return false
 		}
 	})
-	waitFor(t, "three requests held", func() bool { return g.Demand()["ep/blue"].Queued == 3 })
+	// Three held and the two past the bound answered before an instance
+	// is ready (else a late arrival would find the instance up).
+	waitFor(t, "three requests held, two refused", func() bool {
+		return g.Demand()["ep/blue"].Queued == 3 && len(codes) == 2
+	})
 	up := coldDep(1, 0, 0, true, 3)
 	up.RequestTimeout = 10 * time.Second
 	up.Instances = []Instance{{Name: "blue-0", Addr: addr}}

@@ -9,7 +9,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -139,40 +138,4 @@ func group(fi fs.FileInfo) uint32 {
 		return st.Gid
 	}
 	return ^uint32(0)
-}
-
-// rworkerDir is where the lean R runtime's supervisor of instance id keeps
-// its sockets and pipes.
-func rworkerDir(stateDir, id string) string {
-	return filepath.Join(stateDir, "instances", id, "rworker")
-}
-
-// shareRunDir prepares dir, a folder below stateDir that an instance writes
-// itself (the lean R runtime's sockets and pipes), for the instances' user:
-// every folder from stateDir down to dir's parent becomes enterable by the
-// user's group without being listable (0710, root's files in them stay
-// 0600), and dir is the user's own (0700). Without isolation (a nil r) the
-// instance runs as the server's user and creates dir itself.
-func (r *RunAs) shareRunDir(stateDir, dir string) error {
-	if r == nil {
-		return nil
-	}
-	rel, err := filepath.Rel(stateDir, filepath.Dir(dir))
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return fmt.Errorf("%s is not below %s", dir, stateDir)
-	}
-	p := stateDir
-	for _, part := range append([]string{"."}, strings.Split(rel, string(filepath.Separator))...) {
-		p = filepath.Join(p, part)
-		if err := os.Chown(p, -1, int(r.GID)); err != nil {
-			return err
-		}
-		if err := os.Chmod(p, 0o710); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return os.Chown(dir, int(r.UID), int(r.GID))
 }

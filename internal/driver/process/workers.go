@@ -27,7 +27,7 @@ func (d *Driver) SetWorkers(ctx context.Context, id string, n int) error {
 	if _, err := d.lookup("set workers of", id); err != nil {
 		return err
 	}
-	sock := rworker.ControlSocket(rworkerDir(d.cfg.StateDir, id))
+	sock := rworker.ControlSocket(RWorkerDir(d.cfg.StateDir, id))
 	if _, err := os.Stat(sock); err != nil {
 		return fmt.Errorf("set workers of %s: %w", id, ErrNotLean)
 	}
