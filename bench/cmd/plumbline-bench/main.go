@@ -136,6 +136,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "plumbline-bench: write report:", err)
 		return 1
 	}
+	if a := res.Autoscale; a != nil && len(a.SVG) > 0 {
+		plot := filepath.Join(filepath.Dir(out), harness.AutoscalePlot)
+		if err := os.WriteFile(plot, a.SVG, 0o644); err != nil {
+			fmt.Fprintln(stderr, "plumbline-bench: write plot:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "plot written to %s\n", plot)
+	}
 	fmt.Fprintf(stdout, "report written to %s (%s)\n", out, res.Elapsed.Round(time.Second))
 	if runErr != nil {
 		fmt.Fprintln(stderr, "plumbline-bench:", runErr)

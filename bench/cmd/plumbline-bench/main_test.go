@@ -65,7 +65,18 @@ func requireTools(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "plumbline")
+	// A server running as root runs instances as the unprivileged instance
+	// user, who runs this binary for the lean R runtime's supervisor: its
+	// folder must be reachable (t.TempDir's parent is private).
+	dir, err := os.MkdirTemp("", "plumbline-bench-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "plumbline")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/plumbline")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -164,9 +175,12 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := string(b)
+	if svg, err := os.ReadFile(filepath.Join(filepath.Dir(out), "autoscale-steps.svg")); err != nil || !strings.Contains(string(svg), "<svg") {
+		t.Errorf("the autoscale plot beside the report: %v (%d bytes)", err, len(svg))
+	}
 	for _, want := range []string{"Smoke run", "## Machine", "## Versions", "## Targets", "## 1. Gateway hop", "## 2. R endpoint",
 		"## 3. Overload", "## 4. Rollout", "## 5. Deploy time", "## 6. Memory", "## 8. Connection storm", "### TLS handshake storm",
-		"### Where the gateway's CPU goes", "plumbline-https-h2", "nginx-https", "## 9. Lean R runtime", "go run ./bench/cmd/plumbline-bench -smoke"} {
+		"### Where the gateway's CPU goes", "plumbline-https-h2", "nginx-https", "## 9. Lean R runtime", "## 10. Autoscaling under a stepped load", "](autoscale-steps.svg)", "go run ./bench/cmd/plumbline-bench -smoke"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report has no %q; report:\n%s", want, md)
 		}

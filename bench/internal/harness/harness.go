@@ -33,6 +33,10 @@
 //     example and a slower 500-tree ranger model, at 1 and 2 instances or
 //     workers; fork time of +1 worker; PSS of 1 vs 4 workers; a worker
 //     killed under load.
+//  10. autoscale — a generic backend with scale_settings target_utilization
+//     under a step of 1 → 10 → 1 closed-loop clients: desired and running
+//     instances every 250 ms (plotted to autoscale-steps.svg beside the
+//     report), failed requests, the autoscaler's decisions.
 //
 // The profile scenario adds where the gateway's CPU goes per request, by
 // category (bench/cmd/gateway-profile), to section 1 of the report.
@@ -70,7 +74,7 @@ import (
 )
 
 // Scenario names, in the order they run.
-var Scenarios = []string{"gateway", "profile", "storm", "r", "overload", "rollout", "deploy", "containers", "lean"}
+var Scenarios = []string{"gateway", "profile", "storm", "r", "overload", "rollout", "deploy", "containers", "lean", "autoscale"}
 
 // Config is one benchmark run. Zero values take the defaults of the full
 // run, or of the smoke run when Smoke is set.
@@ -310,6 +314,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = e.containers(ctx)
 		case "lean":
 			err = e.leanScenario(ctx)
+		case "autoscale":
+			err = e.autoscale(ctx)
 		}
 		if err != nil {
 			err = fmt.Errorf("scenario %s: %w", s, err)

@@ -156,6 +156,9 @@ func Markdown(r *Results) string {
 	if lr := r.Lean; lr != nil {
 		mdLean(&b, r, lr)
 	}
+	if a := r.Autoscale; a != nil && len(a.Samples) > 0 {
+		mdAutoscale(&b, r, a)
+	}
 
 	w("## Method and caveats\n\n")
 	w("- Everything runs on loopback on the same %d cores: the load generator, nginx or plumbline, and the backends compete for them. That makes ratios fair and absolute numbers conservative.\n", r.Machine.Cores)
@@ -525,5 +528,28 @@ func mdLean(b *strings.Builder, r *Results, lr *LeanResult) {
 	if f := lr.Fault; f != nil {
 		w("**A worker killed under load**: vegeta at %d req/s for %s through the gateway to an iris instance with 2 workers (`plumbline.workers: 2`, `max_concurrent_requests_per_instance: 8`); a third into the run, the harness found a busy worker on the control socket and sent it SIGKILL (killed: %v). Answers: %s (%d failed of %d). The same load just before, without the kill: %s (%d failed).\n\n",
 			f.Rate, f.Duration, f.Killed, f.Stats.CodesString(), f.Stats.Failed(), f.Stats.Requests, f.Baseline.CodesString(), f.Baseline.Failed())
+	}
+}
+
+func mdAutoscale(b *strings.Builder, r *Results, a *AutoscaleResult) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("## 10. Autoscaling under a stepped load\n\n")
+	w("The Go backend taking %s per request, %d requests at once per instance, `scale_settings: target_utilization` with a target of %d %% (%.1f requests in flight per instance), %d to %d instances, `polling_interval: 1`, ",
+		scaleDelay, scalePerInst, scaleTarget, float64(scalePerInst*scaleTarget)/100, 1, scaleMax)
+	w("stable window %d s, panic window %d s, scale-down delay %d s (docs/autoscaling.md). ", a.Stable, a.Panic, a.DownDelay)
+	w("Closed-loop clients over HTTPS: %d for %s, %d for %s, then %d until the count is back at one instance. ", scaleLowClients, fmtDur(a.Before), scaleHiClients, fmtDur(a.Step), scaleLowClients)
+	w("The desired and running counts are read from `/metrics` every 250 ms.\n\n")
+	w("![Instances under a step of %d → %d → %d clients](%s)\n\n", scaleLowClients, scaleHiClients, scaleLowClients, AutoscalePlot)
+	w("| requests | failed | peak desired | changes of direction | back at one instance after the step |\n|---|---|---|---|---|\n")
+	w("| %d | **%d** | %d | %d | %s |\n\n", a.Low.Requests+a.High.Requests, a.Failed(), a.Peak, a.Reversals, fmtSince(a.Back, a.StepDown))
+	if len(a.Decisions) > 0 {
+		w("The autoscaler's decisions (events), from the start of the load (step up at +%.1fs, down at +%.1fs):\n\n", a.StepUp.Seconds(), a.StepDown.Seconds())
+		for _, d := range a.Decisions {
+			w("- %s\n", esc(d))
+		}
+		w("\n")
+	}
+	if busy := busyNote(r); busy != "" {
+		w("%s\n\n", strings.TrimSpace(busy))
 	}
 }

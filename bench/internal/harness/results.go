@@ -40,6 +40,7 @@ type Results struct {
 	Lean       *LeanResult
 	Storm      *StormResult
 	Profile    *ProfileResult
+	Autoscale  *AutoscaleResult
 	Memory     MemoryResult
 
 	Verdicts []Verdict

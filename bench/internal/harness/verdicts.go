@@ -150,7 +150,28 @@ func verdicts(r *Results) []Verdict {
 	if len(mem.ServeIdle) == 0 {
 		skip("plumbline serve memory", "scenario 1 not run")
 	}
-	return out
+	return append(out, autoscaleVerdicts(r, skip)...)
+}
+
+func autoscaleVerdicts(r *Results, skip func(target, why string)) []Verdict {
+	a := r.Autoscale
+	if a == nil || len(a.Samples) == 0 {
+		skip("autoscale: 0 failed requests under a 1 → 10 → 1 step", "scenario 10 not run")
+		return nil
+	}
+	total := a.Low.Requests + a.High.Requests
+	failed := Verdict{Target: "autoscale: 0 failed requests under a 1 → 10 → 1 step", Met: a.Failed() == 0,
+		Figure: fmt.Sprintf("%d failed of %d (%s; %s)", a.Failed(), total, a.Low.CodesString(), a.High.CodesString())}
+	if !failed.Met {
+		failed.Limit = "requests failed while instances started or stopped"
+	}
+	shape := Verdict{Target: "autoscale: out and back to one instance, one change of direction (no flapping)",
+		Met:    a.Back > 0 && a.Reversals == 1 && a.Peak > 1,
+		Figure: fmt.Sprintf("peak %d desired instances; %d change(s) of direction; back at one %s after the step", a.Peak, a.Reversals, fmtSince(a.Back, a.StepDown))}
+	if !shape.Met {
+		shape.Limit = "see the decisions in section 10"
+	}
+	return []Verdict{failed, shape}
 }
 
 func gatewayVerdicts(r *Results, skip func(string, string)) []Verdict {

@@ -291,27 +291,11 @@ func cleanEnv() []string {
 // Metric returns the value of an unlabelled metric from the server's
 // /metrics (read with the admin token), or -1 if it cannot.
 func (s *Server) Metric(ctx context.Context, name string) float64 {
-	token, err := os.ReadFile((&datadir.Dir{Root: s.DataDir}).AdminTokenPath())
+	b, err := s.Scrape(ctx)
 	if err != nil {
 		return -1
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", s.BaseURL()+"/metrics", nil)
-	if err != nil {
-		return -1
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	tr := load.NewTransport(s.ClientOptions(false))
-	defer tr.CloseIdleConnections()
-	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return -1
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(b, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
 				return f
@@ -319,4 +303,29 @@ func (s *Server) Metric(ctx context.Context, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// Scrape returns the server's /metrics, read with the admin token.
+func (s *Server) Scrape(ctx context.Context) (string, error) {
+	token, err := os.ReadFile((&datadir.Dir{Root: s.DataDir}).AdminTokenPath())
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", s.BaseURL()+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	tr := load.NewTransport(s.ClientOptions(false))
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /metrics: %s", res.Status)
+	}
+	b, err := io.ReadAll(res.Body)
+	return string(b), err
 }
