@@ -46,28 +46,6 @@ func (m *sim) run(conc float64, n int) {
 
 func (m *sim) last() int { return m.history[len(m.history)-1] }
 
-// reversals counts changes of direction in the history: up then down (or
-// down then up) is one.
-func reversals(h []int) int {
-	n, dir := 0, 0
-	for i := 1; i < len(h); i++ {
-		d := 0
-		switch {
-		case h[i] > h[i-1]:
-			d = 1
-		case h[i] < h[i-1]:
-			d = -1
-		}
-		if d != 0 && dir != 0 && d != dir {
-			n++
-		}
-		if d != 0 {
-			dir = d
-		}
-	}
-	return n
-}
-
 // base: one instance takes two requests; the target is one per instance,
 // so the desired count is the concurrency, rounded up.
 var base = Settings{
@@ -128,7 +106,7 @@ func TestStepLoadOutAndBack(t *testing.T) {
 		if got := m.last(); got != 1 {
 			t.Errorf("150 s after the load fell to 0.8: %d instances, want 1 (%v)", got, after)
 		}
-		if r := reversals(m.history); r != 1 {
+		if r := Reversals(m.history); r != 1 {
 			t.Errorf("history changed direction %d times, want once (out, then back): %v", r, m.history)
 		}
 	})
@@ -148,7 +126,7 @@ func TestNoFlappingUnderWobble(t *testing.T) {
 			m.run(3, 4)
 		}
 		wobble := m.history[start:]
-		if r := reversals(wobble); r != 0 {
+		if r := Reversals(wobble); r != 0 {
 			t.Errorf("load wobbling 3 ↔ 6 every 4 s (scale-down delay 20 s): %d reversals, want none: %v", r, wobble)
 		}
 	})
@@ -354,7 +332,7 @@ func TestNoFlappingOnABoundary(t *testing.T) {
 			m.run(9.2+0.8*float64(i%2), 1) // 9.2 and 10.0: 8 and 9 instances by the target alone
 		}
 		high := m.history[start:]
-		if r := reversals(m.history); r != 0 {
+		if r := Reversals(m.history); r != 0 {
 			t.Errorf("a load wobbling across the 8/9 boundary: %d reversals, want none: %v", r, high)
 		}
 		if got := m.last(); got != 9 {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/autoscale"
 	"github.com/plumbline/plumbline/internal/store/postgres/pgtest"
 )
 
@@ -153,28 +154,6 @@ func warm(t *testing.T, s *server, c *http.Client, n int) {
 	wg.Wait()
 }
 
-// reversals counts the changes of direction of a count over time: up then
-// down is one; up, down, up is two (flapping).
-func reversals(counts []int) int {
-	n, dir := 0, 0
-	for i := 1; i < len(counts); i++ {
-		d := 0
-		switch {
-		case counts[i] > counts[i-1]:
-			d = 1
-		case counts[i] < counts[i-1]:
-			d = -1
-		}
-		if d != 0 && dir != 0 && d != dir {
-			n++
-		}
-		if d != 0 {
-			dir = d
-		}
-	}
-	return n
-}
-
 // load runs closed-loop clients, each sending one request after another,
 // and counts what they got. setClients changes how many run.
 type load struct {
@@ -311,10 +290,10 @@ plumbline:
 	if peak < 5 {
 		t.Errorf("peak of %d instances under ten clients at 1.2 per instance; want it to scale out (about 9)", peak)
 	}
-	if r := reversals(desired); r != 1 {
+	if r := autoscale.Reversals(desired); r != 1 {
 		t.Errorf("the desired count changed direction %d times, want once (out, then back): %v", r, desired)
 	}
-	if r := reversals(actual); r > 1 {
+	if r := autoscale.Reversals(actual); r > 1 {
 		t.Errorf("the running count changed direction %d times, want at most once: %v", r, actual)
 	}
 	ev := s.must(t, "online-deployment", "events", "--name", "blue", "--endpoint-name", "steps", "-o", "tsv").stdout

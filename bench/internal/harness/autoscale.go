@@ -19,6 +19,7 @@ import (
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/bench/internal/load"
 	"github.com/plumbline/plumbline/bench/internal/serve"
+	"github.com/plumbline/plumbline/internal/autoscale"
 )
 
 const autoscaleEndpoint = "scalebench"
@@ -189,7 +190,7 @@ plumbline:
 		desired = append(desired, sm.Desired)
 		r.Peak = max(r.Peak, sm.Desired)
 	}
-	r.Reversals = reversals(desired)
+	r.Reversals = autoscale.Reversals(desired)
 	if evs, err := s.API.Events(ctx, api.EventFilter{Endpoint: autoscaleEndpoint, Deployment: "blue"}); err == nil {
 		slices.SortFunc(evs, func(a, b api.Event) int { return cmp.Compare(a.ID, b.ID) })
 		for _, ev := range evs {
@@ -252,22 +253,6 @@ func labelled(scrape, name string, lbl ...string) float64 {
 	return -1
 }
 
-// reversals counts the changes of direction of a count over time: up then
-// down is one; up, down, up is two (flapping).
-func reversals(counts []int) int {
-	n, dir := 0, 0
-	for i := 1; i < len(counts); i++ {
-		d := cmp.Compare(counts[i], counts[i-1])
-		if d != 0 && dir != 0 && d != dir {
-			n++
-		}
-		if d != 0 {
-			dir = d
-		}
-	}
-	return n
-}
-
 // plot draws the clients, the desired and the running instances over time
 // as an SVG.
 func (r *AutoscaleResult) plot() ([]byte, error) {
@@ -276,6 +261,8 @@ func (r *AutoscaleResult) plot() ([]byte, error) {
 	p.X.Label.Text = "seconds since the load started"
 	p.Y.Label.Text = "count"
 	p.Y.Min = 0
+	// Room above the lines for the legend.
+	p.Y.Max = 1.4 * float64(max(scaleHiClients, r.Peak))
 	p.Add(plotter.NewGrid())
 	series := []struct {
 		name  string
