@@ -16,6 +16,6 @@
 // change ("scaled 2 → 3: utilization 92 % > 70 %") and Prometheus metrics;
 // the reconciler starts and stops instances to match.
 //
-// This package may import store and resolve; it must not import the
+// This package may import store, resolve and promreg; it must not import the
 // gateway, the reconciler, a driver or the API server.
 package autoscale

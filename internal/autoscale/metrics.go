@@ -1,9 +1,9 @@
 package autoscale
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plumbline/plumbline/internal/promreg"
 )
 
 // Metrics are the autoscaler's Prometheus collectors, per autoscaled
@@ -43,35 +43,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, append(dl, "direction")),
 	}
 	var err error
-	if m.desired, err = register(reg, m.desired); err != nil {
+	if m.desired, err = promreg.Register(reg, m.desired); err != nil {
 		return nil, err
 	}
-	if m.actual, err = register(reg, m.actual); err != nil {
+	if m.actual, err = promreg.Register(reg, m.actual); err != nil {
 		return nil, err
 	}
-	if m.panic, err = register(reg, m.panic); err != nil {
+	if m.panic, err = promreg.Register(reg, m.panic); err != nil {
 		return nil, err
 	}
-	if m.concurrency, err = register(reg, m.concurrency); err != nil {
+	if m.concurrency, err = promreg.Register(reg, m.concurrency); err != nil {
 		return nil, err
 	}
-	if m.decisions, err = register(reg, m.decisions); err != nil {
+	if m.decisions, err = promreg.Register(reg, m.decisions); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // observe sets the gauges after a pass; dec is nil when the deployment did

@@ -108,22 +108,30 @@ func (cn *conn) setAllTraffic(ctx context.Context, g *globals, endpoint, name st
 	return nil
 }
 
+// printEvents prints the deployment's events after the id after, with the
+// time since start, and returns the last id printed.
+func (cn *conn) printEvents(ctx context.Context, g *globals, endpoint, name string, start time.Time, after int64) int64 {
+	evs, err := cn.api.Events(ctx, api.EventFilter{Endpoint: endpoint, Deployment: name, AfterID: after})
+	if err != nil {
+		return after
+	}
+	for _, e := range evs {
+		after = e.ID
+		who := e.Deployment
+		if e.Instance != "" {
+			who = e.Instance
+		}
+		fmt.Fprintf(g.stderr, "[%5.1fs] %-10s %-20s %s\n", time.Since(start).Seconds(), who, e.Reason, e.Message)
+	}
+	return after
+}
+
 // waitDeployment follows a deployment until it is Succeeded or Failed,
 // printing its events as they happen.
 // Only events after the mark (eventMark, taken before the change) print.
 func (cn *conn) waitDeployment(ctx context.Context, g *globals, endpoint, name string, start time.Time, after int64) (*api.Deployment, error) {
 	for {
-		evs, err := cn.api.Events(ctx, api.EventFilter{Endpoint: endpoint, Deployment: name, AfterID: after})
-		if err == nil {
-			for _, e := range evs {
-				after = e.ID
-				who := e.Deployment
-				if e.Instance != "" {
-					who = e.Instance
-				}
-				fmt.Fprintf(g.stderr, "[%5.1fs] %-10s %-20s %s\n", time.Since(start).Seconds(), who, e.Reason, e.Message)
-			}
-		}
+		after = cn.printEvents(ctx, g, endpoint, name, start, after)
 		d, err := cn.api.GetDeployment(ctx, endpoint, name)
 		if err != nil {
 			return nil, describe(err)

@@ -90,17 +90,7 @@ func (cn *conn) waitPrewarm(ctx context.Context, g *globals, endpoint, name stri
 	ctx, cancel := context.WithTimeout(ctx, prewarmWait)
 	defer cancel()
 	for {
-		evs, err := cn.api.Events(ctx, api.EventFilter{Endpoint: endpoint, Deployment: name, AfterID: after})
-		if err == nil {
-			for _, e := range evs {
-				after = e.ID
-				who := e.Deployment
-				if e.Instance != "" {
-					who = e.Instance
-				}
-				fmt.Fprintf(g.stderr, "[%5.1fs] %-10s %-20s %s\n", time.Since(start).Seconds(), who, e.Reason, e.Message)
-			}
-		}
+		after = cn.printEvents(ctx, g, endpoint, name, start, after)
 		d, err := cn.api.GetDeployment(ctx, endpoint, name)
 		if err != nil {
 			return nil, describe(err)

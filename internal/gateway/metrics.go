@@ -1,12 +1,13 @@
 package gateway
 
 import (
-	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plumbline/plumbline/internal/promreg"
 )
 
 // metrics are the gateway's Prometheus collectors.
@@ -43,73 +44,58 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	dl := []string{"endpoint", "deployment"}
 	m := &metrics{}
 	var err error
-	if m.requests, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.requests, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plumbline_requests_total",
 		Help: "Scoring requests by endpoint, deployment, the gateway's status code and the model's status code (empty when the model did not answer).",
 	}, []string{"endpoint", "deployment", "code", "model_code"})); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if m.duration, err = promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "plumbline_request_duration_seconds",
 		Help:    "Time from receipt of a scoring request to the end of its response, including the queue.",
 		Buckets: durationBuckets,
 	}, dl)); err != nil {
 		return nil, err
 	}
-	if m.queue, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	if m.queue, err = promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plumbline_queue_depth",
 		Help: "Requests admitted and waiting for an instance slot.",
 	}, dl)); err != nil {
 		return nil, err
 	}
-	if m.inflight, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	if m.inflight, err = promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plumbline_inflight_requests",
 		Help: "Requests dispatched to an instance and not yet answered.",
 	}, dl)); err != nil {
 		return nil, err
 	}
-	if m.ready, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	if m.ready, err = promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "plumbline_ready_instances",
 		Help: "Ready instances the gateway dispatches to.",
 	}, dl)); err != nil {
 		return nil, err
 	}
-	if m.coldStart, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if m.coldStart, err = promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "plumbline_cold_start_seconds",
 		Help:    "Cold starts seen by the gateway: from the first request that waited while the deployment had no ready instance to the first ready instance.",
 		Buckets: coldStartBuckets,
 	}, dl)); err != nil {
 		return nil, err
 	}
-	if m.capacityWait, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if m.capacityWait, err = promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "plumbline_capacity_wait_seconds",
 		Help:    "Time requests that queued waited for an instance slot (requests dispatched at once are not counted).",
 		Buckets: durationBuckets,
 	}, dl)); err != nil {
 		return nil, err
 	}
-	if m.mirrored, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.mirrored, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plumbline_mirrored_requests_total",
 		Help: "Mirrored (shadow) copies of live requests by result: sent, dropped or error.",
 	}, []string{"endpoint", "deployment", "result"})); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same description, so two gateways may share a registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // poolMetrics are one deployment's children, looked up once per pool so that
