@@ -37,7 +37,7 @@ test-short: ## fast tests only (no R, no end-to-end)
 	$(GO) test -short ./...
 
 # BENCHFLAGS passes options to the harness, e.g. BENCHFLAGS='-only gateway -repeats 5'.
-bench: build ## reproduce docs/benchmarks.md: vs nginx and plumber, overload, rollout, deploy, memory, containers, lean R runtime (tens of minutes; quiet machine)
+bench: build ## reproduce docs/benchmarks.md: vs nginx and plumber, overload, rollout, deploy, memory, containers, lean R runtime, autoscaling (tens of minutes; quiet machine)
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) run ./bench/cmd/plumbline-bench -out docs/benchmarks.md $(BENCHFLAGS)
 
 bench-smoke: build ## run every benchmark scenario for ~1 s to prove the harness works (numbers mean nothing)

@@ -142,8 +142,11 @@ export function section(ctx, view, {minSpan, maxSpan, window}) {
       const c = coldSummary(latest[n]);
       return h('div', {class: 'stats', 'data-deployment': n},
         h('span', {class: 'dname'}, dot(colorOf(n, all.length ? all : sorted)), n),
-        c ? [h('span', null, h('b', null, String(c.count)), c.count === 1 ? ' cold start' : ' cold starts'),
-          h('span', null, 'median ', h('b', {class: 'cold-p50'}, fmtWait(c.p50))),
+        c && c.count === 1 ? [h('span', null, h('b', null, '1'), ' cold start'),
+          h('span', null, 'took ', h('b', null, fmtWait(c.mean)))]
+        // The median is estimated from the histogram's buckets; the mean is exact.
+        : c ? [h('span', null, h('b', null, String(c.count)), ' cold starts'),
+          h('span', null, 'median ≈ ', h('b', {class: 'cold-p50'}, fmtWait(c.p50))),
           h('span', null, 'mean ', h('b', null, fmtWait(c.mean)))]
           : h('span', {class: 'muted'}, 'none yet'));
     }));
