@@ -95,6 +95,10 @@ type Plan struct {
 	// Contract, when set, is checked by the gateway against every request
 	// (not part of the template: changing it restarts nothing).
 	Contract *contract.Contract `json:"contract,omitempty"`
+	// SampleRequest, when set, is the body each new instance must answer
+	// with a 2xx before it joins the pool (plumbline.sample_request; not
+	// part of the template).
+	SampleRequest json.RawMessage `json:"sample_request,omitempty"`
 }
 
 // TemplateHash identifies what an instance runs. Two instances with the same

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,9 @@ type Resolver struct {
 	Rscript string
 	// Python serves MLflow python_function models ("" means python3).
 	Python string
+	// ErrorDetail is the server's default for plumbline.error_detail:
+	// whether an R error's message reaches the caller.
+	ErrorDetail bool
 
 	scorerOnce   sync.Mutex // protects scorerDigest
 	scorerDigest string
@@ -129,6 +133,17 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 				p.Scoring = Route(*ic.ScoringRoute)
 			}
 		}
+	}
+
+	if p.Runtime == driver.RuntimePlumber {
+		r.rSettings(dd, p)
+	}
+	if x := dd.Plumbline; x != nil && x.SampleRequest != nil {
+		b, err := json.Marshal(x.SampleRequest)
+		if err != nil {
+			return nil, errorf("plumbline.sample_request", "%v", err)
+		}
+		p.SampleRequest = b
 	}
 
 	// Input contract.
@@ -257,6 +272,25 @@ func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*R
 		return nil, err
 	}
 	return &Record{Document: doc, Plan: p, Notices: notices}, nil
+}
+
+// rSettings passes an R instance what plumbline's R handlers read: the
+// endpoint, the deployment and whether R's error messages reach callers
+// (the deployment's plumbline.error_detail, else the server's default). The
+// user's environment_variables, applied later, win.
+func (r *Resolver) rSettings(dd *spec.Deployment, p *Plan) {
+	detail := r.ErrorDetail
+	if x := dd.Plumbline; x != nil && x.ErrorDetail != nil {
+		detail = *x.ErrorDetail
+	}
+	env := make(map[string]string, len(p.Env)+3)
+	for k, v := range p.Env {
+		env[k] = v
+	}
+	env[plumber.EnvEndpoint] = p.Endpoint
+	env[plumber.EnvDeployment] = p.Deployment
+	env[plumber.EnvErrorDetail] = strconv.FormatBool(detail)
+	p.Env = env
 }
 
 // runtime decides how instances run, and why (for the event).

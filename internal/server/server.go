@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,6 +68,9 @@ type Config struct {
 	Python string
 	// OIDCIssuer and OIDCAudience enable aad_token endpoints (extension).
 	OIDCIssuer, OIDCAudience string
+	// ErrorDetail is the default of deployments' plumbline.error_detail:
+	// "on", "off", or "auto"/"" (on when Listen is a loopback address).
+	ErrorDetail string
 	// MaxBodyBytes bounds scoring request bodies (0: the gateway's default).
 	MaxBodyBytes int64
 	// Uploads bound one uploaded model or code folder (uncompressed bytes
@@ -240,7 +244,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		},
 		OnChange:     rt.Sync,
 		UploadLimits: cfg.Uploads,
-		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python},
+		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, ErrorDetail: errorDetail(cfg)},
 		Logger:       log.With("component", "api"),
 	})
 
@@ -317,6 +321,27 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	stopInstances(drv, log)
 	log.Info("plumbline stopped")
 	return err
+}
+
+// errorDetail decides the server's default for plumbline.error_detail: on
+// for a server only this machine reaches (listening on a loopback address),
+// off for one other machines reach, unless the configuration says.
+func errorDetail(cfg Config) bool {
+	switch strings.ToLower(cfg.ErrorDetail) {
+	case "on", "true":
+		return true
+	case "off", "false":
+		return false
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Version is the server version reported by the API.
