@@ -37,6 +37,10 @@ type instance struct {
 	stopping bool
 	// restarting: stopping in order to start again under the same name.
 	restarting bool
+	// samplePassed: the plan's sample request answered 2xx (see
+	// SampleTester); sampleFailed: what it answered instead.
+	samplePassed bool
+	sampleFailed string
 }
 
 // view is a consistent copy of an instance's mutable state.
@@ -44,7 +48,7 @@ type view struct {
 	ready, everReady, exited, livenessFailed, stopping, restarting bool
 	readySince                                                     time.Time
 	exitCode                                                       int
-	exitMsg, lastProbeError                                        string
+	exitMsg, lastProbeError, sampleFailed                          string
 }
 
 func (in *instance) view() view {
@@ -54,7 +58,7 @@ func (in *instance) view() view {
 		ready: in.ready, everReady: in.everReady, exited: in.exited,
 		livenessFailed: in.livenessFailed, stopping: in.stopping, restarting: in.restarting,
 		readySince: in.readySince, exitCode: in.exitCode, exitMsg: in.exitMsg,
-		lastProbeError: in.lastProbeError,
+		lastProbeError: in.lastProbeError, sampleFailed: in.sampleFailed,
 	}
 }
 
@@ -160,6 +164,18 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance) {
 			if ctx.Err() != nil {
 				return
 			}
+			sampleFailed := false
+			if res.ok && readyOK+1 >= rp.SuccessThreshold && r.needsSample(in) {
+				// About to be ready: the sample request must pass first.
+				res = r.testSample(ctx, in)
+				if ctx.Err() != nil {
+					return
+				}
+				sampleFailed = !res.ok
+				if sampleFailed {
+					r.Notify()
+				}
+			}
 			in.mu.Lock()
 			wasReady, everReady := in.ready, in.everReady
 			if res.ok {
@@ -188,7 +204,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance) {
 				r.Notify()
 				r.cfg.OnChange()
 			}
-			if everReady || nowReady || rp.InitialDelay > 0 {
+			if everReady || nowReady || rp.InitialDelay > 0 || sampleFailed {
 				nextReady = time.Now().Add(rp.Period)
 			} else {
 				nextReady = time.Now().Add(poll)

@@ -50,7 +50,9 @@ type Config struct {
 	Artifacts Artifacts
 	// Checker is optional; nil skips pre-start checks.
 	Checker Checker
-	Logger  *slog.Logger
+	// Sample is optional; nil skips deployments' sample requests.
+	Sample SampleTester
+	Logger *slog.Logger
 	// OnChange is called (without locks held) whenever the set of routable
 	// instances may have changed. An instance taken out of routing is
 	// drained and stopped only after OnChange returns, so a synchronous
@@ -387,6 +389,15 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 
 	if r.reapExited(ctx, d, ds, hash, inProgress) {
 		return false // failed
+	}
+
+	if inProgress {
+		for _, in := range r.instancesOf(ds) {
+			if v := in.view(); in.hash == hash && v.sampleFailed != "" && !v.stopping {
+				r.fail(ctx, d, ds, hash, fmt.Sprintf("ResourceNotReady: instance %s did not answer the sample request (plumbline.sample_request) with a 2xx: %s", in.name, v.sampleFailed))
+				return false
+			}
+		}
 	}
 
 	if inProgress && time.Now().After(ds.deadline) {

@@ -38,6 +38,7 @@ import (
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/resolve"
+	"github.com/plumbline/plumbline/internal/smoke"
 	"github.com/plumbline/plumbline/internal/store"
 	"github.com/plumbline/plumbline/internal/store/sqlite"
 	"github.com/plumbline/plumbline/internal/tlsca"
@@ -186,6 +187,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Driver:    drv,
 		Artifacts: reg,
 		Checker:   &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg},
+		Sample:    smoke.New(),
 		Logger:    log.With("component", "reconciler"),
 		// Synchronous: when an instance leaves the pool, the gateway stops
 		// routing to it before the reconciler drains and stops it.
