@@ -91,6 +91,10 @@ type Model struct {
 	// InputContract is the version's input contract (prototype or JSON
 	// Schema, and policies), if it has one.
 	InputContract json.RawMessage `json:"input_contract,omitempty"`
+	// Warnings are problems found in the version's files when it was
+	// registered, e.g. a crate whose function was saved without the model
+	// it uses (model create only).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ModelCreate registers an uploaded artifact as a model version.

@@ -63,11 +63,21 @@ type Config struct {
 	// keys, auth mode, deletions), before the response is written; when it
 	// returns, the gateway must already route by the change. Nil means no-op.
 	OnChange func()
+	// ModelChecker, if set, looks at a newly registered model version's
+	// files; its warnings are returned with the version.
+	ModelChecker ModelChecker
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits
 	Logger       *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+}
+
+// ModelChecker finds problems in a model version's files that would make
+// every request fail (a crate saved without its model), as warnings for the
+// user.
+type ModelChecker interface {
+	CheckModel(ctx context.Context, digest string) []string
 }
 
 // Server is the control-plane API handler.

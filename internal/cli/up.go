@@ -85,6 +85,35 @@ func loadUpPlan(dir string, files, sets []string) (*upPlan, error) {
 	return p, nil
 }
 
+// attachSample makes the file at path (up's sample_request.json) the sample
+// request of every deployment that has none, when the file exists. It
+// returns how many deployments got it.
+func (p *upPlan) attachSample(path string) (int, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, nil
+	}
+	var v any
+	n := 0
+	for _, doc := range p.deployments {
+		d := doc.Deployment
+		if d.Plumbline != nil && d.Plumbline.SampleRequest != nil {
+			continue
+		}
+		if v == nil {
+			var err error
+			if v, err = spec.ReadSampleRequest(path); err != nil {
+				return 0, fmt.Errorf("sample request: %w (fix it, or give --no-test)", err)
+			}
+		}
+		if d.Plumbline == nil {
+			d.Plumbline = &spec.DeploymentExtension{}
+		}
+		d.Plumbline.SampleRequest = v
+		n++
+	}
+	return n, nil
+}
+
 func newUpCmd(g *globals) *cobra.Command {
 	var files, sets []string
 	var noTest, inferPrototype bool
@@ -99,7 +128,9 @@ azureml:<name>@latest is registered from DIR/models when it is missing or the fi
 creates or updates the endpoint and deployments, gives a single deployment all traffic, waits
 until they are Succeeded (or prints why not, with the last log lines), scores
 sample_request.json if there is one, and prints the scoring URI with ready-to-paste curl and
-R httr2 calls.
+R httr2 calls. sample_request.json is also each deployment's sample request
+(plumbline.sample_request): a new instance joins the pool only once it answers it with a 2xx,
+so a model that loads but cannot score never gets traffic.
 
 Given a model instead of a folder with YAML — an .rds file, a crate.bin, or a folder holding an
 MLflow model (MLmodel), a vetiver pin (pins data.txt), a crate.bin or one .rds — up creates an
@@ -130,6 +161,14 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 			}
 			if err != nil {
 				return err
+			}
+			sample := filepath.Join(plan.dir, "sample_request.json")
+			if !noTest {
+				if n, err := plan.attachSample(sample); err != nil {
+					return err
+				} else if n > 0 {
+					step("%s is each deployment's sample request: a new instance gets traffic only once it answers it with a 2xx (--no-test skips this)", filepath.Base(sample))
+				}
 			}
 			ctx := c.Context()
 			cn, _, err := g.connectOrStart(ctx, listen)
@@ -197,7 +236,6 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 			printHowToCall(g, e, time.Since(start))
 
 			// Score the sample request.
-			sample := filepath.Join(plan.dir, "sample_request.json")
 			if _, err := os.Stat(sample); err == nil && !noTest {
 				body, err := os.ReadFile(sample)
 				if err != nil {
@@ -225,7 +263,7 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 	f := c.Flags()
 	f.StringArrayVarP(&files, "file", "f", nil, "endpoint and deployment files (default DIR/endpoint.yml and DIR/deployment.yml)")
 	f.StringArrayVar(&sets, "set", nil, "override a field in every file (repeatable)")
-	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
+	f.BoolVar(&noTest, "no-test", false, "do not use sample_request.json: no sample request before traffic, no scoring at the end")
 	f.BoolVar(&inferPrototype, "infer-prototype", false, "for a bare model: make sample_request.json (its columns and their types) the input contract the gateway enforces")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
 	return c
@@ -281,6 +319,9 @@ func (cn *conn) registerReferencedModel(ctx context.Context, g *globals, d *spec
 		return describe(err)
 	}
 	step("registered model %s version %s", out.Name, out.Version)
+	for _, w := range out.Warnings {
+		step("warning: %s", w)
+	}
 	return nil
 }
 

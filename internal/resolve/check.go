@@ -47,6 +47,22 @@ func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string
 	if _, err := exec.LookPath(rscript); err != nil {
 		return nil, fmt.Errorf("ResourceNotReady: R is not installed (%s not found); install it with: apt-get install -y r-base-core r-cran-plumber (or start plumbline serve with --rscript PATH)", rscript)
 	}
+	// The model's crates are read in parallel with the package check: a
+	// crate that will fail when called is a warning here (the sample
+	// request, if any, is what keeps it from traffic).
+	crates := make(chan []string, 1)
+	go func() { crates <- c.CheckModel(ctx, p.ModelDigest) }()
+	warnings, err := c.checkR(ctx, rscript, p, codeDir)
+	warnings = append(warnings, <-crates...)
+	if err != nil {
+		return nil, err
+	}
+	return warnings, nil
+}
+
+// checkR checks R packages (and, for a no-code plan, the model's) and
+// compares the Dockerfile with the script.
+func (c *RChecker) checkR(ctx context.Context, rscript string, p *Plan, codeDir string) ([]string, error) {
 	script := filepath.Join(codeDir, p.EntryScript)
 	src, err := os.ReadFile(script)
 	if err != nil {

@@ -181,12 +181,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 
+	rchecker := &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg}
 	var rt *router
 	rec := reconcile.New(reconcile.Config{
 		Store:     st,
 		Driver:    drv,
 		Artifacts: reg,
-		Checker:   &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg},
+		Checker:   rchecker,
 		Sample:    smoke.New(),
 		Logger:    log.With("component", "reconciler"),
 		// Synchronous: when an instance leaves the pool, the gateway stops
@@ -246,6 +247,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		},
 		OnChange:     rt.Sync,
 		UploadLimits: cfg.Uploads,
+		ModelChecker: rchecker,
 		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, ErrorDetail: errorDetail(cfg)},
 		Logger:       log.With("component", "api"),
 	})
