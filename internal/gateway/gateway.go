@@ -399,7 +399,7 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 	if err != nil {
 		return admissionError(err, r)
 	}
-	st.inst = inst
+	st.inst, st.dispatched = inst, time.Now()
 	defer func() {
 		st.releasedAt = time.Now()
 		t.pool.release(inst)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,9 @@ type reqState struct {
 	// buffered is the whole request body when it was read before proxying
 	// (small bodies, mirrored requests); nil when it streams.
 	buffered []byte
+
+	// dispatched is when an instance slot was taken.
+	dispatched time.Time
 
 	// Set by ModifyResponse on the request goroutine.
 	modelStatus int
@@ -109,6 +113,7 @@ func modifyResponse(res *http.Response) error {
 	delete(h, hdrModelDeployment)
 	delete(h, hdrModelErrorStatusCode)
 	delete(h, hdrModelErrorReason)
+	h[hdrServerTiming] = append(h[hdrServerTiming], serverTiming(st))
 	if (code < 200 || code > 299) && code != http.StatusSwitchingProtocols {
 		h[hdrModelErrorStatusCode] = []string{codeLabel(code)}
 		h[hdrModelErrorReason] = []string{st.modelReason}
@@ -116,6 +121,18 @@ func modifyResponse(res *http.Response) error {
 		res.Status = "424 Failed Dependency"
 	}
 	return nil
+}
+
+// serverTiming is the Server-Timing value of a model's answer, in
+// milliseconds: queue (receipt to an instance slot: auth, body, queue) and
+// model (slot to the model's response headers).
+func serverTiming(st *reqState) string {
+	var b [64]byte
+	out := append(b[:0], "queue;dur="...)
+	out = strconv.AppendFloat(out, float64(st.dispatched.Sub(st.start).Microseconds())/1000, 'f', 3, 64)
+	out = append(out, ", model;dur="...)
+	out = strconv.AppendFloat(out, float64(st.firstByte.Sub(st.dispatched).Microseconds())/1000, 'f', 3, 64)
+	return string(out)
 }
 
 // reasonPhrase is the model's own reason phrase ("404 Not Found" → "Not
