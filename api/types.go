@@ -231,6 +231,40 @@ type Event struct {
 	Message    string    `json:"message"`
 }
 
+// Snippets are an endpoint's ready-to-paste calls, the same ones `plumbline
+// up` prints and the studio shows: run Shell first (it exports KEY), then
+// Curl, or R in an R session started from that shell.
+type Snippets struct {
+	Shell string `json:"shell"`
+	Curl  string `json:"curl"`
+	R     string `json:"r"`
+}
+
+// SigninLinkRequest asks for a one-time studio sign-in link.
+type SigninLinkRequest struct {
+	// Endpoint, if set, is the endpoint the studio opens after signing in.
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// SigninLink is a studio URL that signs its first visitor in, once, before
+// ExpiresAt. The code is in the URL's fragment, which browsers never send
+// to a server.
+type SigninLink struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// SigninRequest redeems a sign-in link's code (POST /api/v1/signin, no
+// admin token needed).
+type SigninRequest struct {
+	Code string `json:"code"`
+}
+
+// SigninResponse carries the admin token the studio keeps for its tab.
+type SigninResponse struct {
+	Token string `json:"token"`
+}
+
 // ServerInfo describes the server a client talks to.
 type ServerInfo struct {
 	Version string `json:"version"`

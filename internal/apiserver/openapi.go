@@ -52,6 +52,8 @@ var docs = map[string]routeDoc{
 	"GET /endpoints/{endpoint}/deployments/{deployment}/logs":     {"Console logs (query: lines, instance, follow)", nil, "text/plain", 200},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/events":   {"A deployment's lifecycle events", nil, []api.Event{}, 200},
 	"GET /events":                                                 {"Lifecycle events (query: endpoint, deployment, after, limit)", nil, []api.Event{}, 200},
+	"POST /signin-links":                                          {"A one-time studio sign-in link (valid 10 minutes; POST /signin with its code, without a token, returns the admin token)", api.SigninLinkRequest{}, api.SigninLink{}, 201},
+	"GET /endpoints/{endpoint}/snippets":                          {"Ready-to-paste shell, curl and R httr2 calls of the endpoint (query: request_file, an absolute path)", nil, api.Snippets{}, 200},
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)

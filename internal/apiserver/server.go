@@ -66,6 +66,11 @@ type Config struct {
 	// ModelChecker, if set, looks at a newly registered model version's
 	// files; its warnings are returned with the version.
 	ModelChecker ModelChecker
+	// CLI is the plumbline command the snippets name (best the absolute
+	// path of the server's own binary) and CLIArgs the global flags it
+	// needs to reach this server (--data-dir when not the default).
+	CLI     string
+	CLIArgs []string
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits
 	Logger       *slog.Logger
@@ -87,6 +92,8 @@ type Server struct {
 	mux *http.ServeMux
 
 	resolverOnce sync.Once // sets cfg.Resolver's registry once
+
+	signin signinLinks // one-time studio sign-in links
 
 	// streams ends when the server shuts down, ending followed log
 	// streams, which would otherwise hold the drain for its whole timeout.
@@ -153,6 +160,8 @@ func (s *Server) table() []route {
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/logs", s.getLogs},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/events", s.deploymentEvents},
 		{"GET", "/events", s.listEvents},
+		{"GET", "/endpoints/{endpoint}/snippets", s.getSnippets},
+		{"POST", "/signin-links", s.postSigninLink},
 	}
 }
 
@@ -173,6 +182,7 @@ func (s *Server) routes() {
 			}
 		})
 	}
+	s.mux.HandleFunc("POST "+prefix+"/signin", s.postSignin) // no admin token: the code is the credential
 	s.mux.HandleFunc("GET "+prefix+"/openapi.json", s.openAPI)
 	s.mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound(r.URL.Path, "no such API route: %s %s (see %s/openapi.json)", r.Method, r.URL.Path, prefix))

@@ -233,7 +233,15 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 			if err != nil {
 				return describe(err)
 			}
-			printHowToCall(g, e, time.Since(start))
+			// The snippets send the deployments' sample request inline;
+			// without one (--no-test), the sample file by its path.
+			requestFile := ""
+			if _, err := os.Stat(sample); err == nil && noTest {
+				requestFile = absPath(sample)
+			}
+			if err := cn.printHowToCall(ctx, g, e, plan, requestFile, time.Since(start)); err != nil {
+				return err
+			}
 
 			// Score the sample request.
 			if _, err := os.Stat(sample); err == nil && !noTest {
@@ -325,58 +333,61 @@ func (cn *conn) registerReferencedModel(ctx context.Context, g *globals, d *spec
 	return nil
 }
 
-// printHowToCall prints the scoring URI and ready-to-paste calls.
-func printHowToCall(g *globals, e *api.Endpoint, took time.Duration) {
-	w := g.stderr
-	credCmd := "plumbline online-endpoint get-credentials --name " + e.Name
-	field := "accessToken"
-	if e.AuthMode == "key" {
-		field = "primaryKey"
+// printHowToCall prints the scoring URI, a one-time studio sign-in link,
+// each deployment's concurrency limit and the ready-to-paste calls the
+// studio shows too (the server writes them).
+func (cn *conn) printHowToCall(ctx context.Context, g *globals, e *api.Endpoint, plan *upPlan, requestFile string, took time.Duration) error {
+	sn, err := cn.api.GetSnippets(ctx, e.Name, requestFile)
+	if err != nil {
+		return describe(err)
 	}
-	keyExpr := "$(" + credCmd + " --query " + field + " -o tsv)"
-	ca := ""
-	if g.caCertForPrint() != "" {
-		ca = " --cacert " + g.caCertForPrint()
+	w := g.stderr
+	fmt.Fprintf(w, "\nEndpoint %s is live (%.1fs).\n  Scoring URI: %s\n", e.Name, took.Seconds(), e.ScoringURI)
+	if link, err := cn.api.CreateSigninLink(ctx, e.Name); err == nil {
+		token := "the admin token"
+		if info, err := cn.api.ServerInfo(ctx); err == nil && info.DataDir != "" {
+			token += " in " + filepath.Join(info.DataDir, "admin.token")
+		}
+		fmt.Fprintf(w, "  Studio:      %s\n               (signs a browser in once, until %s; after that, sign in with %s)\n",
+			link.URL, link.ExpiresAt.Local().Format("15:04"), token)
+	}
+	for _, doc := range plan.deployments {
+		fmt.Fprintf(w, "  Limits:      %s\n", concurrencyNote(doc.Deployment))
 	}
 	fmt.Fprintf(w, `
-Endpoint %s is live (%.1fs).
-  Scoring URI: %s
-  Credentials: %s   (auth_mode %s)
+Call it from any folder: run the first line in your shell, then curl, or start R from that shell.
 
-curl:
-  KEY=%s
-  curl%s -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \
-       --data @sample_request.json %s
+%s
 
-R (httr2):
-  library(httr2)
-  request("%s") |>
-    req_auth_bearer_token(Sys.getenv("KEY")) |>
-    req_body_json(jsonlite::read_json("sample_request.json")) |>%s
-    req_perform() |> resp_body_json()
-`, e.Name, took.Seconds(), e.ScoringURI, credCmd, e.AuthMode, keyExpr, ca, e.ScoringURI, e.ScoringURI, httr2CA(g.caCertForPrint()))
+%s
+
+%s
+`, indent(sn.Shell), indent(sn.Curl), indent(sn.R))
+	return nil
 }
 
-func httr2CA(ca string) string {
-	if ca == "" {
-		return ""
+// concurrencyNote says how many requests a deployment takes at once before
+// callers get 429 (Azure's rule), and what to change for a slow model.
+func concurrencyNote(d *spec.Deployment) string {
+	dd := d.Defaulted()
+	per, n := 1, 1
+	if rs := dd.RequestSettings; rs != nil && rs.MaxConcurrentRequestsPerInstance != nil {
+		per = *rs.MaxConcurrentRequestsPerInstance
 	}
-	return "\n    req_options(cainfo = \"" + ca + "\") |>"
+	if dd.InstanceCount != nil {
+		n = *dd.InstanceCount
+	}
+	s := fmt.Sprintf("deployment %s serves %d request(s) at a time (%d instance(s) × request_settings.max_concurrent_requests_per_instance %d); past %d in flight or queued, callers get 429",
+		d.Name, per*n, n, per, 2*per*n)
+	if per == 1 {
+		s += "; for a slow model, raise max_concurrent_requests_per_instance or instance_count"
+	}
+	return s
 }
 
-// caCertForPrint is the CA file clients of the local server must trust.
-func (g *globals) caCertForPrint() string {
-	if g.caCert != "" {
-		return g.caCert
-	}
-	if v := os.Getenv(envCACert); v != "" {
-		return v
-	}
-	p := filepath.Join(g.dataDirPath(), "tls", "ca.crt")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return ""
+// indent prefixes every line of s with two spaces.
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 // dockerfileWarning compares the packages DIR/docker-context/Dockerfile

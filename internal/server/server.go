@@ -246,6 +246,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: drv.Name(), DataDir: dd.Root,
 		},
 		OnChange:     rt.Sync,
+		CLI:          cliPath(),
+		CLIArgs:      cliArgs(dd),
 		UploadLimits: cfg.Uploads,
 		ModelChecker: rchecker,
 		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, ErrorDetail: errorDetail(cfg)},
@@ -346,6 +348,28 @@ func errorDetail(cfg Config) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// cliPath is the absolute path of this binary, the plumbline command that
+// printed snippets name so they work whatever the caller's PATH.
+func cliPath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "plumbline"
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		return p
+	}
+	return exe
+}
+
+// cliArgs are the flags the CLI needs to find this server: its data dir,
+// unless it is the default one of a shell without PLUMBLINE_DATA_DIR.
+func cliArgs(dd *datadir.Dir) []string {
+	if def, err := filepath.Abs(datadir.Default()); err == nil && def == dd.Root && os.Getenv(datadir.EnvDataDir) == "" {
+		return nil
+	}
+	return []string{"--data-dir", dd.Root}
 }
 
 // Version is the server version reported by the API.
