@@ -178,7 +178,7 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 			ep := plan.endpoint
 
 			for _, d := range plan.deployments {
-				if w := dockerfileWarning(plan.dir, d.Deployment); w != "" {
+				if w := dockerfileWarning(ctx, plan.dir, d.Deployment); w != "" {
 					step("warning: %s", w)
 				}
 			}
@@ -393,9 +393,10 @@ func indent(s string) string {
 // dockerfileWarning compares the packages DIR/docker-context/Dockerfile
 // installs (the seed's layout, where deployment.yml names only the image
 // built from it) with those the R scoring script names, and warns about the
-// ones the script never names: plumbline runs the script with this
-// machine's R packages, so a crate needing them fails when called.
-func dockerfileWarning(dir string, d *spec.Deployment) string {
+// ones the script never names and this machine's R lacks: plumbline runs
+// the script with this machine's R packages, so a crate needing them fails
+// when called. Without R here, it warns about every such package.
+func dockerfileWarning(ctx context.Context, dir string, d *spec.Deployment) string {
 	cc := d.CodeConfiguration
 	if cc == nil || !strings.EqualFold(filepath.Ext(cc.ScoringScript), ".r") || !spec.IsLocalPath(cc.Code) {
 		return ""
@@ -411,19 +412,16 @@ func dockerfileWarning(dir string, d *spec.Deployment) string {
 	if err != nil {
 		return ""
 	}
-	named := map[string]bool{}
-	for _, p := range plumber.ScriptPackages(src) {
-		named[p] = true
+	extra := plumber.DockerfileExtras(df, src)
+	if len(extra) == 0 {
+		return ""
 	}
-	var extra []string
-	for _, p := range plumber.DockerfilePackages(df) {
-		if !named[p] && p != "plumber" {
-			extra = append(extra, p)
-		}
+	if missing, err := plumber.MissingPackages(ctx, "", extra); err == nil {
+		extra = missing
 	}
 	if len(extra) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("docker-context/Dockerfile installs %s, which %s never names; plumbline runs %s with this machine's R packages: install them here if the model needs them",
-		strings.Join(extra, ", "), cc.ScoringScript, cc.ScoringScript)
+	return fmt.Sprintf("docker-context/Dockerfile installs %s, which %s never names and this machine's R does not have; plumbline runs %s with this machine's R packages: if the model needs them, install them here (%s)",
+		strings.Join(extra, ", "), cc.ScoringScript, cc.ScoringScript, strings.ReplaceAll(plumber.InstallHint(extra), "\n", "; "))
 }

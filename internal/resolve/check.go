@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/plumbline/plumbline/internal/driver"
@@ -97,20 +96,15 @@ func (c *RChecker) checkR(ctx context.Context, rscript string, p *Plan, codeDir 
 		dir, err := c.Artifacts.Materialize(ctx, p.BuildDigest)
 		if err == nil {
 			if df, err := os.ReadFile(filepath.Join(dir, p.Dockerfile)); err == nil {
-				inScript := map[string]bool{}
-				for _, u := range used {
-					inScript[u] = true
-				}
-				var extra []string
-				for _, pkg := range plumber.DockerfilePackages(df) {
-					if !inScript[pkg] && pkg != "plumber" {
-						extra = append(extra, pkg)
+				extra := plumber.DockerfileExtras(df, src)
+				if len(extra) > 0 {
+					if missing, err := plumber.MissingPackages(ctx, rscript, extra); err == nil {
+						extra = missing
 					}
 				}
-				sort.Strings(extra)
 				if len(extra) > 0 {
-					warnings = append(warnings, fmt.Sprintf("the Dockerfile installs %s, which %s never names; plumbline runs %s with this machine's R packages (a crate that needs them at run time will fail when it is called)",
-						strings.Join(extra, ", "), p.EntryScript, p.EntryScript))
+					warnings = append(warnings, fmt.Sprintf("the Dockerfile installs %s, which %s never names and this machine's R does not have; plumbline runs %s with this machine's R packages (a crate that needs them at run time will fail when it is called): %s",
+						strings.Join(extra, ", "), p.EntryScript, p.EntryScript, strings.ReplaceAll(plumber.InstallHint(extra), "\n", "; ")))
 				}
 			}
 		}
