@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/datadir"
 )
 
@@ -21,7 +22,11 @@ func (g *globals) connectOrStart(ctx context.Context, listen string) (cn *conn, 
 	explicit := g.server != "" || os.Getenv(envServer) != ""
 	cn, err = g.connect()
 	if err == nil {
-		if _, err = cn.api.ServerInfo(ctx); err == nil {
+		var info *api.ServerInfo
+		if info, err = cn.api.ServerInfo(ctx); err == nil {
+			if listen != "" {
+				fmt.Fprintf(g.stderr, "A plumbline server already runs (%s): --listen %s applies only to a server up starts; stop this one first (plumbline stop) to change the address\n", info.ScoringBaseURL, listen)
+			}
 			return cn, false, nil
 		}
 		if explicit {
