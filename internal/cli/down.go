@@ -16,8 +16,8 @@ func newDownCmd(g *globals) *cobra.Command {
 	var files []string
 	var stopServer bool
 	c := &cobra.Command{
-		Use:     "down [DIR]",
-		Short:   "Remove the endpoint (and its deployments) that 'up DIR' created",
+		Use:   "down [DIR]",
+		Short: "Remove the endpoint (and its deployments) that 'up DIR' created",
 		Long: `Remove the endpoint (and its deployments) that 'up DIR' created. Registered models are kept.
 The local server keeps running for other endpoints; --stop-server stops it too (as
 'plumbline stop' does).`,
