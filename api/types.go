@@ -156,11 +156,44 @@ type Deployment struct {
 	CodeDigest        string     `json:"code_digest,omitempty"`
 	Runtime           string     `json:"runtime,omitempty"`
 	Instances         []Instance `json:"instances"`
-	CreatedAt         time.Time  `json:"created_at"`
-	UpdatedAt         time.Time  `json:"updated_at"`
+	// Health are the deployment's recent figures from the gateway (a
+	// plumbline extension); nil when the server keeps none.
+	Health *DeploymentHealth `json:"health,omitempty"`
+	// Serving, set when the latest version failed while an earlier one
+	// that succeeded keeps serving, says which (a plumbline extension).
+	Serving   *DeploymentServing `json:"serving,omitempty"`
+	CreatedAt time.Time          `json:"created_at"`
+	UpdatedAt time.Time          `json:"updated_at"`
 	// Spec is the deployment document (JSON object). Its keys are merged into
 	// the top level on the wire; status keys above win on a clash.
 	Spec json.RawMessage `json:"-"`
+}
+
+// DeploymentHealth is what the gateway saw of a deployment recently.
+type DeploymentHealth struct {
+	// WindowSeconds is how far back the figures go (5 minutes, less just
+	// after the server started).
+	WindowSeconds int `json:"window_seconds"`
+	Requests      int `json:"requests"`
+	// Errors are answers that were 5xx, 424 (the model failed), 408 or
+	// 429; a caller's mistake (400, 401, 404, 413, 422) is not counted.
+	Errors    int     `json:"errors"`
+	ErrorRate float64 `json:"error_rate"`
+	// P50Ms and P99Ms are latency quantiles in milliseconds; absent
+	// without requests.
+	P50Ms *float64 `json:"p50_ms,omitempty"`
+	P99Ms *float64 `json:"p99_ms,omitempty"`
+}
+
+// DeploymentServing names the version that serves after a failed update.
+type DeploymentServing struct {
+	// Version is the deployment's version (its generation: 1 when created,
+	// one more per update) that serves; 0 when not recorded.
+	Version int64 `json:"version"`
+	// Model is that version's model, name:version.
+	Model string `json:"model,omitempty"`
+	// Summary reads "Failed — still serving version 1 (model iris-crate:1)".
+	Summary string `json:"summary"`
 }
 
 type deploymentStatus Deployment

@@ -63,6 +63,9 @@ type Config struct {
 	// keys, auth mode, deletions), before the response is written; when it
 	// returns, the gateway must already route by the change. Nil means no-op.
 	OnChange func()
+	// Health, if set, gives each deployment's recent figures for show and
+	// list.
+	Health Health
 	// ModelChecker, if set, looks at a newly registered model version's
 	// files; its warnings are returned with the version.
 	ModelChecker ModelChecker
@@ -76,6 +79,11 @@ type Config struct {
 	Logger       *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+}
+
+// Health reports a deployment's recent figures from the gateway's metrics.
+type Health interface {
+	DeploymentHealth(endpoint, deployment string) *api.DeploymentHealth
 }
 
 // ModelChecker finds problems in a model version's files that would make

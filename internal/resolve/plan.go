@@ -171,6 +171,9 @@ type Record struct {
 	// come back after a restart) until the new version succeeds. Nil on a
 	// first creation; never nested.
 	Previous *Record `json:"previous,omitempty"`
+	// Generation is the deployment generation (version) this record was
+	// stored as; 0 when not recorded (records stored before it was).
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // WithPrevious returns the record to store for an update of a deployment
@@ -181,7 +184,7 @@ func (rec *Record) WithPrevious(cur *Record, curSucceeded bool) *Record {
 	switch {
 	case cur == nil:
 	case curSucceeded:
-		out.Previous = &Record{Document: cur.Document, Plan: cur.Plan}
+		out.Previous = &Record{Document: cur.Document, Plan: cur.Plan, Generation: cur.Generation}
 	default:
 		out.Previous = cur.Previous // still the last that succeeded
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/driver/process"
 	"github.com/plumbline/plumbline/internal/gateway"
+	"github.com/plumbline/plumbline/internal/health"
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/resolve"
@@ -182,6 +183,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 
 	rchecker := &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg}
+	sampler := health.New(promReg, health.Config{Logger: log.With("component", "health")})
 	var rt *router
 	rec := reconcile.New(reconcile.Config{
 		Store:     st,
@@ -250,6 +252,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		CLIArgs:      cliArgs(dd),
 		UploadLimits: cfg.Uploads,
 		ModelChecker: rchecker,
+		Health:       healthAdapter{sampler},
 		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, ErrorDetail: errorDetail(cfg)},
 		Logger:       log.With("component", "api"),
 	})
@@ -286,6 +289,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	start("reconciler", rec.Start)
 	start("router", rt.Start)
+	start("health", sampler.Start)
 	if reloader != nil {
 		start("tls reloader", reloader.Start)
 	}
