@@ -3,7 +3,10 @@
 # Chromium, which the studio's browser test (test/browser) drives headless
 # through chromedp at /usr/bin/chromium, and its WebDriver (chromium-driver);
 # the DejaVu fonts, so that screenshots look the same on every machine; and
-# nginx, which the benchmark harness's smoke test compares the gateway with.
+# nginx, which the benchmark harness's smoke test compares the gateway with;
+# R's httr2, which the test that runs up's printed R snippet uses; and NSS's
+# certutil, which plumbline trust drives (its test checks Chromium then
+# trusts the local CA).
 # Says what it installs. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -12,6 +15,8 @@ pkgs=(
   chromium-driver  # its WebDriver, chromedriver
   fonts-dejavu-core # the fonts the studio's screenshots are drawn with
   nginx-light      # the benchmark harness compares the gateway with nginx
+  r-cran-httr2     # the R snippet up prints is run verbatim by a test
+  libnss3-tools    # certutil, for plumbline trust
 )
 missing=()
 for p in "${pkgs[@]}"; do
