@@ -95,7 +95,7 @@ func TestRErrorsReachTheCaller(t *testing.T) {
 	var d struct {
 		Health struct {
 			Requests, Errors int
-			ErrorRate        float64 `json:"error_rate"`
+			ErrorRate        float64  `json:"error_rate"`
 			P50              *float64 `json:"p50_ms"`
 			P99              *float64 `json:"p99_ms"`
 		}
