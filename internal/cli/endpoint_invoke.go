@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,19 +129,26 @@ func invokeError(endpoint string, resp *http.Response, out []byte) error {
 		msg += "; deployment " + dep
 	}
 	msg += "; x-request-id " + rid + ": " + strings.TrimSpace(string(out))
+	// plumbline's R handlers answer an R error with R's message and the
+	// request id (docs/runtime.md).
 	var rerr struct {
-		Message string `json:"message"`
-		Call    string `json:"call"`
+		Message   string `json:"message"`
+		Call      string `json:"call"`
+		RequestID string `json:"request_id"`
 	}
-	if code != "" && json.Unmarshal(out, &rerr) == nil && rerr.Message != "" {
+	isR := code != "" && json.Unmarshal(out, &rerr) == nil && rerr.RequestID != ""
+	if isR && rerr.Message != "" {
 		msg += "\nR error: " + rerr.Message
 		if rerr.Call != "" {
 			msg += " (in " + rerr.Call + ")"
 		}
 	}
+	modelCode, _ := strconv.Atoi(code)
 	switch {
-	case code != "" && dep != "":
+	case isR && dep != "":
 		msg += fmt.Sprintf("\nThe deployment's log has this request: plumbline online-deployment get-logs --name %s --endpoint-name %s | grep %s", dep, endpoint, rid)
+	case modelCode >= 500 && dep != "":
+		msg += fmt.Sprintf("\nThe deployment's log may say why: plumbline online-deployment get-logs --name %s --endpoint-name %s", dep, endpoint)
 	case resp.StatusCode == http.StatusTooManyRequests:
 		msg += "\nEach instance takes request_settings.max_concurrent_requests_per_instance requests at a time (default 1), and the gateway queues at most as many again, each for at most max_queue_wait_ms (default 500): for a slow model raise max_concurrent_requests_per_instance (and instance_count), or send fewer requests at once"
 	case resp.StatusCode == http.StatusRequestTimeout:

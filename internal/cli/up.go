@@ -215,6 +215,9 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 				if err != nil {
 					return err
 				}
+				if err := cn.waitInstancesReady(ctx, d, step); err != nil {
+					return err
+				}
 				step("deployment %s ready", d.Name)
 			}
 
@@ -275,6 +278,45 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 	f.BoolVar(&inferPrototype, "infer-prototype", false, "for a bare model: make sample_request.json (its columns and their types) the input contract the gateway enforces")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
 	return c
+}
+
+// waitInstancesReady waits until a Succeeded deployment has its ready
+// instances: an unchanged deployment is already Succeeded when up runs
+// again, but after a server restart its instances are still starting.
+func (cn *conn) waitInstancesReady(ctx context.Context, d *spec.Deployment, step func(string, ...any)) error {
+	want := 1
+	if n := d.Defaulted().InstanceCount; n != nil {
+		want = *n
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	said := false
+	for {
+		cur, err := cn.api.GetDeployment(ctx, d.EndpointName, d.Name)
+		if err != nil {
+			return describe(err)
+		}
+		ready := 0
+		for _, in := range cur.Instances {
+			if in.Ready {
+				ready++
+			}
+		}
+		if ready >= want || cur.ProvisioningState != api.StateSucceeded {
+			return nil
+		}
+		if !said {
+			step("waiting for %d instance(s) of %s to be ready (%d ready)", want, d.Name, ready)
+			said = true
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deployment %s: %d of %d instances ready after 3 minutes; see plumbline online-deployment show --name %s --endpoint-name %s", d.Name, ready, want, d.Name, d.EndpointName)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // registerReferencedModel makes sure a deployment's azureml:<name>[@latest]
