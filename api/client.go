@@ -218,6 +218,12 @@ type ModelListOptions struct {
 
 // ListModels lists model versions, newest first.
 func (c *Client) ListModels(ctx context.Context, o ModelListOptions) ([]Model, error) {
+	var out []Model
+	return out, c.getJSON(ctx, "/models", o.query(), &out)
+}
+
+// query is the list's filter as the API reads it (models, environments).
+func (o ModelListOptions) query() url.Values {
 	q := url.Values{}
 	if o.Name != "" {
 		q.Set("name", o.Name)
@@ -231,8 +237,7 @@ func (c *Client) ListModels(ctx context.Context, o ModelListOptions) ([]Model, e
 	if o.MaxResults > 0 {
 		q.Set("max_results", strconv.Itoa(o.MaxResults))
 	}
-	var out []Model
-	return out, c.getJSON(ctx, "/models", q, &out)
+	return q
 }
 
 // GetModel returns one version; version "@latest" (or label "latest") means
@@ -397,6 +402,9 @@ type LogOptions struct {
 	Instance string
 	// Follow streams new lines until ctx ends.
 	Follow bool
+	// Container is "" or inference-server (the instances' output), or
+	// image-build (the log of the deployment's image build).
+	Container string
 }
 
 // DeploymentLogs returns the deployment's console logs as text; the caller
@@ -411,6 +419,9 @@ func (c *Client) DeploymentLogs(ctx context.Context, endpoint, name string, o Lo
 	}
 	if o.Follow {
 		q.Set("follow", "true")
+	}
+	if o.Container != "" {
+		q.Set("container", o.Container)
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, deploymentPath(endpoint, name)+"/logs", q, nil, "")
 	if err != nil {

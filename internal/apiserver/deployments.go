@@ -287,7 +287,8 @@ func (s *Server) deploymentOut(d store.Deployment) api.Deployment {
 
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
-	if _, err := s.cfg.Store.GetDeployment(r.Context(), epName, name); err != nil {
+	dep, err := s.cfg.Store.GetDeployment(r.Context(), epName, name)
+	if err != nil {
 		return s.deploymentErr(r.Context(), epName, name, err)
 	}
 	q := r.URL.Query()
@@ -313,8 +314,23 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 		defer context.AfterFunc(s.streams, cancel)()
 	}
-	err := s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
+	switch c := q.Get("container"); c {
+	case "", "inference-server":
+	case LogContainerBuild:
+		if ok, err := s.writeBuildLog(fw, dep, lines); err != nil || ok {
+			return err
+		}
+		return notFound(name, "deployment %s has no image build log: plumbline builds an image only for an environment with build (under serve --driver docker)", name)
+	default:
+		return badRequest("container", "container %q: want inference-server (the instances' output) or %s", c, LogContainerBuild)
+	}
+	err = s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
 	if err != nil && !fw.wrote {
+		// No instance (yet, or any more): the image build's log, if any,
+		// says why.
+		if ok, berr := s.writeBuildLog(fw, dep, lines); ok || berr != nil {
+			return berr
+		}
 		return notFound(name, "no logs for deployment %s: %v", name, err)
 	}
 	return nil

@@ -140,7 +140,9 @@ func modelOut(m store.ModelVersion, usedBy []string) api.Model {
 	}
 }
 
-func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
+// listFilter reads a versioned-asset list's filter from the query (models,
+// environments).
+func listFilter(r *http.Request) (store.ModelFilter, error) {
 	q := r.URL.Query()
 	f := store.ModelFilter{
 		Name:            q.Get("name"),
@@ -150,9 +152,17 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
 	if v := q.Get("max_results"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return badRequest("max_results", "max_results %q: want a whole number", v)
+			return f, badRequest("max_results", "max_results %q: want a whole number", v)
 		}
 		f.Limit = n
+	}
+	return f, nil
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
+	f, err := listFilter(r)
+	if err != nil {
+		return err
 	}
 	ms, err := s.cfg.Store.ListModels(r.Context(), f)
 	if err != nil {

@@ -74,6 +74,9 @@ type Config struct {
 	// needs to reach this server (--data-dir when not the default).
 	CLI     string
 	CLIArgs []string
+	// Images builds and inspects container images (nil: no container
+	// engine; the image API answers 409).
+	Images ImageService
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits
 	Logger       *slog.Logger
@@ -150,6 +153,15 @@ func (s *Server) table() []route {
 		{"POST", "/models/{name}/versions/{version}/restore", s.archiveModel(false)},
 		{"POST", "/models/{name}/archive", s.archiveModel(true)},
 		{"POST", "/models/{name}/restore", s.archiveModel(false)},
+		{"GET", "/images", s.getImage},
+		{"POST", "/images/build", s.postImageBuild},
+		{"POST", "/environments", s.postEnvironment},
+		{"GET", "/environments", s.listEnvironments},
+		{"GET", "/environments/{name}/versions/{version}", s.getEnvironment},
+		{"POST", "/environments/{name}/versions/{version}/archive", s.archiveEnvironment(true)},
+		{"POST", "/environments/{name}/versions/{version}/restore", s.archiveEnvironment(false)},
+		{"POST", "/environments/{name}/archive", s.archiveEnvironment(true)},
+		{"POST", "/environments/{name}/restore", s.archiveEnvironment(false)},
 		{"POST", "/endpoints", s.postEndpoint},
 		{"GET", "/endpoints", s.listEndpoints},
 		{"GET", "/endpoints/{endpoint}", s.getEndpoint},

@@ -25,17 +25,17 @@ func newDeploymentLogs(g *globals) *cobra.Command {
 	f.IntVarP(&lines, "lines", "l", 5000, "maximum number of lines to tail, per instance")
 	f.StringVar(&instance, "instance", "", "only this instance (e.g. blue-1)")
 	f.BoolVar(&follow, "follow", false, "keep printing new lines")
-	f.StringVarP(&container, "container", "c", "", "accepted for compatibility: inference-server")
+	f.StringVarP(&container, "container", "c", "", "inference-server (default), or image-build: the log of the deployment's image build")
 	return g.apiVerb(c, &verb{
 		required: []string{"name", "endpoint-name"},
 		check: func(*cobra.Command) error {
-			if container != "" && container != "inference-server" {
-				return usageErrorf("--container %q: plumbline has one container per instance, inference-server", container)
+			if container != "" && container != "inference-server" && container != "image-build" {
+				return usageErrorf("--container %q: want inference-server (the instances' output) or image-build (the log of the deployment's image build)", container)
 			}
 			return nil
 		},
 		call: func(ctx context.Context, cn *conn) (any, error) {
-			rc, err := cn.api.DeploymentLogs(ctx, endpoint, name, api.LogOptions{Lines: lines, Instance: instance, Follow: follow})
+			rc, err := cn.api.DeploymentLogs(ctx, endpoint, name, api.LogOptions{Lines: lines, Instance: instance, Follow: follow, Container: container})
 			if err != nil {
 				return nil, err
 			}

@@ -17,8 +17,9 @@ import (
 // connectOrStart connects to the configured server; when none is configured
 // and none runs for the data dir, it starts `plumbline serve` in the
 // background (its log in <data-dir>/serve.log) and waits until it answers.
-// started reports whether it did.
-func (g *globals) connectOrStart(ctx context.Context, listen string) (cn *conn, started bool, err error) {
+// started reports whether it did. serveArgs are extra flags for the
+// server it starts (--driver docker).
+func (g *globals) connectOrStart(ctx context.Context, listen string, serveArgs ...string) (cn *conn, started bool, err error) {
 	explicit := g.server != "" || os.Getenv(envServer) != ""
 	cn, err = g.connect()
 	if err == nil {
@@ -59,6 +60,7 @@ func (g *globals) connectOrStart(ctx context.Context, listen string) (cn *conn, 
 	if listen != "" {
 		args = append(args, "--listen", listen)
 	}
+	args = append(args, serveArgs...)
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -118,6 +118,8 @@ online-deployment commands as you would 'az ml'.`,
 		newDownCmd(g),
 		newInitCmd(g),
 		newInfoCmd(g),
+		newEnvironmentCmd(g),
+		newImageCmd(g),
 		newStopCmd(g),
 		newTrustCmd(g),
 	)

@@ -70,6 +70,8 @@ exits at once.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
 	f.BoolVar(&cfg.Insecure, "insecure-http", false, "serve plain HTTP (no TLS); only for local experiments")
 	f.StringVar(&cfg.Rscript, "rscript", "", "Rscript to run R deployments (default: Rscript on PATH)")
+	f.StringVar(&cfg.Driver, "driver", "process", "how instances run: process (local processes) or docker (containers through the Docker Engine API: Docker or Podman)")
+	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine API address for --driver docker, e.g. unix:///run/podman/podman.sock (default: $DOCKER_HOST, then unix:///var/run/docker.sock)")
 	f.StringVar(&cfg.Python, "python", "", "Python that serves MLflow python_function models; it must be able to import mlflow (default: python3 on PATH)")
 	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "OpenID Connect issuer URL validating aad_token endpoints' JWTs")
 	f.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "audience required in aad_token JWTs")

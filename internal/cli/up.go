@@ -117,7 +117,7 @@ func (p *upPlan) attachSample(path string) (int, error) {
 func newUpCmd(g *globals) *cobra.Command {
 	var files, sets []string
 	var noTest, inferPrototype bool
-	var listen string
+	var listen, driverName, dockerHost string
 	c := &cobra.Command{
 		Use:   "up [DIR | MODEL]",
 		Short: "Deploy a folder like the seed's (endpoint.yml, deployment.yml, models/, src/) in one step",
@@ -171,13 +171,19 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 				}
 			}
 			ctx := c.Context()
-			cn, _, err := g.connectOrStart(ctx, listen)
+			cn, info, err := g.connectForUp(ctx, listen, driverName, dockerHost)
 			if err != nil {
 				return err
 			}
 			ep := plan.endpoint
 
 			for _, d := range plan.deployments {
+				if info.Driver == "docker" {
+					if err := cn.buildSeedImage(ctx, g, plan.dir, d.Deployment, step); err != nil {
+						return err
+					}
+					continue
+				}
 				if w := dockerfileWarning(ctx, plan.dir, d.Deployment); w != "" {
 					step("warning: %s", w)
 				}
@@ -277,6 +283,7 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 	f.BoolVar(&noTest, "no-test", false, "do not use sample_request.json: no sample request before traffic, no scoring at the end")
 	f.BoolVar(&inferPrototype, "infer-prototype", false, "for a bare model: make sample_request.json (its columns and their types) the input contract the gateway enforces")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
+	addUpDriverFlags(f, &driverName, &dockerHost)
 	return c
 }
 

@@ -79,6 +79,15 @@ type InstanceSpec struct {
 	// Recover, so that after a restart the reconciler keeps only instances
 	// that still run the desired plan. Drivers treat it as opaque.
 	Template string
+
+	// ModelName and ModelVersion name the model mounted from ModelDir;
+	// container drivers mount it at <ModelMountPath>/<name>/<version>, as
+	// Azure does. Empty when the deployment has no model.
+	ModelName    string
+	ModelVersion string
+	// ModelMountPath is the deployment's model_mount_path; "" means Azure's
+	// default, /var/azureml-app/azureml-models. Container drivers only.
+	ModelMountPath string
 }
 
 // State is an instance's lifecycle state as the driver sees it.

@@ -43,6 +43,15 @@ type Checker interface {
 	Check(ctx context.Context, p *resolve.Plan, codeDir string) (warnings []string, err error)
 }
 
+// Preparer makes what a plan needs before its first instance starts (its
+// container image, built or pulled) without holding up the pass: it reports
+// false while the work goes on in the background, and is asked again on a
+// later pass. A non-nil error is terminal for that plan; its text is the
+// deployment's reason.
+type Preparer interface {
+	Prepare(ctx context.Context, p *resolve.Plan) (ready bool, err error)
+}
+
 // Config wires a Reconciler. Zero durations take the documented defaults.
 type Config struct {
 	Store     store.Store
@@ -52,6 +61,9 @@ type Config struct {
 	Checker Checker
 	// Sample is optional; nil skips deployments' sample requests.
 	Sample SampleTester
+	// Images is optional; nil means plans need no preparation (the
+	// process driver).
+	Images Preparer
 	Logger *slog.Logger
 	// OnChange is called (without locks held) whenever the set of routable
 	// instances may have changed. An instance taken out of routing is
@@ -196,13 +208,11 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover instances: %w", err)
 	}
-	// Re-adopted instances are not monitored yet: stop them, and the
-	// passes start the desired instances afresh.
+	// Re-adopted instances whose template the deployment still wants are
+	// monitored again (adopt); the others are stopped there.
 	keep := map[string]bool{}
 	for _, st := range adopted {
-		if err := r.cfg.Driver.Stop(ctx, st.ID, r.cfg.StopGrace); err != nil && !errors.Is(err, driver.ErrNotFound) {
-			r.log.Error("stop re-adopted instance", "instance", st.ID, "err", err)
-		}
+		keep[st.ID] = true
 	}
 	recs, err := r.cfg.Store.ListInstances(ctx, "", "")
 	if err != nil {
@@ -211,7 +221,7 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	for _, rec := range recs {
 		id := instanceID(rec.Endpoint, rec.Deployment, rec.Name)
 		if keep[id] {
-			continue
+			continue // adopt decides
 		}
 		if err := r.cfg.Store.DeleteInstance(ctx, rec.Endpoint, rec.Deployment, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("recover instances: %w", err)
@@ -220,6 +230,7 @@ func (r *Reconciler) recover(ctx context.Context) error {
 	if len(recs) > 0 {
 		r.log.Info("previous run's instances cleaned up", "records", len(recs), "adopted", len(adopted))
 	}
+	r.adopt(ctx, adopted)
 	return nil
 }
 
@@ -510,6 +521,18 @@ func nameIndex(name string) int {
 // check runs the pre-start checks for a plan and reports whether the
 // deployment failed.
 func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depState, plan *resolve.Plan, hash string) (failed bool) {
+	if r.cfg.Images != nil {
+		ready, err := r.cfg.Images.Prepare(ctx, plan)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.fail(ctx, d, ds, hash, err.Error())
+			}
+			return true
+		}
+		if !ready {
+			return true // building or pulling: the preparer notifies when done
+		}
+	}
 	if r.cfg.Checker != nil {
 		codeDir, err := r.codeDir(ctx, plan)
 		if err != nil {
@@ -529,6 +552,9 @@ func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depStat
 		}
 	}
 	ds.checkedHash = hash
+	// The startup deadline counts from when instances can start, not from
+	// the beginning of a build.
+	ds.deadline = time.Now().Add(r.startupDeadline(plan))
 	return false
 }
 
@@ -562,6 +588,10 @@ func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name str
 		Env:         p.Env,
 		CPU:         p.CPU,
 		MemoryBytes: p.MemoryBytes,
+
+		ModelName:      p.ModelName,
+		ModelVersion:   p.ModelVersion,
+		ModelMountPath: p.ModelMountPath,
 	}
 	if p.ModelDigest != "" {
 		dir, err := r.cfg.Artifacts.Materialize(ctx, p.ModelDigest)

@@ -67,6 +67,14 @@ type Plan struct {
 	BuildDigest string `json:"build_digest,omitempty"`
 	Dockerfile  string `json:"dockerfile,omitempty"`
 
+	// EnvironmentName and EnvironmentVersion name the registered
+	// environment the deployment uses ("" for an inline one).
+	EnvironmentName    string `json:"environment_name,omitempty"`
+	EnvironmentVersion string `json:"environment_version,omitempty"`
+	// ModelMountPath is model_mount_path ("" means Azure's default); it
+	// matters to container drivers only.
+	ModelMountPath string `json:"model_mount_path,omitempty"`
+
 	Image   string            `json:"image,omitempty"`
 	Command []string          `json:"command,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
@@ -138,10 +146,18 @@ func (p *Plan) templateV1() string {
 		Routes      [3]Route
 		CPU         float64
 		MemoryBytes int64
+		// Added later: omitted when empty, so that older plans keep their hash.
+		ModelMountPath string `json:",omitempty"`
+		ModelName      string `json:",omitempty"`
+		ModelVersion   string `json:",omitempty"`
 	}{
 		p.Runtime, p.ModelDigest, p.ModelPath, p.CodeDigest, p.CodeRoot, p.EntryScript,
 		p.Image, p.Command, sortedPairs(p.Env), [3]Route{p.Liveness, p.Readiness, p.Scoring},
-		p.CPU, p.MemoryBytes,
+		p.CPU, p.MemoryBytes, p.ModelMountPath, "", "",
+	}
+	if p.Runtime == driver.RuntimeImage {
+		// A container sees the model at .../<name>/<version>.
+		t.ModelName, t.ModelVersion = p.ModelName, p.ModelVersion
 	}
 	b, _ := json.Marshal(t)
 	sum := sha256.Sum256(b)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/container"
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/plumber"
 	"github.com/plumbline/plumbline/internal/registry"
@@ -44,14 +45,21 @@ type Resolver struct {
 	// ErrorDetail is the server's default for plumbline.error_detail:
 	// whether an R error's message reaches the caller.
 	ErrorDetail bool
+	// Containers says the plans run under a container driver (docker,
+	// kubernetes): images run their own command, as on Azure, and a build
+	// context is built into an image. False: the process driver.
+	Containers bool
 
 	scorerOnce   sync.Mutex // protects scorerDigest
 	scorerDigest string
 	prototypes   sync.Map // model digest + file → []contract.Column
 }
 
-// New returns a Resolver.
+// New returns a Resolver for the process driver.
 func New(reg *registry.Registry) *Resolver { return &Resolver{reg: reg} }
+
+// ForContainers returns a Resolver for a container driver (Containers).
+func ForContainers(reg *registry.Registry) *Resolver { return &Resolver{reg: reg, Containers: true} }
 
 // SetRegistry sets the registry of a Resolver made as a literal (with
 // Rscript and Python); call it before the first Resolve.
@@ -107,21 +115,30 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	// Environment and runtime: a deployment without environment is served
 	// by a built-in scorer (a no-code deployment).
 	var env *spec.Environment
+	if dd.Environment == nil && r.Containers {
+		return nil, errorf("environment", "a deployment without environment is served by plumbline's built-in scorer with this machine's R, under the process driver; under serve --driver docker give it an environment (image, or build with a Dockerfile)")
+	}
 	if dd.Environment == nil {
 		more, err := r.noCode(ctx, dd, m, p)
 		if err != nil {
 			return nil, err
 		}
 		notices = append(notices, more...)
-	} else if err := r.environment(ctx, dd, p, &notices); err != nil {
-		return nil, err
 	} else {
-		env = dd.Environment.Inline
+		var err error
+		if env, err = r.environment(ctx, dd, p, &notices); err != nil {
+			return nil, err
+		}
 	}
 
 	// Routes.
 	if env != nil {
 		p.Liveness, p.Readiness, p.Scoring = defaultRoutes(p.Runtime)
+		if p.Runtime == driver.RuntimeImage && r.isPlumberImage(ctx, env, p) {
+			// A plumber image (the seed's FROM rstudio/plumber) serves on 8000.
+			p.Liveness, p.Readiness, p.Scoring = defaultRoutes(driver.RuntimePlumber)
+			p.OpenAPIPath = "/openapi.json"
+		}
 		if ic := env.InferenceConfig; ic != nil {
 			if ic.LivenessRoute != nil {
 				p.Liveness = Route(*ic.LivenessRoute)
@@ -157,60 +174,158 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 	return r.finish(d, dd, p, notices)
 }
 
-// environment resolves an inline environment: build context, runtime.
-func (r *Resolver) environment(ctx context.Context, dd *spec.Deployment, p *Plan, notices *[]string) error {
-	if dd.Environment == nil || dd.Environment.Inline == nil {
-		ref := "(none)"
-		if dd.Environment != nil {
-			ref = dd.Environment.String()
-		}
-		return errorf("environment", "environment %s is a registered environment; plumbline has no environment registry yet: give the environment inline in the deployment (image or build with inference_config, or plumbline.command)", ref)
+// environment resolves the deployment's environment (inline, or a
+// registered version, pinned): build context, runtime. It returns the
+// environment with its defaults.
+func (r *Resolver) environment(ctx context.Context, dd *spec.Deployment, p *Plan, notices *[]string) (*spec.Environment, error) {
+	env, err := r.environmentDoc(ctx, dd, p)
+	if err != nil {
+		return nil, err
 	}
-	env := dd.Environment.Inline
 	if b := env.Build; b != nil {
 		if !isDigest(b.Path) {
-			return notUploaded("environment.build.path", b.Path)
+			return nil, notUploaded("environment.build.path", b.Path)
 		}
 		man, err := r.manifest(ctx, "environment.build.path", b.Path)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		df := path.Clean(man.Root() + "/" + b.DockerfilePath)
 		if !isFile(man, df) {
-			return errorf("environment.build.dockerfile_path", "%s is not in the build context %s", b.DockerfilePath, man.Root())
+			return nil, errorf("environment.build.dockerfile_path", "%s is not in the build context %s", b.DockerfilePath, man.Root())
 		}
 		p.BuildDigest, p.Dockerfile = b.Path, df
 	}
-	if env.CondaFile != nil {
-		*notices = append(*notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
-	}
 	p.Image = env.Image
-	runtime, why, err := r.runtime(ctx, dd, env, p)
+	p.ModelMountPath = dd.ModelMountPath
+	var runtime driver.Runtime
+	var why string
+	if r.Containers {
+		runtime, *notices, err = r.containerRuntime(env, p, *notices)
+	} else {
+		if env.CondaFile != nil {
+			*notices = append(*notices, "environment.conda_file is accepted; the process driver does not build conda environments: the scoring server runs with this machine's interpreters and packages")
+		}
+		runtime, why, err = r.runtime(ctx, dd, env, p)
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p.Runtime = runtime
 	switch runtime {
 	case driver.RuntimePlumber:
 		if p.EntryScript == "" {
-			return errorf("code_configuration", "an R plumber deployment needs code_configuration with its plumber.R scoring script")
+			return nil, errorf("code_configuration", "an R plumber deployment needs code_configuration with its plumber.R scoring script")
 		}
 		img := env.Image
 		if img == "" && env.Build != nil {
 			img = "the image built from " + p.Dockerfile
 		}
-		if img != "" {
+		if img != "" && !r.Containers {
 			*notices = append(*notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
 		}
 		p.OpenAPIPath = "/openapi.json"
 	case driver.RuntimeGeneric:
 		p.Command = env.Plumbline.Command
 		if len(p.Command) == 0 {
-			return errorf("environment.plumbline.command", "a generic environment needs plumbline.command, the command line of its HTTP server")
+			return nil, errorf("environment.plumbline.command", "a generic environment needs plumbline.command, the command line of its HTTP server")
 		}
 	}
+	return env, nil
+}
 
-	return nil
+// dockerfileFrom is the FROM image of the plan's build context's
+// Dockerfile, "" when there is none or it cannot be read.
+func (r *Resolver) dockerfileFrom(ctx context.Context, p *Plan) string {
+	if p.BuildDigest == "" {
+		return ""
+	}
+	dir, err := r.reg.Materialize(ctx, p.BuildDigest)
+	if err != nil {
+		return ""
+	}
+	df, err := readFile(dir, p.Dockerfile)
+	if err != nil {
+		return ""
+	}
+	return plumber.DockerfileFrom(df)
+}
+
+// isPlumberImage reports whether the environment's image is a plumber one
+// (rstudio/plumber, or a Dockerfile FROM it).
+func (r *Resolver) isPlumberImage(ctx context.Context, env *spec.Environment, p *Plan) bool {
+	if env.Image != "" && plumber.IsPlumberImage(env.Image) {
+		return true
+	}
+	from := r.dockerfileFrom(ctx, p)
+	return from != "" && plumber.IsPlumberImage(from)
+}
+
+// containerRuntime decides how instances run under a container driver: the
+// image's own command, as Azure runs it, unless the plumbline: block asks
+// for the built-in plumber launcher or a command inside the image. A build
+// context becomes an image tagged by its digest.
+func (r *Resolver) containerRuntime(env *spec.Environment, p *Plan, notices []string) (driver.Runtime, []string, error) {
+	if p.BuildDigest != "" {
+		p.Image = container.BuildTag(p.BuildDigest, p.Dockerfile)
+	}
+	if p.Image == "" {
+		return "", notices, errorf("environment", "the docker driver runs container images, and this environment has none: set environment.image, or environment.build with a Docker build context (plumbline.command alone runs under the process driver only)")
+	}
+	if env.CondaFile != nil {
+		notices = append(notices, "environment.conda_file is stored but not built: the image must already hold the conda environment")
+	}
+	if x := env.Plumbline; x != nil {
+		switch {
+		case x.Runtime == spec.RuntimePlumber:
+			return driver.RuntimePlumber, notices, nil
+		case x.Runtime == spec.RuntimeGeneric || len(x.Command) > 0:
+			return driver.RuntimeGeneric, notices, nil
+		}
+	}
+	return driver.RuntimeImage, notices, nil
+}
+
+// environmentDoc returns the deployment's environment: inline, or a
+// registered version, which it pins in d (azureml:<name>:<version>) and p.
+func (r *Resolver) environmentDoc(ctx context.Context, d *spec.Deployment, p *Plan) (*spec.Environment, error) {
+	ref := d.Environment
+	switch {
+	case ref.Inline != nil:
+		return ref.Inline.Defaulted(), nil
+	case ref.Kind == spec.RefRegistry:
+		return nil, errorf("environment", "%s is an environment of the Azure registry %s, which is not available here; register an environment of your own (plumbline environment create -f env.yml) and refer to it as azureml:<name>:<version>, or give the environment inline", ref.Raw, ref.Registry)
+	case ref.Kind != spec.RefRegistered:
+		return nil, errorf("environment", "%s is not an environment reference; write azureml:<name>:<version> or azureml:<name>@latest", ref.String())
+	}
+	v := ref.Version
+	if v == "" {
+		v = ref.Label
+	}
+	if v == "" {
+		v = registry.LabelLatest
+	}
+	ev, err := r.reg.ResolveEnvironment(ctx, ref.Name, v)
+	if errors.Is(err, store.ErrNotFound) {
+		if v == registry.LabelLatest {
+			return nil, errorf("environment", "environment %s has no registered version (or all are archived); register one with: plumbline environment create -f env.yml", ref.Name)
+		}
+		return nil, errorf("environment", "environment %s version %s is not registered; see what is with: plumbline environment list --name %s", ref.Name, v, ref.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var env spec.Environment
+	if err := json.Unmarshal(ev.Spec, &env); err != nil {
+		return nil, fmt.Errorf("environment %s:%s: stored document: %w", ev.Name, ev.Version, err)
+	}
+	pinned, err := spec.ParseEnvironmentRef("azureml:" + ev.Name + ":" + ev.Version)
+	if err != nil {
+		return nil, err
+	}
+	d.Environment = &pinned
+	p.EnvironmentName, p.EnvironmentVersion = ev.Name, ev.Version
+	return env.Defaulted(), nil
 }
 
 // finish applies scale, limits and probes, and builds the stored record.
@@ -267,6 +382,9 @@ func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*R
 	// meaning what the user wrote (an unset probe delay stays unset).
 	given := *d
 	given.Model = dd.Model
+	if dd.Environment != nil && dd.Environment.Inline == nil {
+		given.Environment = dd.Environment // a registered environment, pinned
+	}
 	doc, err := json.Marshal(&given)
 	if err != nil {
 		return nil, err

@@ -202,7 +202,9 @@ func TestResolveErrors(t *testing.T) {
 		{"unregistered model", base + "model: azureml:nope@latest\ncode_configuration: {code: " + code + ", scoring_script: plumber.R}\n" + env,
 			"model: model nope has no registered version (or all are archived); register one with: plumbline model create --name nope --path ./models"},
 		{"registered environment", base + "code_configuration: {code: " + code + ", scoring_script: plumber.R}\nenvironment: azureml:my-env:1\n",
-			"environment: environment azureml:my-env:1 is a registered environment; plumbline has no environment registry yet"},
+			"environment: environment my-env version 1 is not registered; see what is with: plumbline environment list --name my-env"},
+		{"curated environment", base + "environment: azureml://registries/azureml/environments/sklearn-1.5/versions/3\n",
+			"is an environment of the Azure registry azureml, which is not available here"},
 		{"generic without command", base + "environment:\n  image: x\n  plumbline: {runtime: generic}\n",
 			"environment.plumbline.command"},
 	}

@@ -33,7 +33,7 @@ import (
 	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/blob"
 	"github.com/plumbline/plumbline/internal/datadir"
-	"github.com/plumbline/plumbline/internal/driver/process"
+	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/gateway"
 	"github.com/plumbline/plumbline/internal/health"
 	"github.com/plumbline/plumbline/internal/reconcile"
@@ -66,6 +66,12 @@ type Config struct {
 	Insecure bool
 	// Rscript is the R front end (default "Rscript" on PATH).
 	Rscript string
+	// Driver runs instances: "process" (default) or "docker" (containers
+	// through the Docker Engine API: Docker or Podman).
+	Driver string
+	// DockerHost is the Engine API address for the docker driver (""
+	// means DOCKER_HOST, then unix:///var/run/docker.sock).
+	DockerHost string
 	// Python serves MLflow python_function models (default "python3").
 	Python string
 	// OIDCIssuer and OIDCAudience enable aad_token endpoints (extension).
@@ -158,9 +164,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := datadir.MkdirPrivate(dd.InstancesDir()); err != nil {
 		return err
 	}
-	drv, err := process.New(process.Config{StateDir: dd.InstancesDir(), Rscript: cfg.Rscript, Logger: log.With("component", "driver")})
+	drv, images, err := newDriver(ctx, cfg, dd, reg, st, log)
 	if err != nil {
-		return fmt.Errorf("process driver: %w", err)
+		return err
 	}
 	defer drv.Close()
 
@@ -189,7 +195,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Store:     st,
 		Driver:    drv,
 		Artifacts: reg,
-		Checker:   rchecker,
+		Checker:   checker(cfg, reg, images),
+		Images:    preparer(images),
 		Sample:    smoke.New(),
 		Logger:    log.With("component", "reconciler"),
 		// Synchronous: when an instance leaves the pool, the gateway stops
@@ -198,6 +205,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		InFlight: gw.InFlight,
 	})
 	rt = newRouter(st, rec, gw, log)
+	if images != nil {
+		images.Notify = rec.Notify
+	}
 
 	// TLS.
 	scheme := "https"
@@ -248,12 +258,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: drv.Name(), DataDir: dd.Root,
 		},
 		OnChange:     rt.Sync,
+		Images:       imageService(images),
 		CLI:          cliPath(),
 		CLIArgs:      cliArgs(dd),
 		UploadLimits: cfg.Uploads,
 		ModelChecker: rchecker,
 		Health:       healthAdapter{sampler},
-		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, ErrorDetail: errorDetail(cfg)},
+		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: images != nil, ErrorDetail: errorDetail(cfg)},
 		Logger:       log.With("component", "api"),
 	})
 
@@ -394,7 +405,7 @@ func apiHost(cfg Config, ln net.Listener) string {
 
 // stopInstances stops every instance the driver runs, in parallel, on a
 // graceful shutdown; the next start brings them back from the store.
-func stopInstances(drv *process.Driver, log *slog.Logger) {
+func stopInstances(drv driver.Driver, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	list, err := drv.List(ctx)

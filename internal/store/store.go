@@ -174,6 +174,9 @@ type Store interface {
 	// the name when version is "". ErrNotFound when nothing matches.
 	SetModelArchived(ctx context.Context, name, version string, archived bool) error
 
+	// Environments are registered environment versions (environments.go).
+	Environments
+
 	// CreateEndpoint fails with ErrExists if the name is taken.
 	CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error)
 	GetEndpoint(ctx context.Context, name string) (Endpoint, error)

@@ -89,16 +89,18 @@ func TestBlueGreenRestartAndGateway(t *testing.T) {
 			s.waitDeploymentReady(t, irisEndpoint, dep, 1, 90*time.Second)
 		}
 		t.Logf("both deployments ready again %s after the restart", time.Since(restart).Round(time.Millisecond))
+		// The previous run's R processes run what the deployments want:
+		// the new server re-adopts them (no new process, none orphaned).
 		var now map[int]string
-		waitFor(t, 15*time.Second, "the previous run's R processes gone and 2 new ones", func() (bool, string) {
+		waitFor(t, 15*time.Second, "the previous run's 2 R processes adopted, and no other", func() (bool, string) {
 			now = instanceProcs(dd)
-			var left []int
+			same := len(now) == len(old)
 			for pid := range old {
-				if alive(pid) {
-					left = append(left, pid)
+				if _, ok := now[pid]; !ok || !alive(pid) {
+					same = false
 				}
 			}
-			return len(left) == 0 && len(now) == 2, fmt.Sprintf("old still running: %v; now: %v", left, now)
+			return same, fmt.Sprintf("before the kill: %v; now: %v", old, now)
 		})
 		recs := records(t, dd)
 		ports := map[int]string{}

@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.OverloadRun, "overload-run", 0, "length of the overload (default 10s)")
 	fs.DurationVar(&cfg.RolloutStep, "rollout-step", 0, "hold after each rollout step (default 5s)")
 	fs.DurationVar(&cfg.OverloadDelay, "overload-delay", 0, "backend service time in the overload scenario (default 20ms)")
+	fs.StringVar(&cfg.DockerHost, "docker-host", "", "container engine's Docker API address for the containers scenario (default $DOCKER_HOST, else $PLUMBLINE_TEST_DOCKER_HOST)")
 	fs.BoolVar(&cfg.KeepTemp, "keep", false, "keep the temporary folder (logs, nginx configs, data dirs)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

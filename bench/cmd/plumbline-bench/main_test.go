@@ -164,8 +164,17 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("the report has no %q; report:\n%s", want, md)
 		}
 	}
-	if strings.Contains(md, "| not run |") {
-		t.Errorf("a target was not judged in a full smoke run; report:\n%s", md)
+	for _, line := range strings.Split(md, "\n") {
+		if !strings.Contains(line, "| not run |") {
+			continue
+		}
+		// Outside CI a machine without a container engine runs every
+		// scenario but the containers one (its tests skip the same way).
+		if strings.Contains(line, "no container engine") && os.Getenv("PLUMBLINE_CI") != "1" {
+			t.Logf("not judged without a container engine: %s", line)
+			continue
+		}
+		t.Errorf("a target was not judged in a full smoke run: %s\nreport:\n%s", line, md)
 	}
 	if !strings.Contains(stdout.String(), "TARGET") {
 		t.Errorf("stdout has no target table:\n%s", stdout.String())

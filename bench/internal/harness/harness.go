@@ -21,6 +21,9 @@
 //  5. deploy   — create → first 200, scale 1 → 2 → second instance ready.
 //  6. memory   — plumbline serve idle and at peak in run 1, nginx beside it,
 //     each R instance (measured within 1 and 2).
+//  7. containers — the iris example under `serve --driver docker` (the
+//     seed's docker-context built as its image) beside the process driver:
+//     create → first 200, Started → Ready, requests/s through the gateway.
 //
 // Variants are run in a shuffled order, repeated, and reported as medians
 // (performance.md §9). Everything the harness starts runs in a proc.Group
@@ -55,7 +58,7 @@ import (
 )
 
 // Scenario names, in the order they run.
-var Scenarios = []string{"gateway", "r", "overload", "rollout", "deploy"}
+var Scenarios = []string{"gateway", "r", "overload", "rollout", "deploy", "containers"}
 
 // Config is one benchmark run. Zero values take the defaults of the full
 // run, or of the smoke run when Smoke is set.
@@ -93,6 +96,10 @@ type Config struct {
 	// OverloadDelay is the backend's service time in the overload scenario
 	// (default 20 ms: 50 requests/s per instance).
 	OverloadDelay time.Duration
+	// DockerHost is the container engine's Docker API address for the
+	// containers scenario ("" : DOCKER_HOST, else PLUMBLINE_TEST_DOCKER_HOST,
+	// else the scenario is skipped with that reason).
+	DockerHost string
 	// KeepTemp keeps the temporary folder (logs, configs, data dirs).
 	KeepTemp bool
 	// Command is the command line, for the report.
@@ -143,6 +150,12 @@ func (c *Config) defaults() {
 	}
 	if c.LoadGen == "" {
 		c.LoadGen = "auto"
+	}
+	if c.DockerHost == "" {
+		c.DockerHost = os.Getenv("DOCKER_HOST")
+	}
+	if c.DockerHost == "" {
+		c.DockerHost = os.Getenv("PLUMBLINE_TEST_DOCKER_HOST")
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
@@ -248,6 +261,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = e.rollout(ctx)
 		case "deploy":
 			err = e.deploy(ctx)
+		case "containers":
+			err = e.containers(ctx)
 		}
 		if err != nil {
 			err = fmt.Errorf("scenario %s: %w", s, err)
@@ -294,7 +309,7 @@ func (e *env) preflight() error {
 	} else {
 		c.Nginx = p
 	}
-	if c.want("r") || c.want("deploy") {
+	if c.want("r") || c.want("deploy") || c.want("containers") {
 		if err := rscript.Check(c.Rscript); err != nil {
 			missing = append(missing, err.Error())
 		}

@@ -142,6 +142,9 @@ func Markdown(r *Results) string {
 			w("For scale: one plumber process of the same example, started by the harness, took %s from exec to its first 200.\n\n", fmtDur(r.R.PlumberBoot))
 		}
 	}
+	if c := r.Containers; c != nil {
+		mdContainers(&b, r, c)
+	}
 	mdMemory(&b, r)
 
 	w("## Method and caveats\n\n")

@@ -31,12 +31,13 @@ type Results struct {
 	BackgroundDuring      float64
 	LoadBefore, LoadAfter string
 
-	Gateway  *GatewayResult
-	R        *RResult
-	Overload *OverloadResult
-	Rollout  *RolloutResult
-	Deploy   *DeployResult
-	Memory   MemoryResult
+	Gateway    *GatewayResult
+	R          *RResult
+	Overload   *OverloadResult
+	Rollout    *RolloutResult
+	Deploy     *DeployResult
+	Containers *ContainersResult
+	Memory     MemoryResult
 
 	Verdicts []Verdict
 	Failures []string
@@ -130,6 +131,18 @@ type RolloutResult struct {
 	// StartToReady is, per instance of blue and green in start order,
 	// Started → Ready from the server's events.
 	StartToReady []readyTime
+}
+
+// ContainersResult is scenario 7: per driver (process, docker), one entry
+// per repeat.
+type ContainersResult struct {
+	// Skipped says why the scenario did not run ("" if it did).
+	Skipped string
+	// Build is `plumbline image build` of the example's docker-context.
+	Build        time.Duration
+	FirstOK      map[string][]time.Duration // create started → first 200
+	StartToReady map[string][]time.Duration // the instance's Started → Ready events
+	Runs         map[string][]load.Stats    // closed loop, one connection
 }
 
 // DeployResult is scenario 5: one entry per repeat.

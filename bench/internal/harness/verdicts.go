@@ -124,6 +124,8 @@ func verdicts(r *Results) []Verdict {
 		skip(fmt.Sprintf("create → first 200 ≤ %s", targetFirstOK), "scenario 5 not run")
 	}
 
+	out = append(out, containerVerdicts(r, skip)...)
+
 	mem := r.Memory
 	for _, name := range []string{"plumbline-https", "plumbline-http"} {
 		idle, ok := mem.ServeIdle[name]

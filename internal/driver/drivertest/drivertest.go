@@ -67,6 +67,11 @@ type Harness struct {
 	Exits, IgnoresTerm, Children bool
 	// StartTimeout bounds the wait for a started server to answer. Zero: 30s.
 	StartTimeout time.Duration
+	// Paths says where the server sees a spec's ModelDir and CodeDir (the
+	// AZUREML_MODEL_DIR and AML_APP_ROOT it must get). Nil: the host paths
+	// themselves (drivers that run processes on this host); container
+	// drivers return the paths they mount them at.
+	Paths func(spec driver.InstanceSpec) (modelDir, codeDir string)
 	// Reopen plays a restart of the server that owns d: d goes away
 	// without stopping its instances (process: Close) and a new driver on
 	// the same state is returned, on which the suite calls Recover. Nil
@@ -141,9 +146,13 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 	})
 	t.Run("EnvContract", func(t *testing.T) {
 		got := score(t, started.Addr, "", "AZUREML_MODEL_DIR", "AML_APP_ROOT", "AZUREML_ENTRY_SCRIPT", "PLUMBLINE_CONFORMANCE")
+		modelDir, codeDir := spec.ModelDir, spec.CodeDir
+		if h.Paths != nil {
+			modelDir, codeDir = h.Paths(spec)
+		}
 		want := map[string]string{
-			"AZUREML_MODEL_DIR":     spec.ModelDir,
-			"AML_APP_ROOT":          spec.CodeDir,
+			"AZUREML_MODEL_DIR":     modelDir,
+			"AML_APP_ROOT":          codeDir,
 			"AZUREML_ENTRY_SCRIPT":  spec.EntryScript,
 			"PLUMBLINE_CONFORMANCE": "user-value",
 		}

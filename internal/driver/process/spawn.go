@@ -114,7 +114,7 @@ func (d *Driver) argv(spec driver.InstanceSpec, port int) (string, []string, err
 		}
 		return exe, []string{exe, "-e", plumber.Launcher(d.cfg.BindHost)}, nil
 	case driver.RuntimeImage:
-		return "", nil, startErr(spec.ID, "the process driver cannot run container images; use the docker or kubernetes driver, or give the deployment a code_configuration with a plumber.R (runtime plumber) or a command (runtime generic)", nil)
+		return "", nil, startErr(spec.ID, "the process driver cannot run container images; run plumbline serve --driver docker (Docker or Podman), or give the deployment a code_configuration with a plumber.R (runtime plumber) or a command (runtime generic)", nil)
 	default:
 		return "", nil, startErr(spec.ID, fmt.Sprintf("unknown runtime %q (want plumber, generic or image)", spec.Runtime), nil)
 	}

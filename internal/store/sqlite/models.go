@@ -92,7 +92,13 @@ func (db *DB) CreateModelVersion(ctx context.Context, m store.ModelVersion) (sto
 
 // nextVersion is 1 + the greatest integer version of name.
 func nextVersion(ctx context.Context, tx *sql.Tx, name string) (string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM models WHERE name = ?`, name)
+	return nextVersionIn(ctx, tx, "models", name)
+}
+
+// nextVersionIn is 1 + the greatest integer version of name in a table of
+// versioned assets (models, environments).
+func nextVersionIn(ctx context.Context, tx *sql.Tx, table, name string) (string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM `+table+` WHERE name = ?`, name)
 	if err != nil {
 		return "", err
 	}

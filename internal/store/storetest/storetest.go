@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ModelLatest", testModelLatest},
 		{"ModelList", testModelList},
 		{"ModelArchive", testModelArchive},
+		{"Environment", testEnvironment},
 		{"Endpoint", testEndpoint},
 		{"UpdateEndpoint", testUpdateEndpoint},
 		{"DeleteEndpointCascades", testDeleteEndpointCascades},

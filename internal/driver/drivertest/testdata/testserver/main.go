@@ -1,8 +1,8 @@
 // Command testserver is the HTTP scoring server the driver conformance suite
 // runs under real drivers. drivertest.BuildTestServer builds it.
 //
-// It listens on 127.0.0.1 at -port, or at $PORT when -port is not given, and
-// answers:
+// It listens on -host (default 127.0.0.1; 0.0.0.0 inside a container) at
+// -port, or at $PORT when -port is not given, and answers:
 //
 //	GET  /live   200 "alive"
 //	GET  /ready  200 "ready"
@@ -12,6 +12,7 @@
 //	GET  /child  the host:port of the child process started by -child, 404
 //	             without one
 //
+// -print TEXT prints TEXT and exits 0 (a build step's output in tests).
 // Flags shape its misbehaviour: -exit-after and -exit-code make it exit on
 // its own; -ignore-term makes it ignore SIGTERM; -child starts a child
 // process in the same process group that also ignores SIGTERM and serves
@@ -34,13 +35,20 @@ import (
 )
 
 func main() {
+	host := flag.String("host", "127.0.0.1", "address to listen on")
 	port := flag.String("port", "", "port to listen on; default $PORT")
 	exitAfter := flag.Duration("exit-after", 0, "exit on its own after this long (0: never)")
 	exitCode := flag.Int("exit-code", 0, "exit code for -exit-after")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	child := flag.Bool("child", false, "start a child process that ignores SIGTERM")
 	childMode := flag.Bool("child-mode", false, "internal: run as the child")
+	print := flag.String("print", "", "print this text and exit 0 (no server)")
 	flag.Parse()
+
+	if *print != "" {
+		fmt.Println(*print)
+		return
+	}
 
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
@@ -52,7 +60,7 @@ func main() {
 	if *port == "" {
 		*port = os.Getenv("PORT")
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", *port))
+	l, err := net.Listen("tcp", net.JoinHostPort(*host, *port))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testserver:", err)
 		os.Exit(2)

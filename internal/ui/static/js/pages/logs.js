@@ -40,7 +40,10 @@ export async function render(panel, ctx, view) {
   replace(panel, h('div', {class: 'card'}, form, error, out));
 
   let running = null; // the AbortController of the stream being read
+  let retry = null; // the timer of a follow waiting to reconnect
   const halt = () => {
+    clearTimeout(retry);
+    retry = null;
     if (running) running.abort();
     running = null;
   };
@@ -53,7 +56,11 @@ export async function render(panel, ctx, view) {
     state.textContent = on ? 'Following' : '';
   };
 
-  async function load(followIt) {
+  // load shows the last lines, or follows them when followIt. A followed
+  // stream cut by the network (the browser's network changed, the server
+  // restarted) is followed again, up to MAX_RETRIES times in a row.
+  const MAX_RETRIES = 5;
+  async function load(followIt, attempt = 0) {
     halt();
     const ac = new AbortController();
     running = ac;
@@ -75,6 +82,7 @@ export async function render(panel, ctx, view) {
       for (;;) {
         const {value, done} = await reader.read();
         if (done) break;
+        attempt = 0;
         text += value;
         if (text.length > MAX_CHARS) text = text.slice(text.indexOf('\n', text.length - MAX_CHARS) + 1);
         put();
@@ -82,7 +90,18 @@ export async function render(panel, ctx, view) {
       if (followIt && running === ac) state.textContent = 'The server ended the stream';
     } catch (err) {
       if (err.name === 'AbortError' || err.unauthorized) return;
-      if (running === ac) replace(error, errorBox(err, 'Could not read the logs'));
+      if (followIt && running === ac && err instanceof TypeError && attempt < MAX_RETRIES) {
+        // A network error (fetch reports it as a TypeError): Stop stays
+        // enabled and cancels the reconnection.
+        running = null;
+        state.textContent = 'Reconnecting…';
+        retry = setTimeout(() => load(true, attempt + 1), 1000 * (attempt + 1));
+        return;
+      }
+      if (running === ac) {
+        replace(error, errorBox(err, 'Could not read the logs'));
+        if (followIt) state.textContent = 'Disconnected';
+      }
       if (!text) out.textContent = '';
     } finally {
       if (running === ac) {
