@@ -2,9 +2,13 @@
 # Installs what the tests need beyond scripts/install-deps.sh: Debian's
 # Chromium, which the studio's browser test (test/browser) drives headless
 # through chromedp at /usr/bin/chromium, and its WebDriver (chromium-driver);
-# the DejaVu fonts, so that screenshots look the same on every machine; and
+# the DejaVu fonts, so that screenshots look the same on every machine;
 # nginx, which the benchmark harness's smoke test compares the gateway with;
-# R's httr2, which the test that runs up's printed R snippet uses; and NSS's
+# wrk and h2load (nghttp2-client), its closed-loop load generators over
+# HTTP/1.1 and HTTP/2 (the gateway profile needs wrk);
+# readr, which plumber's csv serializer needs (the lean R runtime's
+# differential tests use it); ranger, the benchmarks' slower model; R's
+# httr2, which the test that runs up's printed R snippet uses; and NSS's
 # certutil, which plumbline trust drives (its test checks Chromium then
 # trusts the local CA).
 # Says what it installs. Safe to run again: it installs only what is missing.
@@ -15,6 +19,10 @@ pkgs=(
   chromium-driver  # its WebDriver, chromedriver
   fonts-dejavu-core # the fonts the studio's screenshots are drawn with
   nginx-light      # the benchmark harness compares the gateway with nginx
+  wrk              # its HTTP/1.1 closed-loop generator; the gateway profile runs under it
+  nghttp2-client   # h2load, its HTTP/2 closed-loop generator
+  r-cran-readr     # plumber's @serializer csv, in the lean runtime's differential tests
+  r-cran-ranger    # the benchmarks' slower model (bench/testdata/r-ranger)
   r-cran-httr2     # the R snippet up prints is run verbatim by a test
   libnss3-tools    # certutil, for plumbline trust
 )

@@ -150,9 +150,9 @@ func invokeError(endpoint string, resp *http.Response, out []byte) error {
 	case modelCode >= 500 && dep != "":
 		msg += fmt.Sprintf("\nThe deployment's log may say why: plumbline online-deployment get-logs --name %s --endpoint-name %s", dep, endpoint)
 	case resp.StatusCode == http.StatusTooManyRequests:
-		msg += "\nEach instance takes request_settings.max_concurrent_requests_per_instance requests at a time (default 1), and the gateway queues at most as many again, each for at most max_queue_wait_ms (default 500): for a slow model raise max_concurrent_requests_per_instance (and instance_count), or send fewer requests at once"
+		msg += "\nEach instance takes request_settings.max_concurrent_requests_per_instance requests at a time (default 1), and the gateway queues at most as many again: for a slow model raise max_concurrent_requests_per_instance (and instance_count), or send fewer requests at once"
 	case resp.StatusCode == http.StatusRequestTimeout:
-		msg += "\nThe model did not answer within request_settings.request_timeout_ms (default 5000): raise it for a slow model"
+		msg += "\nThe request was not answered within request_settings.request_timeout_ms (default 5000), time in the gateway's queue included: raise it for a slow model, or add instances"
 	case resp.StatusCode == http.StatusServiceUnavailable && dep != "":
 		msg += fmt.Sprintf("\nNo instance of %s is ready: plumbline online-deployment show --name %s --endpoint-name %s", dep, dep, endpoint)
 	}

@@ -59,9 +59,10 @@ const (
 // CheckCrates reads each crate file with the R behind rscript ("" means
 // Rscript on PATH), in one fresh session (--vanilla: nothing attached but
 // base R), and returns what it found; files that hold something other than
-// a function are skipped. When rscript cannot be found the error wraps
-// ErrNoR.
-func CheckCrates(ctx context.Context, rscript string, files []string) ([]CrateFinding, error) {
+// a function are skipped. sandbox, if set, is applied to the R process
+// (reading a user's file can run code: an .rds can hold a promise). When
+// rscript cannot be found the error wraps ErrNoR.
+func CheckCrates(ctx context.Context, rscript string, files []string, sandbox func(*exec.Cmd)) ([]CrateFinding, error) {
 	if len(files) == 0 {
 		return nil, nil
 	}
@@ -73,6 +74,9 @@ func CheckCrates(ctx context.Context, rscript string, files []string) ([]CrateFi
 		return nil, fmt.Errorf("check crates: %w: %w", ErrNoR, err)
 	}
 	cmd := exec.CommandContext(ctx, path, append([]string{"--vanilla", "-e", crateR}, files...)...)
+	if sandbox != nil {
+		sandbox(cmd)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -41,7 +41,7 @@ writeLines("not R data", file.path(dir, "garbage.bin"))
 	}
 	p := func(n string) string { return filepath.Join(dir, n) }
 	files := []string{p("global.bin"), p("local.bin"), p("forgot.bin"), p("model.bin"), p("garbage.bin"), "testdata/app/models/crate.bin"}
-	got, err := CheckCrates(context.Background(), rs, files)
+	got, err := CheckCrates(context.Background(), rs, files, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,14 +29,15 @@ type SampleTarget struct {
 }
 
 // needsSample reports whether in must answer the sample request before it
-// may be ready.
+// may be ready: it has not yet, and it is not ready (an instance re-adopted
+// while serving after a restart of plumbline keeps serving).
 func (r *Reconciler) needsSample(in *instance) bool {
 	if r.cfg.Sample == nil || len(in.plan.SampleRequest) == 0 {
 		return false
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return !in.samplePassed
+	return !in.samplePassed && !in.ready
 }
 
 // testSample sends the sample request to in and records the outcome: a

@@ -83,7 +83,7 @@ func TestSampleRequestFailureFailsCreationWithoutTraffic(t *testing.T) {
 	e.create(p)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if got := e.rec.Routes()[reconcile.RouteKey("ep", "blue")]; len(got) > 0 {
+		if got := e.routes("blue"); len(got) > 0 {
 			t.Fatalf("an instance whose sample request failed was routable: %v", got)
 		}
 		d, err := e.st.GetDeployment(context.Background(), "ep", "blue")
@@ -127,8 +127,8 @@ func TestSampleRequestFailureKeepsPreviousVersionServing(t *testing.T) {
 	e.rec.Notify()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		for _, in := range e.rec.Routes()[reconcile.RouteKey("ep", "blue")] {
-			if in != old {
+		for _, in := range e.routes("blue") {
+			if in.Name != old.Name || in.Addr != old.Addr {
 				t.Fatalf("the new version's instance %v was routable before its sample request passed", in)
 			}
 		}
@@ -144,7 +144,7 @@ func TestSampleRequestFailureKeepsPreviousVersionServing(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := e.waitRoutes("blue", 1, 2*time.Second); got[0] != old {
+	if got := e.waitRoutes("blue", 1, 2*time.Second); got[0].Name != old.Name || got[0].Addr != old.Addr {
 		t.Errorf("after the failed update the pool is %v, want the previous version's %v", got, old)
 	}
 }

@@ -41,7 +41,7 @@ func (c *RChecker) CheckModel(ctx context.Context, digest string) []string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	found, err := plumber.CheckCrates(ctx, c.Rscript, files)
+	found, err := plumber.CheckCrates(ctx, c.Rscript, files, c.Sandbox)
 	if err != nil {
 		return nil // no R here: the pre-start check says so when it matters
 	}

@@ -4,11 +4,20 @@ import (
 	"math"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/apiserver"
 	"github.com/plumbline/plumbline/internal/health"
 )
 
 // healthAdapter presents the health sampler's figures to the API.
 type healthAdapter struct{ s *health.Sampler }
+
+// healthOf is the API's Health for s; nil (no figures) without a sampler.
+func healthOf(s *health.Sampler) apiserver.Health {
+	if s == nil {
+		return nil
+	}
+	return healthAdapter{s}
+}
 
 func (a healthAdapter) DeploymentHealth(endpoint, deployment string) *api.DeploymentHealth {
 	f := a.s.Figures(endpoint, deployment)

@@ -21,16 +21,40 @@ import (
 // -v prints status, latency, deployment and request id; show and list print
 // the deployment's recent error rate and latency; with error detail off the
 // message stays in the log only.
+//
+// It runs on both R runtimes: plumber's own server (through plumbline's
+// launcher) and the lean runtime.
 func TestRErrorsReachTheCaller(t *testing.T) {
 	requireR(t, "plumber", "jsonlite")
 	dd := newDataDir(t)
 	s := startServer(t, dd)
+	for _, rt := range []string{"plumber", "lean"} {
+		t.Run(rt, func(t *testing.T) { testRErrors(t, s, rt) })
+	}
+}
+
+func testRErrors(t *testing.T, s *server, runtime string) {
 	dir := t.TempDir()
 	copyTree(t, filepath.Join("testdata", "ux", "throws"), dir)
+	ep := "cars-errors-" + runtime
+	for _, f := range []string{"endpoint.yml", "deployment.yml"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := strings.ReplaceAll(string(b), "cars-errors", ep)
+		if f == "deployment.yml" {
+			doc += "plumbline:\n  r_runtime: " + runtime + "\n"
+		}
+		writeFile(t, filepath.Join(dir, f), doc)
+	}
 	s.mustIn(t, dir, "up", ".", "--no-test")
+	if got := s.deployment(t, ep, "blue"); got.Runtime != "plumber" {
+		t.Fatalf("runtime %q, want plumber (R)", got.Runtime)
+	}
 
 	// invoke of a request without cyl.
-	inv := s.cliIn(t, dir, "online-endpoint", "invoke", "--name", "cars-errors", "--request-file", "bad.json")
+	inv := s.cliIn(t, dir, "online-endpoint", "invoke", "--name", ep, "--request-file", "bad.json")
 	if inv.code != 1 {
 		t.Fatalf("invoke of a failing request: want exit 1\n%s", inv)
 	}
@@ -41,7 +65,7 @@ func TestRErrorsReachTheCaller(t *testing.T) {
 	for _, want := range []string{
 		"scoring returned 424 Failed Dependency (the model answered 500",
 		"R error: object 'cyl' not found (in eval(",
-		"plumbline online-deployment get-logs --name blue --endpoint-name cars-errors | grep " + rid[1],
+		"plumbline online-deployment get-logs --name blue --endpoint-name " + ep + " | grep " + rid[1],
 	} {
 		if !strings.Contains(inv.stderr, want) {
 			t.Errorf("invoke's error lacks %q:\n%s", want, inv.stderr)
@@ -50,8 +74,8 @@ func TestRErrorsReachTheCaller(t *testing.T) {
 
 	// The same through HTTP, as an application sees it.
 	c := s.httpClient(t)
-	uri := s.endpoint(t, "cars-errors").ScoringURI
-	key := s.keys(t, "cars-errors").PrimaryKey
+	uri := s.endpoint(t, ep).ScoringURI
+	key := s.keys(t, ep).PrimaryKey
 	r := score(t, c, uri, key, "", `{"wt": [2.62]}`)
 	var body struct {
 		Error, Message, Call, Deployment, Endpoint string
@@ -65,13 +89,13 @@ func TestRErrorsReachTheCaller(t *testing.T) {
 		t.Errorf("status %d, model status %q; want 424 and 500", r.status, r.header.Get("ms-azureml-model-error-statuscode"))
 	}
 	if body.Message != "object 'cyl' not found" || body.Error != "500 - Internal server error" ||
-		body.RequestID != r.header.Get("x-request-id") || body.Deployment != "blue" || body.Endpoint != "cars-errors" ||
+		body.RequestID != r.header.Get("x-request-id") || body.Deployment != "blue" || body.Endpoint != ep ||
 		strings.Join(body.Class, ",") != "simpleError,error,condition" {
 		t.Errorf("424 body %s: want plumber's error text, R's message and class, the response's request id %s, endpoint and deployment", r.body, r.header.Get("x-request-id"))
 	}
 
 	// The instance log: a timestamped line per error with the request id.
-	logs := s.must(t, "online-deployment", "get-logs", "--name", "blue", "--endpoint-name", "cars-errors").stdout
+	logs := s.must(t, "online-deployment", "get-logs", "--name", "blue", "--endpoint-name", ep).stdout
 	line := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ERROR x-request-id=` + rid[1] + ` POST /score: R error answered with status 500: in eval\(.*\): object 'cyl' not found \[simpleError/error/condition\]$`)
 	if !line.MatchString(logs) {
 		t.Errorf("the instance log has no timestamped line for request %s:\n%s", rid[1], logs)
@@ -81,7 +105,7 @@ func TestRErrorsReachTheCaller(t *testing.T) {
 	}
 
 	// invoke -v of a request that works.
-	ok := s.mustIn(t, dir, "online-endpoint", "invoke", "--name", "cars-errors", "--request-file", "good.json", "-v")
+	ok := s.mustIn(t, dir, "online-endpoint", "invoke", "--name", ep, "--request-file", "good.json", "-v")
 	if !strings.Contains(ok.stdout, `"prediction":[23.782]`) {
 		t.Errorf("invoke printed %q", ok.stdout)
 	}
@@ -100,11 +124,11 @@ func TestRErrorsReachTheCaller(t *testing.T) {
 			P99              *float64 `json:"p99_ms"`
 		}
 	}
-	s.mustJSON(t, &d, "online-deployment", "show", "--name", "blue", "--endpoint-name", "cars-errors")
+	s.mustJSON(t, &d, "online-deployment", "show", "--name", "blue", "--endpoint-name", ep)
 	if d.Health.Requests != 5 || d.Health.Errors != 3 || d.Health.ErrorRate != 0.6 || d.Health.P50 == nil || d.Health.P99 == nil || *d.Health.P99 < *d.Health.P50 {
 		t.Errorf("show's health: %+v, want 5 requests, 3 errors (0.6), p50 ≤ p99", d.Health)
 	}
-	table := s.must(t, "online-deployment", "list", "--endpoint-name", "cars-errors", "-o", "table").stdout
+	table := s.must(t, "online-deployment", "list", "--endpoint-name", ep, "-o", "table").stdout
 	if !strings.Contains(table, "3/5 (60.0%)") || !regexp.MustCompile(`\d+\.\d ms`).MatchString(table) {
 		t.Errorf("list's table lacks the error rate and latency:\n%s", table)
 	}
@@ -116,7 +140,7 @@ func TestRErrorsReachTheCaller(t *testing.T) {
 		t.Errorf("with plumbline.error_detail false: %d %s; want a 424 with the request id and no R message", r.status, r.body)
 	}
 	waitFor(t, 20*time.Second, "R's message in the log under the request id", func() (bool, string) {
-		logs := s.must(t, "online-deployment", "get-logs", "--name", "blue", "--endpoint-name", "cars-errors").stdout
+		logs := s.must(t, "online-deployment", "get-logs", "--name", "blue", "--endpoint-name", ep).stdout
 		return strings.Contains(logs, "x-request-id="+r.header.Get("x-request-id")+" POST /score: R error answered with status 500: in eval("), logs
 	})
 }
