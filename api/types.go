@@ -171,7 +171,8 @@ type Deployment struct {
 	Runtime           string     `json:"runtime,omitempty"`
 	Instances         []Instance `json:"instances"`
 	// Health are the deployment's recent figures from the gateway (a
-	// plumbline extension); nil when the server keeps none.
+	// plumbline extension); nil when it answered no request in the window
+	// (or the server keeps no figures: a control-only replica).
 	Health *DeploymentHealth `json:"health,omitempty"`
 	// Serving, set when the latest version failed while an earlier one
 	// that succeeded keeps serving, says which (a plumbline extension).

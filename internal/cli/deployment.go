@@ -48,7 +48,7 @@ var deploymentColumns = []column{
 func healthCell(r map[string]any, name string) string {
 	h, ok := r["health"].(map[string]any)
 	if !ok {
-		return ""
+		return "-"
 	}
 	reqs, _ := h["requests"].(float64)
 	if reqs == 0 {

@@ -59,7 +59,10 @@ func (g *globals) connectOrStart(ctx context.Context, listen string, serveArgs .
 		}
 		_ = os.Remove(dd.ServerStatePath()) // left by a server that was killed
 	}
-	args := []string{"serve", "--data-dir", dd.Root}
+	// A background server for local work stops its instances when it is
+	// stopped (plumbline stop, down --stop-server): nothing is left running
+	// behind the user's back. up brings them back in seconds.
+	args := []string{"serve", "--data-dir", dd.Root, "--on-exit", "stop"}
 	if listen != "" {
 		args = append(args, "--listen", listen)
 	}

@@ -22,8 +22,10 @@ func newStopCmd(g *globals) *cobra.Command {
 		Short: "Stop the plumbline server of the data dir (the one 'up' started in the background)",
 		Long: `Stop the plumbline server that runs for the data dir: the one 'plumbline up' started in the
 background, or a 'plumbline serve' running elsewhere on this machine. It drains as on Ctrl-C:
-requests in flight finish (up to 30 s), then the instances stop. Everything is kept in the
-data dir; the next 'plumbline up' or 'plumbline serve' starts the deployments again.`,
+requests in flight finish (up to 30 s). The server 'up' starts stops its instances too; a
+'plumbline serve' does what its --on-exit says (by default it leaves them running for its next
+start to re-adopt). Everything is kept in the data dir; the next 'plumbline up' or 'plumbline
+serve' starts the deployments again.`,
 		Example: "  plumbline stop\n  plumbline down examples/r-iris --stop-server",
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -50,7 +52,7 @@ func (g *globals) stopServer(ctx context.Context, timeout time.Duration) error {
 		return nil
 	}
 	start := time.Now()
-	fmt.Fprintf(g.stderr, "Stopping the plumbline server (pid %d, data dir %s): requests in flight finish, then its instances stop…\n", pid, dd.Root)
+	fmt.Fprintf(g.stderr, "Stopping the plumbline server (pid %d, data dir %s): requests in flight finish, then its instances stop (unless it runs with serve --on-exit keep, which leaves them for the next start to re-adopt)…\n", pid, dd.Root)
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
 			return nil

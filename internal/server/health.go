@@ -21,16 +21,17 @@ func healthOf(s *health.Sampler) apiserver.Health {
 
 func (a healthAdapter) DeploymentHealth(endpoint, deployment string) *api.DeploymentHealth {
 	f := a.s.Figures(endpoint, deployment)
+	if f.Requests == 0 {
+		return nil // nothing to tell: show and list print "-"
+	}
 	out := &api.DeploymentHealth{
 		WindowSeconds: int(math.Round(f.Window.Seconds())),
 		Requests:      f.Requests,
 		Errors:        f.Errors,
 		ErrorRate:     math.Round(f.ErrorRate()*10000) / 10000,
 	}
-	if f.Requests > 0 {
-		p50 := math.Round(float64(f.P50.Microseconds())) / 1000
-		p99 := math.Round(float64(f.P99.Microseconds())) / 1000
-		out.P50Ms, out.P99Ms = &p50, &p99
-	}
+	p50 := math.Round(float64(f.P50.Microseconds())) / 1000
+	p99 := math.Round(float64(f.P99.Microseconds())) / 1000
+	out.P50Ms, out.P99Ms = &p50, &p99
 	return out
 }

@@ -122,9 +122,7 @@ function deploymentCard(d, ep, names) {
 // healthText is what the gateway saw of the deployment recently: error
 // rate and latency (show and list print the same figures).
 export function healthText(hl) {
-  if (!hl) return '—';
-  const mins = Math.max(1, Math.round(hl.window_seconds / 60));
-  if (!hl.requests) return `no requests in the last ${mins} min`;
+  if (!hl || !hl.requests) return 'no requests in the last 5 minutes';
   const pct = (hl.error_rate * 100).toFixed(1);
   const lat = hl.p50_ms != null ? ` · p50 ${hl.p50_ms.toFixed(1)} ms · p99 ${hl.p99_ms.toFixed(1)} ms` : '';
   return `${hl.errors} of ${hl.requests} requests failed (${pct}%)${lat}`;
