@@ -233,6 +233,31 @@ func TestSnippetsWorkAsPasted(t *testing.T) {
 		}
 	}
 
+	// plumbline stop: the server up started stops and takes its instances
+	// with it (nothing left running behind the user's back); up brings
+	// both back and the new snippets answer.
+	if len(instanceProcs(dd)) == 0 {
+		t.Fatal("no instance processes found while the deployment serves")
+	}
+	if stop := runCLI(t, dd, dir, "stop"); stop.code != 0 || !strings.Contains(stop.stderr, "Stopped") {
+		t.Fatalf("stop: %s", stop)
+	}
+	if alive(s.state.PID) {
+		t.Errorf("the server (pid %d) still runs after plumbline stop", s.state.PID)
+	}
+	if left := instanceProcs(dd); len(left) != 0 {
+		t.Errorf("instance processes left running after plumbline stop: %v", left)
+	}
+	up = runCLI(t, dd, dir, "up", ".", "--listen", "127.0.0.1:0")
+	if up.code != 0 {
+		t.Fatalf("up after stop: %s", up)
+	}
+	s = upServer(t, dd)
+	shell, curl, _ = upSnippets(t, up.stderr)
+	if got := run(shell + "\n" + curl); strings.TrimSpace(got) != `{"species":["virginica"]}` {
+		t.Errorf("after stop and up, the curl snippet printed %q, want the prediction", got)
+	}
+
 	// down --stop-server: the endpoint goes, then the server stops.
 	down := runCLI(t, dd, dir, "down", ".", "--stop-server")
 	if down.code != 0 || !strings.Contains(down.stderr, "Stopped") {
