@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -92,4 +93,35 @@ func TestInitR(t *testing.T) {
 			t.Errorf("an empty src/ was left behind")
 		}
 	})
+}
+
+// TestScaffoldDockerfileNoWarning: up does not warn about the Dockerfile of
+// the folder init r makes, nor about the seed example's: they install carrier
+// (not needed to call a crate) and packages plumbline's R already has.
+func TestScaffoldDockerfileNoWarning(t *testing.T) {
+	scaffold := filepath.Join(t.TempDir(), "cars-model")
+	if code, errs := runCLI(t, "init", "r", scaffold); code != 0 {
+		t.Fatalf("init r: exit %d: %s", code, errs)
+	}
+	dirs := []string{scaffold}
+	// The seed's Dockerfile also installs randomForest: no warning where
+	// this machine's R has it (scripts/install-deps.sh installs it).
+	if _, err := exec.LookPath("Rscript"); err == nil {
+		dirs = append(dirs, filepath.Join("..", "..", "examples", "r-iris"))
+	} else if os.Getenv("PLUMBLINE_CI") == "1" {
+		t.Fatal("PLUMBLINE_CI=1 and Rscript is missing: bash scripts/install-deps.sh installs R")
+	} else {
+		t.Log("Rscript is not installed: checking only the scaffold's Dockerfile")
+	}
+	for _, dir := range dirs {
+		plan, err := loadUpPlan(dir, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		for _, d := range plan.deployments {
+			if w := dockerfileWarning(context.Background(), dir, d.Deployment); w != "" {
+				t.Errorf("%s: up would warn: %s", dir, w)
+			}
+		}
+	}
 }
