@@ -112,19 +112,7 @@ func TestSampleRequestFailureKeepsPreviousVersionServing(t *testing.T) {
 
 	v2 := plan("ep", "blue", 1, map[string]string{"V": "2"})
 	v2.SampleRequest = []byte(`{"bad":true}`)
-	// The API keeps the last good record in Previous; do the same here.
-	b, err := json.Marshal(resolve.Record{Document: json.RawMessage(`{}`), Plan: v2,
-		Previous: &resolve.Record{Document: json.RawMessage(`{}`), Plan: v1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.st.UpdateDeployment(context.Background(), "ep", "blue", func(d *store.Deployment) error {
-		d.Spec, d.State = b, store.StateUpdating
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	e.rec.Notify()
+	e.updateKeeping(v1, v2)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		for _, in := range e.routes("blue") {
@@ -147,4 +135,22 @@ func TestSampleRequestFailureKeepsPreviousVersionServing(t *testing.T) {
 	if got := e.waitRoutes("blue", 1, 2*time.Second); got[0].Name != old.Name || got[0].Addr != old.Addr {
 		t.Errorf("after the failed update the pool is %v, want the previous version's %v", got, old)
 	}
+}
+
+// updateKeeping updates the deployment to p while its record keeps prev
+// as the last version that succeeded, as the API does.
+func (e *env) updateKeeping(prev, p *resolve.Plan) {
+	e.t.Helper()
+	b, err := json.Marshal(resolve.Record{Document: json.RawMessage(`{}`), Plan: p,
+		Previous: &resolve.Record{Document: json.RawMessage(`{}`), Plan: prev}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.st.UpdateDeployment(context.Background(), p.Endpoint, p.Deployment, func(d *store.Deployment) error {
+		d.Spec, d.State = b, store.StateUpdating
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.rec.Notify()
 }
