@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/plumbline/plumbline/internal/plumber"
 )
 
 // leanR is the R side of the runtime: the loaded session and its workers.
@@ -62,7 +64,10 @@ type loadInfo struct {
 // working directory ("" for the supervisor's).
 func startSession(cfg Config, host, port string, env []string, workDir string, stdout, stderr io.Writer) (*session, error) {
 	script := filepath.Join(cfg.Dir, "lean.R")
-	if err := os.WriteFile(script, leanR, 0o600); err != nil {
+	// plumbline's R handlers (the error body and request log every R
+	// runtime shares) come first; lean.R installs them once plumbed.
+	src := append([]byte(plumber.HandlersR+"\n"), leanR...)
+	if err := os.WriteFile(script, src, 0o600); err != nil {
 		return nil, fmt.Errorf("write the R script: %w", err)
 	}
 	eventsPath := filepath.Join(cfg.Dir, "zygote.out")
