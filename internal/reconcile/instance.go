@@ -51,6 +51,10 @@ type instance struct {
 	parkedAt  time.Time
 	waking    bool
 	probeFrom time.Time
+	// samplePassed: the plan's sample request answered 2xx (see
+	// SampleTester); sampleFailed: what it answered instead.
+	samplePassed bool
+	sampleFailed string
 }
 
 // view is a consistent copy of an instance's mutable state.
@@ -59,7 +63,7 @@ type view struct {
 	parked, waking                                                 bool
 	readySince, lastProbeAt, parkedAt                              time.Time
 	exitCode, restarts                                             int
-	exitMsg, lastProbeError                                        string
+	exitMsg, lastProbeError, sampleFailed                          string
 }
 
 func (in *instance) view() view {
@@ -71,6 +75,7 @@ func (in *instance) view() view {
 		readySince: in.readySince, exitCode: in.exitCode, exitMsg: in.exitMsg,
 		lastProbeError: in.lastProbeError, lastProbeAt: in.lastProbeAt, restarts: in.restarts,
 		parked: in.parked, waking: in.waking, parkedAt: in.parkedAt,
+		sampleFailed: in.sampleFailed,
 	}
 }
 
@@ -266,6 +271,17 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 			if ctx.Err() != nil {
 				return
 			}
+			sampleFailed := false
+			if res.ok && readyOK+1 >= rp.SuccessThreshold && r.needsSample(in) {
+				// About to be ready: the sample request must pass first.
+				res = r.testSample(ctx, in)
+				if ctx.Err() != nil {
+					return
+				}
+				if sampleFailed = !res.ok; sampleFailed {
+					r.enqueue(in.endpoint, in.deployment)
+				}
+			}
 			in.mu.Lock()
 			if in.parked {
 				in.mu.Unlock()
@@ -299,7 +315,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 				}
 				changed()
 			}
-			if everReady || nowReady || rp.InitialDelay > 0 {
+			if everReady || nowReady || rp.InitialDelay > 0 || sampleFailed {
 				nextReady = time.Now().Add(rp.Period)
 			} else {
 				nextReady = time.Now().Add(startupPoll())
