@@ -66,6 +66,9 @@ type Config struct {
 	// Images builds and inspects container images (nil: no container
 	// engine; the image API answers 409).
 	Images ImageService
+	// Fetch verifies the artifact tokens of GET /api/v1/fetch/{digest}
+	// (plumbline fetch in a Kubernetes pod); nil: that route answers 404.
+	Fetch *auth.ArtifactTokens
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits
 	Logger       *slog.Logger
@@ -175,6 +178,7 @@ func (s *Server) routes() {
 			}
 		})
 	}
+	s.fetchRoutes()
 	s.mux.HandleFunc("GET "+prefix+"/openapi.json", s.openAPI)
 	s.mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound(r.URL.Path, "no such API route: %s %s (see %s/openapi.json)", r.Method, r.URL.Path, prefix))

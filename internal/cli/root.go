@@ -120,6 +120,7 @@ online-deployment commands as you would 'az ml'.`,
 		newInfoCmd(g),
 		newEnvironmentCmd(g),
 		newImageCmd(g),
+		newFetchCmd(g),
 	)
 	return root
 }

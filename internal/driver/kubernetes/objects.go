@@ -243,13 +243,17 @@ func (d *Driver) deploymentObject(spec driver.DeploymentSpec, name string) *apps
 	var fetchArgs []string
 	if spec.Model != nil {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "model", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		// The model volume holds the registered path's basename
+		// (models/crate.bin): mounted at AZUREML_MODEL_DIR.
 		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "model", MountPath: l.modelDir, ReadOnly: true})
-		fetchArgs = append(fetchArgs, "--model", spec.Model.Digest, "--model-dir", path.Join(fetchModelDir, spec.Model.Path))
+		fetchArgs = append(fetchArgs, spec.Model.Digest+"="+fetchModelDir)
 	}
 	if spec.Code != nil {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "code", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
-		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "code", MountPath: l.codeDir, ReadOnly: true})
-		fetchArgs = append(fetchArgs, "--code", spec.Code.Digest, "--code-dir", fetchCodeDir)
+		// The code volume holds the code folder (src/plumber.R); its
+		// folder is AML_APP_ROOT.
+		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "code", MountPath: l.codeDir, SubPath: spec.Code.Path, ReadOnly: true})
+		fetchArgs = append(fetchArgs, spec.Code.Digest+"="+fetchCodeDir)
 	}
 	if len(fetchArgs) > 0 {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "fetch-secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -260,11 +264,7 @@ func (d *Driver) deploymentObject(spec driver.DeploymentSpec, name string) *apps
 			Image:           d.cfg.FetchImage,
 			ImagePullPolicy: d.cfg.ImagePullPolicy,
 			Command:         []string{"plumbline", "fetch"},
-			Args: append([]string{
-				"--server", d.cfg.FetchServer,
-				"--token-file", path.Join(fetchSecret, FetchTokenKey),
-				"--cacert", path.Join(fetchSecret, FetchCAKey),
-			}, fetchArgs...),
+			Args: append(fetchFlags(d.cfg), fetchArgs...),
 			VolumeMounts: []corev1.VolumeMount{{Name: "fetch-secret", MountPath: fetchSecret, ReadOnly: true}},
 			SecurityContext: &corev1.SecurityContext{
 				AllowPrivilegeEscalation: &no,
@@ -329,6 +329,16 @@ func (d *Driver) serviceObject(spec driver.DeploymentSpec, name string, owner me
 			PublishNotReadyAddresses: false,
 		},
 	}
+}
+
+// fetchFlags are plumbline fetch's flags: the control plane, the token and
+// the CA its certificate chains to (none: the system's roots).
+func fetchFlags(cfg Config) []string {
+	f := []string{"--server", cfg.FetchServer, "--token-file", path.Join(fetchSecret, FetchTokenKey)}
+	if len(cfg.FetchCA) > 0 {
+		f = append(f, "--ca-cert", path.Join(fetchSecret, FetchCAKey))
+	}
+	return f
 }
 
 func ptr[T any](v T) *T { return &v }
