@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/plumbline/plumbline/internal/k8stest"
 )
 

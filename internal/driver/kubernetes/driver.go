@@ -439,4 +439,3 @@ func containerStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
 	}
 	return nil
 }
-

@@ -264,8 +264,8 @@ func (d *Driver) deploymentObject(spec driver.DeploymentSpec, name string) *apps
 			Image:           d.cfg.FetchImage,
 			ImagePullPolicy: d.cfg.ImagePullPolicy,
 			Command:         []string{"plumbline", "fetch"},
-			Args: append(fetchFlags(d.cfg), fetchArgs...),
-			VolumeMounts: []corev1.VolumeMount{{Name: "fetch-secret", MountPath: fetchSecret, ReadOnly: true}},
+			Args:            append(fetchFlags(d.cfg), fetchArgs...),
+			VolumeMounts:    []corev1.VolumeMount{{Name: "fetch-secret", MountPath: fetchSecret, ReadOnly: true}},
 			SecurityContext: &corev1.SecurityContext{
 				AllowPrivilegeEscalation: &no,
 				ReadOnlyRootFilesystem:   &yes,
@@ -346,4 +346,3 @@ func ptr[T any](v T) *T { return &v }
 // preStopSeconds is how long a terminating pod keeps serving while the
 // gateways drop it from their tables.
 const preStopSeconds = 3
-
