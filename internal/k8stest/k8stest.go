@@ -771,3 +771,30 @@ func envFileValue(name string) string {
 	}
 	return v
 }
+
+// Listen opens a listener inside the cluster's network namespace (on
+// NodeIP, pods reach it), made like DialContext's sockets.
+func (c *Cluster) Listen(network, addr string) (net.Listener, error) {
+	type result struct {
+		l   net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
+		f, err := os.Open(c.NetNS())
+		if err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{nil, fmt.Errorf("enter network namespace %s: %w", c.Name, err)}
+			return
+		}
+		l, err := net.Listen(network, addr)
+		ch <- result{l, err}
+	}()
+	r := <-ch
+	return r.l, r.err
+}
