@@ -30,6 +30,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -199,7 +201,9 @@ func Start(ctx context.Context) (c *Cluster, err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w%s", err, c.logTails())
-			if serr := c.Stop(); serr != nil {
+			if os.Getenv("PLUMBLINE_K8STEST_KEEP") == "1" {
+				err = fmt.Errorf("%w\n(kept for inspection: %s, network namespace %s)", err, c.Dir, c.Name)
+			} else if serr := c.Stop(); serr != nil {
 				err = fmt.Errorf("%w; and stopping it: %v", err, serr)
 			}
 			c = nil
@@ -341,7 +345,10 @@ func (c *Cluster) run(name, prog string, args ...string) error {
 	cmd := exec.Command("nsenter", append([]string{"--net=" + c.NetNS(), "--", prog}, args...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), "KUBECACHEDIR="+filepath.Join(c.Dir, "kube-cache"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the forking OS thread ends, and threads
+	// that joined the cluster's namespace end (see inNetNS). Stop, and the
+	// next run's sweep, end the components.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
@@ -354,7 +361,7 @@ func (c *Cluster) run(name, prog string, args ...string) error {
 
 func (c *Cluster) waitAPIServer(ctx context.Context) error {
 	hc := c.HTTPClient()
-	hc.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify = true
+	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: c.caPool()}
 	hc.Timeout = 2 * time.Second
 	for {
 		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("https://127.0.0.1:%d/readyz", apiserverPort), nil)
@@ -392,33 +399,63 @@ func (c *Cluster) waitNode(ctx context.Context) error {
 	}
 }
 
-// DialContext opens a connection from inside the cluster's network
-// namespace: the socket is made on an OS thread that joined the namespace,
-// and that thread is discarded afterwards. addr must be an IP literal.
-func (c *Cluster) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
+// caPool trusts the cluster's CA.
+func (c *Cluster) caPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	if b, err := os.ReadFile(c.pki.path("ca.crt")); err == nil {
+		pool.AppendCertsFromPEM(b)
 	}
-	ch := make(chan result, 1)
+	return pool
+}
+
+// inNetNS runs fn on an OS thread that joined the cluster's network
+// namespace: sockets fn makes belong to it, and stay usable from any
+// goroutine. The thread returns to the process's namespace afterwards;
+// when that fails it is discarded (its goroutine ends locked).
+func (c *Cluster) inNetNS(fn func()) error {
+	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
-		f, err := os.Open(c.NetNS())
+		runtime.LockOSThread()
+		self, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
-			ch <- result{nil, err}
+			errc <- err
 			return
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, fmt.Errorf("enter network namespace %s: %w", c.Name, err)}
+		defer self.Close()
+		target, err := os.Open(c.NetNS())
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
 			return
 		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, network, addr)
-		ch <- result{conn, err}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter network namespace %s: %w", c.Name, err)
+			return
+		}
+		fn()
+		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- nil
 	}()
-	r := <-ch
-	return r.conn, r.err
+	return <-errc
+}
+
+// DialContext opens a connection from inside the cluster's network
+// namespace. addr must be an IP literal (a name could be resolved on
+// another thread, outside the namespace).
+func (c *Cluster) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	var derr error
+	if err := c.inNetNS(func() {
+		var d net.Dialer
+		conn, derr = d.DialContext(ctx, network, addr)
+	}); err != nil {
+		return nil, err
+	}
+	return conn, derr
 }
 
 // HTTPClient returns a client whose connections are made inside the
@@ -428,7 +465,6 @@ func (c *Cluster) HTTPClient() *http.Client {
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			DialContext:     c.DialContext,
-			TLSClientConfig: nil,
 			MaxIdleConns:    100, MaxIdleConnsPerHost: 100, IdleConnTimeout: 30 * time.Second,
 			ForceAttemptHTTP2: false,
 		},
@@ -773,28 +809,12 @@ func envFileValue(name string) string {
 }
 
 // Listen opens a listener inside the cluster's network namespace (on
-// NodeIP, pods reach it), made like DialContext's sockets.
+// NodeIP, pods reach it).
 func (c *Cluster) Listen(network, addr string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
+	var l net.Listener
+	var lerr error
+	if err := c.inNetNS(func() { l, lerr = net.Listen(network, addr) }); err != nil {
+		return nil, err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
-		f, err := os.Open(c.NetNS())
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, fmt.Errorf("enter network namespace %s: %w", c.Name, err)}
-			return
-		}
-		l, err := net.Listen(network, addr)
-		ch <- result{l, err}
-	}()
-	r := <-ch
-	return r.l, r.err
+	return l, lerr
 }

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +35,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/plumbline/plumbline/internal/driver"
 )
@@ -180,22 +182,36 @@ func (d *Driver) ApplyDeployment(ctx context.Context, spec driver.DeploymentSpec
 	}
 	name := ObjectName(spec.Endpoint, spec.Deployment)
 	want := d.deploymentObject(spec, name)
+	// The API server fills defaults into what it stores, so "what we
+	// want" is compared by a hash of our own object, kept in an
+	// annotation: applying the same spec again changes nothing.
+	want.Annotations[AnnotationSpec] = specHash(want)
 	deps := d.client.AppsV1().Deployments(d.cfg.Namespace)
-	cur, err := deps.Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if cur, err = deps.Create(ctx, want, metav1.CreateOptions{FieldManager: "plumbline"}); err != nil {
-			return d.applyError(id, "create Deployment "+name, err)
+	var cur *appsv1.Deployment
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		cur, err = deps.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			cur, err = deps.Create(ctx, want, metav1.CreateOptions{FieldManager: "plumbline"})
+			return err
+		case err != nil:
+			return err
+		case !d.owned(cur):
+			return &driver.StartError{ID: id, Reason: fmt.Sprintf("a Deployment named %s exists in namespace %s and is not this plumbline's (owner label %q); delete or rename it", name, d.cfg.Namespace, cur.Labels[LabelOwner])}
+		case cur.Annotations[AnnotationSpec] == want.Annotations[AnnotationSpec]:
+			return nil
 		}
-	case err != nil:
-		return fmt.Errorf("deployment %s: get Deployment %s: %w", id, name, err)
-	case !d.owned(cur):
-		return &driver.StartError{ID: id, Reason: fmt.Sprintf("a Deployment named %s exists in namespace %s and is not this plumbline's (owner label %q); delete or rename it", name, d.cfg.Namespace, cur.Labels[LabelOwner])}
-	default:
 		cur.Labels, cur.Annotations, cur.Spec = want.Labels, want.Annotations, want.Spec
-		if cur, err = deps.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "plumbline"}); err != nil {
-			return d.applyError(id, "update Deployment "+name, err)
-		}
+		cur, err = deps.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "plumbline"})
+		return err
+	})
+	var se *driver.StartError
+	if errors.As(err, &se) {
+		return err
+	}
+	if err != nil {
+		return d.applyError(id, "apply Deployment "+name, err)
 	}
 	owner := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: cur.Name, UID: cur.UID, Controller: ptr(true), BlockOwnerDeletion: ptr(true)}
 	if spec.Model != nil || spec.Code != nil {

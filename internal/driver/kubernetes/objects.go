@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 
 	"math"
 	"path"
@@ -43,6 +44,8 @@ const (
 	// AnnotationEndpoint and AnnotationDeployment keep the names' case.
 	AnnotationEndpoint   = "plumbline.io/endpoint-name"
 	AnnotationDeployment = "plumbline.io/deployment-name"
+	// AnnotationSpec is a hash of the Deployment the driver asked for.
+	AnnotationSpec = "plumbline.io/spec"
 	managedBy            = "plumbline"
 )
 
@@ -339,6 +342,23 @@ func fetchFlags(cfg Config) []string {
 		f = append(f, "--ca-cert", path.Join(fetchSecret, FetchCAKey))
 	}
 	return f
+}
+
+// specHash is a digest of what the driver wants of a Deployment: its
+// labels, annotations (but this one) and spec.
+func specHash(dep *appsv1.Deployment) string {
+	ann := map[string]string{}
+	for k, v := range dep.Annotations {
+		if k != AnnotationSpec {
+			ann[k] = v
+		}
+	}
+	b, _ := json.Marshal(struct {
+		L, A map[string]string
+		S    appsv1.DeploymentSpec
+	}{dep.Labels, ann, dep.Spec})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
 }
 
 func ptr[T any](v T) *T { return &v }
