@@ -464,8 +464,8 @@ func (c *Cluster) HTTPClient() *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			DialContext:     c.DialContext,
-			MaxIdleConns:    100, MaxIdleConnsPerHost: 100, IdleConnTimeout: 30 * time.Second,
+			DialContext:  c.DialContext,
+			MaxIdleConns: 100, MaxIdleConnsPerHost: 100, IdleConnTimeout: 30 * time.Second,
 			ForceAttemptHTTP2: false,
 		},
 	}

@@ -46,7 +46,7 @@ const (
 	AnnotationDeployment = "plumbline.io/deployment-name"
 	// AnnotationSpec is a hash of the Deployment the driver asked for.
 	AnnotationSpec = "plumbline.io/spec"
-	managedBy            = "plumbline"
+	managedBy      = "plumbline"
 )
 
 // mounts inside the storage initializer, where it writes what the serving
