@@ -173,6 +173,7 @@ func (f *fed) score(hc *http.Client, header map[string]string) (int, map[string]
 // requests), counting answers by status and by what answered.
 type load struct {
 	ok, failed atomic.Int64
+	bounded    atomic.Bool // a worker ended on the count or time bound, not on stop
 	mu         sync.Mutex
 	by         map[string]int // DEPLOYMENT/TEMPLATE → count
 	failures   []string
@@ -182,14 +183,23 @@ type load struct {
 func startLoad(f *fed, workers int, stop <-chan struct{}) *load {
 	l := &load{by: map[string]int{}, done: make(chan struct{})}
 	var wg sync.WaitGroup
-	const limit = 20000
+	// Bounded in count and time; the test stops it sooner.
+	const limit = 500000
+	deadline := time.Now().Add(3 * time.Minute)
 	var sent atomic.Int64
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			hc := &http.Client{Timeout: 15 * time.Second}
-			for sent.Add(1) <= limit {
+			defer func() {
+				select {
+				case <-stop:
+				default:
+					l.bounded.Store(true)
+				}
+			}()
+			for sent.Add(1) <= limit && time.Now().Before(deadline) {
 				select {
 				case <-stop:
 					return
@@ -340,6 +350,9 @@ func TestGatewayOnEndpointSlices(t *testing.T) {
 		time.Sleep(time.Second)
 		close(stop)
 		<-l.done
+		if l.bounded.Load() {
+			t.Fatal("the load reached its bound before the test stopped it")
+		}
 		if l.failed.Load() != 0 || l.ok.Load() == 0 {
 			t.Errorf("while a pod was deleted and replaced: %d answered, %d failed: %v", l.ok.Load(), l.failed.Load(), l.failures)
 		}
@@ -360,10 +373,14 @@ func TestGatewayOnEndpointSlices(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		close(stop)
 		<-l.done
+		if l.bounded.Load() {
+			t.Fatal("the load reached its bound before the test stopped it")
+		}
 		by := l.counts()
 		if l.failed.Load() != 0 {
 			t.Errorf("rolling image update: %d failed requests: %v", l.failed.Load(), l.failures)
 		}
+
 		if by["blue/t1:blue-1"] == 0 || by["blue/t1:blue-2"] == 0 {
 			t.Errorf("answers by template = %v, want both the old and the new image to have answered", by)
 		}
@@ -391,6 +408,9 @@ func TestGatewayOnEndpointSlices(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		close(stop)
 		<-l.done
+		if l.bounded.Load() {
+			t.Fatal("the load reached its bound before the test stopped it")
+		}
 		by := l.counts()
 		if l.failed.Load() != 0 {
 			t.Errorf("blue/green shift: %d failed requests: %v", l.failed.Load(), l.failures)
