@@ -247,6 +247,14 @@ func (c *Client) GetModel(ctx context.Context, name, version string) (*Model, er
 	return &out, c.getJSON(ctx, "/models/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), nil, &out)
 }
 
+// UpdateModel replaces a model version's description, tags and stage;
+// version "@latest" names the newest version that is not archived.
+func (c *Client) UpdateModel(ctx context.Context, name, version string, u ModelUpdate) (*Model, error) {
+	var out Model
+	_, err := c.sendJSON(ctx, http.MethodPatch, "/models/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version), nil, u, &out)
+	return &out, err
+}
+
 // ArchiveModel archives (or restores, archived=false) one version, or all
 // versions when version is "".
 func (c *Client) ArchiveModel(ctx context.Context, name, version string, archived bool) error {
@@ -382,8 +390,10 @@ type LogOptions struct {
 	Instance string
 	// Follow streams new lines until ctx ends.
 	Follow bool
-	// Container is "" or inference-server (the instances' output), or
-	// image-build (the log of the deployment's image build).
+	// Container is "" or "inference-server" (the scoring server's console),
+	// "storage-initializer" (the events of fetching the model and code for
+	// each instance) or "image-build" (the log of the deployment's image
+	// build).
 	Container string
 }
 

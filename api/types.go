@@ -80,11 +80,14 @@ type Model struct {
 	Description string            `json:"description,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty"`
 	// Path is the registered path's basename, kept under AZUREML_MODEL_DIR.
-	Path      string    `json:"path"`
-	Digest    string    `json:"digest"`
-	Size      int64     `json:"size"`
-	Files     int       `json:"files"`
-	Archived  bool      `json:"archived,omitempty"`
+	Path     string `json:"path"`
+	Digest   string `json:"digest"`
+	Size     int64  `json:"size"`
+	Files    int    `json:"files"`
+	Archived bool   `json:"archived,omitempty"`
+	// Stage is free-form (Development, Production…), changed with model
+	// update; "" means none.
+	Stage     string    `json:"stage,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// UsedBy lists "<endpoint>/<deployment>" pinning this version (show only).
 	UsedBy []string `json:"used_by,omitempty"`
@@ -101,6 +104,8 @@ type ModelCreate struct {
 	Type        string            `json:"type,omitempty"`
 	Description string            `json:"description,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty"`
+	// Stage is optional and free-form (Development, Production…).
+	Stage string `json:"stage,omitempty"`
 	// Artifact is the digest returned by POST /api/v1/artifacts.
 	Artifact string `json:"artifact"`
 	// InputContract is optional: {"columns": [{name, type, levels}], or
@@ -108,6 +113,15 @@ type ModelCreate struct {
 	// "all_na_columns": reject|allow}; the gateway enforces it for
 	// deployments of this version.
 	InputContract json.RawMessage `json:"input_contract,omitempty"`
+}
+
+// ModelUpdate replaces what `model update` may change on a model version:
+// its description, tags and stage (all three: send what GET returned,
+// changed). Its files, name, version and type never change.
+type ModelUpdate struct {
+	Description string            `json:"description"`
+	Tags        map[string]string `json:"tags"`
+	Stage       string            `json:"stage"`
 }
 
 // Endpoint is an online endpoint as `show` prints it.
@@ -199,6 +213,9 @@ func (d *Deployment) UnmarshalJSON(b []byte) error {
 type Keys struct {
 	PrimaryKey   string `json:"primaryKey"`
 	SecondaryKey string `json:"secondaryKey"`
+	// TokensRevoked is set by regenerate-keys on an aml_token endpoint:
+	// every token issued so far was revoked (there are no keys).
+	TokensRevoked bool `json:"tokensRevoked,omitempty"`
 }
 
 // Token is the get-credentials answer for auth_mode aml_token.

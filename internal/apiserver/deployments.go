@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/resolve"
@@ -111,7 +114,11 @@ func (s *Server) postDeployment(w http.ResponseWriter, r *http.Request) error {
 // notices.
 func (s *Server) deploymentEvents0(r *http.Request, dep store.Deployment, rec *resolve.Record, reason, msg string) {
 	p := rec.Plan
-	detail := fmt.Sprintf("%s: runtime %s, %d instance(s)", msg, p.Runtime, p.InstanceCount)
+	runtime := string(p.Runtime)
+	if p.Lean() {
+		runtime += fmt.Sprintf(" (lean R runtime, %d worker(s) per instance)", p.Workers)
+	}
+	detail := fmt.Sprintf("%s: runtime %s, %d instance(s)", msg, runtime, p.InstanceCount)
 	if p.ModelName != "" {
 		detail += fmt.Sprintf(", model %s:%s (%s)", p.ModelName, p.ModelVersion, shortDigest(p.ModelDigest))
 	}
@@ -226,17 +233,17 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request) error {
 	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
-	ep, err := s.cfg.Store.GetEndpoint(r.Context(), epName)
-	if err != nil {
-		return s.endpointErr(epName, err)
-	}
-	if ep.Traffic[name] > 0 {
-		return conflict(name, "deployment %s still has %d%% of the live traffic; move it to other deployments first, e.g. plumbline online-endpoint update --name %s --traffic \"<other>=100\"", name, ep.Traffic[name], epName)
-	}
-	if ep.Mirror[name] > 0 {
-		return conflict(name, "deployment %s receives %d%% mirrored traffic; stop mirroring first: plumbline online-endpoint update --name %s --mirror-traffic \"%s=0\"", name, ep.Mirror[name], epName, name)
-	}
-	_, err = s.cfg.Store.UpdateDeployment(r.Context(), epName, name, func(x *store.Deployment) error {
+	// The traffic is checked inside the write, with the endpoint locked
+	// first: a traffic update that checked this deployment was live cannot
+	// commit in between (putEndpoint locks the endpoint and checks inside
+	// its write too).
+	_, err := s.cfg.Store.UpdateDeploymentWithEndpoint(r.Context(), epName, name, func(ep *store.Endpoint, x *store.Deployment) error {
+		if ep.Traffic[name] > 0 {
+			return conflict(name, "deployment %s still has %d%% of the live traffic; move it to other deployments first, e.g. plumbline online-endpoint update --name %s --traffic \"<other>=100\"", name, ep.Traffic[name], epName)
+		}
+		if ep.Mirror[name] > 0 {
+			return conflict(name, "deployment %s receives %d%% mirrored traffic; stop mirroring first: plumbline online-endpoint update --name %s --mirror-traffic \"%s=0\"", name, ep.Mirror[name], epName, name)
+		}
 		if x.State == store.StateDeleting {
 			return conflict(name, "deployment %s is already being deleted", name)
 		}
@@ -288,6 +295,12 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		lines = n
 	}
 	follow := q.Get("follow") == "true"
+	if q.Get("container") == LogContainerStorage {
+		if follow {
+			return badRequest("follow", "follow works for the inference-server container only; storage-initializer logs are complete once the instance starts")
+		}
+		return s.storageLogs(w, r, epName, name, q.Get("instance"), lines)
+	}
 	fw := &flushWriter{w: w}
 	if f, ok := w.(http.Flusher); ok {
 		fw.f = f
@@ -309,7 +322,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		}
 		return notFound(name, "deployment %s has no image build log: plumbline builds an image only for an environment with build (under serve --driver docker)", name)
 	default:
-		return badRequest("container", "container %q: want inference-server (the instances' output) or %s", c, LogContainerBuild)
+		return badRequest("container", "container %q: want inference-server (the instances' output), %s (fetching the model and code) or %s (the image build)", c, LogContainerStorage, LogContainerBuild)
 	}
 	err = s.cfg.Runtime.Logs(ctx, epName, name, q.Get("instance"), lines, follow, fw)
 	if err != nil && !fw.wrote {
@@ -319,6 +332,34 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 			return berr
 		}
 		return notFound(name, "no logs for deployment %s: %v", name, err)
+	}
+	return nil
+}
+
+// storageLogs writes the storage-initializer "log": the events of the step
+// that materialises the deployment's model and code for each instance, one
+// line each, the last lines of them.
+func (s *Server) storageLogs(w http.ResponseWriter, r *http.Request, endpoint, deployment, instance string, lines int) error {
+	evs, err := s.cfg.Store.ListEvents(r.Context(), store.EventFilter{Endpoint: endpoint, Deployment: deployment, Instance: instance})
+	if err != nil {
+		return err
+	}
+	var out []string
+	for _, e := range evs {
+		if !slices.Contains(store.StorageInitializerReasons, e.Reason) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s %s: %s\n", e.Time.UTC().Format(time.RFC3339), e.Instance, e.Reason, e.Message))
+	}
+	if lines > 0 && len(out) > lines {
+		out = out[len(out)-lines:]
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	for _, l := range out {
+		if _, err := io.WriteString(w, l); err != nil {
+			return nil
+		}
 	}
 	return nil
 }
@@ -450,3 +491,7 @@ func (s *Server) resolver() *resolve.Resolver {
 	})
 	return s.cfg.Resolver
 }
+
+// LogContainerStorage is the logs' container query value for the
+// storage-initializer step (storageLogs).
+const LogContainerStorage = "storage-initializer"

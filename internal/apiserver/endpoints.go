@@ -79,7 +79,7 @@ func (s *Server) postEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rec, err := s.cfg.Store.CreateEndpoint(r.Context(), store.Endpoint{
-		Name: ep.Name, Spec: specJSON, AuthMode: string(ep.AuthMode),
+		Name: ep.Name, Spec: specJSON, AuthMode: authMode(ep.AuthMode),
 		PrimaryKey: primary, SecondaryKey: secondary,
 		Traffic: map[string]int{}, Mirror: map[string]int{},
 		State: store.StateSucceeded, Generation: 1,
@@ -90,7 +90,7 @@ func (s *Server) postEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.event(r, ep.Name, "", "Normal", "Created", "endpoint created with auth_mode "+string(ep.AuthMode))
+	s.event(r, ep.Name, "", "Normal", "Created", "endpoint created with auth_mode "+authMode(ep.AuthMode))
 	s.cfg.OnChange()
 	out, err := s.endpointOut(r, rec)
 	if err != nil {
@@ -109,32 +109,34 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if !strings.EqualFold(ep.Name, name) {
 		return badRequest("name", "the document names endpoint %s but the request is for %s", ep.Name, name)
 	}
-	deps, err := s.cfg.Store.ListDeployments(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	live := map[string]bool{}
-	for _, d := range deps {
-		if d.State != store.StateDeleting {
-			live[d.Name] = true
-		}
-	}
-	for _, m := range []map[string]int{ep.Traffic, ep.MirrorTraffic} {
-		for dep, pct := range m {
-			if pct > 0 && !live[dep] {
-				return badRequest("traffic", "endpoint %s has no deployment %s; its deployments are: %s", name, dep, joinKeys(live))
-			}
-		}
-	}
 	specJSON, err := json.Marshal(ep)
 	if err != nil {
 		return err
 	}
-	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
+	// The deployments are checked inside the write, with the endpoint
+	// locked: a deletion that checked the traffic before this write cannot
+	// commit in between (deleteDeployment locks the endpoint first too).
+	rec, err := s.cfg.Store.UpdateEndpointWithDeployments(r.Context(), name, func(e *store.Endpoint, deps []store.Deployment) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is being deleted", name)
 		}
-		e.Spec, e.AuthMode = specJSON, string(ep.AuthMode)
+		live := map[string]bool{}
+		for _, d := range deps {
+			if d.State != store.StateDeleting {
+				live[d.Name] = true
+			}
+		}
+		for _, m := range []map[string]int{ep.Traffic, ep.MirrorTraffic} {
+			for dep, pct := range m {
+				if pct > 0 && !live[strings.ToLower(dep)] {
+					return badRequest("traffic", "endpoint %s has no deployment %s; its deployments are: %s", name, dep, joinKeys(live))
+				}
+			}
+		}
+		if authMode(e.AuthMode) != authMode(ep.AuthMode) {
+			e.TokenGeneration++ // tokens issued under another auth mode do not come back
+		}
+		e.Spec, e.AuthMode = specJSON, authMode(ep.AuthMode)
 		e.Traffic, e.Mirror = nonZero(ep.Traffic), nonZero(ep.MirrorTraffic)
 		e.Generation++
 		return nil
@@ -251,7 +253,7 @@ func (s *Server) endpointOut(r *http.Request, rec store.Endpoint) (api.Endpoint,
 		kind = "K8S"
 	}
 	return api.Endpoint{
-		Name: rec.Name, Description: ep.Description, Tags: ep.Tags, AuthMode: rec.AuthMode, Kind: kind,
+		Name: rec.Name, Description: ep.Description, Tags: ep.Tags, AuthMode: authMode(rec.AuthMode), Kind: kind,
 		Traffic: traffic, MirrorTraffic: mirror, ProvisioningState: rec.State, Reason: rec.Reason,
 		ScoringURI: s.scoringURI(rec.Name), OpenAPIURI: s.openAPIURI(rec.Name),
 		PublicNetworkAccess: ep.PublicNetworkAccess, Properties: ep.Properties,
@@ -273,7 +275,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.endpointErr(name, err)
 	}
-	if rec.AuthMode != "key" {
+	if authMode(rec.AuthMode) != spec.AuthKey {
 		return badRequest("auth_mode", "Endpoint '%s' does not use keys for authentication (auth_mode is %s); get a token with: plumbline online-endpoint get-credentials --name %s", name, rec.AuthMode, name)
 	}
 	writeJSON(w, http.StatusOK, api.Keys{PrimaryKey: rec.PrimaryKey, SecondaryKey: rec.SecondaryKey})
@@ -299,8 +301,17 @@ func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var revoked bool
 	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
-		if e.AuthMode != "key" {
+		switch authMode(e.AuthMode) {
+		case spec.AuthKey:
+		case spec.AuthAMLToken:
+			// The credentials of an aml_token endpoint are its tokens:
+			// regenerating them revokes every one issued so far.
+			e.TokenGeneration++
+			revoked = true
+			return nil
+		default:
 			return badRequest("auth_mode", "Endpoint '%s' does not use keys for authentication.", name)
 		}
 		if kt == "primary" {
@@ -313,9 +324,32 @@ func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.endpointErr(name, err)
 	}
+	if revoked {
+		s.event(r, name, "", "Normal", "TokensRevoked", "every aml_token issued so far was revoked (regenerate-keys); clients get new ones with get-credentials")
+		s.cfg.OnChange()
+		writeJSON(w, http.StatusOK, api.Keys{TokensRevoked: true})
+		return nil
+	}
 	s.event(r, name, "", "Normal", "KeyRegenerated", "the "+kt+" key was regenerated; the old one no longer works")
 	s.cfg.OnChange()
 	writeJSON(w, http.StatusOK, api.Keys{PrimaryKey: rec.PrimaryKey, SecondaryKey: rec.SecondaryKey})
+	return nil
+}
+
+// revokeTokens revokes every aml_token issued for the endpoint so far: its
+// token generation goes up, and tokens are bound to it.
+func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
+	name := nameParam(r, "endpoint")
+	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
+		e.TokenGeneration++
+		return nil
+	})
+	if err != nil {
+		return s.endpointErr(name, err)
+	}
+	s.event(r, name, "", "Normal", "TokensRevoked", "every aml_token issued so far was revoked; clients get new ones with get-credentials")
+	s.cfg.OnChange()
+	writeJSON(w, http.StatusOK, api.TokensRevoked{Endpoint: rec.Name, TokenGeneration: rec.TokenGeneration})
 	return nil
 }
 
@@ -325,10 +359,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.endpointErr(name, err)
 	}
-	if rec.AuthMode != "aml_token" {
+	if authMode(rec.AuthMode) != spec.AuthAMLToken {
 		return badRequest("auth_mode", "Endpoint '%s' does not use aml_token authentication (auth_mode is %s)", name, rec.AuthMode)
 	}
-	t, err := s.cfg.Tokens.IssueEndpointToken(rec.Name, s.cfg.Now())
+	t, err := s.cfg.Tokens.IssueEndpointToken(auth.Subject{Endpoint: rec.Name, ID: rec.ID, Generation: rec.TokenGeneration}, s.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -415,4 +449,14 @@ func (s *Server) getEndpointDocument(w http.ResponseWriter, r *http.Request) err
 	ep.Traffic, ep.MirrorTraffic = rec.Traffic, rec.Mirror
 	writeJSON(w, http.StatusOK, &ep)
 	return nil
+}
+
+// authMode is the endpoint's auth mode with Azure's default: an endpoint
+// created without auth_mode uses keys (records written before this default
+// was applied say "").
+func authMode(m string) string {
+	if m == "" {
+		return spec.AuthKey
+	}
+	return m
 }

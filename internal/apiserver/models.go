@@ -81,6 +81,7 @@ func (s *Server) postModel(w http.ResponseWriter, r *http.Request) error {
 	if err := spec.ValidateName("model", in.Name); err != nil {
 		return badRequest("name", "%v", err)
 	}
+	in.Name = registry.ModelName(in.Name)
 	if in.Artifact == "" {
 		return badRequest("artifact", "artifact is required: upload the model's files first (POST %s/artifacts)", prefix)
 	}
@@ -112,7 +113,7 @@ func (s *Server) postModel(w http.ResponseWriter, r *http.Request) error {
 	}
 	m, created, err := s.cfg.Registry.CreateModel(r.Context(), store.ModelVersion{
 		Name: in.Name, Version: in.Version, Digest: in.Artifact, Type: typ, Description: in.Description, Tags: in.Tags,
-		Contract: ic,
+		Contract: ic, Stage: in.Stage,
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -132,7 +133,7 @@ func modelOut(m store.ModelVersion, usedBy []string) api.Model {
 	return api.Model{
 		Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags,
 		Path: m.PathBase, Digest: m.Digest, Size: m.Size, Files: m.FileCount, Archived: m.Archived,
-		CreatedAt: m.CreatedAt, UsedBy: usedBy, InputContract: m.Contract,
+		CreatedAt: m.CreatedAt, UsedBy: usedBy, InputContract: m.Contract, Stage: m.Stage,
 	}
 }
 
@@ -141,7 +142,7 @@ func modelOut(m store.ModelVersion, usedBy []string) api.Model {
 func listFilter(r *http.Request) (store.ModelFilter, error) {
 	q := r.URL.Query()
 	f := store.ModelFilter{
-		Name:            q.Get("name"),
+		Name:            registry.ModelName(q.Get("name")),
 		IncludeArchived: q.Get("include_archived") == "true",
 		ArchivedOnly:    q.Get("archived_only") == "true",
 	}
@@ -173,7 +174,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
-	name, version := r.PathValue("name"), r.PathValue("version")
+	name, version := registry.ModelName(r.PathValue("name")), r.PathValue("version")
 	label := strings.TrimPrefix(version, "@")
 	var (
 		m   store.ModelVersion
@@ -213,16 +214,53 @@ func (s *Server) modelUsers(r *http.Request, m store.ModelVersion) ([]string, er
 		if err != nil || rec.Plan == nil {
 			continue
 		}
-		if rec.Plan.ModelName == m.Name && rec.Plan.ModelVersion == m.Version {
+		if strings.EqualFold(rec.Plan.ModelName, m.Name) && rec.Plan.ModelVersion == m.Version {
 			out = append(out, d.Endpoint+"/"+d.Name)
 		}
 	}
 	return out, nil
 }
 
+// patchModel replaces a model version's description, tags and stage.
+func (s *Server) patchModel(w http.ResponseWriter, r *http.Request) error {
+	up, ok := s.cfg.Store.(store.ModelUpdater)
+	if !ok {
+		return &Error{Status: http.StatusNotImplemented, Code: "NotImplemented",
+			Message: "this server's store cannot change model versions yet; register a new version instead"}
+	}
+	var in api.ModelUpdate
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	name, version := r.PathValue("name"), r.PathValue("version")
+	if strings.TrimPrefix(version, "@") == "latest" {
+		m, err := s.cfg.Registry.ResolveModel(r.Context(), name, "latest")
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound(name, "model %s has no version that is not archived", name)
+		}
+		if err != nil {
+			return err
+		}
+		version = m.Version
+	}
+	m, err := up.UpdateModelMetadata(r.Context(), name, version, store.ModelMetadata{Description: in.Description, Tags: in.Tags, Stage: in.Stage})
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(name+":"+version, "model %s version %s not found", name, version)
+	}
+	if err != nil {
+		return err
+	}
+	used, err := s.modelUsers(r, m)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, modelOut(m, used))
+	return nil
+}
+
 func (s *Server) archiveModel(archived bool) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		name, version := r.PathValue("name"), r.PathValue("version")
+		name, version := registry.ModelName(r.PathValue("name")), r.PathValue("version")
 		if err := s.cfg.Store.SetModelArchived(r.Context(), name, version, archived); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return notFound(name, "model %s %s not found", name, version)

@@ -38,9 +38,10 @@ type Runtime interface {
 	Logs(ctx context.Context, endpoint, deployment, instance string, lines int, follow bool, w io.Writer) error
 }
 
-// TokenIssuer issues aml_tokens for endpoints.
+// TokenIssuer issues aml_tokens for endpoints, bound to the endpoint's
+// name, identity and token generation.
 type TokenIssuer interface {
-	IssueEndpointToken(endpoint string, now time.Time) (api.Token, error)
+	IssueEndpointToken(sub auth.Subject, now time.Time) (api.Token, error)
 }
 
 // Config wires a Server.
@@ -127,6 +128,7 @@ func (s *Server) table() []route {
 		{"POST", "/models", s.postModel},
 		{"GET", "/models", s.listModels},
 		{"GET", "/models/{name}/versions/{version}", s.getModel},
+		{"PATCH", "/models/{name}/versions/{version}", s.patchModel},
 		{"POST", "/models/{name}/versions/{version}/archive", s.archiveModel(true)},
 		{"POST", "/models/{name}/versions/{version}/restore", s.archiveModel(false)},
 		{"POST", "/models/{name}/archive", s.archiveModel(true)},
@@ -149,6 +151,7 @@ func (s *Server) table() []route {
 		{"POST", "/endpoints/{endpoint}/listkeys", s.listKeys},
 		{"POST", "/endpoints/{endpoint}/regenerateKeys", s.regenerateKeys},
 		{"POST", "/endpoints/{endpoint}/token", s.token},
+		{"POST", "/endpoints/{endpoint}/revokeTokens", s.revokeTokens},
 		{"POST", "/endpoints/{endpoint}/deployments", s.postDeployment},
 		{"GET", "/endpoints/{endpoint}/deployments", s.listDeployments},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}", s.getDeployment},
@@ -158,6 +161,9 @@ func (s *Server) table() []route {
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/logs", s.getLogs},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/events", s.deploymentEvents},
 		{"GET", "/events", s.listEvents},
+		{"POST", "/fsck", s.postFsck},
+		{"POST", "/gc", s.postGC},
+		{"PUT", "/blobs/{digest}", s.putBlob},
 	}
 }
 

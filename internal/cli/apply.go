@@ -96,7 +96,7 @@ unchanged is left alone.`,
 		},
 	}
 	c.Flags().StringArrayVarP(&files, "file", "f", nil, "file to apply (repeatable)")
-	c.Flags().StringArrayVar(&sets, "set", nil, "override a field in every file (repeatable)")
+	wordsFlag(c.Flags(), &sets, "set", "", "override a field in every file: --set a.b=VALUE [c=VALUE …] (repeatable)")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for deployments to finish")
 	return c
 }

@@ -41,22 +41,15 @@ func newDeploymentCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// parseDeploymentFile reads a deployment file with --set, --name and
-// --endpoint-name folded in, validates it and reports its notices.
-func parseDeploymentFile(g *globals, file string, sets []string, name, endpoint string) (*spec.Deployment, error) {
-	if name != "" {
-		sets = append(sets, "name="+name)
-	}
-	if endpoint != "" {
-		sets = append(sets, "endpoint_name="+endpoint)
-	}
-	d, doc, err := spec.LoadDeployment(file, sets)
+// parseDeploymentFile reads a deployment file with the generic update
+// arguments, --name and --endpoint-name applied, validates it and reports
+// its notices.
+func parseDeploymentFile(g *globals, file string, ups []spec.Update, name, endpoint string) (*spec.Deployment, error) {
+	doc, err := spec.Load(file, spec.ParseOptions{Updates: withFlags(ups, "name="+name, "endpoint_name="+endpoint), Expect: spec.KindDeployment})
 	if err != nil {
 		return nil, err
 	}
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
+	d := doc.Deployment
 	if d.EndpointName == "" {
 		return nil, usageErrorf("%s has no endpoint_name: add it to the file or pass --endpoint-name", file)
 	}

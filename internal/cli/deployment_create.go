@@ -12,7 +12,6 @@ import (
 
 func newDeploymentCreate(g *globals) *cobra.Command {
 	var file, name, endpoint string
-	var sets []string
 	var allTraffic, noWait, skipValidation bool
 	var d *spec.Deployment
 	c := &cobra.Command{
@@ -28,14 +27,14 @@ func newDeploymentCreate(g *globals) *cobra.Command {
 	f.BoolVar(&allTraffic, "all-traffic", false, "after a successful creation, send 100% of the endpoint's traffic to this deployment")
 	f.BoolVar(&noWait, "no-wait", false, "return once creation has started")
 	f.BoolVar(&skipValidation, "skip-script-validation", false, "accepted for compatibility (plumbline checks R scripts itself)")
-	f.StringArrayVar(&sets, "set", nil, "override a field, e.g. --set instance_count=2 (repeatable)")
+	u := addUpdateFlags(c, false)
 	return g.apiVerb(c, &verb{
 		required: []string{"file"},
 		check: func(*cobra.Command) (err error) {
 			if allTraffic && noWait {
 				return usageErrorf("--all-traffic sets traffic after a successful creation and does not work with --no-wait")
 			}
-			d, err = parseDeploymentFile(g, file, sets, name, endpoint)
+			d, err = parseDeploymentFile(g, file, u.updates(), name, endpoint)
 			return err
 		},
 		call: func(ctx context.Context, cn *conn) (any, error) {

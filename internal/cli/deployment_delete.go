@@ -26,7 +26,7 @@ func newDeploymentDelete(g *globals) *cobra.Command {
 				return nil, err
 			}
 			if noWait {
-				fmt.Fprintf(g.stderr, "Deleting deployment %s/%s\n", endpoint, name)
+				fmt.Fprintf(g.stderr, "Deleting deployment %s/%s; it is gone when plumbline online-deployment list -e %s no longer shows it\n", endpoint, name, endpoint)
 				return nil, nil
 			}
 			start := time.Now()

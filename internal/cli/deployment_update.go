@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,7 +14,6 @@ import (
 
 func newDeploymentUpdate(g *globals) *cobra.Command {
 	var file, name, endpoint string
-	var sets []string
 	var noWait bool
 	var fromFile *spec.Deployment
 	c := &cobra.Command{
@@ -27,11 +27,11 @@ func newDeploymentUpdate(g *globals) *cobra.Command {
 	f.StringVarP(&name, "name", "n", "", "deployment name")
 	f.StringVarP(&endpoint, "endpoint-name", "e", "", "endpoint name")
 	f.BoolVar(&noWait, "no-wait", false, "return once the update has started")
-	f.StringArrayVar(&sets, "set", nil, "override a field, e.g. --set instance_count=2 (repeatable)")
+	u := addUpdateFlags(c, true)
 	return g.apiVerb(c, &verb{
 		check: func(c *cobra.Command) (err error) {
 			if file != "" {
-				fromFile, err = parseDeploymentFile(g, file, sets, name, endpoint)
+				fromFile, err = parseDeploymentFile(g, file, u.updates(), name, endpoint)
 				return err
 			}
 			return requireFlags(c, "name", "endpoint-name")
@@ -49,7 +49,7 @@ func newDeploymentUpdate(g *globals) *cobra.Command {
 				if err != nil {
 					return nil, err
 				}
-				pd, err := spec.Parse("deployment "+name, b, spec.ParseOptions{Sets: sets, Expect: spec.KindDeployment})
+				pd, err := spec.Parse("deployment "+name, b, spec.ParseOptions{Updates: u.updates(), Expect: spec.KindDeployment})
 				if err != nil {
 					return nil, err
 				}
@@ -68,7 +68,11 @@ func newDeploymentUpdate(g *globals) *cobra.Command {
 			if err != nil {
 				return nil, err
 			}
-			if noWait || out.ProvisioningState == api.StateSucceeded {
+			if out.ProvisioningState == api.StateSucceeded {
+				return out, nil
+			}
+			if noWait {
+				fmt.Fprintf(g.stderr, "Updating deployment %s/%s; follow with: plumbline online-deployment show -n %s -e %s\n", endpoint, name, name, endpoint)
 				return out, nil
 			}
 			return cn.waitDeployment(ctx, g, endpoint, name, start, mark)

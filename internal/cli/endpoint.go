@@ -29,32 +29,36 @@ var endpointColumns = []column{
 func newEndpointCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "online-endpoint", Aliases: []string{"endpoint"}, Short: "Manage online endpoints: create, update traffic, keys, invoke"}
 	c.AddCommand(newEndpointCreate(g), newEndpointUpdate(g), newEndpointShow(g), newEndpointList(g), newEndpointDelete(g),
-		newEndpointInvoke(g), newEndpointCredentials(g), newEndpointRegenerate(g))
+		newEndpointInvoke(g), newEndpointCredentials(g), newEndpointRegenerate(g), newEndpointRevokeTokens(g))
 	return c
 }
 
-// loadEndpointFile loads an endpoint document with --set overrides and the
-// --name / --auth-mode flags folded in as sets.
-func loadEndpointFile(file string, sets []string, name, authMode string) (*spec.Endpoint, error) {
-	if name != "" {
-		sets = append(sets, "name="+name)
+// withFlags appends the --name-like flags that override a file's fields
+// (name=…, endpoint_name=…) after the user's --set/--add/--remove, so the
+// flags win.
+func withFlags(ups []spec.Update, sets ...string) []spec.Update {
+	out := append([]spec.Update(nil), ups...)
+	for _, s := range sets {
+		if !strings.HasSuffix(s, "=") {
+			out = append(out, spec.Update{Op: spec.UpdateSet, Args: []string{s}, ForceString: true})
+		}
 	}
-	if authMode != "" {
-		sets = append(sets, "auth_mode="+authMode)
-	}
-	ep, doc, err := spec.LoadEndpoint(file, sets)
+	return out
+}
+
+// loadEndpointFile loads an endpoint document with the generic update
+// arguments and the --name / --auth-mode flags applied.
+func loadEndpointFile(g *globals, file string, ups []spec.Update, name, authMode string) (*spec.Endpoint, error) {
+	doc, err := spec.Load(file, spec.ParseOptions{Updates: withFlags(ups, "name="+name, "auth_mode="+authMode), Expect: spec.KindEndpoint})
 	if err != nil {
 		return nil, err
 	}
-	if err := ep.Validate(); err != nil {
-		return nil, err
-	}
-	reportNotices(os.Stderr, doc)
-	return ep, nil
+	reportNotices(g.stderr, doc)
+	return doc.Endpoint, nil
 }
 
-func parseEndpointBytes(what string, b []byte, sets []string) (*spec.Endpoint, error) {
-	doc, err := spec.Parse(what, b, spec.ParseOptions{Sets: sets, Expect: spec.KindEndpoint})
+func parseEndpointBytes(what string, b []byte, ups []spec.Update) (*spec.Endpoint, error) {
+	doc, err := spec.Parse(what, b, spec.ParseOptions{Updates: ups, Expect: spec.KindEndpoint})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +95,7 @@ func confirm(g *globals, yes bool, question string) error {
 	if f, ok := g.stdin.(*os.File); !ok || !isTerminal(f) {
 		return usageErrorf("%s: pass --yes to confirm when not on a terminal", question)
 	}
-	fmt.Fprintf(g.stderr, "%s (y/n): ", question)
+	fmt.Fprintf(g.errw, "%s (y/n): ", question)
 	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
 	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 		return errors.New("cancelled")

@@ -10,7 +10,6 @@ import (
 
 func newEndpointCreate(g *globals) *cobra.Command {
 	var file, name, authMode string
-	var sets []string
 	var noWait bool
 	var doc []byte
 	c := &cobra.Command{
@@ -23,12 +22,12 @@ func newEndpointCreate(g *globals) *cobra.Command {
 	f.StringVarP(&file, "file", "f", "", "endpoint YAML file")
 	f.StringVarP(&name, "name", "n", "", "endpoint name (overrides the file's)")
 	f.StringVar(&authMode, "auth-mode", "", "key (default), aml_token or aad_token")
-	f.StringArrayVar(&sets, "set", nil, "override a field, e.g. --set auth_mode=key (repeatable)")
+	u := addUpdateFlags(c, false)
 	f.BoolVar(&noWait, "no-wait", false, "do not wait (endpoint creation is immediate; accepted for compatibility)")
 	return g.apiVerb(c, &verb{
 		check: func(*cobra.Command) error {
 			if file != "" {
-				ep, err := loadEndpointFile(file, sets, name, authMode)
+				ep, err := loadEndpointFile(g, file, u.updates(), name, authMode)
 				if err != nil {
 					return err
 				}
@@ -43,7 +42,7 @@ func newEndpointCreate(g *globals) *cobra.Command {
 				m["auth_mode"] = authMode
 			}
 			b, _ := json.Marshal(m)
-			ep, err := parseEndpointBytes("--name", b, sets)
+			ep, err := parseEndpointBytes("--name", b, u.updates())
 			if err != nil {
 				return err
 			}

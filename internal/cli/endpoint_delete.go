@@ -25,7 +25,7 @@ func newEndpointDelete(g *globals) *cobra.Command {
 				return nil, err
 			}
 			if noWait {
-				fmt.Fprintf(g.stderr, "Deleting endpoint %s\n", name)
+				fmt.Fprintf(g.stderr, "Deleting endpoint %s; it is gone when plumbline online-endpoint list no longer shows it\n", name)
 				return nil, nil
 			}
 			start := time.Now()

@@ -11,7 +11,6 @@ import (
 
 func newEndpointUpdate(g *globals) *cobra.Command {
 	var file, name, traffic, mirror string
-	var sets []string
 	var noWait bool
 	var t, m map[string]int
 	c := &cobra.Command{
@@ -26,7 +25,7 @@ func newEndpointUpdate(g *globals) *cobra.Command {
 	f.StringVarP(&name, "name", "n", "", "endpoint name")
 	f.StringVarP(&traffic, "traffic", "r", "", `traffic split, space-separated pairs in quotes: "blue=90 green=10"`)
 	f.StringVar(&mirror, "mirror-traffic", "", `mirror share to one deployment: "green=10" ("green=0" stops mirroring)`)
-	f.StringArrayVar(&sets, "set", nil, "override a field, e.g. --set description=... (repeatable)")
+	u := addUpdateFlags(c, true)
 	f.BoolVar(&noWait, "no-wait", false, "do not wait (updates are immediate; accepted for compatibility)")
 	return g.apiVerb(c, &verb{
 		check: func(c *cobra.Command) error {
@@ -50,7 +49,7 @@ func newEndpointUpdate(g *globals) *cobra.Command {
 			var ep *spec.Endpoint
 			var err error
 			if file != "" {
-				if ep, err = loadEndpointFile(file, sets, name, ""); err != nil {
+				if ep, err = loadEndpointFile(g, file, u.updates(), name, ""); err != nil {
 					return nil, err
 				}
 				name = ep.Name
@@ -64,7 +63,7 @@ func newEndpointUpdate(g *globals) *cobra.Command {
 				if err != nil {
 					return nil, err
 				}
-				if ep, err = parseEndpointBytes("endpoint "+name, doc, sets); err != nil {
+				if ep, err = parseEndpointBytes("endpoint "+name, doc, u.updates()); err != nil {
 					return nil, err
 				}
 			} else {

@@ -19,6 +19,9 @@ import (
 // started reports whether it did. serveArgs are extra flags for the
 // server it starts (--driver docker).
 func (g *globals) connectOrStart(ctx context.Context, listen string, serveArgs ...string) (cn *conn, started bool, err error) {
+	if _, err := g.useWorkspace(); err != nil {
+		return nil, false, err
+	}
 	explicit := g.server != "" || os.Getenv(envServer) != ""
 	cn, err = g.connect()
 	if err == nil {

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/plumbline/plumbline/api"
 )
 
 // The model verbs: model_create.go, model_list.go, model_show.go,
@@ -18,12 +21,12 @@ var modelColumns = []column{
 		return ""
 	}},
 	{header: "DIGEST", cell: func(r map[string]any) string { return shortDigest(cellString(r["digest"])) }},
-	field("ARCHIVED", "archived"), field("CREATED", "created_at"),
+	field("STAGE", "stage"), field("ARCHIVED", "archived"), field("CREATED", "created_at"),
 }
 
 func newModelCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "model", Short: "Register, list, show, download and archive models"}
-	c.AddCommand(newModelCreate(g), newModelList(g), newModelShow(g), newModelDownload(g), newModelArchive(g, true), newModelArchive(g, false))
+	c.AddCommand(newModelCreate(g), newModelList(g), newModelShow(g), newModelUpdate(g), newModelDownload(g), newModelArchive(g, true), newModelArchive(g, false))
 	return c
 }
 
@@ -41,7 +44,21 @@ func parseTags(kvs []string) (map[string]string, error) {
 
 // modelRef is the --name, --version and --label flags that pick one model
 // version.
-type modelRef struct{ name, version, label string }
+type modelRef struct {
+	name, version, label string
+	v                    string // the version the API takes, once checked
+}
+
+// check turns --version / --label into the version the API takes.
+func (r *modelRef) check(*cobra.Command) (err error) {
+	r.v, err = versionOrLabel(r.version, r.label)
+	return err
+}
+
+// get fetches the model version.
+func (r *modelRef) get(ctx context.Context, cn *conn) (*api.Model, error) {
+	return cn.api.GetModel(ctx, r.name, r.v)
+}
 
 func addModelRef(c *cobra.Command) *modelRef {
 	r := &modelRef{}

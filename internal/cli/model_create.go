@@ -14,9 +14,9 @@ import (
 )
 
 func newModelCreate(g *globals) *cobra.Command {
-	var file, name, version, path, typ, desc string
+	var file, name, version, path, typ, desc, stage string
 	var prototype, inputSchema, extraCols, allNA string
-	var tags, sets []string
+	var tags []string
 	var ic json.RawMessage
 	m := &spec.Model{}
 	c := &cobra.Command{
@@ -32,8 +32,10 @@ func newModelCreate(g *globals) *cobra.Command {
 	f.StringVarP(&path, "path", "p", "", "local file or folder with the model's files")
 	f.StringVarP(&typ, "type", "t", "", "custom_model (default), mlflow_model or triton_model")
 	f.StringVarP(&desc, "description", "d", "", "description")
-	f.StringSliceVar(&tags, "tags", nil, "tags as key=value (repeatable)")
-	f.StringArrayVar(&sets, "set", nil, "override a field of the file, e.g. --set version=2 (repeatable)")
+	f.StringVar(&stage, "stage", "", "lifecycle stage, free-form: Development, Production…")
+	wordsFlag(f, &tags, "tags", "", "space-separated tags: --tags key=value [key=value …]")
+	u := addUpdateFlags(c, false)
+	f.Bool("no-wait", false, "accepted for az scripts: registering is immediate")
 	f.StringVar(&prototype, "prototype", "", "input contract: a JSON prototype file ({\"col\": \"numeric\"} or vetiver's /prototype output) the gateway enforces")
 	f.StringVar(&inputSchema, "input-schema", "", "input contract: a JSON Schema file every request body must satisfy")
 	f.StringVar(&extraCols, "extra-columns", "", "with --prototype: reject (default) or ignore columns the prototype does not name")
@@ -41,11 +43,12 @@ func newModelCreate(g *globals) *cobra.Command {
 	return g.apiVerb(c, &verb{
 		check: func(c *cobra.Command) error {
 			if file != "" {
-				var err error
-				if m, _, err = spec.LoadModel(file, sets); err != nil {
+				doc, err := spec.Load(file, spec.ParseOptions{Updates: u.updates(), Expect: spec.KindModel})
+				if err != nil {
 					return err
 				}
-			} else if len(sets) > 0 {
+				m = doc.Model
+			} else if len(u.ops) > 0 {
 				return usageErrorf("--set needs -f/--file")
 			}
 			if name != "" {
@@ -66,6 +69,9 @@ func newModelCreate(g *globals) *cobra.Command {
 			}
 			if desc != "" {
 				m.Description = desc
+			}
+			if stage != "" {
+				m.Stage = stage
 			}
 			if len(tags) > 0 {
 				t, err := parseTags(tags)
@@ -111,7 +117,7 @@ func (cn *conn) createModel(ctx context.Context, g *globals, m *spec.Model, ic j
 		return nil, false, err
 	}
 	out, created, err := cn.api.CreateModel(ctx, api.ModelCreate{
-		Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags, Artifact: digest,
+		Name: m.Name, Version: m.Version, Type: m.Type, Description: m.Description, Tags: m.Tags, Artifact: digest, Stage: m.Stage,
 		InputContract: ic,
 	})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 )
 
 func newModelShow(g *globals) *cobra.Command {
-	var v string
 	c := &cobra.Command{
 		Use:     "show",
 		Short:   "Show one model version",
@@ -16,12 +15,9 @@ func newModelShow(g *globals) *cobra.Command {
 	ref := addModelRef(c)
 	return g.apiVerb(c, &verb{
 		required: []string{"name"},
-		check: func(*cobra.Command) (err error) {
-			v, err = versionOrLabel(ref.version, ref.label)
-			return err
-		},
+		check:    ref.check,
 		call: func(ctx context.Context, cn *conn) (any, error) {
-			m, err := cn.api.GetModel(ctx, ref.name, v)
+			m, err := ref.get(ctx, cn)
 			if err != nil {
 				return nil, err
 			}

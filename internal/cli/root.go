@@ -51,20 +51,35 @@ type globals struct {
 	output  string
 	query   string
 
-	stdout, stderr io.Writer
-	stdin          io.Reader
+	// az's common flags.
+	debug, verbose, onlyErrors  bool
+	resourceGroup, subscription string
+	workspace                   string
+	wsDone                      bool   // useWorkspace ran
+	tokenFile                   string // the workspace profile's token file
+
+	// stderr carries progress, notes and warnings (io.Discard with
+	// --only-show-errors); errw is the real standard error, for errors,
+	// prompts and --debug.
+	stdout, stderr, errw io.Writer
+	stdin                io.Reader
 }
 
 // Main runs the command line with args (without the program name) and
 // returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr, stdin: stdin}
+	g := &globals{stdout: stdout, stderr: stderr, errw: stderr, stdin: stdin}
 	root := newRoot(g)
+	args, err := normalizeArgs(root, args)
+	if err != nil {
+		fmt.Fprintln(stderr, "ERROR: "+err.Error())
+		return ExitUsage
+	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}
@@ -105,24 +120,60 @@ online-deployment commands as you would 'az ml'.`,
 	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (env PLUMBLINE_DATA_DIR; default ~/.local/share/plumbline)")
 	pf.StringVar(&g.caCert, "ca-cert", "", "CA certificate to trust for the server (env PLUMBLINE_CA_CERT; default: the data dir's local CA)")
 	pf.StringVarP(&g.output, "output", "o", "", "output format: json, jsonc, yaml, yamlc, table, tsv or none (default: table on a terminal, json otherwise)")
+	pf.BoolVar(&g.debug, "debug", false, "print every API call (method, URL, status, time) to standard error; never tokens")
+	pf.BoolVar(&g.verbose, "verbose", false, "print which server and profile the command uses")
+	pf.BoolVar(&g.onlyErrors, "only-show-errors", false, "print only errors on standard error: no progress, notes or warnings")
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		if g.onlyErrors {
+			g.stderr = io.Discard
+		}
+	}
 	pf.StringVar(&g.query, "query", "", `JMESPath query string, as az takes it: --query primaryKey, --query "[?provisioning_state=='Succeeded'].name"`)
 
+	ml := &cobra.Command{
+		Use:   "ml",
+		Short: "The model, online-endpoint and online-deployment commands as az ml spells them",
+		Long: `The same commands under the name az gives them, so that scripts written for Azure ML run
+with alias az=plumbline:
+
+  alias az=plumbline
+  az ml online-endpoint invoke --name my-endpoint --request-file sample_request.json`,
+	}
+	for _, group := range azGroups {
+		root.AddCommand(g.azGroup(group(g)))
+		ml.AddCommand(g.azGroup(group(g)))
+	}
 	root.AddCommand(
+		ml,
 		newServeCmd(g),
 		newValidateCmd(g),
 		newApplyCmd(g),
-		newModelCmd(g),
-		newEndpointCmd(g),
-		newDeploymentCmd(g),
 		newUpCmd(g),
 		newDownCmd(g),
 		newInitCmd(g),
 		newInfoCmd(g),
-		newEnvironmentCmd(g),
 		newImageCmd(g),
 		newFetchCmd(g),
+		newFsckCmd(g),
+		newGCCmd(g),
 	)
 	return root
+}
+
+// azGroups make the command groups az ml has. Each is added twice, as
+// `plumbline <group>` and `plumbline ml <group>`; a new az ml group (an
+// environment verb, say) goes in this list.
+var azGroups = []func(*globals) *cobra.Command{newModelCmd, newEnvironmentCmd, newEndpointCmd, newDeploymentCmd}
+
+// azGroup gives an az ml group az's workspace flags: -g/--resource-group and
+// --subscription are accepted and ignored (a note says so), -w/--workspace-name
+// picks a server profile from the CLI config (see profile.go).
+func (g *globals) azGroup(c *cobra.Command) *cobra.Command {
+	pf := c.PersistentFlags()
+	pf.StringVarP(&g.workspace, "workspace-name", "w", "", "server profile from the CLI config (~/.config/plumbline/config.yaml), as az picks a workspace")
+	pf.StringVarP(&g.resourceGroup, "resource-group", "g", "", "accepted for az scripts and ignored: plumbline has no resource groups")
+	pf.StringVar(&g.subscription, "subscription", "", "accepted for az scripts and ignored: plumbline has no subscriptions")
+	return c
 }
 
 // printer returns the printer for the -o flag.

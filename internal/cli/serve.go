@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -24,29 +26,42 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: `Run the plumbline server in the foreground: the control-plane API, the HTTPS scoring
 gateway and the reconciler that runs deployments as local processes.
 
-With no flags it keeps its state in the data dir (~/.local/share/plumbline), listens on
+With no flags it keeps its state in the data dir (~/.local/share/plumbline; /var/lib/plumbline as root), listens on
 https://localhost:8443 with a certificate from a local CA it creates (the CA file is printed),
 and writes an admin token that the CLI on this machine picks up.
 
-The first SIGINT/SIGTERM drains (in-flight requests finish, instances stop); a second one
-exits at once.`,
+Roles split the server across processes that share a PostgreSQL store (--store postgres://…,
+or PLUMBLINE_STORE): --role control runs the API and, on the one replica that holds the leader
+lease, the instances; --role gateway serves scoring requests only. --role all (the default)
+runs everything in one process, on SQLite in the data dir unless --store says otherwise.
+
+The first SIGINT/SIGTERM drains (in-flight requests finish) and, by default, leaves the
+instances running: the next start re-adopts them, so a restart costs no R start-up
+(--on-exit stop stops them instead). A second signal exits at once.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg.DataDir = g.dataDirPath()
+			if cfg.Store == "" {
+				cfg.Store = os.Getenv("PLUMBLINE_STORE")
+			}
 			lvl := slog.LevelInfo
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageErrorf("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			var h slog.Handler
+			out := &syncWriter{w: g.stderr} // the server log and the batched access log share it
 			switch strings.ToLower(logFormat) {
 			case "text":
-				h = slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl})
+				h = slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})
 			case "json":
-				h = slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: lvl})
+				h = slog.NewJSONHandler(out, &slog.HandlerOptions{Level: lvl})
 			default:
 				return usageErrorf("--log-format %q: want text or json", logFormat)
 			}
 			cfg.Logger = slog.New(h)
+			if lvl <= slog.LevelInfo { // the access log is INFO lines
+				cfg.AccessLogTo, cfg.AccessLogJSON = out, strings.EqualFold(logFormat, "json")
+			}
 			cfg.Ready = func(base string) {
 				fmt.Fprintf(g.stderr, "plumbline %s is serving at %s (data dir %s)\n  studio: %s/studio/ (sign in with the token in %s)\n",
 					Version, base, cfg.DataDir, base, filepath.Join(cfg.DataDir, "admin.token"))
@@ -59,6 +74,10 @@ exits at once.`,
 	}
 	f := c.Flags()
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "address to listen on (API, gateway and metrics)")
+	f.StringVar(&cfg.Role, "role", server.RoleAll, "what this replica runs: all, control (API and, on the leader, the instances) or gateway (scoring only)")
+	f.StringVar(&cfg.Store, "store", "", "shared state: a postgres:// URL (default: SQLite in the data dir; env PLUMBLINE_STORE)")
+	f.StringVar(&cfg.OnExit, "on-exit", server.OnExitKeep, "what a graceful stop does with running instances: keep (the next start re-adopts them) or stop")
+	f.StringVar(&cfg.ReplicaID, "replica-id", "", "this replica's name in the leader lease and gateway reports (default host-pid)")
 	f.StringVar(&cfg.Hostname, "hostname", "localhost", "host name clients use in scoring URIs (added to the local certificate)")
 	f.StringSliceVar(&cfg.ExtraNames, "tls-name", nil, "extra names for the local certificate and host-based routing (repeatable)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve this certificate (PEM) instead of the local CA's; reloaded when it changes")
@@ -68,6 +87,8 @@ exits at once.`,
 	f.StringVar(&cfg.Driver, "driver", "process", "how instances run: process (local processes) or docker (containers through the Docker Engine API: Docker or Podman)")
 	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine API address for --driver docker, e.g. unix:///run/podman/podman.sock (default: $DOCKER_HOST, then unix:///var/run/docker.sock)")
 	f.StringVar(&cfg.Python, "python", "", "Python that serves MLflow python_function models; it must be able to import mlflow (default: python3 on PATH)")
+	f.StringVar(&cfg.InstanceUser, "instance-user", "", "when serve runs as root: the unprivileged user process-driver instances run as (default plumbline-instance, created if missing; root: no isolation)")
+	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", os.Getenv("PLUMBLINE_SECRETS_KEY_FILE"), "key that encrypts endpoint keys in the store (env PLUMBLINE_SECRETS_KEY_FILE; default <data dir>/secrets.key, created at first start); servers sharing a store need the same one")
 	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "OpenID Connect issuer URL validating aad_token endpoints' JWTs")
 	f.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "audience required in aad_token JWTs")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest scoring request body accepted, in bytes (default 100 MiB)")
@@ -76,6 +97,18 @@ exits at once.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return c
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex // protects w
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // signalContext ends at the first SIGINT/SIGTERM; the second exits the

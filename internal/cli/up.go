@@ -230,7 +230,7 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 	}
 	f := c.Flags()
 	f.StringArrayVarP(&files, "file", "f", nil, "endpoint and deployment files (default DIR/endpoint.yml and DIR/deployment.yml)")
-	f.StringArrayVar(&sets, "set", nil, "override a field in every file (repeatable)")
+	wordsFlag(f, &sets, "set", "", "override a field in every file: --set a.b=VALUE [c=VALUE …] (repeatable)")
 	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
 	f.BoolVar(&inferPrototype, "infer-prototype", false, "for a bare model: make sample_request.json (its columns and their types) the input contract the gateway enforces")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")

@@ -38,6 +38,12 @@ func (g *Gateway) finish(st *reqState) {
 		g.metrics.requests.WithLabelValues(endpoint, "", codeLabel(status), "").Inc()
 	}
 
+	if g.alog != nil {
+		var e accessEntry
+		st.entry(&e, status, end)
+		g.alog.write(&e)
+		return
+	}
 	if g.log == nil {
 		return
 	}
@@ -45,28 +51,58 @@ func (g *Gateway) finish(st *reqState) {
 	if !g.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	g.log.LogAttrs(ctx, slog.LevelInfo, "scoring request", st.logAttrs(status, end)...)
+	var e accessEntry
+	st.entry(&e, status, end)
+	g.log.LogAttrs(ctx, slog.LevelInfo, accessMessage, e.attrs()...)
 }
 
-// logAttrs are the fields of Azure's AmlOnlineEndpointTrafficLog, plus
-// InstanceName, ModelName/ModelVersion and Error (what went wrong, for the
-// operator; the client saw only the short reason). The Authorization header
-// and the bodies are never logged.
-func (st *reqState) logAttrs(status int, end time.Time) []slog.Attr {
+// accessMessage is the message of every access-log line.
+const accessMessage = "scoring request"
+
+// accessEntry is one access-log line: the fields of Azure's
+// AmlOnlineEndpointTrafficLog, plus InstanceName, ModelName/ModelVersion and
+// Error (what went wrong, for the operator; the client saw only the short
+// reason). The Authorization header and the bodies are never logged.
+type accessEntry struct {
+	Time                                                 time.Time
+	Method, Path, EndpointName, DeploymentName, Instance string
+	Protocol                                             string
+	ResponseCode                                         int
+	ResponseCodeReason                                   string
+	ModelStatusCode                                      int
+	ModelStatusReason                                    string
+	RequestPayloadSize, ResponsePayloadSize              int64
+	UserAgent, XRequestID, XMSClientRequestID            string
+	TotalMs, RequestMs, ResponseMs                       float64
+	ModelName, ModelVersion                              string // logged when ModelName is set
+	Error                                                error  // logged when set
+	Aborted                                              bool   // logged when true
+}
+
+// entry fills e for this request.
+func (st *reqState) entry(e *accessEntry, status int, end time.Time) {
 	r := st.in
-	endpoint, deployment, instance := "", "", ""
+	e.Time = end
+	e.Method, e.Path, e.Protocol = r.Method, r.URL.Path, r.Proto
 	if st.rt != nil {
-		endpoint = st.rt.name
+		e.EndpointName = st.rt.name
 	}
 	if st.t != nil {
-		deployment = st.t.name
+		e.DeploymentName = st.t.name
+		e.ModelName, e.ModelVersion = st.t.modelName, st.t.modelVersion
 	}
 	if st.inst != nil {
-		instance = st.inst.name
+		e.Instance = st.inst.name
 	}
-	clientID := ""
 	if st.clientID != nil {
-		clientID = st.clientID[0]
+		e.XMSClientRequestID = st.clientID[0]
+	}
+	e.XRequestID = st.requestID[0]
+	e.ResponseCode, e.ResponseCodeReason = status, statusReason(status)
+	e.ModelStatusCode, e.ModelStatusReason = st.modelStatus, st.modelReason
+	e.RequestPayloadSize, e.ResponsePayloadSize = st.body.size(), st.w.bytes
+	if ua := r.Header["User-Agent"]; len(ua) > 0 {
+		e.UserAgent = cutUserAgent(ua[0])
 	}
 	reqEnd := st.start
 	if ns := st.body.endNs.Load(); ns != 0 {
@@ -76,37 +112,26 @@ func (st *reqState) logAttrs(status int, end time.Time) []slog.Attr {
 	if respStart.IsZero() {
 		respStart = end
 	}
-	attrs := []slog.Attr{
-		slog.String("Method", r.Method),
-		slog.String("Path", r.URL.Path),
-		slog.String("EndpointName", endpoint),
-		slog.String("DeploymentName", deployment),
-		slog.String("InstanceName", instance),
-		slog.String("Protocol", r.Proto),
-		slog.Int("ResponseCode", status),
-		slog.String("ResponseCodeReason", statusReason(status)),
-		slog.Int("ModelStatusCode", st.modelStatus),
-		slog.String("ModelStatusReason", st.modelReason),
-		slog.Int64("RequestPayloadSize", st.body.size()),
-		slog.Int64("ResponsePayloadSize", st.w.bytes),
-		slog.String("UserAgent", cutUserAgent(r.UserAgent())),
-		slog.String("XRequestId", st.requestID[0]),
-		slog.String("XMSClientRequestId", clientID),
-		slog.Float64("TotalDurationMs", ms(end.Sub(st.start))),
-		slog.Float64("RequestDurationMs", ms(reqEnd.Sub(st.start))),
-		slog.Float64("ResponseDurationMs", ms(respStart.Sub(st.start))),
-	}
-	if st.t != nil && st.t.modelName != "" {
-		attrs = append(attrs, slog.String("ModelName", st.t.modelName), slog.String("ModelVersion", st.t.modelVersion))
-	}
-	if st.err != nil {
-		attrs = append(attrs, slog.String("Error", st.err.Error()))
-	}
-	if !st.returned {
-		attrs = append(attrs, slog.Bool("Aborted", true))
-	}
-	return attrs
+	e.TotalMs, e.RequestMs, e.ResponseMs = ms(end.Sub(st.start)), ms(reqEnd.Sub(st.start)), ms(respStart.Sub(st.start))
+	e.Error = st.err
+	e.Aborted = !st.returned
 }
+
+// attrs are e's fields for a slog.Logger, in the order the encoders write
+// them.
+func (e *accessEntry) attrs() []slog.Attr {
+	s := &attrSink{a: make([]slog.Attr, 0, 22)}
+	e.fields(s)
+	return s.a
+}
+
+// attrSink collects fields as slog attributes.
+type attrSink struct{ a []slog.Attr }
+
+func (s *attrSink) str(key, v string)           { s.a = append(s.a, slog.String(key, v)) }
+func (s *attrSink) num(key string, v int64)     { s.a = append(s.a, slog.Int64(key, v)) }
+func (s *attrSink) float(key string, v float64) { s.a = append(s.a, slog.Float64(key, v)) }
+func (s *attrSink) flag(key string, v bool)     { s.a = append(s.a, slog.Bool(key, v)) }
 
 func statusReason(code int) string {
 	if code == statusClientClosedRequest {

@@ -11,8 +11,9 @@
 //	  → auth    (key: constant-time compare; aml_token: TokenVerifier; aad_token: OIDCVerifier)
 //	  → split   (weighted random, header override, mirror copy through a bounded queue)
 //	  → pool    (admission ≤ 2 × max_concurrent × ready instances, FIFO queue, least-loaded slot)
-//	  → proxy   (httputil.ReverseProxy, shared keep-alive transport tuned for httpuv)
-//	  → metrics + one access-log line
+//	  → proxy   (its own HTTP/1.1 client on the request's goroutine, upstream.go and
+//	             forward.go; httputil.ReverseProxy for upgrades and streamed bodies)
+//	  → metrics + one access-log line (encoded without allocating, written in batches)
 //
 // The control plane owns the routing table: it builds a Snapshot on every
 // change and calls Gateway.Update, which swaps it in atomically. Per-deployment

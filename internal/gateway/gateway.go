@@ -20,11 +20,13 @@ import (
 	"github.com/plumbline/plumbline/internal/auth"
 )
 
-// TokenVerifier checks an aml_token for one endpoint. auth.TokenIssuer
-// satisfies it. An error wrapping auth.ErrTokenExpired is reported to the
-// client as "token expired"; any other error as "invalid credentials".
+// TokenVerifier checks an aml_token for one endpoint: its name, identity
+// and token generation (Endpoint.ID, Endpoint.TokenGeneration).
+// auth.TokenIssuer satisfies it. An error wrapping auth.ErrTokenExpired is
+// reported to the client as "token expired"; any other error as "invalid
+// credentials".
 type TokenVerifier interface {
-	VerifyEndpointToken(endpoint, token string) error
+	VerifyToken(sub auth.Subject, token string) error
 }
 
 // OIDCVerifier checks an aad_token (an OpenID Connect access token).
@@ -66,10 +68,20 @@ type Config struct {
 
 	// Logger receives one access-log line per request (Info, message
 	// "scoring request", the fields of Azure's AmlOnlineEndpointTrafficLog)
-	// and proxy errors (Warn). If nil, nothing is logged.
+	// unless AccessLog is set, and proxy errors (Warn). If nil, nothing is
+	// logged.
 	Logger *slog.Logger
 
-	// Transport carries requests to instances. If nil, NewUpstreamTransport().
+	// AccessLog, if set, receives the access log instead of Logger: the
+	// same lines, encoded without allocating and written in batches off
+	// the request goroutine (NewAccessLog). Its owner closes it after
+	// Shutdown.
+	AccessLog *AccessLog
+
+	// Transport, if set, carries every request to instances through
+	// httputil.ReverseProxy (tests, special deployments). If nil, the
+	// gateway's own HTTP/1.1 client carries them, and NewUpstreamTransport()
+	// carries mirrored copies, upgrades and streamed bodies.
 	Transport http.RoundTripper
 
 	// MirrorQueue bounds the mirrored copies waiting or in flight; when it is
@@ -84,13 +96,20 @@ type Gateway struct {
 	maxBody   int64
 	tokens    TokenVerifier
 	oidc      OIDCVerifier
-	log       *slog.Logger // nil: no access log
+	log       *slog.Logger // nil: no access log (unless alog) and no proxy errors
+	alog      *AccessLog   // nil: the access log goes to log
 	transport http.RoundTripper
-	proxy     *httputil.ReverseProxy
-	metrics   *metrics
+	// up is the gateway's own client to instances (upstream.go); nil when
+	// Config.Transport is set, and then every request goes through proxy.
+	up      *upstream
+	proxy   *httputil.ReverseProxy
+	metrics *metrics
 
 	// table is the routing table a request reads once, for its whole life.
 	table atomic.Pointer[table]
+
+	versionMu sync.Mutex // protects version; serialises Apply
+	version   int64      // of the last table Apply swapped in
 
 	mu sync.Mutex // protects pools and draining; serialises Update
 	// pools are the deployments of the current table, by endpoint + "/" +
@@ -116,6 +135,7 @@ func New(cfg Config) (*Gateway, error) {
 		tokens:    cfg.Tokens,
 		oidc:      cfg.OIDC,
 		log:       cfg.Logger,
+		alog:      cfg.AccessLog,
 		transport: cfg.Transport,
 		pools:     make(map[string]*pool),
 		draining:  make(map[string][]*pool),
@@ -134,6 +154,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.transport == nil {
 		g.transport = NewUpstreamTransport()
+		g.up = newUpstream()
 	}
 	n := cfg.MirrorQueue
 	if n <= 0 {
@@ -351,7 +372,7 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 	}
 	st.t = t
 	st.w.Header()[hdrModelDeployment] = t.nameHeader
-	st.upstreamPath = t.scoringPath
+	st.upstreamPath, st.upstreamURI = t.scoringPath, t.scoringURI
 	if act == actionOpenAPI && t.contract != nil {
 		return serveContractDoc(st, t, act)
 	}
@@ -359,7 +380,7 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		if t.openAPIPath == "" {
 			return errNoOpenAPI
 		}
-		st.upstreamPath = t.openAPIPath
+		st.upstreamPath, st.upstreamURI = t.openAPIPath, t.openAPIURI
 	}
 
 	if r.Body != nil && r.Body != http.NoBody {
@@ -371,12 +392,15 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		// in one write instead of two (it flushes the headers first for a
 		// streamed body), which halves the reads the model server makes.
 		if mirror != nil || t.contract != nil || (r.ContentLength >= 0 && r.ContentLength <= bufferBodyBytes) {
-			buf, err := st.body.readAll(r.ContentLength)
+			var into []byte
+			if mirror == nil { // a mirrored body outlives the request: not pooled
+				st.bodyBuf = bodyBuffers.Get().(*[]byte)
+				into = *st.bodyBuf
+			}
+			buf, err := st.body.readInto(into, r.ContentLength)
 			if err != nil {
 				return err
 			}
-			r.Body = newBytesBody(buf)
-			r.ContentLength = int64(len(buf))
 			st.buffered = buf
 			if mirror != nil {
 				st.mirrorBody = buf
@@ -392,6 +416,33 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		g.mirror(mirror, r, st)
 	}
 
+	if g.direct(st, r) {
+		// The timeout counts from admission, queue included.
+		deadline := time.Now().Add(t.timeout)
+		inst, err := t.pool.tryAcquire()
+		if inst == nil && err == nil {
+			ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errRequestTimeout)
+			defer cancel()
+			inst, err = t.pool.acquire(ctx)
+		}
+		if err != nil {
+			return admissionError(err, r)
+		}
+		defer t.pool.release(inst)
+		st.useInstance(inst, act)
+		err = g.forward(st, r, inst, deadline)
+		st.recycleBody()
+		return err
+	}
+
+	if st.buffered != nil {
+		// ReverseProxy wraps the body; keep the transport's view of it as
+		// in memory (rewrite hands it a fresh reader over st.buffered).
+		r.Body = newBytesBody(st.buffered)
+		r.ContentLength = int64(len(st.buffered))
+		st.bodyBuf = nil // the transport may read it after we return: not recycled
+	}
+
 	ctx, cancel := context.WithTimeoutCause(r.Context(), t.timeout, errRequestTimeout)
 	defer cancel()
 	st.Context = ctx
@@ -399,11 +450,8 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 	if err != nil {
 		return admissionError(err, r)
 	}
-	st.inst = inst
-	defer func() {
-		st.releasedAt = time.Now()
-		t.pool.release(inst)
-	}()
+	defer t.pool.release(inst)
+	st.useInstance(inst, act)
 	g.proxy.ServeHTTP(&st.w, r.WithContext(st))
 	return nil
 }
@@ -444,7 +492,7 @@ func (g *Gateway) authenticate(ctx context.Context, rt *route, r *http.Request) 
 	}
 	switch rt.auth {
 	case authKey:
-		sum := sha256.Sum256([]byte(tok))
+		sum := keySum(tok)
 		match := 0
 		for i := range rt.keys {
 			match |= subtle.ConstantTimeCompare(sum[:], rt.keys[i][:])
@@ -457,7 +505,7 @@ func (g *Gateway) authenticate(ctx context.Context, rt *route, r *http.Request) 
 		if g.tokens == nil {
 			return &authError{reason: reasonNoAMLVerifier}
 		}
-		return tokenError(g.tokens.VerifyEndpointToken(rt.name, tok))
+		return tokenError(g.tokens.VerifyToken(rt.subject, tok))
 	case authAADToken:
 		if g.oidc == nil {
 			return &authError{reason: reasonNoAADVerifier}
@@ -465,6 +513,16 @@ func (g *Gateway) authenticate(ctx context.Context, rt *route, r *http.Request) 
 		return tokenError(g.oidc.Verify(ctx, tok))
 	}
 	return &authError{reason: reasonInvalid}
+}
+
+// keySum is the sha256 of a presented key. Keys (43 characters) are copied
+// to the stack first: converting the string to bytes would allocate.
+func keySum(tok string) [sha256.Size]byte {
+	var buf [128]byte
+	if len(tok) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], tok...))
+	}
+	return sha256.Sum256([]byte(tok))
 }
 
 func tokenError(err error) error {

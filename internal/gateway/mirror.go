@@ -100,12 +100,12 @@ func (g *Gateway) runMirror(job *mirrorJob) {
 
 	req := (&http.Request{
 		Method:        job.method,
-		URL:           &url.URL{Scheme: "http", Host: inst.addr, Path: job.t.scoringPath, RawQuery: job.query},
+		URL:           &url.URL{Scheme: "http", Host: inst.host, Path: inst.scoringPath, RawQuery: job.query},
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        job.header,
-		Host:          inst.addr,
+		Host:          inst.hostHeader,
 		ContentLength: int64(len(job.body)),
 	}).WithContext(ctx)
 	if len(job.body) > 0 {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -21,8 +22,11 @@ type pool struct {
 	m          *poolMetrics
 
 	mu sync.Mutex // protects every field below and instance.active/listed
-	// maxConc is max_concurrent_requests_per_instance (>= 1).
+	// maxConc is the deployment's max_concurrent_requests_per_instance
+	// (>= 1), for instances that do not set their own.
 	maxConc int
+	// capacity is the admission bound: 2 × the ready instances' slots.
+	capacity int
 	// maxQueueWait bounds the wait in the queue; zero means only the
 	// request timeout does.
 	maxQueueWait time.Duration
@@ -45,15 +49,31 @@ type pool struct {
 // instance is one backend as the pool tracks it.
 type instance struct {
 	name string
-	addr string
+	addr string // as given: host:port or unix:/path
 	key  string
+	// host and hostHeader are the upstream URL host that reaches addr and
+	// the Host header sent to it (see urlHost).
+	host, hostHeader string
+	// scoringPath and openAPIPath are this instance's routes ("" for the
+	// OpenAPI path means the deployment has none): during a rolling update
+	// an old instance keeps the routes of the plan it runs. scoringURI and
+	// openAPIURI are the same, escaped for the request line.
+	scoringPath, openAPIPath string
+	scoringURI, openAPIURI   string
+	// maxConc is its slot count (>= 1); guarded by pool.mu.
+	maxConc int
 	// active is the number of requests dispatched to it; guarded by pool.mu.
 	active int
 	// listed is false once a snapshot removed it; guarded by pool.mu.
 	listed bool
+	// conns are its idle keep-alive connections; closed when the pool
+	// forgets the instance.
+	conns *hostPool
 }
 
-func instanceKey(in Instance) string { return in.Name + "\x00" + in.Addr }
+func instanceKey(in Instance) string {
+	return in.Name + "\x00" + in.Addr + "\x00" + in.ScoringPath + "\x00" + in.OpenAPIPath
+}
 
 // waiter is one queued request. ready is signalled exactly once, after inst
 // or err was set under pool.mu; done says so for a waiter that gave up.
@@ -89,21 +109,35 @@ func (p *pool) update(d *Deployment) {
 		in.listed = false
 	}
 	ready := make([]*instance, 0, len(d.Instances))
+	p.capacity = 0
 	for _, spec := range d.Instances {
 		key := instanceKey(spec)
 		in := p.known[key]
 		if in == nil {
-			in = &instance{name: spec.Name, addr: spec.Addr, key: key}
+			host, hostHeader := urlHost(spec.Addr)
+			scoring := cmp.Or(spec.ScoringPath, d.ScoringPath, "/score")
+			openAPI := cmp.Or(spec.OpenAPIPath, d.OpenAPIPath)
+			in = &instance{
+				name: spec.Name, addr: spec.Addr, key: key, host: host, hostHeader: hostHeader,
+				scoringPath: scoring, openAPIPath: openAPI,
+				scoringURI: escapedPath(scoring), openAPIURI: escapedPath(openAPI),
+				conns: newHostPool(spec.Addr),
+			}
 			p.known[key] = in
 		} else if in.listed {
 			continue // listed twice in one snapshot
 		}
+		in.maxConc = p.maxConc
+		if spec.MaxConcurrent > 0 {
+			in.maxConc = spec.MaxConcurrent
+		}
+		p.capacity += 2 * in.maxConc
 		in.listed = true
 		ready = append(ready, in)
 	}
 	for _, in := range p.ready {
 		if !in.listed && in.active == 0 {
-			delete(p.known, in.key)
+			p.forgetLocked(in)
 		}
 	}
 	p.ready = ready
@@ -123,12 +157,46 @@ func (p *pool) retire() {
 	for _, in := range p.ready {
 		in.listed = false
 		if in.active == 0 {
-			delete(p.known, in.key)
+			p.forgetLocked(in)
 		}
 	}
 	p.ready = nil
+	p.capacity = 0
 	p.failQueuedLocked(errNoInstance)
 	p.gaugesLocked()
+}
+
+// forgetLocked drops a removed instance that has nothing in flight, and
+// closes its idle connections.
+func (p *pool) forgetLocked(in *instance) {
+	delete(p.known, in.key)
+	in.conns.close()
+}
+
+// tryAcquire admits a request that can go to an instance at once, without
+// a context or a timer: the common case. It returns the instance, or an
+// admission error (errNoInstance, errQueueFull), or neither when the
+// request has to queue: then the caller calls acquire, which checks again.
+func (p *pool) tryAcquire() (*instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ready) == 0 {
+		return nil, errNoInstance
+	}
+	if p.inflight+p.queued >= p.capacity {
+		return nil, errQueueFull
+	}
+	if p.head != nil {
+		return nil, nil
+	}
+	in := p.pickLocked()
+	if in == nil {
+		return nil, nil
+	}
+	in.active++
+	p.inflight++
+	p.gaugesLocked()
+	return in, nil
 }
 
 // acquire admits a request and returns the instance it may use; the caller
@@ -140,7 +208,7 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 		p.mu.Unlock()
 		return nil, errNoInstance
 	}
-	if p.inflight+p.queued >= 2*p.maxConc*len(p.ready) {
+	if p.inflight+p.queued >= p.capacity {
 		p.mu.Unlock()
 		return nil, errQueueFull
 	}
@@ -200,7 +268,7 @@ func (p *pool) release(in *instance) {
 	in.active--
 	p.inflight--
 	if !in.listed && in.active == 0 {
-		delete(p.known, in.key)
+		p.forgetLocked(in)
 	}
 	p.dispatchLocked()
 	p.gaugesLocked()
@@ -219,7 +287,7 @@ func (p *pool) pickLocked() *instance {
 	var best *instance
 	for i := range n {
 		in := p.ready[(start+i)%n]
-		if in.active < p.maxConc && (best == nil || in.active < best.active) {
+		if in.active < in.maxConc && (best == nil || in.active < best.active) {
 			best = in
 		}
 	}
@@ -316,7 +384,8 @@ type DeploymentStats struct {
 	InFlight int
 	// Ready is the number of ready instances requests are dispatched to.
 	Ready int
-	// Capacity is the admission bound, 2 × max concurrent × ready instances.
+	// Capacity is the admission bound, 2 × the ready instances' max
+	// concurrent requests.
 	Capacity  int
 	Instances []InstanceStats
 }
@@ -337,7 +406,7 @@ func (p *pool) stats() DeploymentStats {
 		Queued:     p.queued,
 		InFlight:   p.inflight,
 		Ready:      len(p.ready),
-		Capacity:   2 * p.maxConc * len(p.ready),
+		Capacity:   p.capacity,
 		Instances:  make([]InstanceStats, 0, len(p.ready)),
 	}
 	for _, in := range p.ready {

@@ -30,6 +30,7 @@ type reqState struct {
 	t            *target
 	inst         *instance
 	upstreamPath string
+	upstreamURI  string    // upstreamPath escaped, for the request line
 	requestID    []string  // header value, shared by the response and the upstream request
 	clientID     []string  // nil when the client sent none (or nothing survived sanitising)
 	ids          [2]string // backing for requestID and clientID: no extra allocations
@@ -37,15 +38,17 @@ type reqState struct {
 	// buffered is the whole request body when it was read before proxying
 	// (small bodies, mirrored requests); nil when it streams.
 	buffered []byte
+	// bodyBuf holds buffered's backing array when it came from bodyBuffers
+	// and goes back there once the request is written.
+	bodyBuf *[]byte
 
 	// Set by ModifyResponse on the request goroutine.
 	modelStatus int
 	modelReason string
 	firstByte   time.Time
 
-	releasedAt time.Time
-	err        error // the error answered, if any
-	returned   bool  // ServeHTTP returned normally (not an aborted copy)
+	err      error // the error answered, if any
+	returned bool  // ServeHTTP returned normally (not an aborted copy)
 }
 
 type stateKey struct{}
@@ -70,10 +73,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.Out.Context())
 	u := pr.Out.URL
 	u.Scheme = "http"
-	u.Host = st.inst.addr
+	u.Host, pr.Out.Host = st.inst.host, st.inst.hostHeader
 	u.Path = st.upstreamPath
 	u.RawPath = ""
-	pr.Out.Host = ""
 	if st.buffered != nil {
 		// ReverseProxy wraps the body to keep Close from reaching the
 		// inbound one, which hides that it is in memory; hand the transport
@@ -254,18 +256,46 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // Close is a no-op: the server owns and closes the inbound body.
 func (b *bodyReader) Close() error { return nil }
 
-// readAll buffers the whole body (for a mirrored request); hint is the
-// Content-Length, -1 if unknown.
-func (b *bodyReader) readAll(hint int64) ([]byte, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(hint, b.limit))+bytes.MinRead))
-	if _, err := buf.ReadFrom(b); err != nil {
-		if b.failed.Load() == bodyTooLarge {
-			return nil, errBodyTooLarge
+// readInto reads the whole body, appending it to buf[:0] (grown as needed);
+// hint is the Content-Length, -1 if unknown.
+func (b *bodyReader) readInto(buf []byte, hint int64) ([]byte, error) {
+	buf = buf[:0]
+	if want := max(0, min(hint, b.limit)) + 1; int64(cap(buf)) < want {
+		buf = make([]byte, 0, want+bytes.MinRead)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
 		}
-		return nil, errors.Join(errBadBody, err)
+		n, err := b.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if b.failed.Load() == bodyTooLarge {
+				return nil, errBodyTooLarge
+			}
+			return nil, errors.Join(errBadBody, err)
+		}
 	}
 	b.endNs.CompareAndSwap(0, time.Now().UnixNano())
-	return buf.Bytes(), nil
+	return buf, nil
+}
+
+// bodyBuffers recycles the buffers of small request bodies.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// recycleBody returns the body's buffer to bodyBuffers.
+func (s *reqState) recycleBody() {
+	if s.bodyBuf == nil {
+		return
+	}
+	if cap(s.buffered) <= bufferBodyBytes+1+bytes.MinRead {
+		*s.bodyBuf = s.buffered[:0]
+		bodyBuffers.Put(s.bodyBuf)
+	}
+	s.bodyBuf, s.buffered = nil, nil
 }
 
 // size is the number of body bytes read so far.
@@ -295,4 +325,15 @@ func (buffers) Put(b []byte) {
 	}
 	b = b[:copyBufferSize]
 	copyBuffers.Put(&b)
+}
+
+// useInstance points the request at inst, with the instance's own routes:
+// during a rolling update an old instance keeps the scoring path of the plan
+// it runs.
+func (st *reqState) useInstance(inst *instance, act action) {
+	st.inst = inst
+	st.upstreamPath, st.upstreamURI = inst.scoringPath, inst.scoringURI
+	if act == actionOpenAPI && inst.openAPIPath != "" {
+		st.upstreamPath, st.upstreamURI = inst.openAPIPath, inst.openAPIURI
+	}
 }

@@ -3,10 +3,12 @@ package gateway
 import (
 	"crypto/sha256"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/contract"
 )
 
@@ -128,6 +130,8 @@ type table struct {
 type route struct {
 	name string
 	auth authMode
+	// subject is what its aml_tokens are bound to.
+	subject auth.Subject
 	// keys are the sha256 sums of the non-empty keys, so the constant-time
 	// comparison never leaks a key's length.
 	keys [][sha256.Size]byte
@@ -155,8 +159,11 @@ type target struct {
 	nameHeader  []string // the azureml-model-deployment response header value
 	scoringPath string
 	openAPIPath string
-	timeout     time.Duration
-	pool        *pool
+	// scoringURI and openAPIURI are the paths as sent on the wire (escaped).
+	scoringURI string
+	openAPIURI string
+	timeout    time.Duration
+	pool       *pool
 	// modelName and modelVersion are logged with each request.
 	modelName    string
 	modelVersion string
@@ -203,6 +210,7 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Dep
 	rt := &route{
 		name:    name,
 		auth:    parseAuthMode(ep.AuthMode),
+		subject: auth.Subject{Endpoint: name, ID: ep.ID, Generation: ep.TokenGeneration},
 		targets: make(map[string]*target, len(ep.Deployments)),
 	}
 	for _, k := range ep.Keys {
@@ -232,6 +240,8 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Dep
 			nameHeader:   []string{dname},
 			scoringPath:  scoring,
 			openAPIPath:  d.OpenAPIPath,
+			scoringURI:   escapedPath(scoring),
+			openAPIURI:   escapedPath(d.OpenAPIPath),
 			timeout:      timeout,
 			pool:         poolFor(name, dname, d),
 			modelName:    d.ModelName,
@@ -259,6 +269,14 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Dep
 		}
 	}
 	return rt
+}
+
+// escapedPath is p as it goes on a request line.
+func escapedPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	return (&url.URL{Path: p}).EscapedPath()
 }
 
 // trafficOf returns the weight of deployment n (lower-case) whatever the

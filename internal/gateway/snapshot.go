@@ -18,6 +18,12 @@ type Snapshot struct {
 // Endpoint is one scoring endpoint.
 type Endpoint struct {
 	Name string
+	// ID and TokenGeneration are the endpoint's identity and token
+	// generation: an aml_token is accepted only for the ID and generation it
+	// was issued for (a re-created endpoint, or one whose tokens were
+	// revoked, refuses older tokens). Empty and zero are a valid pair.
+	ID              string
+	TokenGeneration int64
 	// AuthMode is "key", "aml_token" or "aad_token"; empty means "key". Any
 	// other value refuses every request with 401.
 	AuthMode string
@@ -66,10 +72,22 @@ type Deployment struct {
 	Contract *contract.Contract
 }
 
-// Instance is one ready backend.
+// Instance is one ready backend. Its routes and limit come from the plan it
+// was started with: during a rolling update an old instance keeps its own
+// scoring path while new ones serve the new one.
 type Instance struct {
 	// Name is unique within the deployment, e.g. "blue-0".
 	Name string
-	// Addr is host:port.
+	// Addr is "host:port" (TCP) or "unix:" followed by an absolute socket
+	// path.
 	Addr string
+	// ScoringPath is where this instance serves scoring requests; empty
+	// means the deployment's ScoringPath.
+	ScoringPath string
+	// OpenAPIPath is where this instance serves its OpenAPI document; empty
+	// means the deployment's OpenAPIPath.
+	OpenAPIPath string
+	// MaxConcurrent is how many requests it takes at once; zero or less
+	// means the deployment's MaxConcurrentPerInstance.
+	MaxConcurrent int
 }

@@ -9,17 +9,20 @@ import (
 
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/resolve"
+	"github.com/plumbline/plumbline/internal/store"
 )
 
 // instance is one running instance as the reconciler tracks it. The
 // identifying fields are set before the monitor starts and never change.
 type instance struct {
 	endpoint, deployment, name, id string
+	driver                         string
 	hash                           string
 	plan                           *resolve.Plan
 	addr                           string
+	pid                            int
 	startedAt                      time.Time
-	cancel                         context.CancelFunc // stops the monitor
+	cancel                         context.CancelFunc // stops the monitor; set by watch
 
 	mu sync.Mutex // protects the fields below
 	// ready: the readiness probe passes (the gateway may route to it).
@@ -33,6 +36,9 @@ type instance struct {
 	// livenessFailed: failure_threshold consecutive liveness failures.
 	livenessFailed bool
 	lastProbeError string
+	lastProbeAt    time.Time // when the probe result last changed
+	// restarts counts restarts under this name (for show).
+	restarts int
 	// stopping: removed from routing, being drained and stopped.
 	stopping bool
 	// restarting: stopping in order to start again under the same name.
@@ -42,8 +48,8 @@ type instance struct {
 // view is a consistent copy of an instance's mutable state.
 type view struct {
 	ready, everReady, exited, livenessFailed, stopping, restarting bool
-	readySince                                                     time.Time
-	exitCode                                                       int
+	readySince, lastProbeAt                                        time.Time
+	exitCode, restarts                                             int
 	exitMsg, lastProbeError                                        string
 }
 
@@ -54,8 +60,46 @@ func (in *instance) view() view {
 		ready: in.ready, everReady: in.everReady, exited: in.exited,
 		livenessFailed: in.livenessFailed, stopping: in.stopping, restarting: in.restarting,
 		readySince: in.readySince, exitCode: in.exitCode, exitMsg: in.exitMsg,
-		lastProbeError: in.lastProbeError,
+		lastProbeError: in.lastProbeError, lastProbeAt: in.lastProbeAt, restarts: in.restarts,
 	}
+}
+
+// state is the instance's state as the store and `show` name it.
+func (v view) state() string {
+	switch {
+	case v.stopping:
+		return store.InstanceStopping
+	case v.exited:
+		return store.InstanceExited
+	case v.ready:
+		return store.InstanceReady
+	case v.everReady:
+		return store.InstanceUnready
+	default:
+		return store.InstanceStarting
+	}
+}
+
+// setProbeError records a probe failure text ("" when it passes) and
+// reports whether it changed.
+func (in *instance) setProbeErrorLocked(detail string) bool {
+	if in.lastProbeError == detail {
+		return false
+	}
+	in.lastProbeError, in.lastProbeAt = detail, time.Now()
+	return true
+}
+
+// watch starts the instance's monitor. An adopted instance (re-adopted
+// after a restart, maybe ready) is probed at once.
+func (r *Reconciler) watch(in *instance, adopted bool) {
+	mctx, cancel := context.WithCancel(r.life)
+	in.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.monitor(mctx, in, adopted)
+	}()
 }
 
 // routable reports whether the gateway may send requests to the instance.
@@ -72,7 +116,12 @@ type probeResult struct {
 func probe(ctx context.Context, client *http.Client, addr, path string, timeout time.Duration) probeResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	host := addr
+	if network, p := driver.SplitAddr(addr); network == "unix" {
+		host = "unix"
+		ctx = context.WithValue(ctx, unixSocketKey{}, p)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+path, nil)
 	if err != nil {
 		return probeResult{detail: err.Error()}
 	}
@@ -104,16 +153,26 @@ func shortNetErr(err error) string {
 // monitor watches one instance until ctx ends: it notices the process
 // exiting, runs the readiness and liveness probes with the plan's settings,
 // and calls notify whenever something the reconciler acts on changes.
-func (r *Reconciler) monitor(ctx context.Context, in *instance) {
+func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 	rp, lp := in.plan.ReadinessProbe, in.plan.LivenessProbe
 	start := time.Now()
 	nextReady := start.Add(rp.InitialDelay)
 	nextLive := start.Add(lp.InitialDelay)
-	if lp.InitialDelay == 0 {
+	if lp.InitialDelay == 0 || adopted {
 		nextLive = start.Add(lp.Period)
 	}
 	var readyOK, readyFail, liveFail int
+	if adopted {
+		nextReady = start // it was serving: look now, keep it routable while it passes
+		if in.view().ready {
+			readyOK = rp.SuccessThreshold
+		}
+	}
 	poll := r.cfg.StartupPoll
+	changed := func() {
+		r.enqueue(in.endpoint, in.deployment)
+		r.persist(in)
+	}
 
 	for {
 		now := time.Now()
@@ -149,8 +208,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance) {
 				in.exitCode, in.exitMsg = st.ExitCode, st.Message
 			}
 			in.mu.Unlock()
-			r.Notify()
-			r.cfg.OnChange()
+			changed()
 			return
 		}
 
@@ -167,11 +225,12 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance) {
 				readyOK++
 				if !in.ready && readyOK >= rp.SuccessThreshold {
 					in.ready, in.everReady, in.readySince = true, true, time.Now()
+					in.setProbeErrorLocked("")
 				}
 			} else {
 				readyOK = 0
 				readyFail++
-				in.lastProbeError = res.detail
+				in.setProbeErrorLocked(res.detail)
 				if in.ready && readyFail >= rp.FailureThreshold {
 					in.ready = false
 				}
@@ -185,8 +244,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance) {
 					r.event(in.endpoint, in.deployment, in.name, "Warning", "ReadinessProbeFailed",
 						"Container "+in.name+" failed readiness probe "+strconv.Itoa(readyFail)+" times, taken out of rotation: "+res.detail)
 				}
-				r.Notify()
-				r.cfg.OnChange()
+				changed()
 			}
 			if everReady || nowReady || rp.InitialDelay > 0 {
 				nextReady = time.Now().Add(rp.Period)
@@ -205,7 +263,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance) {
 			} else {
 				liveFail++
 				in.mu.Lock()
-				in.lastProbeError = res.detail
+				in.setProbeErrorLocked(res.detail)
 				in.mu.Unlock()
 				if liveFail == 1 {
 					r.event(in.endpoint, in.deployment, in.name, "Warning", "LivenessProbeFailed",
@@ -217,8 +275,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance) {
 					in.mu.Unlock()
 					r.event(in.endpoint, in.deployment, in.name, "Warning", "Killing",
 						"Container "+in.name+" failed liveness probe "+strconv.Itoa(liveFail)+" times, will be restarted: "+res.detail)
-					r.Notify()
-					r.cfg.OnChange()
+					changed()
 					return
 				}
 			}

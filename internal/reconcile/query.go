@@ -11,39 +11,8 @@ import (
 	"time"
 
 	"github.com/plumbline/plumbline/internal/driver"
+	"github.com/plumbline/plumbline/internal/store"
 )
-
-// RoutableInstance is an instance the gateway may send requests to.
-type RoutableInstance struct {
-	Name string
-	Addr string
-}
-
-// Routes lists, per "<endpoint>/<deployment>", the instances that are ready
-// and not being stopped. During a rolling replacement both old and new
-// ready instances are listed.
-func (r *Reconciler) Routes() map[string][]RoutableInstance {
-	r.mu.Lock()
-	all := make(map[string][]*instance, len(r.deps))
-	for k, ds := range r.deps {
-		for _, in := range ds.instances {
-			all[k] = append(all[k], in)
-		}
-	}
-	r.mu.Unlock()
-	out := make(map[string][]RoutableInstance, len(all))
-	for k, ins := range all {
-		for _, in := range ins {
-			if in.view().routable() {
-				out[k] = append(out[k], RoutableInstance{Name: in.name, Addr: in.addr})
-			}
-		}
-	}
-	return out
-}
-
-// RouteKey is the key Routes uses for a deployment.
-func RouteKey(endpoint, deployment string) string { return key(endpoint, deployment) }
 
 // InstanceStatus describes one instance for `show`.
 type InstanceStatus struct {
@@ -67,20 +36,11 @@ func (r *Reconciler) Instances(endpoint, deployment string) []InstanceStatus {
 	var out []InstanceStatus
 	for _, in := range r.instancesOf(ds) {
 		v := in.view()
-		st := InstanceStatus{Name: in.name, Ready: v.routable(), Started: in.startedAt, Addr: in.addr}
-		switch {
-		case v.stopping:
-			st.State = "Stopping"
-		case v.exited:
-			st.State = "Exited"
+		st := InstanceStatus{Name: in.name, Ready: v.routable(), Started: in.startedAt, Addr: in.addr, State: v.state()}
+		switch st.State {
+		case store.InstanceExited:
 			st.Message = fmt.Sprintf("exited with code %d", v.exitCode)
-		case v.ready:
-			st.State = "Ready"
-		case v.everReady:
-			st.State = "Unready"
-			st.Message = v.lastProbeError
-		default:
-			st.State = "Starting"
+		case store.InstanceUnready, store.InstanceStarting:
 			st.Message = v.lastProbeError
 		}
 		r.mu.Lock()

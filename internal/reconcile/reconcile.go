@@ -3,15 +3,26 @@
 // instances a driver runs, and acts — start, probe, restart, scale, replace
 // one at a time, drain and stop — until they agree.
 //
-// It is level-based and idempotent: every pass re-reads the store and the
-// instances and decides from scratch; a missed notification only delays the
-// next resync. User mistakes (a missing R package, a script that cannot
-// start) are terminal: the deployment becomes Failed with a reason an Azure
-// user recognises, and nothing is retried until the deployment changes.
+// It is written the way controller-runtime reconcilers are: a work queue of
+// deployment keys ("endpoint/deployment"), a few workers, and
+// Reconcile(key) that re-reads the deployment and its instances, takes one
+// step and says when to look again. A key is never reconciled by two
+// workers at once, and slow work for one deployment (pre-start checks,
+// materialising artifacts, a driver start) never holds up another. It is
+// level-based and idempotent: a missed notification only delays the next
+// resync. Failures carry a typed reason.Reason: a terminal one (a user
+// mistake: a missing R package, a script that cannot start) makes the
+// deployment Failed until it changes; a transient one (an I/O error, a busy
+// driver) is retried with capped exponential backoff.
 //
-// This package may import store, driver, resolve and plumber; it must not
-// import the gateway or the API server. It tells the outside world that
-// routing changed through Config.OnChange and answers Routes().
+// Everything the data plane needs about an instance (address, readiness,
+// the routes and limits of the plan it runs) is written to the store as it
+// changes; gateways build their routing tables from those rows, in this
+// process or any other. After a restart, Start re-adopts the instances the
+// driver still runs whose template matches the desired plan.
+//
+// This package may import store, driver, resolve, reason and plumber; it
+// must not import the gateway or the API server.
 package reconcile
 
 import (
@@ -19,12 +30,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/resolve"
@@ -44,10 +56,11 @@ type Checker interface {
 }
 
 // Preparer makes what a plan needs before its first instance starts (its
-// container image, built or pulled) without holding up the pass: it reports
-// false while the work goes on in the background, and is asked again on a
-// later pass. A non-nil error is terminal for that plan; its text is the
-// deployment's reason.
+// container image, built or pulled) without holding up the worker: it
+// reports false while the work goes on in the background, and is asked
+// again later (it calls Notify when done). A non-nil error is terminal for
+// that plan; a *reason.Reason says its code, else a "Code: message" text
+// does.
 type Preparer interface {
 	Prepare(ctx context.Context, p *resolve.Plan) (ready bool, err error)
 }
@@ -63,17 +76,25 @@ type Config struct {
 	// process driver).
 	Images Preparer
 	Logger *slog.Logger
-	// OnChange is called (without locks held) whenever the set of routable
-	// instances may have changed. An instance taken out of routing is
-	// drained and stopped only after OnChange returns, so a synchronous
-	// OnChange guarantees no new request reaches an instance being stopped.
+	// OnChange is called (without locks held) after an instance's stored
+	// row changed in a way that matters to routing. An instance taken out
+	// of routing is drained and stopped only after OnChange returns, so a
+	// synchronous OnChange that rebuilds an in-process gateway's table
+	// guarantees no new request from it reaches an instance being stopped.
 	// Nil means no-op.
 	OnChange func()
-	// InFlight, if set, reports requests in flight on an instance; stopping
-	// waits for it to reach zero (bounded by the request timeout) before
-	// signalling the process.
+	// InFlight, if set, reports how many requests may still reach an
+	// instance that left routing: requests in flight on it, plus gateways
+	// that have not yet dropped it from their tables. Stopping waits for
+	// zero (bounded by the request timeout) before signalling the process.
 	InFlight func(endpoint, deployment, instance string) int
+	// Fence, if set, is asked before every driver Start. An error (this
+	// replica lost its leader lease: store.ErrFenced) means nothing is
+	// started; whoever runs the reconciler should then stop it.
+	Fence func(ctx context.Context) error
 
+	// Workers is how many deployments are reconciled at once (default 8).
+	Workers int
 	// Resync is the period of a full pass without notifications (default 2s).
 	Resync time.Duration
 	// StartupPoll is how often readiness is probed before an instance's first
@@ -95,12 +116,13 @@ type Config struct {
 }
 
 // Reconciler drives instances toward the desired state. Create it with New
-// and run it with Start.
+// and run it with Start (once).
 type Reconciler struct {
 	cfg         Config
 	log         *slog.Logger
 	probeClient *http.Client
 	kick        chan struct{}
+	queue       workqueue.TypedRateLimitingInterface[string]
 
 	mu   sync.Mutex // protects deps
 	deps map[string]*depState
@@ -125,6 +147,14 @@ type depState struct {
 	totalRestarts  map[string]int
 }
 
+// Requeue delays.
+const (
+	// progressRequeue is how soon a deployment that is creating, updating,
+	// stopping or waiting for a restart is looked at again, besides the
+	// wake-ups its instances' monitors send.
+	progressRequeue = 500 * time.Millisecond
+)
+
 func key(endpoint, deployment string) string { return endpoint + "/" + deployment }
 
 // New returns a Reconciler; call Start to run it.
@@ -147,6 +177,9 @@ func New(cfg Config) *Reconciler {
 	if cfg.MinStartupDeadline == 0 {
 		cfg.MinStartupDeadline = time.Minute
 	}
+	if cfg.Workers == 0 {
+		cfg.Workers = 8
+	}
 	if cfg.OnChange == nil {
 		cfg.OnChange = func() {}
 	}
@@ -154,20 +187,37 @@ func New(cfg Config) *Reconciler {
 		cfg.Logger = slog.Default()
 	}
 	life, end := context.WithCancel(context.Background())
+	limiter := workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, cfg.MaxBackoff)
 	return &Reconciler{
 		life: life, endOfLife: end,
-		cfg:  cfg,
-		log:  cfg.Logger,
-		kick: make(chan struct{}, 1),
-		deps: map[string]*depState{},
+		cfg:   cfg,
+		log:   cfg.Logger,
+		kick:  make(chan struct{}, 1),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployments"}),
+		deps:  map[string]*depState{},
 		probeClient: &http.Client{Transport: &http.Transport{
 			DisableKeepAlives: true,
 			Proxy:             nil,
+			DialContext:       dialInstance,
 		}},
 	}
 }
 
-// Notify asks for a pass soon. It never blocks.
+// dialInstance dials an instance address for probes: "unix:/path" over a
+// unix socket, anything else over TCP. Probe URLs carry the address in
+// their host only for TCP; a unix address is passed as the host "unix" and
+// the path in the context.
+func dialInstance(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	if p, ok := ctx.Value(unixSocketKey{}).(string); ok {
+		return d.DialContext(ctx, "unix", p)
+	}
+	return d.DialContext(ctx, network, addr)
+}
+
+type unixSocketKey struct{}
+
+// Notify asks for every deployment to be reconciled soon. It never blocks.
 func (r *Reconciler) Notify() {
 	select {
 	case r.kick <- struct{}{}:
@@ -175,74 +225,104 @@ func (r *Reconciler) Notify() {
 	}
 }
 
-// Start recovers what a previous run left, then reconciles until ctx ends.
-// On return every monitor has stopped; instances keep running (the next
-// start's Recover deals with them) unless the deployments were deleted.
+// enqueue asks for one deployment to be reconciled soon.
+func (r *Reconciler) enqueue(endpoint, deployment string) { r.queue.Add(key(endpoint, deployment)) }
+
+// Start re-adopts what a previous run left, then reconciles until ctx ends:
+// Workers goroutines take deployment keys from the queue, and a lister
+// enqueues every deployment on Notify, on a change of the store, and every
+// Resync. On return every worker and monitor has stopped; instances keep
+// running (the next Start re-adopts them) unless their deployments were
+// deleted.
 func (r *Reconciler) Start(ctx context.Context) error {
 	if err := r.recover(ctx); err != nil {
 		// Serving what can be served beats refusing to start; the driver
 		// has logged which leftover it could not end.
 		r.log.Error("recovering what a previous run left", "err", err)
 	}
-	t := time.NewTicker(r.cfg.Resync)
-	defer t.Stop()
 	defer r.wg.Wait()
 	defer r.endOfLife()
+	var workers sync.WaitGroup
+	for range r.cfg.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for r.processNext(ctx) {
+			}
+		}()
+	}
+	defer workers.Wait()
+	defer r.queue.ShutDown()
+
+	changes := make(chan struct{}, 1)
+	go r.watchStore(ctx, changes)
+	t := time.NewTicker(r.cfg.Resync)
+	defer t.Stop()
 	for {
-		r.pass(ctx)
+		r.list(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.kick:
+		case <-changes:
 		case <-t.C:
 		}
 	}
 }
 
-// recover asks the driver what survived a previous run and forgets instance
-// records of everything else.
-func (r *Reconciler) recover(ctx context.Context) error {
-	adopted, err := r.cfg.Driver.Recover(ctx)
-	if err != nil {
-		return fmt.Errorf("recover instances: %w", err)
-	}
-	// Re-adopted instances whose template the deployment still wants are
-	// monitored again (adopt); the others are stopped there.
-	keep := map[string]bool{}
-	for _, st := range adopted {
-		keep[st.ID] = true
-	}
-	recs, err := r.cfg.Store.ListInstances(ctx, "", "")
-	if err != nil {
-		return fmt.Errorf("recover instances: %w", err)
-	}
-	for _, rec := range recs {
-		id := instanceID(rec.Endpoint, rec.Deployment, rec.Name)
-		if keep[id] {
-			continue // adopt decides
+// watchStore signals changes when the store's routing version moves (a
+// deployment created or changed through the API of any replica).
+func (r *Reconciler) watchStore(ctx context.Context, changes chan<- struct{}) {
+	v, err := r.cfg.Store.RoutingVersion(ctx)
+	for ctx.Err() == nil {
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			v, err = r.cfg.Store.RoutingVersion(ctx)
+			continue
 		}
-		if err := r.cfg.Store.DeleteInstance(ctx, rec.Endpoint, rec.Deployment, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("recover instances: %w", err)
+		var nv int64
+		nv, err = r.cfg.Store.WaitRoutingChange(ctx, v)
+		if err == nil {
+			v = nv
+			select {
+			case changes <- struct{}{}:
+			default:
+			}
 		}
 	}
-	if len(recs) > 0 {
-		r.log.Info("previous run's instances cleaned up", "records", len(recs), "adopted", len(adopted))
-	}
-	r.adopt(ctx, adopted)
-	return nil
 }
 
-func instanceID(endpoint, deployment, name string) string {
-	return endpoint + "." + deployment + "." + name
+// processNext reconciles one key from the queue; false once the queue is
+// shut down.
+func (r *Reconciler) processNext(ctx context.Context) bool {
+	k, quit := r.queue.Get()
+	if quit {
+		return false
+	}
+	defer r.queue.Done(k)
+	after, err := r.reconcileKey(ctx, k)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		r.log.Warn("reconcile: will retry", "deployment", k, "err", err)
+		r.queue.AddRateLimited(k)
+	default:
+		r.queue.Forget(k)
+		if after > 0 {
+			r.queue.AddAfter(k, after)
+		}
+	}
+	return true
 }
 
-// pass reconciles every deployment once.
-func (r *Reconciler) pass(ctx context.Context) {
-	defer func() {
-		if p := recover(); p != nil {
-			r.log.Error("reconcile pass panicked", "panic", p)
-		}
-	}()
+// list enqueues every deployment (and every one this reconciler still runs
+// instances of), and deletes endpoints being deleted once their
+// deployments are gone.
+func (r *Reconciler) list(ctx context.Context) {
 	eps, err := r.cfg.Store.ListEndpoints(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -257,36 +337,16 @@ func (r *Reconciler) pass(ctx context.Context) {
 		}
 		return
 	}
-	epDeleting := map[string]bool{}
-	for _, e := range eps {
-		epDeleting[e.Name] = e.State == store.StateDeleting
-	}
-	seen := map[string]bool{}
 	remaining := map[string]int{}
-	for i := range deps {
-		d := &deps[i]
-		seen[key(d.Endpoint, d.Name)] = true
-		if !r.reconcileDeployment(ctx, d, epDeleting[d.Endpoint]) {
-			remaining[d.Endpoint]++
-		}
+	for _, d := range deps {
+		remaining[d.Endpoint]++
+		r.enqueue(d.Endpoint, d.Name)
 	}
-	// Deployments that vanished from the store: stop what still runs.
 	r.mu.Lock()
-	var gone []*depState
-	for k, ds := range r.deps {
-		if !seen[k] {
-			gone = append(gone, ds)
-		}
+	for k := range r.deps {
+		r.queue.Add(k) // a deployment that vanished: its instances stop
 	}
 	r.mu.Unlock()
-	for _, ds := range gone {
-		if r.stopAll(ds, "deployment removed") == 0 {
-			r.mu.Lock()
-			delete(r.deps, key(ds.endpoint, ds.name))
-			r.mu.Unlock()
-		}
-	}
-	// Endpoints being deleted whose deployments are all gone.
 	for _, e := range eps {
 		if e.State == store.StateDeleting && remaining[e.Name] == 0 {
 			if err := r.cfg.Store.DeleteEndpoint(ctx, e.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -299,616 +359,38 @@ func (r *Reconciler) pass(ctx context.Context) {
 	}
 }
 
-func (r *Reconciler) state(endpoint, name string) *depState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := key(endpoint, name)
-	ds := r.deps[k]
-	if ds == nil {
-		ds = &depState{
-			endpoint: endpoint, name: name,
-			instances:     map[string]*instance{},
-			restarts:      map[string]int{},
-			notBefore:     map[string]time.Time{},
-			totalRestarts: map[string]int{},
+// reconcileKey is Reconcile(key): it re-reads one deployment and takes one
+// step toward what it wants. It returns when to look again (0: only when
+// something changes), or a transient error to retry with backoff.
+func (r *Reconciler) reconcileKey(ctx context.Context, k string) (time.Duration, error) {
+	endpoint, name, _ := strings.Cut(k, "/")
+	d, err := r.cfg.Store.GetDeployment(ctx, endpoint, name)
+	if errors.Is(err, store.ErrNotFound) {
+		// Gone from the store: stop what still runs, then forget it.
+		r.mu.Lock()
+		ds := r.deps[k]
+		r.mu.Unlock()
+		if ds == nil {
+			return 0, nil
 		}
-		r.deps[k] = ds
-	}
-	return ds
-}
-
-// reconcileDeployment does one step for d. It reports whether the
-// deployment is gone (deleted) after this step.
-func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deployment, endpointDeleting bool) (gone bool) {
-	ds := r.state(d.Endpoint, d.Name)
-
-	if d.State == store.StateDeleting || endpointDeleting {
-		if r.stopAll(ds, "deployment deleted") > 0 {
-			return false
-		}
-		if err := r.cfg.Store.DeleteDeployment(ctx, d.Endpoint, d.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
-			r.log.Error("delete deployment", "endpoint", d.Endpoint, "deployment", d.Name, "err", err)
-			return false
+		if r.stopAll(ds, "deployment removed") > 0 {
+			return progressRequeue, nil
 		}
 		r.mu.Lock()
-		delete(r.deps, key(d.Endpoint, d.Name))
+		delete(r.deps, k)
 		r.mu.Unlock()
-		r.log.Info("deployment deleted", "endpoint", d.Endpoint, "deployment", d.Name)
-		r.cfg.OnChange()
-		return true
+		return 0, nil
 	}
-
-	rec, err := resolve.DecodeRecord(d.Spec)
-	if err != nil || rec.Plan == nil {
-		r.fail(ctx, d, ds, "", fmt.Sprintf("InvalidDeploymentSpec: stored deployment cannot be read: %v", err))
-		return false
-	}
-	plan := rec.Plan
-	hash := plan.TemplateHash()
-
-	if ds.generation != d.Generation {
-		ds.generation = d.Generation
-		ds.crashes = 0
-		ds.deadline = time.Now().Add(r.startupDeadline(plan))
-		if ds.checkedHash != hash {
-			ds.checkedHash = ""
-		}
-	}
-	inProgress := d.State == store.StateCreating || d.State == store.StateUpdating
-
-	// A failed generation stays failed until the deployment changes: its
-	// instances are stopped, and the last version that succeeded (if any)
-	// keeps serving — restarted after a crash or a server restart like any
-	// healthy deployment.
-	if d.State == store.StateFailed && d.ObservedGeneration == d.Generation {
-		r.reapExited(ctx, d, ds, hash, false)
-		var prev *resolve.Plan
-		prevHash := ""
-		if rec.Previous != nil && rec.Previous.Plan != nil {
-			prev, prevHash = rec.Previous.Plan, rec.Previous.Plan.TemplateHash()
-		}
-		var keep []*instance
-		for _, in := range r.instancesOf(ds) {
-			v := in.view()
-			switch {
-			case v.stopping || v.exited:
-			case in.hash != prevHash || prev == nil:
-				r.stopAsync(ds, in, "deployment failed")
-			default:
-				keep = append(keep, in)
-			}
-		}
-		if prev != nil {
-			if len(keep) < prev.InstanceCount {
-				r.startOne(ctx, d, ds, prev, prevHash)
-			} else if len(keep) > prev.InstanceCount {
-				sortForRemoval(keep)
-				r.stopAsync(ds, keep[0], "scaled in")
-			}
-		}
-		return false
-	}
-
-	// Pre-start check, once per plan.
-	if ds.checkedHash != hash {
-		if failed := r.check(ctx, d, ds, plan, hash); failed {
-			return false
-		}
-	}
-
-	if r.reapExited(ctx, d, ds, hash, inProgress) {
-		return false // failed
-	}
-
-	if inProgress && time.Now().After(ds.deadline) {
-		r.fail(ctx, d, ds, hash, r.notReadyReason(ds, hash, plan))
-		return false
-	}
-
-	var current, old []*instance
-	readyCurrent, restarting := 0, 0
-	currentNotReady := false
-	for _, in := range r.instancesOf(ds) {
-		v := in.view()
-		if v.restarting && in.hash == hash {
-			restarting++ // its slot is taken until it is back
-		}
-		if v.stopping || v.exited {
-			continue
-		}
-		if in.hash == hash {
-			current = append(current, in)
-			if v.ready {
-				readyCurrent++
-			} else {
-				currentNotReady = true
-			}
-		} else {
-			old = append(old, in)
-		}
-	}
-	want := plan.InstanceCount
-
-	switch {
-	case len(old) == 0 && len(current)+restarting < want:
-		for i := len(current) + restarting; i < want; i++ {
-			if !r.startOne(ctx, d, ds, plan, hash) {
-				break
-			}
-		}
-	case len(old) == 0 && len(current) > want:
-		extra := len(current) - want
-		sortForRemoval(current)
-		for _, in := range current[:extra] {
-			r.stopAsync(ds, in, "scaled in")
-		}
-		r.event(d.Endpoint, d.Name, "", "Normal", "Scaled", fmt.Sprintf("scaled from %d to %d instances", len(current), want))
-	case len(old) > 0:
-		// Rolling replacement, one at a time: surge a new instance, wait
-		// until it is ready, then drain and stop one old instance.
-		switch {
-		case currentNotReady:
-			// wait for the new instance
-		case len(old)+len(current) > want:
-			sortForRemoval(old)
-			r.stopAsync(ds, old[0], "replaced by a new version")
-		case len(current) < want:
-			r.startOne(ctx, d, ds, plan, hash)
-		}
-	}
-
-	if inProgress && len(old) == 0 && len(current) == want && readyCurrent == want {
-		r.succeed(ctx, d)
-	}
-	return false
-}
-
-// startupDeadline is how long a new plan may take to become ready: the
-// readiness probe's initial delay plus period × failure threshold (Azure's
-// own bound), at least MinStartupDeadline.
-func (r *Reconciler) startupDeadline(p *resolve.Plan) time.Duration {
-	rp := p.ReadinessProbe
-	d := rp.InitialDelay + time.Duration(rp.FailureThreshold)*rp.Period
-	if d < r.cfg.MinStartupDeadline {
-		d = r.cfg.MinStartupDeadline
-	}
-	return d
-}
-
-func (r *Reconciler) instancesOf(ds *depState) []*instance {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]*instance, 0, len(ds.instances))
-	for _, in := range ds.instances {
-		out = append(out, in)
-	}
-	sort.Slice(out, func(i, j int) bool { return nameIndex(out[i].name) < nameIndex(out[j].name) })
-	return out
-}
-
-// sortForRemoval orders instances so the best ones to remove come first:
-// not ready before ready, then the highest index.
-func sortForRemoval(ins []*instance) {
-	sort.SliceStable(ins, func(i, j int) bool {
-		ri, rj := ins[i].view().ready, ins[j].view().ready
-		if ri != rj {
-			return !ri
-		}
-		return nameIndex(ins[i].name) > nameIndex(ins[j].name)
-	})
-}
-
-func nameIndex(name string) int {
-	i := strings.LastIndexByte(name, '-')
-	n, err := strconv.Atoi(name[i+1:])
 	if err != nil {
-		return 1 << 30
+		return 0, fmt.Errorf("read deployment %s: %w", k, err)
 	}
-	return n
+	endpointDeleting := false
+	if e, err := r.cfg.Store.GetEndpoint(ctx, endpoint); err == nil {
+		endpointDeleting = e.State == store.StateDeleting
+	}
+	return r.reconcileDeployment(ctx, &d, endpointDeleting)
 }
 
-// check runs the pre-start checks for a plan and reports whether the
-// deployment failed.
-func (r *Reconciler) check(ctx context.Context, d *store.Deployment, ds *depState, plan *resolve.Plan, hash string) (failed bool) {
-	if r.cfg.Images != nil {
-		ready, err := r.cfg.Images.Prepare(ctx, plan)
-		if err != nil {
-			if ctx.Err() == nil {
-				r.fail(ctx, d, ds, hash, err.Error())
-			}
-			return true
-		}
-		if !ready {
-			return true // building or pulling: the preparer notifies when done
-		}
-	}
-	if r.cfg.Checker != nil {
-		codeDir, err := r.codeDir(ctx, plan)
-		if err != nil {
-			r.fail(ctx, d, ds, hash, "BadArgument: "+err.Error())
-			return true
-		}
-		warnings, err := r.cfg.Checker.Check(ctx, plan, codeDir)
-		for _, w := range warnings {
-			r.event(d.Endpoint, d.Name, "", "Warning", "Check", w)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return true
-			}
-			r.fail(ctx, d, ds, hash, err.Error())
-			return true
-		}
-	}
-	ds.checkedHash = hash
-	// The startup deadline counts from when instances can start, not from
-	// the beginning of a build.
-	ds.deadline = time.Now().Add(r.startupDeadline(plan))
-	return false
-}
-
-func (r *Reconciler) codeDir(ctx context.Context, p *resolve.Plan) (string, error) {
-	if p.CodeDigest == "" {
-		return "", nil
-	}
-	dir, err := r.cfg.Artifacts.Materialize(ctx, p.CodeDigest)
-	if err != nil {
-		return "", fmt.Errorf("code snapshot %s: %w", p.CodeDigest, err)
-	}
-	if p.CodeRoot != "" {
-		dir += "/" + p.CodeRoot
-	}
-	return dir, nil
-}
-
-// instanceSpec builds the driver spec of one instance of plan.
-func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name string) (driver.InstanceSpec, error) {
-	spec := driver.InstanceSpec{
-		Template:    p.TemplateHash(),
-		ID:          instanceID(p.Endpoint, p.Deployment, name),
-		Endpoint:    p.Endpoint,
-		Deployment:  p.Deployment,
-		Instance:    name,
-		Runtime:     p.Runtime,
-		EntryScript: p.EntryScript,
-		Command:     p.Command,
-		Image:       p.Image,
-		Port:        p.Scoring.Port,
-		Env:         p.Env,
-		CPU:         p.CPU,
-		MemoryBytes: p.MemoryBytes,
-
-		ModelName:      p.ModelName,
-		ModelVersion:   p.ModelVersion,
-		ModelMountPath: p.ModelMountPath,
-	}
-	if p.ModelDigest != "" {
-		dir, err := r.cfg.Artifacts.Materialize(ctx, p.ModelDigest)
-		if err != nil {
-			return spec, fmt.Errorf("model %s:%s (%s): %w", p.ModelName, p.ModelVersion, p.ModelDigest, err)
-		}
-		spec.ModelDir = dir
-	}
-	dir, err := r.codeDir(ctx, p)
-	if err != nil {
-		return spec, err
-	}
-	spec.CodeDir = dir
-	return spec, nil
-}
-
-// freeName is the lowest "<deployment>-<i>" not in use (also not by an
-// instance still stopping).
-func freeName(ds *depState) string {
-	for i := 0; ; i++ {
-		n := ds.name + "-" + strconv.Itoa(i)
-		if _, used := ds.instances[n]; !used {
-			return n
-		}
-	}
-}
-
-// startOne starts one instance of plan, honouring per-name restart backoff.
-// It reports whether an instance was started.
-func (r *Reconciler) startOne(ctx context.Context, d *store.Deployment, ds *depState, plan *resolve.Plan, hash string) bool {
-	r.mu.Lock()
-	name := freeName(ds)
-	wait := time.Until(ds.notBefore[name])
-	r.mu.Unlock()
-	if wait > 0 {
-		time.AfterFunc(wait, r.Notify)
-		return false
-	}
-	spec, err := r.instanceSpec(ctx, plan, name)
-	if err != nil {
-		r.fail(ctx, d, ds, hash, "BadArgument: "+err.Error())
-		return false
-	}
-	st, err := r.cfg.Driver.Start(ctx, spec)
-	if err != nil {
-		var se *driver.StartError
-		if errors.As(err, &se) {
-			r.fail(ctx, d, ds, hash, "ResourceNotReady: "+se.Error())
-			return false
-		}
-		if errors.Is(err, driver.ErrExists) {
-			// A stale instance with this ID (e.g. left by a failed stop): remove it.
-			_ = r.cfg.Driver.Stop(ctx, spec.ID, r.cfg.StopGrace)
-		}
-		r.event(d.Endpoint, d.Name, name, "Warning", "FailedStart", err.Error())
-		r.backoff(ds, name)
-		return false
-	}
-	mctx, cancel := context.WithCancel(r.life)
-	in := &instance{
-		endpoint: d.Endpoint, deployment: d.Name, name: name, id: spec.ID,
-		hash: hash, plan: plan, addr: st.Addr, startedAt: time.Now(), cancel: cancel,
-	}
-	r.mu.Lock()
-	ds.instances[name] = in
-	restarted := ds.totalRestarts[name] > 0
-	r.mu.Unlock()
-	_ = r.cfg.Store.PutInstance(ctx, store.Instance{
-		Endpoint: d.Endpoint, Deployment: d.Name, Name: name, Driver: r.cfg.Driver.Name(),
-		Data: []byte(fmt.Sprintf(`{"id":%q,"addr":%q,"pid":%d,"template":%q}`, spec.ID, st.Addr, st.PID, hash)),
-	})
-	reason, msg := "Started", "Started instance "+name+" ("+string(plan.Runtime)+") at "+st.Addr
-	if restarted {
-		reason = "Restarted"
-	}
-	r.event(d.Endpoint, d.Name, name, "Normal", reason, msg)
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.monitor(mctx, in)
-	}()
-	return true
-}
-
-func (r *Reconciler) backoff(ds *depState, name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := ds.restarts[name]
-	d := time.Second << min(n, 10)
-	if d > r.cfg.MaxBackoff {
-		d = r.cfg.MaxBackoff
-	}
-	ds.restarts[name] = n + 1
-	ds.totalRestarts[name]++
-	ds.notBefore[name] = time.Now().Add(d)
-	time.AfterFunc(d, r.Notify)
-}
-
-// reapExited handles instances whose process ended or whose liveness probe
-// failed: records the event, forgets them in the driver and schedules a
-// restart with capped backoff. In a creation or update it counts crashes
-// of the new plan and fails the deployment past MaxStartupCrashes; it then
-// reports true.
-func (r *Reconciler) reapExited(ctx context.Context, d *store.Deployment, ds *depState, hash string, inProgress bool) (failed bool) {
-	for _, in := range r.instancesOf(ds) {
-		v := in.view()
-		if v.stopping {
-			continue
-		}
-		if v.ready && !v.readySince.IsZero() && time.Since(v.readySince) > time.Minute {
-			r.mu.Lock()
-			ds.restarts[in.name] = 0 // healthy for a while: reset the backoff
-			r.mu.Unlock()
-		}
-		switch {
-		case v.exited:
-			lines := r.lastLines(in.id, 10)
-			msg := fmt.Sprintf("instance %s exited with code %d", in.name, v.exitCode)
-			// The driver's message may repeat "exited with code N"; keep
-			// only what it adds (a signal, a port taken).
-			detail := strings.TrimPrefix(v.exitMsg, fmt.Sprintf("exited with code %d", v.exitCode))
-			if detail = strings.TrimPrefix(detail, "; "); detail != "" {
-				msg += " (" + detail + ")"
-			}
-			r.event(d.Endpoint, d.Name, in.name, "Warning", "Exited", msg+lastLinesSuffix(lines))
-			in.cancel()
-			_ = r.cfg.Driver.Stop(ctx, in.id, r.cfg.StopGrace)
-			_ = r.cfg.Store.DeleteInstance(ctx, d.Endpoint, d.Name, in.name)
-			r.mu.Lock()
-			delete(ds.instances, in.name)
-			r.mu.Unlock()
-			r.cfg.OnChange()
-			r.backoff(ds, in.name)
-			if in.hash == hash && !v.everReady && inProgress {
-				ds.crashes++
-				if ds.crashes >= r.cfg.MaxStartupCrashes {
-					r.fail(ctx, d, ds, hash, "ResourceNotReady: "+msg+lastLinesSuffix(lines))
-					return true
-				}
-			}
-		case v.livenessFailed:
-			in.mu.Lock()
-			in.restarting = true
-			in.mu.Unlock()
-			r.stopAsync(ds, in, "liveness probe failed; restarting")
-			r.backoff(ds, in.name)
-		}
-	}
-	return false
-}
-
-func lastLinesSuffix(lines string) string {
-	if lines == "" {
-		return ""
-	}
-	return "; last log lines: " + lines
-}
-
-// lastLines returns the instance's last n log lines joined with " | ".
-func (r *Reconciler) lastLines(id string, n int) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	rc, err := r.cfg.Driver.Logs(ctx, id, driver.LogOptions{Tail: n})
-	if err != nil {
-		return ""
-	}
-	defer rc.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := rc.Read(buf)
-		b.Write(buf[:k])
-		if err != nil || b.Len() > 64<<10 {
-			break
-		}
-	}
-	var out []string
-	for _, l := range strings.Split(b.String(), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return strings.Join(out, " | ")
-}
-
-// notReadyReason explains a deadline failure.
-func (r *Reconciler) notReadyReason(ds *depState, hash string, p *resolve.Plan) string {
-	for _, in := range r.instancesOf(ds) {
-		v := in.view()
-		if in.hash == hash && !v.ready {
-			msg := fmt.Sprintf("ResourceNotReady: instance %s did not become ready within %s (readiness probe %s %s)",
-				in.name, r.startupDeadline(p), p.Readiness.Path, orDash(v.lastProbeError))
-			return msg + lastLinesSuffix(r.lastLines(in.id, 10))
-		}
-	}
-	return fmt.Sprintf("ResourceNotReady: the deployment did not become ready within %s", r.startupDeadline(p))
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "never answered"
-	}
-	return s
-}
-
-// stopAsync takes an instance out of routing at once, then drains and stops
-// it in the background.
-func (r *Reconciler) stopAsync(ds *depState, in *instance, why string) {
-	in.mu.Lock()
-	if in.stopping {
-		in.mu.Unlock()
-		return
-	}
-	in.stopping, in.ready = true, false
-	in.mu.Unlock()
-	r.cfg.OnChange()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		ctx := context.Background()
-		r.drain(in)
-		in.cancel()
-		if err := r.cfg.Driver.Stop(ctx, in.id, r.cfg.StopGrace); err != nil && !errors.Is(err, driver.ErrNotFound) {
-			r.log.Error("stop instance", "instance", in.id, "err", err)
-		}
-		_ = r.cfg.Store.DeleteInstance(ctx, in.endpoint, in.deployment, in.name)
-		r.mu.Lock()
-		if ds.instances[in.name] == in {
-			delete(ds.instances, in.name)
-		}
-		r.mu.Unlock()
-		r.event(in.endpoint, in.deployment, in.name, "Normal", "Stopped", "Stopped instance "+in.name+": "+why)
-		r.Notify()
-	}()
-}
-
-// drain waits until the gateway has no request in flight on the instance,
-// at most the request timeout.
-func (r *Reconciler) drain(in *instance) {
-	if r.cfg.InFlight == nil {
-		return
-	}
-	deadline := time.Now().Add(in.plan.RequestTimeout + time.Second)
-	for time.Now().Before(deadline) && r.cfg.InFlight(in.endpoint, in.deployment, in.name) > 0 {
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stopAll stops every instance of ds and returns how many are still
-// running or stopping.
-func (r *Reconciler) stopAll(ds *depState, why string) int {
-	n := 0
-	for _, in := range r.instancesOf(ds) {
-		n++
-		r.stopAsync(ds, in, why)
-	}
-	return n
-}
-
-func (r *Reconciler) succeed(ctx context.Context, d *store.Deployment) {
-	gen := d.Generation
-	was := d.State
-	_, err := r.cfg.Store.UpdateDeployment(ctx, d.Endpoint, d.Name, func(x *store.Deployment) error {
-		if x.Generation != gen || (x.State != store.StateCreating && x.State != store.StateUpdating) {
-			return errStale
-		}
-		x.State, x.Reason, x.ObservedGeneration = store.StateSucceeded, "", gen
-		return nil
-	})
-	if err != nil {
-		if !errors.Is(err, errStale) {
-			r.log.Error("mark deployment succeeded", "endpoint", d.Endpoint, "deployment", d.Name, "err", err)
-		}
-		return
-	}
-	d.State = store.StateSucceeded
-	r.cfg.OnChange() // the routing table now follows the new plan's settings
-	verb := "created"
-	if was == store.StateUpdating {
-		verb = "updated"
-	}
-	r.event(d.Endpoint, d.Name, "", "Normal", "Succeeded", "deployment "+verb+": all instances ready")
-}
-
-var errStale = errors.New("stale generation")
-
-// fail marks the deployment Failed with reason and stops the instances of
-// the failing plan (hash; "" means every instance).
-func (r *Reconciler) fail(ctx context.Context, d *store.Deployment, ds *depState, hash, reason string) {
-	gen := d.Generation
-	_, err := r.cfg.Store.UpdateDeployment(ctx, d.Endpoint, d.Name, func(x *store.Deployment) error {
-		if x.Generation != gen || x.State == store.StateDeleting {
-			return errStale
-		}
-		x.State, x.Reason, x.ObservedGeneration = store.StateFailed, reason, gen
-		return nil
-	})
-	if err != nil {
-		if !errors.Is(err, errStale) {
-			r.log.Error("mark deployment failed", "endpoint", d.Endpoint, "deployment", d.Name, "err", err)
-		}
-		return
-	}
-	d.State, d.ObservedGeneration = store.StateFailed, gen
-	r.event(d.Endpoint, d.Name, "", "Warning", "Failed", reason)
-	for _, in := range r.instancesOf(ds) {
-		if hash == "" || in.hash == hash {
-			r.stopAsync(ds, in, "deployment failed")
-		}
-	}
-}
-
-// event records a lifecycle event in the store and the server log.
-func (r *Reconciler) event(endpoint, deployment, inst, typ, reason, msg string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := r.cfg.Store.AppendEvent(ctx, store.Event{
-		Endpoint: endpoint, Deployment: deployment, Instance: inst, Type: typ, Reason: reason, Message: msg,
-	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		r.log.Error("record event", "err", err)
-	}
-	lvl := slog.LevelInfo
-	if typ == "Warning" {
-		lvl = slog.LevelWarn
-	}
-	r.log.Log(ctx, lvl, msg, "endpoint", endpoint, "deployment", deployment, "instance", inst, "reason", reason)
+func instanceID(endpoint, deployment, name string) string {
+	return endpoint + "." + deployment + "." + name
 }

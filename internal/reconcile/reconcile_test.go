@@ -15,6 +15,7 @@ import (
 
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/driver/fake"
+	"github.com/plumbline/plumbline/internal/reason"
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
@@ -146,13 +147,29 @@ func (e *env) waitState(name, state string, within time.Duration) store.Deployme
 	return d
 }
 
+// routes lists the deployment's routable instances as the store has them:
+// what every gateway builds its table from.
+func (e *env) routes(name string) []store.Instance {
+	rows, err := e.st.ListInstances(context.Background(), "ep", name)
+	if err != nil {
+		e.t.Error(err)
+	}
+	var out []store.Instance
+	for _, r := range rows {
+		if r.Routable {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // waitRoutes waits until the deployment has n routable instances.
-func (e *env) waitRoutes(name string, n int, within time.Duration) []reconcile.RoutableInstance {
+func (e *env) waitRoutes(name string, n int, within time.Duration) []store.Instance {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
-	var got []reconcile.RoutableInstance
+	var got []store.Instance
 	for time.Now().Before(deadline) {
-		got = e.rec.Routes()[reconcile.RouteKey("ep", name)]
+		got = e.routes(name)
 		if len(got) == n {
 			return got
 		}
@@ -219,7 +236,7 @@ func TestFailures(t *testing.T) {
 		},
 		{
 			name:       "pre-start check",
-			checkErr:   errors.New("ResourceNotReady: R packages used by plumber.R are not installed: tibble"),
+			checkErr:   reason.Terminal(reason.ResourceNotReady, "R packages used by plumber.R are not installed: tibble"),
 			wantReason: "ResourceNotReady: R packages used by plumber.R are not installed: tibble",
 		},
 	}
@@ -338,7 +355,7 @@ func TestRollingReplacementKeepsServing(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for !stop.Load() {
-			n := int64(len(e.rec.Routes()[reconcile.RouteKey("ep", "blue")]))
+			n := int64(len(e.routes("blue")))
 			if n < minRoutes.Load() {
 				minRoutes.Store(n)
 			}
@@ -478,5 +495,34 @@ func TestFailedUpdateKeepsPreviousVersionServing(t *testing.T) {
 	d, _ := e.st.GetDeployment(context.Background(), "ep", "blue")
 	if d.State != store.StateFailed {
 		t.Errorf("state %s, want Failed (the update still failed)", d.State)
+	}
+}
+
+// TestLeanPlanStartsRWorkers: a plan on the lean R runtime reaches the
+// driver with its settings; other plans carry none.
+func TestLeanPlanStartsRWorkers(t *testing.T) {
+	e := start(t, nil)
+	lean := plan("ep", "blue", 1, nil)
+	lean.Runtime, lean.RRuntime, lean.Workers, lean.MaxRequestsPerWorker = driver.RuntimePlumber, "lean", 3, 100
+	e.create(lean)
+	e.create(plan("ep", "green", 1, nil))
+	e.waitState("blue", store.StateSucceeded, 5*time.Second)
+	e.waitState("green", store.StateSucceeded, 5*time.Second)
+	for _, c := range e.drv.Calls() {
+		if c.Op != "start" {
+			continue
+		}
+		rw := c.Spec.RWorkers
+		switch c.Spec.Deployment {
+		case "blue":
+			want := driver.RWorkers{Workers: 3, MaxRequests: 100, RequestTimeout: time.Second, LivenessPath: "/live", ReadinessPath: "/ready"}
+			if rw == nil || *rw != want {
+				t.Errorf("blue started with RWorkers %+v, want %+v", rw, want)
+			}
+		case "green":
+			if rw != nil {
+				t.Errorf("green (generic) started with RWorkers %+v", rw)
+			}
+		}
 	}
 }

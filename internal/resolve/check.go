@@ -12,6 +12,7 @@ import (
 
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/plumber"
+	"github.com/plumbline/plumbline/internal/reason"
 )
 
 // Materializer gives read-only host folders for artifact digests.
@@ -28,6 +29,9 @@ type RChecker struct {
 	// Artifacts materializes the build context to read its Dockerfile (nil:
 	// the Dockerfile is not read).
 	Artifacts Materializer
+	// Sandbox, if set, is applied to every R process that reads the
+	// deployment's model (it runs as the instances' user, as they do).
+	Sandbox func(*exec.Cmd)
 }
 
 // Check implements the reconciler's pre-start check.
@@ -45,24 +49,24 @@ func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string
 		rscript = "Rscript"
 	}
 	if _, err := exec.LookPath(rscript); err != nil {
-		return nil, fmt.Errorf("ResourceNotReady: R is not installed (%s not found); install it with: apt-get install -y r-base-core r-cran-plumber (or start plumbline serve with --rscript PATH)", rscript)
+		return nil, reason.Terminal(reason.ResourceNotReady, "R is not installed (%s not found); install it with: apt-get install -y r-base-core r-cran-plumber (or start plumbline serve with --rscript PATH)", rscript)
 	}
 	script := filepath.Join(codeDir, p.EntryScript)
 	src, err := os.ReadFile(script)
 	if err != nil {
-		return nil, fmt.Errorf("BadArgument: scoring script %s: %w", p.EntryScript, err)
+		return nil, reason.Terminal(reason.BadArgument, "scoring script %s: %w", p.EntryScript, err)
 	}
 	used := plumber.ScriptPackages(src)
 	need := append([]string{"plumber"}, used...)
 	missing, err := plumber.MissingPackages(ctx, rscript, need)
 	if err != nil {
 		if errors.Is(err, plumber.ErrNoR) {
-			return nil, fmt.Errorf("ResourceNotReady: %v; install it with: apt-get install -y r-base-core r-cran-plumber", err)
+			return nil, reason.Terminal(reason.ResourceNotReady, "%v; install it with: apt-get install -y r-base-core r-cran-plumber", err)
 		}
-		return nil, fmt.Errorf("ResourceNotReady: checking R packages: %w", err)
+		return nil, reason.Transient(reason.ResourceNotReady, "checking R packages: %w", err)
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("ResourceNotReady: R packages used by %s are not installed: %s; install them with: %s",
+		return nil, reason.Terminal(reason.ResourceNotReady, "R packages used by %s are not installed: %s; install them with: %s",
 			p.EntryScript, strings.Join(missing, ", "), strings.ReplaceAll(plumber.InstallHint(missing), "\n", "; "))
 	}
 	if p.Scorer != nil {

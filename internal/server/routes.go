@@ -2,84 +2,66 @@ package server
 
 import (
 	"context"
-	"log/slog"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/plumbline/plumbline/internal/gateway"
-	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-// router rebuilds the gateway's routing snapshot from the store (endpoints,
-// keys, traffic, deployment settings) and the reconciler (ready instances)
-// whenever either says something changed, and every few seconds anyway.
-type router struct {
-	mu   sync.Mutex // serialises rebuilds so a newer table is never replaced by an older one
+// storeSource is the gateway's RouteSource on the shared store: routing
+// tables built from endpoint, deployment and instance rows, a wait on the
+// store's routing version (in-process signal on SQLite, LISTEN/NOTIFY on
+// PostgreSQL), and the gateway's reports kept as its GatewayReport row.
+type storeSource struct {
 	st   store.Store
-	rec  *reconcile.Reconciler
-	gw   *gateway.Gateway
-	log  *slog.Logger
-	kick chan struct{}
+	id   string // the gateway replica's report ID
+	addr string
 }
 
-func newRouter(st store.Store, rec *reconcile.Reconciler, gw *gateway.Gateway, log *slog.Logger) *router {
-	return &router{st: st, rec: rec, gw: gw, log: log, kick: make(chan struct{}, 1)}
-}
+var _ gateway.RouteSource = (*storeSource)(nil)
 
-// Kick asks for a rebuild soon; it never blocks.
-func (r *router) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
+// Routes implements gateway.RouteSource. The version is read before the
+// table, so the table reflects at least that version.
+func (s *storeSource) Routes(ctx context.Context, after int64) (*gateway.Snapshot, int64, error) {
+	v, err := s.st.WaitRoutingChange(ctx, after)
+	if err != nil {
+		return nil, 0, err
 	}
-}
-
-// Start rebuilds on every kick until ctx ends.
-func (r *router) Start(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		if err := r.rebuild(ctx); err != nil && ctx.Err() == nil {
-			r.log.Error("rebuild routing table", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.kick:
-		case <-t.C:
-		}
+	snap, err := buildSnapshot(ctx, s.st)
+	if err != nil {
+		return nil, 0, err
 	}
+	return snap, v, nil
 }
 
-// Sync rebuilds the table now, before returning: the API calls it after a
-// change of traffic, keys or auth mode, so that once the change is
-// acknowledged every new request sees it (no window where a client must
-// poll, as Azure's users must).
-func (r *router) Sync() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.rebuild(ctx); err != nil {
-		r.log.Error("rebuild routing table", "err", err)
-		r.Kick()
-	}
+// Report implements gateway.RouteSource.
+func (s *storeSource) Report(ctx context.Context, reachable map[string]int) error {
+	return s.st.PutGatewayReport(ctx, store.GatewayReport{ID: s.id, Addr: s.addr, Instances: reachable})
 }
 
-func (r *router) rebuild(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	snap, err := buildSnapshot(ctx, r.st, r.rec.Routes())
+// sync rebuilds gw's table now, before returning. The API calls it after a
+// change of traffic, keys or auth mode, and the reconciler before it drains
+// an instance, so that once the change is acknowledged every new request
+// through this process's gateway sees it.
+func (s *storeSource) sync(ctx context.Context, gw *gateway.Gateway) error {
+	v, err := s.st.RoutingVersion(ctx)
 	if err != nil {
 		return err
 	}
-	r.gw.Update(snap)
+	snap, err := buildSnapshot(ctx, s.st)
+	if err != nil {
+		return err
+	}
+	gw.Apply(snap, v)
 	return nil
 }
 
-// buildSnapshot assembles an immutable routing table.
-func buildSnapshot(ctx context.Context, st store.Store, routes map[string][]reconcile.RoutableInstance) (*gateway.Snapshot, error) {
+// buildSnapshot assembles an immutable routing table from the store: each
+// endpoint with its keys and traffic, each deployment with the settings of
+// the plan that serves, and each routable instance with the routes of the
+// plan it runs.
+func buildSnapshot(ctx context.Context, st store.Store) (*gateway.Snapshot, error) {
 	eps, err := st.ListEndpoints(ctx)
 	if err != nil {
 		return nil, err
@@ -88,18 +70,36 @@ func buildSnapshot(ctx context.Context, st store.Store, routes map[string][]reco
 	if err != nil {
 		return nil, err
 	}
+	rows, err := st.ListInstances(ctx, "", "")
+	if err != nil {
+		return nil, err
+	}
+	return assemble(eps, deps, rows), nil
+}
+
+// assemble is buildSnapshot without the store, for tests.
+func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instance) *gateway.Snapshot {
 	snap := &gateway.Snapshot{Endpoints: make(map[string]*gateway.Endpoint, len(eps))}
 	for _, e := range eps {
 		if e.State == store.StateDeleting {
 			continue
 		}
 		snap.Endpoints[strings.ToLower(e.Name)] = &gateway.Endpoint{
-			Name:        e.Name,
-			AuthMode:    e.AuthMode,
-			Keys:        []string{e.PrimaryKey, e.SecondaryKey},
-			Traffic:     copyMap(e.Traffic),
-			Mirror:      copyMap(e.Mirror),
-			Deployments: map[string]*gateway.Deployment{},
+			Name:            e.Name,
+			ID:              e.ID,
+			TokenGeneration: e.TokenGeneration,
+			AuthMode:        e.AuthMode,
+			Keys:            []string{e.PrimaryKey, e.SecondaryKey},
+			Traffic:         copyMap(e.Traffic),
+			Mirror:          copyMap(e.Mirror),
+			Deployments:     map[string]*gateway.Deployment{},
+		}
+	}
+	byDep := map[string][]store.Instance{}
+	for _, r := range rows {
+		if r.Routable && r.Addr != "" {
+			k := r.Endpoint + "/" + r.Deployment
+			byDep[k] = append(byDep[k], r)
 		}
 	}
 	for _, d := range deps {
@@ -121,17 +121,25 @@ func buildSnapshot(ctx context.Context, st store.Store, routes map[string][]reco
 			OpenAPIPath:              p.OpenAPIPath,
 			RequestTimeout:           p.RequestTimeout,
 			MaxConcurrentPerInstance: p.MaxConcurrentPerInstance,
-			MaxQueueWait:             p.MaxQueueWait,
+			MaxQueueWait:             p.MaxQueueWait, // zero for managed deployments: queue time counts inside RequestTimeout
 			ModelName:                p.ModelName,
 			ModelVersion:             p.ModelVersion,
 			Contract:                 p.Contract,
 		}
-		for _, in := range routes[reconcile.RouteKey(d.Endpoint, d.Name)] {
-			gd.Instances = append(gd.Instances, gateway.Instance{Name: in.Name, Addr: in.Addr})
+		current := p.TemplateHash()
+		for _, r := range byDep[d.Endpoint+"/"+d.Name] {
+			in := gateway.Instance{Name: r.Name, Addr: r.Addr, ScoringPath: r.ScoringPath, OpenAPIPath: r.OpenAPIPath}
+			if r.Template != current {
+				// An instance of another version keeps its own limit; one of
+				// the serving version follows request_settings as they
+				// change (a limit change restarts nothing).
+				in.MaxConcurrent = r.MaxConcurrent
+			}
+			gd.Instances = append(gd.Instances, in)
 		}
 		ep.Deployments[strings.ToLower(d.Name)] = gd
 	}
-	return snap, nil
+	return snap
 }
 
 func copyMap(m map[string]int) map[string]int {

@@ -1,9 +1,13 @@
-// Package server assembles `plumbline serve`: the data directory, the store,
-// the registry, TLS, the driver, the reconciler, the gateway and the API,
-// behind one HTTPS listener, and runs them until the context ends.
+// Package server assembles `plumbline serve` from parts chosen by its
+// configuration: the store (SQLite in the data dir, or a shared
+// PostgreSQL), the control plane (API, registry, and — while this replica
+// holds the leader lease — the driver and the reconciler), the gateway
+// (fed by a RouteSource on the store), TLS, behind one HTTPS listener. Each
+// part is Start(ctx) and runs until the context ends.
 //
 // It is the only package that knows every part; it holds no logic of its
-// own beyond wiring, the routing-table builder and graceful shutdown.
+// own beyond wiring, the routing-table builder, leader election and
+// graceful shutdown.
 package server
 
 import (
@@ -30,17 +34,35 @@ import (
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/apiserver"
 	"github.com/plumbline/plumbline/internal/auth"
-	"github.com/plumbline/plumbline/internal/blob"
+	"github.com/plumbline/plumbline/internal/connlimit"
 	"github.com/plumbline/plumbline/internal/datadir"
-	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/gateway"
-	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/resolve"
+	"github.com/plumbline/plumbline/internal/secrets"
 	"github.com/plumbline/plumbline/internal/store"
-	"github.com/plumbline/plumbline/internal/store/sqlite"
 	"github.com/plumbline/plumbline/internal/tlsca"
 	"github.com/plumbline/plumbline/internal/ui"
+)
+
+// Roles a replica can play (serve --role).
+const (
+	// RoleAll runs everything in one process: API, reconciler, gateway.
+	RoleAll = "all"
+	// RoleControl runs the API and campaigns to be the one replica that
+	// reconciles; it serves no scoring traffic.
+	RoleControl = "control"
+	// RoleGateway serves scoring traffic only; it needs no driver.
+	RoleGateway = "gateway"
+)
+
+// What a graceful stop does with the instances (serve --on-exit).
+const (
+	// OnExitKeep leaves them running for the next start to re-adopt: a
+	// restart of plumbline costs no R start-up.
+	OnExitKeep = "keep"
+	// OnExitStop stops them (a full shutdown).
+	OnExitStop = "stop"
 )
 
 // Config is `plumbline serve`'s configuration. Zero values take the
@@ -48,6 +70,18 @@ import (
 type Config struct {
 	// DataDir holds everything the server keeps (default datadir.Default()).
 	DataDir string
+	// Role is RoleAll (zero), RoleControl or RoleGateway.
+	Role string
+	// Store is where the state lives: "" for SQLite in the data dir, or a
+	// PostgreSQL URL (postgres://…), which several replicas can share.
+	Store string
+	// OnExit is what a graceful stop does with running instances:
+	// OnExitKeep (zero) or OnExitStop.
+	OnExit string
+	// ReplicaID names this replica in the leader lease and in gateway
+	// reports. Zero: "local" on SQLite (one server per data dir), else
+	// <hostname>-<pid>.
+	ReplicaID string
 	// Listen is the address of the one HTTPS listener serving the API, the
 	// gateway and metrics (default 127.0.0.1:8443).
 	Listen string
@@ -79,18 +113,30 @@ type Config struct {
 	// and entries); zero fields take the registry's defaults (4 GiB,
 	// 10 000 entries).
 	Uploads registry.Limits
+	// InstanceUser is the user the process driver's instances run as when
+	// the server runs as root ("": plumbline-instance, created if missing;
+	// "root": no isolation).
+	InstanceUser string
+	// SecretsKeyFile is the key endpoint keys and the token signing key are
+	// encrypted with in the store (default <data dir>/secrets.key, created
+	// at first start). Servers sharing a store must share it (replicas that
+	// share a data dir do).
+	SecretsKeyFile string
 	// Logger is the server log; AccessLog receives one line per scoring
 	// request (nil: Logger).
 	Logger    *slog.Logger
 	AccessLog *slog.Logger
+	// AccessLogTo, if set, receives the access log instead: the same lines
+	// (JSON with AccessLogJSON, else text), written in batches off the
+	// request path by gateway.AccessLog.
+	AccessLogTo   io.Writer
+	AccessLogJSON bool
 	// Ready, if set, is called once the server listens, with its base URL.
 	Ready func(baseURL string)
 }
 
-// Run serves until ctx ends, then drains: it stops accepting, lets
-// in-flight requests finish (up to 30 s), stops the instances it runs and
-// closes the store.
-func Run(ctx context.Context, cfg Config) (err error) {
+// withDefaults fills zero fields and checks the rest.
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = datadir.Default()
 	}
@@ -100,38 +146,75 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "localhost"
 	}
+	if cfg.Role == "" {
+		cfg.Role = RoleAll
+	}
+	if cfg.OnExit == "" {
+		cfg.OnExit = OnExitKeep
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.AccessLog == nil {
 		cfg.AccessLog = cfg.Logger
 	}
-	log := cfg.Logger
+	if cfg.ReplicaID == "" && !isPostgres(cfg.Store) {
+		// SQLite: one server per data dir (a lock says so), so a restarted
+		// server is the same replica and takes the leader lease back at
+		// once instead of waiting for the dead one's to expire.
+		cfg.ReplicaID = "local"
+	}
+	if cfg.ReplicaID == "" {
+		host, _ := os.Hostname()
+		cfg.ReplicaID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	switch cfg.Role {
+	case RoleAll, RoleControl, RoleGateway:
+	default:
+		return cfg, fmt.Errorf("--role %q: want all, control or gateway", cfg.Role)
+	}
+	switch cfg.OnExit {
+	case OnExitKeep, OnExitStop:
+	default:
+		return cfg, fmt.Errorf("--on-exit %q: want keep (leave instances running for the next start to re-adopt) or stop", cfg.OnExit)
+	}
+	if cfg.Role != RoleAll && !isPostgres(cfg.Store) {
+		return cfg, fmt.Errorf("--role %s shares state with other replicas: give it a PostgreSQL store with --store postgres://… (SQLite serves one process, --role all)", cfg.Role)
+	}
+	return cfg, nil
+}
+
+// Run serves until ctx ends, then drains: it stops accepting, lets
+// in-flight requests finish (up to 30 s), and, with OnExit stop, stops the
+// instances it runs; it closes the store.
+func Run(ctx context.Context, cfg Config) (err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger.With("role", cfg.Role)
 
 	dd, err := datadir.Open(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	unlock, err := lockDataDir(dd)
+	if !isPostgres(cfg.Store) {
+		// SQLite: one server per data dir.
+		unlock, err := lockDataDir(dd)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	db, err := openStore(ctx, cfg.Store, dd, log)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-
-	st, err := sqlite.Open(ctx, dd.DBPath())
+	defer db.Close()
+	st, err := sealStore(ctx, cfg, db, dd, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer st.Close()
-
-	blobs, err := blob.New(dd.BlobsDir())
-	if err != nil {
-		return fmt.Errorf("open blob store: %w", err)
-	}
-	if err := datadir.MkdirPrivate(dd.CacheDir()); err != nil {
 		return err
 	}
-	reg := registry.New(st, blobs, dd.CacheDir(), cfg.Uploads)
 
 	adminToken, err := auth.LoadOrCreateAdminToken(dd.AdminTokenPath())
 	if err != nil {
@@ -145,122 +228,105 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
-
-	var oidc gateway.OIDCVerifier
-	if cfg.OIDCIssuer != "" {
-		v, err := auth.NewOIDCVerifier(ctx, cfg.OIDCIssuer, cfg.OIDCAudience)
-		if err != nil {
-			return fmt.Errorf("aad_token (OIDC issuer %s): %w", cfg.OIDCIssuer, err)
-		}
-		oidc = v
-	}
-
-	if err := datadir.MkdirPrivate(dd.InstancesDir()); err != nil {
-		return err
-	}
-	drv, images, err := newDriver(ctx, cfg, dd, reg, st, log)
-	if err != nil {
-		return err
-	}
-	defer drv.Close()
-
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	domains := append([]string{"localhost"}, cfg.ExtraNames...)
-	if cfg.Hostname != "localhost" {
-		domains = append(domains, cfg.Hostname)
-	}
-	gw, err := gateway.New(gateway.Config{
-		Domains:      domains,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Tokens:       tokens,
-		OIDC:         oidc,
-		Registerer:   promReg,
-		Logger:       cfg.AccessLog,
-	})
+
+	tlsCfg, reloader, caPath, err := serverTLS(cfg, dd)
 	if err != nil {
 		return err
 	}
-
-	var rt *router
-	rec := reconcile.New(reconcile.Config{
-		Store:     st,
-		Driver:    drv,
-		Artifacts: reg,
-		Checker:   checker(cfg, reg, images),
-		Images:    preparer(images),
-		Logger:    log.With("component", "reconciler"),
-		// Synchronous: when an instance leaves the pool, the gateway stops
-		// routing to it before the reconciler drains and stops it.
-		OnChange: func() { rt.Sync() },
-		InFlight: gw.InFlight,
-	})
-	rt = newRouter(st, rec, gw, log)
-	if images != nil {
-		images.Notify = rec.Notify
-	}
-
-	// TLS.
-	scheme := "https"
-	var tlsCfg *tls.Config
-	var caPath string
-	var reloader *tlsca.Reloader
-	switch {
-	case cfg.Insecure:
-		scheme = "http"
-	case cfg.TLSCert != "" || cfg.TLSKey != "":
-		if cfg.TLSCert == "" || cfg.TLSKey == "" {
-			return errors.New("--tls-cert and --tls-key go together")
-		}
-		reloader, err = tlsca.NewReloader(cfg.TLSCert, cfg.TLSKey, 10*time.Second)
-		if err != nil {
-			return err
-		}
-		tlsCfg = tlsca.ServerTLSConfig(reloader.GetCertificate)
-	default:
-		names := append([]string{cfg.Hostname}, cfg.ExtraNames...)
-		if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && net.ParseIP(host) != nil && !net.ParseIP(host).IsUnspecified() {
-			names = append(names, host) // the API is reached at the listen address
-		}
-		ca, err := tlsca.Ensure(dd.TLSDir(), names)
-		if err != nil {
-			return fmt.Errorf("local CA: %w", err)
-		}
-		caPath = ca.CertPath()
-		tlsCfg = tlsca.ServerTLSConfig(ca.GetCertificate)
-	}
-
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another plumbline serve running? choose another address with --listen)", cfg.Listen, err)
+	}
+	scheme := "https"
+	if tlsCfg == nil {
+		scheme = "http"
+	}
+	// Bounded connections, TLS handshakes and silent clients (connlimit).
+	guard, err := connlimit.New(ln, connlimit.Config{TLS: tlsCfg, Registerer: promReg, Logger: log})
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	base := scheme + "://" + cfg.Hostname + ":" + strconv.Itoa(port)
 	apiBase := scheme + "://" + apiHost(cfg, ln) + ":" + strconv.Itoa(port)
 
-	apis := apiserver.New(apiserver.Config{
-		Store:          st,
-		Registry:       reg,
-		Runtime:        runtimeAdapter{rec},
-		Tokens:         tokenAdapter{tokens},
-		AdminToken:     adminToken,
-		ScoringBaseURL: base,
-		Info: api.ServerInfo{
-			Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: drv.Name(), DataDir: dd.Root,
-		},
-		OnChange:     rt.Sync,
-		Images:       imageService(images),
-		UploadLimits: cfg.Uploads,
-		Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: images != nil},
-		Logger:       log.With("component", "api"),
-	})
-
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var parts []part
 	mux := http.NewServeMux()
-	mux.Handle("/api/", apis)
-	mux.Handle("GET /metrics", adminOnly(adminToken, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg})))
-	mux.Handle(ui.Prefix, ui.Handler()) // the studio; the mux redirects /studio to /studio/
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.Handle("/", gw)
+	mux.Handle("GET /metrics", adminOnly(adminToken, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg})))
+
+	// The data plane.
+	var gw *gateway.Gateway
+	var src *storeSource
+	var alog *gateway.AccessLog
+	if cfg.Role != RoleControl {
+		if alog, err = accessLog(cfg); err != nil {
+			return err
+		}
+		gw, src, err = newGatewayPart(ctx, cfg, st, tokens, promReg, alog, ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		// The first table before the listener opens: a gateway that just
+		// started never answers 404 for an endpoint it has not read yet.
+		if err := src.sync(ctx, gw); err != nil {
+			return fmt.Errorf("read the routing table: %w", err)
+		}
+		parts = append(parts, part{"gateway routes", func(ctx context.Context) error { return gw.Follow(ctx, src, log.With("component", "gateway")) }})
+		mux.Handle("/", gw)
+	} else {
+		mux.Handle("/", notHere("this plumbline replica runs --role control: send scoring requests to a gateway replica"))
+	}
+	syncRoutes := func() {
+		if gw == nil {
+			return
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		if err := src.sync(sctx, gw); err != nil {
+			log.Error("rebuild routing table", "err", err)
+		}
+	}
+
+	// The control plane.
+	var ctl *control
+	var apis *apiserver.Server
+	if cfg.Role != RoleGateway {
+		ctl, err = newControl(ctx, cfg, dd, st, gw, src, syncRoutes, runCtx, log)
+		if err != nil {
+			return err
+		}
+		defer ctl.Close()
+		apis = apiserver.New(apiserver.Config{
+			Store:          st,
+			Registry:       ctl.reg,
+			Runtime:        ctl,
+			Tokens:         tokenAdapter{tokens},
+			AdminToken:     adminToken,
+			ScoringBaseURL: base,
+			Info: api.ServerInfo{
+				Version: Version, ScoringBaseURL: base, CACertPath: caPath, Driver: ctl.driverName(), DataDir: dd.Root,
+			},
+			OnChange:     syncRoutes,
+			Images:       imageService(ctl.images),
+			UploadLimits: cfg.Uploads,
+			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil, Sandbox: ctl.runAs.Sandbox},
+			Logger:       log.With("component", "api"),
+		})
+		parts = append(parts, part{"control", ctl.Start})
+		mux.Handle("/api/", apis)
+		mux.Handle(ui.Prefix, ui.Handler()) // the studio; the mux redirects /studio to /studio/
+	} else {
+		mux.Handle("/api/", notHere("this plumbline replica runs --role gateway: send API requests to a control replica"))
+	}
+	if reloader != nil {
+		parts = append(parts, part{"tls reloader", reloader.Start})
+	}
 
 	srv := &http.Server{
 		Handler:           mux,
@@ -269,46 +335,38 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	if apis != nil {
+		srv.RegisterOnShutdown(apis.CloseStreams)
+	}
+	guard.Configure(srv)
 
-	srv.RegisterOnShutdown(apis.CloseStreams)
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	start := func(name string, f func(context.Context) error) {
+	errc := make(chan error, len(parts)+1)
+	for _, p := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f(runCtx); err != nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
+			if err := p.start(runCtx); err != nil {
+				errc <- fmt.Errorf("%s: %w", p.name, err)
 			}
 		}()
 	}
-	start("reconciler", rec.Start)
-	start("router", rt.Start)
-	if reloader != nil {
-		start("tls reloader", reloader.Start)
-	}
 	go func() {
-		var err error
-		if tlsCfg != nil {
-			err = srv.Serve(tls.NewListener(ln, tlsCfg))
-		} else {
-			err = srv.Serve(ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(guard); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
 
-	if err := dd.WriteServerState(datadir.ServerState{
-		URL: apiBase, ScoringURL: base, PID: os.Getpid(), StartedAt: time.Now().UTC(), CACert: caPath, Insecure: cfg.Insecure,
-	}); err != nil {
-		return err
+	if cfg.Role != RoleGateway {
+		if err := dd.WriteServerState(datadir.ServerState{
+			URL: apiBase, ScoringURL: base, PID: os.Getpid(), StartedAt: time.Now().UTC(), CACert: caPath, Insecure: cfg.Insecure,
+		}); err != nil {
+			return err
+		}
+		defer dd.RemoveServerState(os.Getpid())
 	}
-	defer dd.RemoveServerState(os.Getpid())
-	log.Info("plumbline is serving", "url", base, "api", apiBase+"/api/v1", "data_dir", dd.Root, "ca_cert", caPath, "driver", drv.Name())
+	log.Info("plumbline is serving", "url", base, "api", apiBase+"/api/v1", "data_dir", dd.Root, "ca_cert", caPath,
+		"store", storeName(cfg.Store), "replica", cfg.ReplicaID)
 	if cfg.Ready != nil {
 		cfg.Ready(apiBase)
 	}
@@ -322,12 +380,106 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	_ = srv.Shutdown(sctx)
-	_ = gw.Shutdown(sctx) // mirrored copies in flight finish before instances stop
+	if gw != nil {
+		_ = gw.Shutdown(sctx) // mirrored copies in flight finish before instances stop
+	}
+	if alog != nil {
+		_ = alog.Close()
+	}
 	cancel()
 	wg.Wait()
-	stopInstances(drv, log)
+	if src != nil {
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = st.DeleteGatewayReport(dctx, src.id)
+		dcancel()
+	}
 	log.Info("plumbline stopped")
 	return err
+}
+
+// part is one long-running piece of the server.
+type part struct {
+	name  string
+	start func(context.Context) error
+}
+
+// newGatewayPart builds the scoring gateway and its route source.
+func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *auth.TokenIssuer, reg prometheus.Registerer, alog *gateway.AccessLog, addr string) (*gateway.Gateway, *storeSource, error) {
+	var oidc gateway.OIDCVerifier
+	if cfg.OIDCIssuer != "" {
+		v, err := auth.NewOIDCVerifier(ctx, cfg.OIDCIssuer, cfg.OIDCAudience)
+		if err != nil {
+			return nil, nil, fmt.Errorf("aad_token (OIDC issuer %s): %w", cfg.OIDCIssuer, err)
+		}
+		oidc = v
+	}
+	domains := append([]string{"localhost"}, cfg.ExtraNames...)
+	if cfg.Hostname != "localhost" {
+		domains = append(domains, cfg.Hostname)
+	}
+	gw, err := gateway.New(gateway.Config{
+		Domains:      domains,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Tokens:       tokens,
+		OIDC:         oidc,
+		Registerer:   reg,
+		Logger:       cfg.AccessLog,
+		AccessLog:    alog,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return gw, &storeSource{st: st, id: cfg.ReplicaID, addr: addr}, nil
+}
+
+// serverTLS returns the listener's TLS configuration (nil for plain HTTP),
+// the reloader of a user certificate, and the local CA's path.
+func serverTLS(cfg Config, dd *datadir.Dir) (*tls.Config, *tlsca.Reloader, string, error) {
+	switch {
+	case cfg.Insecure:
+		return nil, nil, "", nil
+	case cfg.TLSCert != "" || cfg.TLSKey != "":
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, nil, "", errors.New("--tls-cert and --tls-key go together")
+		}
+		reloader, err := tlsca.NewReloader(cfg.TLSCert, cfg.TLSKey, 10*time.Second)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return tlsca.ServerTLSConfig(reloader.GetCertificate), reloader, "", nil
+	default:
+		names := append([]string{cfg.Hostname}, cfg.ExtraNames...)
+		if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && net.ParseIP(host) != nil && !net.ParseIP(host).IsUnspecified() {
+			names = append(names, host) // the API is reached at the listen address
+		}
+		ca, err := tlsca.Ensure(dd.TLSDir(), names)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("local CA: %w", err)
+		}
+		return tlsca.ServerTLSConfig(ca.GetCertificate), nil, ca.CertPath(), nil
+	}
+}
+
+// notHere answers every request with 421 and a JSON reason naming the
+// replica's role.
+func notHere(msg string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		fmt.Fprintf(w, `{"error":{"code":"WrongReplica","message":%q}}`+"\n", msg)
+	})
+}
+
+// accessLog is the batched access log when cfg asks for one.
+func accessLog(cfg Config) (*gateway.AccessLog, error) {
+	if cfg.AccessLogTo == nil {
+		return nil, nil
+	}
+	format := gateway.AccessLogText
+	if cfg.AccessLogJSON {
+		format = gateway.AccessLogJSON
+	}
+	return gateway.NewAccessLog(cfg.AccessLogTo, format)
 }
 
 // Version is the server version reported by the API.
@@ -346,32 +498,6 @@ func apiHost(cfg Config, ln net.Listener) string {
 	return host
 }
 
-// stopInstances stops every instance the driver runs, in parallel, on a
-// graceful shutdown; the next start brings them back from the store.
-func stopInstances(drv driver.Driver, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	list, err := drv.List(ctx)
-	if err != nil {
-		log.Error("list instances", "err", err)
-		return
-	}
-	var wg sync.WaitGroup
-	for _, st := range list {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := drv.Stop(ctx, st.ID, 5*time.Second); err != nil {
-				log.Error("stop instance", "instance", st.ID, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
-	if len(list) > 0 {
-		log.Info("instances stopped", "count", len(list))
-	}
-}
-
 // lockDataDir takes an exclusive lock so two servers never share a data
 // dir. The kernel releases it when the process dies, even on kill -9.
 func lockDataDir(dd *datadir.Dir) (func(), error) {
@@ -387,6 +513,42 @@ func lockDataDir(dd *datadir.Dir) (func(), error) {
 		return nil, fmt.Errorf("another plumbline server is using data dir %s: %w", dd.Root, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// sealStore wraps the store so endpoint keys and the token signing key are
+// encrypted at rest, sealing what an earlier plumbline stored in the clear.
+// Replicas sharing a PostgreSQL store share the key: in their shared data
+// dir, or given to each with --secrets-key-file.
+func sealStore(ctx context.Context, cfg Config, st store.Store, dd *datadir.Dir, log *slog.Logger) (store.Store, error) {
+	keyFile := cfg.SecretsKeyFile
+	if keyFile == "" {
+		keyFile = dd.SecretsKeyPath()
+	}
+	key, err := secrets.LoadOrCreate(ctx, keyFile, st)
+	if err != nil {
+		return nil, err
+	}
+	sealed := secrets.Wrap(st, key)
+	n, err := sealed.SealExisting(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("seal the store's secrets with %s: %w", keyFile, err)
+	}
+	if n > 0 {
+		log.Info("encrypted endpoint keys stored in the clear by an earlier plumbline", "values", n, "secrets_key", keyFile)
+	}
+	return sealed.Full(), nil
+}
+
+// removePartial removes what writes interrupted by a crash left (the data
+// dir's lock is held: no other process writes there).
+func removePartial(reg *registry.Registry, log *slog.Logger) {
+	n, size, err := reg.RemovePartial()
+	if err != nil {
+		log.Warn("remove leftovers of interrupted writes", "err", err)
+	}
+	if n > 0 {
+		log.Info("removed leftovers of interrupted writes (a crash during an upload)", "files", n, "bytes", size)
+	}
 }
 
 // tokenSecret is the aml_token signing key, created once and kept in the
@@ -419,28 +581,11 @@ func adminOnly(token string, h http.Handler) http.Handler {
 	})
 }
 
-// runtimeAdapter presents the reconciler to the API.
-type runtimeAdapter struct{ r *reconcile.Reconciler }
-
-func (a runtimeAdapter) Notify() { a.r.Notify() }
-
-func (a runtimeAdapter) Instances(endpoint, deployment string) []api.Instance {
-	var out []api.Instance
-	for _, in := range a.r.Instances(endpoint, deployment) {
-		out = append(out, api.Instance{Name: in.Name, State: in.State, Ready: in.Ready, Restarts: in.Restarts, Started: in.Started, Message: in.Message})
-	}
-	return out
-}
-
-func (a runtimeAdapter) Logs(ctx context.Context, endpoint, deployment, instance string, lines int, follow bool, w io.Writer) error {
-	return a.r.Logs(ctx, endpoint, deployment, instance, lines, follow, w)
-}
-
 // tokenAdapter presents the token issuer to the API.
 type tokenAdapter struct{ t *auth.TokenIssuer }
 
-func (a tokenAdapter) IssueEndpointToken(endpoint string, now time.Time) (api.Token, error) {
-	tok, err := a.t.Issue(endpoint, now)
+func (a tokenAdapter) IssueEndpointToken(sub auth.Subject, now time.Time) (api.Token, error) {
+	tok, err := a.t.IssueFor(sub, now)
 	if err != nil {
 		return api.Token{}, err
 	}

@@ -21,7 +21,8 @@ type Problem struct {
 	// Line and Column are 1-based; 0 means unknown.
 	Line   int `json:"line,omitempty"`
 	Column int `json:"column,omitempty"`
-	// Set is the `--set` expression the problem comes from; "" when it comes
+	// Set is the `--set` expression the problem comes from ("a.b=c"), or a
+	// whole --add or --remove argument ("--add tags x=y"); "" when it comes
 	// from the file.
 	Set string `json:"set,omitempty"`
 	// Field is the dotted field path (request_settings.request_timeout_ms,
@@ -37,6 +38,9 @@ func (p Problem) Location() string {
 }
 
 func location(file string, line, col int, set string) string {
+	if strings.HasPrefix(set, "--") {
+		return set // "--add tags x=y": the whole argument
+	}
 	if set != "" {
 		return "--set " + set
 	}

@@ -32,6 +32,9 @@ type ParseOptions struct {
 	BaseDir string
 	// Sets are `--set path=value` overrides applied before decoding.
 	Sets []string
+	// Updates are az's generic update arguments (--set, --add, --remove),
+	// applied in order after Sets; see Update.
+	Updates []Update
 	// Expect is the kind the caller wants; "" detects it from $schema or
 	// the keys. A $schema naming another kind is an error.
 	Expect Kind
@@ -75,6 +78,9 @@ func Parse(file string, data []byte, opts ParseOptions) (*Document, error) {
 		return nil, err
 	}
 	if err := t.applySets(opts.Sets); err != nil {
+		return nil, err
+	}
+	if err := t.applyUpdates(opts.Updates); err != nil {
 		return nil, err
 	}
 	kind, err := t.detectKind(opts.Expect)
@@ -172,15 +178,26 @@ func LoadEnvironment(path string, sets []string) (*Environment, *Document, error
 }
 
 func load(path string, sets []string, kind Kind) (*Document, error) {
+	return Load(path, ParseOptions{Sets: sets, Expect: kind})
+}
+
+// Load reads and parses a file with opts; relative paths in it are resolved
+// against the file's folder (opts.BaseDir is set to it).
+func Load(path string, opts ParseOptions) (*Document, error) {
+	what := "the"
+	if opts.Expect != "" {
+		what = string(opts.Expect)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s file: %w", kind, err)
+		return nil, fmt.Errorf("read %s file: %w", what, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s file: %w", kind, err)
+		return nil, fmt.Errorf("read %s file: %w", what, err)
 	}
-	return Parse(path, data, ParseOptions{BaseDir: filepath.Dir(abs), Sets: sets, Expect: kind})
+	opts.BaseDir = filepath.Dir(abs)
+	return Parse(path, data, opts)
 }
 
 // Validate validates the typed value and locates each problem in the file

@@ -1,8 +1,6 @@
 package spec
 
 import (
-	"fmt"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -28,88 +26,11 @@ func ApplySets(root *yaml.Node, sets []string) error {
 }
 
 func (t *tree) applySets(sets []string) error {
-	var errs Errors
-	for _, s := range sets {
-		if p, ok := t.applySet(s); !ok {
-			errs = append(errs, p)
-		}
+	ups := make([]Update, len(sets))
+	for i, s := range sets {
+		ups[i] = Update{Op: UpdateSet, Args: []string{s}}
 	}
-	if len(errs) > 0 {
-		return errs
-	}
-	return nil
-}
-
-func (t *tree) applySet(expr string) (Problem, bool) {
-	fail := func(field, format string, args ...any) (Problem, bool) {
-		return Problem{Set: expr, Field: field, Message: fmt.Sprintf(format, args...)}, false
-	}
-	path, value, ok := strings.Cut(expr, "=")
-	path = strings.TrimSpace(path)
-	if !ok || path == "" {
-		return fail("", "expected path=value, for example instance_count=2")
-	}
-	segs := strings.Split(path, ".")
-	for _, s := range segs {
-		if s == "" {
-			return fail(path, "empty segment in the path; write a.b.c")
-		}
-	}
-	if t.root == nil || t.root.Kind != yaml.MappingNode {
-		return fail(path, "the document is not a mapping; nothing to set")
-	}
-	val := setValue(value)
-	t.mark(val, expr)
-	cur := t.root
-	for i, seg := range segs {
-		last := i == len(segs)-1
-		here := strings.Join(segs[:i], ".")
-		switch cur.Kind {
-		case yaml.MappingNode:
-			j := -1
-			for k := 0; k+1 < len(cur.Content); k += 2 {
-				if cur.Content[k].Value == seg {
-					j = k
-					break
-				}
-			}
-			if j < 0 {
-				key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: seg}
-				t.mark(key, expr)
-				next := val
-				if !last {
-					next = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-					t.mark(next, expr)
-				}
-				cur.Content = append(cur.Content, key, next)
-				cur = next
-				continue
-			}
-			if last {
-				cur.Content[j+1] = val
-				continue
-			}
-			if isNull(cur.Content[j+1]) {
-				m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-				t.mark(m, expr)
-				cur.Content[j+1] = m
-			}
-			cur = cur.Content[j+1]
-		case yaml.SequenceNode:
-			idx, err := strconv.Atoi(seg)
-			if err != nil || idx < 0 || idx >= len(cur.Content) {
-				return fail(path, "%s is a list of %d items; %q is not an index from 0 to %d", here, len(cur.Content), seg, len(cur.Content)-1)
-			}
-			if last {
-				cur.Content[idx] = val
-				continue
-			}
-			cur = cur.Content[idx]
-		default:
-			return fail(path, "%s is %s, not a mapping or a list; it has no field %s", here, describe(cur), seg)
-		}
-	}
-	return Problem{}, true
+	return t.applyUpdates(ups)
 }
 
 // setValue reads a --set value as YAML: a scalar keeps YAML's typing (2 is

@@ -15,6 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 var (
@@ -25,6 +27,14 @@ var (
 	// ErrConflict: the write contradicts what is stored (e.g. the same model
 	// name and version with different content).
 	ErrConflict = errors.New("conflict")
+	// ErrNoSpace: a write failed because the disk holding the store is full
+	// (SQLite's SQLITE_FULL; PostgreSQL's disk_full). Nothing was written.
+	ErrNoSpace = errors.New("no space left on the store's disk")
+	// ErrLeaseHeld: another holder has the lease and it has not expired.
+	ErrLeaseHeld = errors.New("lease held by another holder")
+	// ErrFenced: the lease token presented is no longer the current one
+	// (or the lease expired): its holder must stop acting.
+	ErrFenced = errors.New("lease lost")
 )
 
 // Provisioning states, as Azure names them.
@@ -35,6 +45,9 @@ const (
 	StateSucceeded = "Succeeded"
 	StateFailed    = "Failed"
 )
+
+// NewEndpointID returns a new random endpoint identity (a UUID).
+func NewEndpointID() string { return uuid.NewString() }
 
 // ModelVersion is one immutable registered model version.
 type ModelVersion struct {
@@ -52,6 +65,9 @@ type ModelVersion struct {
 	FileCount int
 	Archived  bool
 	CreatedAt time.Time
+	// Stage is free-form (Development, Production…); "" means none. It can
+	// change (see ModelUpdater), unlike the version's files.
+	Stage string
 	// Contract is the version's input contract (JSON of contract.Contract:
 	// a prototype or a JSON Schema, from model create --prototype or
 	// --input-schema); nil means none.
@@ -69,6 +85,13 @@ type ModelFilter struct {
 // Endpoint is an endpoint record.
 type Endpoint struct {
 	Name string
+	// ID is the endpoint's identity: random, given by CreateEndpoint when
+	// empty, never changed. An endpoint deleted and created again under the
+	// same name has another ID (aml_tokens are bound to it).
+	ID string
+	// TokenGeneration is incremented to revoke every aml_token issued for
+	// the endpoint (tokens are bound to it); zero at creation.
+	TokenGeneration int64
 	// Spec is the endpoint document as JSON (spec.Endpoint), defaults applied.
 	Spec         json.RawMessage
 	AuthMode     string
@@ -101,17 +124,75 @@ type Deployment struct {
 	UpdatedAt          time.Time
 }
 
-// Instance is the reconciler's bookkeeping for one running instance, kept so
-// a restarted server knows what it left behind.
+// Instance states, as Instance.State names them.
+const (
+	InstanceStarting = "Starting" // started, never ready yet
+	InstanceReady    = "Ready"
+	InstanceUnready  = "Unready"  // was ready, its readiness probe fails now
+	InstanceStopping = "Stopping" // out of routing, being drained and stopped
+	InstanceExited   = "Exited"
+)
+
+// Instance is the observed state of one running instance, written by the
+// reconciler that runs it and read by every gateway (the routing table is
+// built from these rows) and by a reconciler that takes over.
 type Instance struct {
 	Endpoint   string
 	Deployment string
 	Name       string // "blue-0"
 	Driver     string
-	// Data is driver- and reconciler-specific JSON (address, pid, template hash…).
+	// ID is the driver's instance ID ("iris.blue.blue-0").
+	ID string
+	// Addr is where it answers: "host:port" (TCP) or "unix:/abs/path".
+	Addr string
+	// Template is the versioned template hash of what it runs.
+	Template string
+	// State is one of the Instance* states; "" for a record without one.
+	State string
+	// Routable says the gateways may send it requests: ready and not
+	// stopping.
+	Routable bool
+	// ScoringPath and OpenAPIPath are the routes of the plan it was started
+	// with: during a rolling update an old instance keeps its own.
+	ScoringPath string
+	OpenAPIPath string
+	// MaxConcurrent is max_concurrent_requests_per_instance of that plan
+	// (0: the deployment's).
+	MaxConcurrent int
+	// Restarts counts restarts under this name.
+	Restarts int
+	// LastProbe is the last probe failure ("" when the last probe passed);
+	// LastProbeAt when the probe result last changed.
+	LastProbe   string
+	LastProbeAt time.Time
+	PID         int
+	StartedAt   time.Time
+	// Data is driver- or reconciler-specific JSON.
 	Data      json.RawMessage
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// GatewayReport is what one gateway replica last said about the instances
+// it may still send requests to: every instance of its routing table and
+// every instance with requests in flight, keyed "endpoint/deployment/name",
+// with the number in flight. A reconciler stops an instance only once no
+// fresh report names it (or a bounded grace passed).
+type GatewayReport struct {
+	ID        string
+	Addr      string
+	Instances map[string]int
+	UpdatedAt time.Time
+}
+
+// Lease is a named lease held by Holder until ExpiresAt. Token increases
+// by one every time the lease changes holder (or is taken after it
+// expired), so a holder that lost it can be told from the current one.
+type Lease struct {
+	Name      string
+	Holder    string
+	Token     int64
+	ExpiresAt time.Time
 }
 
 // Event is one lifecycle event of a deployment or instance.
@@ -150,11 +231,13 @@ type EventFilter struct {
 //     is set to now by every update.
 //   - Spec and Data may come back as equivalent rather than byte-identical
 //     JSON (an empty one comes back nil); nil and empty maps are equivalent.
-//   - A create with a zero Generation stores 1. An update whose fn changes
-//     the desired state (endpoint: Spec, AuthMode, keys, Traffic, Mirror;
-//     deployment: Spec) and leaves Generation alone increments it; State,
-//     Reason and ObservedGeneration are status and do not. Key fields (names)
-//     and CreatedAt cannot be changed by fn.
+//   - A create with a zero Generation stores 1; an endpoint created with an
+//     empty ID is given a new random one (NewEndpointID). An update whose fn
+//     changes the desired state (endpoint: Spec, AuthMode, keys, Traffic,
+//     Mirror, TokenGeneration; deployment: Spec) and leaves Generation alone
+//     increments it; State, Reason and ObservedGeneration are status and do
+//     not. Key fields (names, an endpoint's ID) and CreatedAt cannot be
+//     changed by fn.
 //   - fn runs inside the write transaction: it must not call the Store.
 //   - Lists are ordered: models by name then newest first; endpoints by
 //     name; deployments by endpoint, name; instances by endpoint, deployment,
@@ -184,6 +267,12 @@ type Store interface {
 	// UpdateEndpoint reads the endpoint, calls fn on it and writes the result,
 	// all in one transaction; fn's error aborts and is returned unwrapped.
 	UpdateEndpoint(ctx context.Context, name string, fn func(*Endpoint) error) (Endpoint, error)
+	// UpdateEndpointWithDeployments is UpdateEndpoint whose fn also sees the
+	// endpoint's deployments (by name), read in the same transaction after
+	// the endpoint is locked: a check of fn against them (traffic only to
+	// deployments that exist and are not being deleted) cannot be undone by
+	// a concurrent UpdateDeploymentWithEndpoint. fn must not change them.
+	UpdateEndpointWithDeployments(ctx context.Context, name string, fn func(*Endpoint, []Deployment) error) (Endpoint, error)
 	// DeleteEndpoint removes the endpoint and, with it, its deployments,
 	// instances and events.
 	DeleteEndpoint(ctx context.Context, name string) error
@@ -195,6 +284,14 @@ type Store interface {
 	// ListDeployments lists one endpoint's deployments, or all when endpoint is "".
 	ListDeployments(ctx context.Context, endpoint string) ([]Deployment, error)
 	UpdateDeployment(ctx context.Context, endpoint, name string, fn func(*Deployment) error) (Deployment, error)
+	// UpdateDeploymentWithEndpoint is UpdateDeployment whose fn also sees
+	// the deployment's endpoint, read and locked in the same transaction
+	// before the deployment (the lock order of
+	// UpdateEndpointWithDeployments): a check of fn against the endpoint
+	// (no traffic to a deployment being deleted) cannot be undone by a
+	// concurrent UpdateEndpointWithDeployments. fn must not change the
+	// endpoint. ErrNotFound when either is missing.
+	UpdateDeploymentWithEndpoint(ctx context.Context, endpoint, name string, fn func(*Endpoint, *Deployment) error) (Deployment, error)
 	// DeleteDeployment removes the deployment and its instances; its events
 	// stay until the endpoint is deleted.
 	DeleteDeployment(ctx context.Context, endpoint, name string) error
@@ -215,6 +312,37 @@ type Store interface {
 	// token signing key). GetSetting returns ErrNotFound when unset.
 	GetSetting(ctx context.Context, key string) ([]byte, error)
 	PutSetting(ctx context.Context, key string, value []byte) error
+
+	// RoutingVersion is a counter that increases with every committed
+	// change of endpoints, deployments or instances: what gateways route
+	// from.
+	RoutingVersion(ctx context.Context) (int64, error)
+	// WaitRoutingChange returns the routing version once it is greater
+	// than after, or ctx's error when ctx ends first. A change committed by
+	// any process is seen within a second (SQLite: at once in this
+	// process; PostgreSQL: LISTEN/NOTIFY).
+	WaitRoutingChange(ctx context.Context, after int64) (int64, error)
+
+	// PutGatewayReport creates or replaces the report of gateway r.ID
+	// (UpdatedAt becomes now); DeleteGatewayReport removes it (ErrNotFound
+	// if absent); ListGatewayReports lists reports updated at or after
+	// since, by ID.
+	PutGatewayReport(ctx context.Context, r GatewayReport) error
+	ListGatewayReports(ctx context.Context, since time.Time) ([]GatewayReport, error)
+	DeleteGatewayReport(ctx context.Context, id string) error
+
+	// AcquireLease takes the lease name for holder until now + ttl, or
+	// renews it when holder has it. It fails with ErrLeaseHeld (the
+	// current lease is returned too) while another holder's lease has not
+	// expired. Taking it from another holder, or after it expired,
+	// increments Token.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error)
+	// CheckLease returns nil when l is still the current, unexpired lease
+	// (same holder and token), else ErrFenced.
+	CheckLease(ctx context.Context, l Lease) error
+	// ReleaseLease gives the lease up when l is current (it expires now,
+	// keeping its token); otherwise it does nothing.
+	ReleaseLease(ctx context.Context, l Lease) error
 
 	Close() error
 }

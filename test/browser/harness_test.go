@@ -51,7 +51,7 @@ type server struct {
 func startServer(t *testing.T, dd string) *server {
 	t.Helper()
 	s := &server{dataDir: dd, log: &logBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binPath, "serve", "--listen", "127.0.0.1:0", "--data-dir", dd)
+	s.cmd = exec.Command(binPath, "serve", "--listen", "127.0.0.1:0", "--data-dir", dd, "--on-exit", "stop")
 	s.cmd.Env = cleanEnv()
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {

@@ -132,7 +132,7 @@ func TestSeedFolderInContainer(t *testing.T) {
 	if len(after) != 1 || len(before) != 1 || after[0] != before[0] {
 		t.Errorf("running containers before the kill %v, after the restart %v: want the same one, adopted", before, after)
 	}
-	if ev := s.events("r-endpoint-iris", "blue"); !strings.Contains(ev, "Adopted: Adopted instance blue-0") {
+	if ev := s.events("r-endpoint-iris", "blue"); !strings.Contains(ev, "Adopted: Re-adopted instance blue-0") {
 		t.Errorf("events lack the adoption:\n%s", ev)
 	}
 	r = s.must(dir, "online-endpoint", "invoke", "--name", "r-endpoint-iris", "--request-file", "sample_request.json")

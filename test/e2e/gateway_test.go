@@ -70,38 +70,39 @@ func TestBlueGreenRestartAndGateway(t *testing.T) {
 
 	// The restarted server belongs to the whole test, so it is started
 	// here rather than in the subtest that checks it.
-	old := instanceProcs(dd)
-	if len(old) != 2 {
-		t.Fatalf("before the kill: want 2 instance processes (blue-0, green-0) from this data dir, got %v", old)
+	if leaders := instanceLeaders(dd); len(leaders) != 2 {
+		t.Fatalf("before the kill: want 2 instance processes (blue-0, green-0) from this data dir, got %v", leaders)
 	}
+	// Every process of the instances: on the lean R runtime, the
+	// supervisor, its R session and the workers.
+	old := instanceProcs(dd)
 	s.kill9(t)
-	orphans := 0
 	for pid := range old {
-		if alive(pid) {
-			orphans++
+		if !alive(pid) {
+			t.Errorf("kill -9 of plumbline serve took R instance pid %d with it; instances must outlive the server", pid)
 		}
 	}
-	t.Logf("kill -9 of plumbline serve left %d of its %d R instance processes running", orphans, len(old))
 	restart := time.Now()
 	s = startServer(t, dd)
-	if !t.Run("kill -9 of serve and restart", func(t *testing.T) {
+	if !t.Run("kill -9 of serve and restart re-adopts the R instances", func(t *testing.T) {
 		for _, dep := range []string{"blue", "green"} {
 			s.waitDeploymentReady(t, irisEndpoint, dep, 1, 90*time.Second)
 		}
 		t.Logf("both deployments ready again %s after the restart", time.Since(restart).Round(time.Millisecond))
-		// The previous run's R processes run what the deployments want:
-		// the new server re-adopts them (no new process, none orphaned).
-		var now map[int]string
-		waitFor(t, 15*time.Second, "the previous run's 2 R processes adopted, and no other", func() (bool, string) {
-			now = instanceProcs(dd)
-			same := len(now) == len(old)
-			for pid := range old {
-				if _, ok := now[pid]; !ok || !alive(pid) {
-					same = false
-				}
+		now := instanceProcs(dd)
+		if leaders := instanceLeaders(dd); len(leaders) != 2 {
+			t.Errorf("after the restart: instance processes %v, want the 2 from before", leaders)
+		}
+		for pid := range old {
+			if _, same := now[pid]; !same {
+				t.Errorf("R instance pid %d from before the restart no longer serves (now %v): it was not re-adopted", pid, now)
 			}
-			return same, fmt.Sprintf("before the kill: %v; now: %v", old, now)
-		})
+		}
+		for _, dep := range []string{"blue", "green"} {
+			if ev := s.must(t, "online-deployment", "events", "--name", dep, "--endpoint-name", irisEndpoint).stdout; !strings.Contains(ev, "Re-adopted instance "+dep+"-0") {
+				t.Errorf("%s's events lack the re-adoption:\n%s", dep, ev)
+			}
+		}
 		recs := records(t, dd)
 		ports := map[int]string{}
 		for _, r := range recs {

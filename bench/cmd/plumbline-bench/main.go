@@ -71,6 +71,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.OverloadRun, "overload-run", 0, "length of the overload (default 10s)")
 	fs.DurationVar(&cfg.RolloutStep, "rollout-step", 0, "hold after each rollout step (default 5s)")
 	fs.DurationVar(&cfg.OverloadDelay, "overload-delay", 0, "backend service time in the overload scenario (default 20ms)")
+	fs.IntVar(&cfg.StormRate, "storm-rate", 0, "rate of the well-behaved client in the storm scenario, requests/s (default 1000)")
+	fs.IntVar(&cfg.StormSilent, "storm-silent", 0, "silent connections in the storm (default 5000; smoke 200)")
+	fs.IntVar(&cfg.StormSlowloris, "storm-slowloris", 0, "slowloris clients in the storm (default 200; smoke 20)")
+	fs.DurationVar(&cfg.ProfileRun, "profile-run", 0, "length of the gateway's CPU profile per protocol (default 8s)")
 	fs.StringVar(&cfg.DockerHost, "docker-host", "", "container engine's Docker API address for the containers scenario (default $DOCKER_HOST, else $PLUMBLINE_TEST_DOCKER_HOST)")
 	fs.BoolVar(&cfg.KeepTemp, "keep", false, "keep the temporary folder (logs, nginx configs, data dirs)")
 	if err := fs.Parse(args); err != nil {

@@ -49,8 +49,14 @@ func requireTools(t *testing.T) string {
 	if _, err := exec.LookPath("nginx"); err != nil {
 		skip("nginx is not installed (Debian: apt-get install nginx-light); the benchmark harness needs it")
 	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		skip("wrk is not installed (Debian: apt-get install wrk); the gateway profile runs under it")
+	}
 	if err := rscript.Check("Rscript"); err != nil {
 		skip("the benchmark harness needs R: " + err.Error())
+	}
+	if err := rscript.CheckPackages("Rscript", "ranger"); err != nil {
+		skip("the benchmark harness's slower model needs ranger: " + err.Error())
 	}
 	if bin := os.Getenv("PLUMBLINE_BIN"); bin != "" {
 		return bin
@@ -159,7 +165,8 @@ func TestSmoke(t *testing.T) {
 	}
 	md := string(b)
 	for _, want := range []string{"Smoke run", "## Machine", "## Versions", "## Targets", "## 1. Gateway hop", "## 2. R endpoint",
-		"## 3. Overload", "## 4. Rollout", "## 5. Deploy time", "## 6. Memory", "go run ./bench/cmd/plumbline-bench -smoke"} {
+		"## 3. Overload", "## 4. Rollout", "## 5. Deploy time", "## 6. Memory", "## 8. Connection storm", "### TLS handshake storm",
+		"### Where the gateway's CPU goes", "plumbline-https-h2", "nginx-https", "## 9. Lean R runtime", "go run ./bench/cmd/plumbline-bench -smoke"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report has no %q; report:\n%s", want, md)
 		}

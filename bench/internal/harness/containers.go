@@ -118,9 +118,9 @@ func (e *env) containers(ctx context.Context) error {
 
 	// Requests/s through the gateway, one connection, alternating.
 	for _, v := range []string{cProcess, cDocker} {
-		st := load.ClosedLoop{Targets: []load.Target{target(v, "iris-1")}, Conns: 1, Duration: 300 * time.Millisecond, Client: servers[v].ClientOptions(true)}.Run(ctx)
-		if st.OK == 0 {
-			return fmt.Errorf("warm-up of the %s driver's deployment: no successful request (%s; %v)", v, st.CodesString(), st.ErrorSamples)
+		cl := load.ClosedLoop{Targets: []load.Target{target(v, "iris-1")}, Conns: 1, Client: servers[v].ClientOptions(true)}
+		if err := warmUp(ctx, "the "+v+" driver's deployment", cl, 300*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	for rep := range e.cfg.Repeats {

@@ -78,12 +78,24 @@ func (e *env) createGeneric(ctx context.Context, s *serve.Server, endpoint, name
 // gateway is scenario 1 (and the serve/nginx half of scenario 6).
 func (e *env) gateway(ctx context.Context) error {
 	c := e.cfg
+	// Two backends behind nginx, as plumbline's endpoint splits over two
+	// deployments: each backend sees the same share of the load either way.
 	directAddr, directProc, err := e.startBackend(ctx, "backend-direct")
 	if err != nil {
 		return err
 	}
+	secondAddr, secondProc, err := e.startBackend(ctx, "backend-nginx-2")
+	if err != nil {
+		return err
+	}
+	certFile, keyFile, nginxCAs, err := selfSigned(filepath.Join(e.tmp, "nginx-tls"))
+	if err != nil {
+		return err
+	}
+	upstreams := []string{directAddr, secondAddr}
 	ng, err := nginx.Start(ctx, e.g, c.Nginx, e.tmp+"/nginx-gateway", []*nginx.Site{
-		{Name: "go_backend", Upstreams: []string{directAddr}, Keepalive: 256},
+		{Name: "go_backend", Upstreams: upstreams, Keepalive: 256},
+		{Name: "go_backend_tls", Upstreams: upstreams, Keepalive: 256, TLSCert: certFile, TLSKey: keyFile},
 	})
 	if err != nil {
 		return err
@@ -115,8 +127,11 @@ func (e *env) gateway(ctx context.Context) error {
 			return err
 		}
 	}
-	e.logf("gateway: direct %s, nginx %s, plumbline %s (HTTP), %s (HTTPS), %s (HTTP, no access log); endpoint %s, blue=50 green=50",
-		directAddr, ng.URL("go_backend"), servers[vPlumblineHTTP].BaseURL(), servers[vPlumblineHTTPS].BaseURL(), servers[vPlumblineNoLog].BaseURL(), gatewayEndpoint)
+	// plumbline-https-h2 is the HTTPS server again, spoken to in HTTP/2.
+	servers[vPlumblineH2] = servers[vPlumblineHTTPS]
+	keys[vPlumblineH2] = keys[vPlumblineHTTPS]
+	e.logf("gateway: direct %s, nginx %s and %s → %v, plumbline %s (HTTP), %s (HTTPS), %s (HTTP, no access log); endpoint %s, blue=50 green=50",
+		directAddr, ng.URL("go_backend"), ng.URL("go_backend_tls"), upstreams, servers[vPlumblineHTTP].BaseURL(), servers[vPlumblineHTTPS].BaseURL(), servers[vPlumblineNoLog].BaseURL(), gatewayEndpoint)
 
 	// Idle memory: after start-up and the deployments, before any load.
 	settle := time.Second
@@ -139,18 +154,26 @@ func (e *env) gateway(ctx context.Context) error {
 
 	jsonHeader := map[string][]string{"Content-Type": {"application/json"}}
 	targets := map[string]load.Target{
-		vDirect: {Method: "POST", URL: "http://" + directAddr + "/score", Body: scoreBody, Header: jsonHeader},
-		vNginx:  {Method: "POST", URL: ng.URL("go_backend") + "/score", Body: scoreBody, Header: jsonHeader},
+		vDirect:   {Method: "POST", URL: "http://" + directAddr + "/score", Body: scoreBody, Header: jsonHeader},
+		vNginx:    {Method: "POST", URL: ng.URL("go_backend") + "/score", Body: scoreBody, Header: jsonHeader},
+		vNginxTLS: {Method: "POST", URL: ng.URL("go_backend_tls") + "/score", Body: scoreBody, Header: jsonHeader},
 	}
-	opts := map[string]load.ClientOptions{vDirect: {KeepAlive: true}, vNginx: {KeepAlive: true}}
+	opts := map[string]load.ClientOptions{
+		vDirect:   {KeepAlive: true},
+		vNginx:    {KeepAlive: true},
+		vNginxTLS: {KeepAlive: true, RootCAs: nginxCAs, ServerName: "localhost"},
+	}
 	// The processes whose CPU each variant's proxy and backend use.
+	nginxBackends := func() []int { return []int{directProc.Pid(), secondProc.Pid()} }
 	proxyPIDs := map[string]func() []int{
-		vDirect: func() []int { return nil },
-		vNginx:  ng.PIDs,
+		vDirect:   func() []int { return nil },
+		vNginx:    ng.PIDs,
+		vNginxTLS: ng.PIDs,
 	}
 	backendPIDs := map[string]func() []int{
-		vDirect: func() []int { return []int{directProc.Pid()} },
-		vNginx:  func() []int { return []int{directProc.Pid()} },
+		vDirect:   func() []int { return []int{directProc.Pid()} },
+		vNginx:    nginxBackends,
+		vNginxTLS: nginxBackends,
 	}
 	for v, s := range servers {
 		targets[v] = scoreTarget(s, gatewayEndpoint, keys[v], scoreBody)
@@ -164,27 +187,32 @@ func (e *env) gateway(ctx context.Context) error {
 			return out
 		}
 	}
+	h2 := opts[vPlumblineH2]
+	h2.HTTP2 = true
+	opts[vPlumblineH2] = h2
 
-	variants := []string{vDirect, vNginx, vPlumblineHTTP, vPlumblineHTTPS, vPlumblineNoLog}
+	variants := []string{vDirect, vNginx, vNginxTLS, vPlumblineHTTP, vPlumblineHTTPS, vPlumblineH2, vPlumblineNoLog}
 	r := &GatewayResult{
 		Variants: variants,
 		Desc: map[string]string{
 			vDirect: "the Go backend itself, plain HTTP",
-			vNginx: fmt.Sprintf("nginx (worker_processes auto = %d, upstream keepalive 256, HTTP/1.1 upstream, access_log off) → the same Go backend, plain HTTP",
+			vNginx: fmt.Sprintf("nginx (worker_processes auto = %d, upstream keepalive 256, HTTP/1.1 upstream, access_log off) → two Go backends, round robin, plain HTTP",
 				runtime.NumCPU()),
+			vNginxTLS: "the same nginx over HTTPS (TLS 1.3, HTTP/1.1; a self-signed ECDSA P-256 certificate, the key type of plumbline's local CA)",
 			vPlumblineHTTP: "`plumbline serve --insecure-http`: key auth, a 50/50 split over two generic deployments (max_concurrent_requests_per_instance 1024) → " +
 				"their own Go backends, access log on (the default); plain HTTP like nginx",
 			vPlumblineHTTPS: "`plumbline serve` (TLS, the default): the same endpoint over HTTPS (TLS 1.3, HTTP/1.1) to the client, plain HTTP to the instances",
+			vPlumblineH2:    "the same HTTPS server spoken to in HTTP/2 (h2, one stream in flight per connection)",
 			vPlumblineNoLog: "diagnostic: plumbline-http with `--log-level warn`, which drops the one access-log line per request; not a target",
 		},
 		Conns: c.Conns, Rate: c.GatewayRate,
 		Closed: map[string][]load.Stats{}, Fixed: map[string][]load.Stats{},
 		ProxyCPU: map[string][]time.Duration{}, BackendCPU: map[string][]time.Duration{}, GenCPU: map[string][]time.Duration{},
+		FixedProxyCPU: map[string][]time.Duration{}, FixedBackendCPU: map[string][]time.Duration{},
+		Generator: map[string]string{},
 	}
-	if e.wrk != "" {
-		r.LoadGen = fmt.Sprintf("wrk -t%d -c%d (C, event loop; its CPU is shared with the servers)", wrkThreads(), c.Conns)
-	} else {
-		r.LoadGen = fmt.Sprintf("Go closed-loop generator, %d workers with one keep-alive connection each", c.Conns)
+	for _, v := range variants {
+		r.Generator[v] = e.closedGenerator(opts[v], c.Conns)
 	}
 	e.res.Gateway = r
 
@@ -227,7 +255,7 @@ func (e *env) gateway(ctx context.Context) error {
 			n := time.Duration(max(1, st.Requests))
 			gen := g1 - g0 // the Go generator runs in this process
 			if st.GenCPU > 0 {
-				gen = st.GenCPU // wrk's own
+				gen = st.GenCPU // wrk's or h2load's own
 			}
 			r.ProxyCPU[v] = append(r.ProxyCPU[v], (p1-p0)/n)
 			r.BackendCPU[v] = append(r.BackendCPU[v], (b1-b0)/n)
@@ -241,7 +269,12 @@ func (e *env) gateway(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			p0, b0 := proc.CPU(proxyPIDs[v]()...), proc.CPU(backendPIDs[v]()...)
 			st := load.ConstantRate{Targets: []load.Target{targets[v]}, Rate: c.GatewayRate, Duration: c.GatewayRun, Transport: fixedTr[v]}.Run(ctx)
+			p1, b1 := proc.CPU(proxyPIDs[v]()...), proc.CPU(backendPIDs[v]()...)
+			n := time.Duration(max(1, st.Requests))
+			r.FixedProxyCPU[v] = append(r.FixedProxyCPU[v], (p1-p0)/n)
+			r.FixedBackendCPU[v] = append(r.FixedBackendCPU[v], (b1-b0)/n)
 			r.Fixed[v] = append(r.Fixed[v], st)
 			e.logf("gateway %d/s rep %d %-20s p50 %-9s p99 %-9s achieved %.0f/s %s", c.GatewayRate, rep+1, v, fmtDur(st.P50), fmtDur(st.P99), st.Throughput(), st.CodesString())
 		}
@@ -257,14 +290,72 @@ func (e *env) gateway(ctx context.Context) error {
 			return fmt.Errorf("%s: a closed-loop run had no successful request", v)
 		}
 	}
+
+	// The handshake storm: a new TLS connection for every request.
+	return e.handshakeStorm(ctx, r, map[string]load.Target{vNginxTLS: targets[vNginxTLS], vPlumblineHTTPS: targets[vPlumblineHTTPS]},
+		map[string]load.ClientOptions{vNginxTLS: opts[vNginxTLS], vPlumblineHTTPS: opts[vPlumblineHTTPS]}, proxyPIDs)
+}
+
+// handshakeStorm runs the closed loop with Connection: close against nginx
+// and plumbline over TLS: every request pays a full handshake (neither wrk
+// nor the Go generator resumes TLS sessions).
+func (e *env) handshakeStorm(ctx context.Context, g *GatewayResult, targets map[string]load.Target, opts map[string]load.ClientOptions, proxyPIDs map[string]func() []int) error {
+	c := e.cfg
+	hs := &HandshakeResult{Variants: []string{vNginxTLS, vPlumblineHTTPS}, Conns: c.Conns,
+		Closed: map[string][]load.Stats{}, ProxyCPU: map[string][]time.Duration{}}
+	g.Handshake = hs
+	for rep := range c.Repeats {
+		for _, v := range e.shuffled(hs.Variants) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t := targets[v]
+			t.Header = t.Header.Clone()
+			t.Header.Set("Connection", "close")
+			o := opts[v]
+			o.KeepAlive = false
+			p0 := proc.CPU(proxyPIDs[v]()...)
+			st, err := e.closed(ctx, t, o, c.Conns, c.GatewayRun)
+			if err != nil {
+				return fmt.Errorf("handshake storm, %s: %w", v, err)
+			}
+			p1 := proc.CPU(proxyPIDs[v]()...)
+			hs.ProxyCPU[v] = append(hs.ProxyCPU[v], (p1-p0)/time.Duration(max(1, st.Requests)))
+			hs.Closed[v] = append(hs.Closed[v], st)
+			e.logf("handshake storm rep %d %-16s %8.0f handshakes/s  %s", rep+1, v, st.RPS, st.CodesString())
+		}
+	}
+	for _, v := range hs.Variants {
+		if slices.ContainsFunc(hs.Closed[v], func(s load.Stats) bool { return s.OK == 0 }) {
+			return fmt.Errorf("handshake storm, %s: a run had no successful request", v)
+		}
+	}
 	return nil
 }
 
 func wrkThreads() int { return max(1, min(runtime.NumCPU(), 4)) }
 
-// closed runs one closed-loop measurement with wrk or the Go generator.
+// closedGenerator names the closed-loop generator a variant gets.
+func (e *env) closedGenerator(o load.ClientOptions, conns int) string {
+	switch {
+	case o.HTTP2 && e.h2load != "":
+		return fmt.Sprintf("h2load -t%d -c%d -m1", wrkThreads(), conns)
+	case o.HTTP2:
+		return fmt.Sprintf("Go closed loop over HTTP/2, %d connections", conns)
+	case e.wrk != "":
+		return fmt.Sprintf("wrk -t%d -c%d", wrkThreads(), conns)
+	default:
+		return fmt.Sprintf("Go closed loop, %d connections", conns)
+	}
+}
+
+// closed runs one closed-loop measurement with wrk (h2load for HTTP/2) or
+// the Go generator.
 func (e *env) closed(ctx context.Context, t load.Target, opts load.ClientOptions, conns int, d time.Duration) (load.Stats, error) {
-	if e.wrk != "" {
+	switch {
+	case opts.HTTP2 && e.h2load != "":
+		return load.H2Load{Bin: e.h2load, Target: t, Conns: conns, Threads: wrkThreads(), Duration: d, ScriptDir: e.tmp}.Run(ctx)
+	case !opts.HTTP2 && e.wrk != "":
 		return load.Wrk{Bin: e.wrk, Target: t, Conns: conns, Threads: wrkThreads(), Duration: d, ScriptDir: e.tmp}.Run(ctx)
 	}
 	return load.ClosedLoop{Targets: []load.Target{t}, Conns: conns, Duration: d, Client: opts}.Run(ctx), nil

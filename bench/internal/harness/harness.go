@@ -1,15 +1,17 @@
 // Package harness is plumbline's benchmark suite (issue 7): in one run it
 // starts everything on loopback — a trivial Go backend, nginx with a
 // generated configuration, plumber processes, and `plumbline serve` from the
-// built binary on temporary data dirs — measures six scenarios side by side,
+// built binary on temporary data dirs — measures seven scenarios side by side,
 // states each performance target as met or not with its figure, and renders
 // the report (docs/benchmarks.md and a terminal table).
 //
 // The scenarios:
 //
-//  1. gateway  — the hop on a trivial Go backend: direct, nginx, plumbline
-//     over HTTP and over HTTPS; closed-loop requests/s and p50/p99 at a fixed
-//     rate; CPU per request.
+//  1. gateway  — the hop on a trivial Go backend: direct, nginx over HTTP
+//     and HTTPS, plumbline over HTTP, HTTPS and HTTP/2; closed-loop
+//     requests/s and p50/p99 at a fixed rate; CPU per request of proxy and
+//     backend; a TLS handshake storm (a new connection per request) against
+//     nginx and plumbline.
 //  2. r        — the iris example behind plumber: the in-R compute limit,
 //     plumber direct (naive keep-alive, new connection per request), nginx
 //     → plumber (default, upstream keepalive), plumbline → plumber; 1 and 2
@@ -24,6 +26,16 @@
 //  7. containers — the iris example under `serve --driver docker` (the
 //     seed's docker-context built as its image) beside the process driver:
 //     create → first 200, Started → Ready, requests/s through the gateway.
+//  8. storm    — a client at a fixed rate over HTTPS, quiet and during a
+//     flood of 5 000 silent connections and 200 slowloris clients from 24
+//     other loopback addresses: latency, errors, memory.
+//  9. lean     — the lean R runtime beside plumber's own server on the iris
+//     example and a slower 500-tree ranger model, at 1 and 2 instances or
+//     workers; fork time of +1 worker; PSS of 1 vs 4 workers; a worker
+//     killed under load.
+//
+// The profile scenario adds where the gateway's CPU goes per request, by
+// category (bench/cmd/gateway-profile), to section 1 of the report.
 //
 // Variants are run in a shuffled order, repeated, and reported as medians
 // (performance.md §9). Everything the harness starts runs in a proc.Group
@@ -58,7 +70,7 @@ import (
 )
 
 // Scenario names, in the order they run.
-var Scenarios = []string{"gateway", "r", "overload", "rollout", "deploy", "containers"}
+var Scenarios = []string{"gateway", "profile", "storm", "r", "overload", "rollout", "deploy", "containers", "lean"}
 
 // Config is one benchmark run. Zero values take the defaults of the full
 // run, or of the smoke run when Smoke is set.
@@ -96,6 +108,13 @@ type Config struct {
 	// OverloadDelay is the backend's service time in the overload scenario
 	// (default 20 ms: 50 requests/s per instance).
 	OverloadDelay time.Duration
+	// StormRate is the well-behaved client's rate in the storm scenario
+	// (default 1000/s); StormSilent and StormSlowloris size the flood
+	// (default 5000 and 200; smoke 200 and 20).
+	StormRate, StormSilent, StormSlowloris int
+	// ProfileRun is the length of the gateway profile per protocol
+	// (default 8 s; smoke 1 s).
+	ProfileRun time.Duration
 	// DockerHost is the container engine's Docker API address for the
 	// containers scenario ("" : DOCKER_HOST, else PLUMBLINE_TEST_DOCKER_HOST,
 	// else the scenario is skipped with that reason).
@@ -139,8 +158,24 @@ func (c *Config) defaults() {
 	def(&c.RRun, 5*time.Second, time.Second)
 	def(&c.OverloadRun, 10*time.Second, time.Second)
 	def(&c.RolloutStep, 5*time.Second, time.Second)
+	def(&c.ProfileRun, 8*time.Second, time.Second)
 	if c.OverloadDelay == 0 {
 		c.OverloadDelay = 20 * time.Millisecond
+	}
+	if c.StormRate == 0 {
+		c.StormRate = 1000
+	}
+	if c.StormSilent == 0 {
+		c.StormSilent = 5000
+		if c.Smoke {
+			c.StormSilent = 200
+		}
+	}
+	if c.StormSlowloris == 0 {
+		c.StormSlowloris = 200
+		if c.Smoke {
+			c.StormSlowloris = 20
+		}
 	}
 	if c.Nginx == "" {
 		c.Nginx = "nginx"
@@ -175,6 +210,7 @@ type env struct {
 
 	backend string // bench-backend binary
 	wrk     string // "" when the Go closed-loop generator is used
+	h2load  string // "" when HTTP/2 closed loops use the Go generator
 
 	https *serve.Server // plumbline serve with TLS (the default)
 	http  *serve.Server // plumbline serve --insecure-http
@@ -198,6 +234,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	tmp, err := os.MkdirTemp("", "plumbline-bench-")
 	if err != nil {
+		return res, err
+	}
+	// A server running as root runs its instances as an unprivileged user,
+	// who must be able to enter the data dirs made in here.
+	if err := os.Chmod(tmp, 0o711); err != nil {
 		return res, err
 	}
 	e.tmp = tmp
@@ -253,6 +294,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		switch s {
 		case "gateway":
 			err = e.gateway(ctx)
+		case "profile":
+			err = e.profile(ctx)
+		case "storm":
+			err = e.storm(ctx)
 		case "r":
 			err = e.rScenario(ctx)
 		case "overload":
@@ -263,6 +308,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = e.deploy(ctx)
 		case "containers":
 			err = e.containers(ctx)
+		case "lean":
+			err = e.leanScenario(ctx)
 		}
 		if err != nil {
 			err = fmt.Errorf("scenario %s: %w", s, err)
@@ -309,8 +356,13 @@ func (e *env) preflight() error {
 	} else {
 		c.Nginx = p
 	}
-	if c.want("r") || c.want("deploy") || c.want("containers") {
+	if c.want("r") || c.want("deploy") || c.want("containers") || c.want("lean") {
 		if err := rscript.Check(c.Rscript); err != nil {
+			missing = append(missing, err.Error())
+		}
+	}
+	if c.want("lean") {
+		if err := rscript.CheckPackages(c.Rscript, "ranger"); err != nil {
 			missing = append(missing, err.Error())
 		}
 	}
@@ -328,6 +380,11 @@ func (e *env) preflight() error {
 		}
 	default:
 		return fmt.Errorf("load generator %q: want wrk, go or auto", c.LoadGen)
+	}
+	if c.LoadGen != "go" {
+		if p, err := exec.LookPath("h2load"); err == nil {
+			e.h2load = p // optional: without it HTTP/2 runs use the Go generator
+		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("cannot run the benchmarks; missing: %s", strings.Join(missing, "; "))
@@ -347,10 +404,14 @@ func (e *env) versions() {
 		line, _, _ := strings.Cut(string(out), "\n")
 		add("wrk", strings.TrimSpace(strings.TrimSuffix(line, "Copyright (C) 2012 Will Glozer")))
 	}
+	if e.h2load != "" {
+		out, _ := exec.Command(e.h2load, "--version").CombinedOutput()
+		add("h2load", strings.TrimSpace(string(out)))
+	}
 	add("vegeta (library)", moduleVersion("github.com/tsenart/vegeta/v12"))
-	if e.cfg.want("r") || e.cfg.want("deploy") {
+	if e.cfg.want("r") || e.cfg.want("deploy") || e.cfg.want("lean") {
 		v := rscript.Versions(e.cfg.Rscript)
-		for _, k := range []string{"R", "plumber", "httpuv", "jsonlite", "randomForest"} {
+		for _, k := range []string{"R", "plumber", "httpuv", "jsonlite", "randomForest", "ranger"} {
 			add(k, v[k])
 		}
 	}

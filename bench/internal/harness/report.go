@@ -30,15 +30,16 @@ func Markdown(r *Results) string {
 	w("```\n%s\n```\n\n", r.Command)
 	w("`make bench` builds `bin/plumbline` and runs `go run ./bench/cmd/plumbline-bench -out docs/benchmarks.md`; ")
 	w("`go run ./bench/cmd/plumbline-bench -h` lists the knobs (run lengths, repeats, seed, `-only` for a subset). ")
-	w("It needs nginx, wrk (optional: `-loadgen go` uses a Go closed-loop generator instead), R with plumber, jsonlite and randomForest ")
-	w("(`scripts/install-deps.sh`). Run it on a quiet machine: everything — the load generators, the proxies and the backends — shares the same CPUs.\n\n")
+	w("It needs nginx, wrk (`-loadgen go` uses a Go closed-loop generator instead, but the gateway profile needs wrk), h2load for the HTTP/2 closed loop (optional; without it a Go generator), R with plumber, jsonlite, ranger and randomForest ")
+	w("(`scripts/install-deps.sh`, `scripts/install-test-deps.sh`). Run it on a quiet machine: everything — the load generators, the proxies and the backends — shares the same CPUs.\n\n")
 	w("The harness is a Go program: `bench/cmd/plumbline-bench` (flags, report file), `bench/internal/harness` (the scenarios, the targets, this report), ")
 	w("`bench/internal/load` (a closed-loop generator, wrk, and a constant-rate generator on the vegeta library), `bench/internal/proc` (process groups that are always stopped, /proc readings), ")
-	w("`bench/internal/nginx`, `bench/internal/rscript` and `bench/internal/serve` (nginx, R/plumber and `plumbline serve` with its CLI), and `bench/cmd/bench-backend` (the trivial Go backend, built by the harness). ")
+	w("`bench/internal/nginx`, `bench/internal/rscript` and `bench/internal/serve` (nginx, R/plumber and `plumbline serve` with its CLI), `bench/cmd/bench-backend` (the trivial Go backend, built by the harness), ")
+	w("and `bench/cmd/gateway-profile` (the gateway's CPU profile by category, `bench/internal/gwprofile`). ")
 	w("`make bench-smoke` (and `go test ./bench/...` without `-short`) runs every scenario for about a second. ")
 	w("The gateway's in-process Go benchmarks are separate: `go test -run '^$' -bench . ./internal/gateway/`.\n\n")
 	w("Each variant ran **%d time%s**, in an order shuffled per repeat (seed %d); tables give the **median** (and the range when it matters). ", r.Repeats, plural(r.Repeats), r.Seed)
-	w("Run lengths: gateway %s per run, R %s per variant, overload %s, rollout %s per step.\n\n", c.GatewayRun, c.RRun, c.OverloadRun, c.RolloutStep)
+	w("Run lengths: gateway %s per run, R %s per variant, overload %s, rollout %s per step, storm %s per run, profile %s per protocol.\n\n", c.GatewayRun, c.RRun, c.OverloadRun, c.RolloutStep, c.GatewayRun, c.ProfileRun)
 
 	w("## Machine\n\n")
 	m := r.Machine
@@ -76,6 +77,9 @@ func Markdown(r *Results) string {
 
 	if g := r.Gateway; g != nil {
 		mdGateway(&b, r, g)
+	}
+	if r.Profile != nil {
+		mdProfile(&b, r)
 	}
 	if rr := r.R; rr != nil {
 		mdR(&b, rr)
@@ -127,7 +131,7 @@ func Markdown(r *Results) string {
 	}
 	if d := r.Deploy; d != nil {
 		w("## 5. Deploy time\n\n")
-		w("`plumbline online-deployment create -f examples/r-iris/deployment.yml --no-wait` (a new name each time, model already registered) while the harness polls the scoring URL every 20 ms with `azureml-model-deployment: <name>`; then `online-deployment update --set instance_count=2 --no-wait` until the API shows 2 ready instances (ready instances are what the gateway routes to).\n\n")
+		w("`plumbline online-deployment create -f examples/r-iris/deployment.yml --no-wait` (as is: on the lean R runtime, plumbline's default for it; a new name each time, model already registered) while the harness polls the scoring URL every 20 ms with `azureml-model-deployment: <name>`; then `online-deployment update --set instance_count=2 --no-wait` until the API shows 2 ready instances (ready instances are what the gateway routes to).\n\n")
 		w("| repeat | create → first 200 | CLI returned | create → Succeeded | first instance Started → Ready | scale 1 → 2 ready | second instance Started → Ready |\n|---|---|---|---|---|---|---|\n")
 		for i := range d.FirstOK {
 			w("| %d | %s | %s | %s | %s | %s | %s |\n", i+1, fmtDur(d.FirstOK[i]), fmtDur(d.CLIReturn[i]), fmtDur(d.Succeeded[i]),
@@ -146,6 +150,12 @@ func Markdown(r *Results) string {
 		mdContainers(&b, r, c)
 	}
 	mdMemory(&b, r)
+	if st := r.Storm; st != nil {
+		mdStorm(&b, r, st)
+	}
+	if lr := r.Lean; lr != nil {
+		mdLean(&b, r, lr)
+	}
 
 	w("## Method and caveats\n\n")
 	w("- Everything runs on loopback on the same %d cores: the load generator, nginx or plumbline, and the backends compete for them. That makes ratios fair and absolute numbers conservative.\n", r.Machine.Cores)
@@ -161,13 +171,14 @@ func Markdown(r *Results) string {
 func mdGateway(b *strings.Builder, r *Results, g *GatewayResult) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	w("## 1. Gateway hop (trivial Go backend)\n\n")
-	w("The backend answers `{\"prediction\":[0.42]}` at once. Closed loop: %s for %s per run. Fixed rate: vegeta at **%d req/s** for %s per run, ", g.LoadGen, r.Config.GatewayRun, g.Rate, r.Config.GatewayRun)
+	w("The backend answers `{\"prediction\":[0.42]}` at once. Closed loop: %d connections for %s per run, from wrk (C, event loop; its CPU is shared with the servers) over HTTP/1.1 and h2load over HTTP/2 when they are installed (the generator column says which). ", g.Conns, r.Config.GatewayRun)
+	w("Fixed rate: vegeta at **%d req/s** for %s per run, ", g.Rate, r.Config.GatewayRun)
 	w("from a pooled client (at most %d connections per target, kept from a warm-up; a request waits for a free connection, and the wait counts in its latency).\n\n", g.Conns)
 	for _, v := range g.Variants {
 		w("- **%s**: %s\n", v, g.Desc[v])
 	}
-	w("\n| variant | req/s at %d connections (range) | × nginx | proxy CPU / req | backend CPU / req | generator CPU / req | p50 at %d/s | p99 at %d/s | added p50 vs direct | rate achieved | failed |\n", g.Conns, g.Rate, g.Rate)
-	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("\n| variant | req/s at %d connections (range) | × nginx | proxy CPU / req | backend CPU / req | generator CPU / req | p50 at %d/s | p99 at %d/s | added p50 vs direct | proxy / backend CPU per req at %d/s | rate achieved | failed |\n", g.Conns, g.Rate, g.Rate, g.Rate)
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	ng := pick(g.Closed[vNginx], rps)
 	directP50 := pick(g.Fixed[vDirect], p50)
 	for _, v := range g.Variants {
@@ -180,21 +191,92 @@ func mdGateway(b *strings.Builder, r *Results, g *GatewayResult) {
 		if v != vNginx {
 			ratio = fmt.Sprintf("%.2f", medianF(ratios(rs, ng)))
 		}
-		added, proxyCPU := "—", "—"
+		added, proxyCPU, fixedProxy := "—", "—", "—"
 		if v != vDirect {
-			added = "+" + fmtDur(medianDur(diffs(pick(g.Fixed[v], p50), directP50)))
+			added = fmtDelta(medianDur(diffs(pick(g.Fixed[v], p50), directP50)))
 			proxyCPU = fmtDur(medianDur(g.ProxyCPU[v]))
+			fixedProxy = fmtDur(medianDur(g.FixedProxyCPU[v]))
 		}
 		fails := sumInts(pick(g.Closed[v], failed)) + sumInts(pick(g.Fixed[v], failed))
-		w("| %s | **%.0f** (%.0f–%.0f) | %s | %s | %s | %s | %s | %s | %s | %.0f/s | %d |\n", v, medianF(rs), lo, hi, ratio,
+		w("| %s | **%.0f** (%.0f–%.0f) | %s | %s | %s | %s | %s | %s | %s | %s / %s | %.0f/s | %d |\n", v, medianF(rs), lo, hi, ratio,
 			proxyCPU, fmtDur(medianDur(g.BackendCPU[v])), fmtDur(medianDur(g.GenCPU[v])),
 			fmtDur(medianDur(pick(g.Fixed[v], p50))), fmtDur(medianDur(pick(g.Fixed[v], p99))), added,
+			fixedProxy, fmtDur(medianDur(g.FixedBackendCPU[v])),
 			medianF(pick(g.Fixed[v], load.Stats.Throughput)), fails)
 	}
-	w("\n`plumbline-http` is the like-for-like comparison with nginx (both plain HTTP); `plumbline-https` is what users get by default; ")
-	w("`plumbline-http-nolog` only shows what the access-log line costs. \"CPU / req\" is the CPU time the processes used during the closed-loop runs divided by the requests; ")
+	w("\nClosed-loop generators: ")
+	var gens []string
+	for _, v := range g.Variants {
+		gens = append(gens, fmt.Sprintf("%s: %s", v, g.Generator[v]))
+	}
+	w("%s.\n\n", strings.Join(gens, "; "))
+	w("`plumbline-http` is the like-for-like comparison with nginx (both plain HTTP), `plumbline-https` with `nginx-https`; `plumbline-https` is what users get by default; ")
+	w("`plumbline-http-nolog` only shows what the access-log line costs. \"CPU / req\" is the CPU time the processes used during the closed-loop runs divided by the requests (a backend's CPU per request falls as its load rises, so the closed-loop figure favours the faster proxy); ")
+	w("the fixed-rate column divides the CPU used during the %d/s runs, where every variant sees the same load. ", g.Rate)
 	w("\"rate achieved\" below %d/s means the generator or the server fell behind; \"failed\" counts non-2xx answers and transport errors over all runs.\n\n", g.Rate)
+
+	if hs := g.Handshake; hs != nil {
+		w("### TLS handshake storm\n\n")
+		w("The same closed loop with `Connection: close`: every request opens a new TLS connection and pays a full handshake (TLS 1.3, ECDSA P-256; neither generator resumes sessions). nginx-https and plumbline-https, %d connections, %s per run.\n\n", hs.Conns, r.Config.GatewayRun)
+		w("| variant | handshakes (requests)/s (range) | × nginx-https | proxy CPU per handshake | p50 | p99 | failed |\n|---|---|---|---|---|---|---|\n")
+		ref := pick(hs.Closed[vNginxTLS], rps)
+		for _, v := range hs.Variants {
+			rs := pick(hs.Closed[v], rps)
+			if len(rs) == 0 {
+				continue
+			}
+			lo, hi := minMaxF(rs)
+			w("| %s | **%.0f** (%.0f–%.0f) | %.2f | %s | %s | %s | %d |\n", v, medianF(rs), lo, hi, medianF(ratios(rs, ref)),
+				fmtDur(medianDur(hs.ProxyCPU[v])), fmtDur(medianDur(pick(hs.Closed[v], p50))), fmtDur(medianDur(pick(hs.Closed[v], p99))),
+				sumInts(pick(hs.Closed[v], failed)))
+		}
+		w("\nplumbline bounds the handshakes it computes at once (4 per CPU, one per CPU from one client address; `internal/connlimit`), so a storm queues instead of starving requests on established connections.\n\n")
+	}
 }
+
+// mdProfile is where the gateway's CPU goes, now and before issue 19.
+func mdProfile(b *strings.Builder, r *Results) {
+	p := r.Profile
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("### Where the gateway's CPU goes\n\n")
+	w("`go run ./bench/cmd/gateway-profile -seconds %d`: the gateway in a process of its own, configured as `plumbline serve` configures it (key auth, the 50/50 split, metrics, the batched access log, the same HTTP server and TLS), ", p.Seconds)
+	w("in front of two bench-backend processes, under wrk -c%d, with a CPU profile (runtime/pprof, 100 samples a second) and the allocator's counters. ", r.Config.Conns)
+	w("Each sample goes to the first matching category: runtime work (allocation, garbage collection, scheduling) to the runtime, system calls to whoever made them for the access log, metrics, auth and admission and otherwise to \"socket reads and writes\", the rest to the layer that ran (bench/internal/gwprofile/classify.go). ")
+	w("µs / request is the share times this process's CPU time per request.\n\n")
+	w("%s\n", p.Table)
+	w("%s", profileBefore)
+}
+
+// profileBefore is the same profile of the gateway before issue 19, kept
+// for the record. It was produced by `go run ./bench/cmd/gateway-profile
+// -seconds 10` at commit 3dd67e2 (the tool, on the gateway of b49e649), on
+// the development machine while other work loaded it (load average 16):
+// absolute µs are inflated, shares and allocation counts are not.
+const profileBefore = `Before issue 19 (commit 3dd67e2: the gateway of b49e649 proxied through httputil.ReverseProxy and http.Transport, re-armed TCP_QUICKACK on every upstream read, and wrote each access-log line through slog on the request goroutine), the same profile, taken on a loaded machine (load average 16: absolute figures inflated, shares and allocations not):
+
+| where the CPU went | HTTP: share | µs / request | HTTPS: share | µs / request |
+|---|---|---|---|---|
+| system calls: socket reads and writes | 16.4 % | 25.4 | 17.9 % | 26.0 |
+| upstream: ReverseProxy and http.Transport | 13.0 % | 20.1 | 11.5 % | 16.8 |
+| allocation | 12.3 % | 19.1 | 10.6 % | 15.4 |
+| access log | 9.1 % | 14.1 | 9.5 % | 13.8 |
+| scheduler and netpoll | 9.0 % | 13.9 | 7.7 % | 11.2 |
+| net/http server: read request | 8.8 % | 13.6 | 7.3 % | 10.6 |
+| garbage collection | 7.0 % | 10.8 | 8.1 % | 11.8 |
+| upstream: TCP_QUICKACK | 6.2 % | 9.6 | 5.9 % | 8.5 |
+| upstream: write request | 5.0 % | 7.7 | 4.1 % | 5.9 |
+| net/http server: write response | 3.6 % | 5.5 | 2.3 % | 3.4 |
+| upstream: read response | 3.4 % | 5.3 | 2.8 % | 4.1 |
+| gateway: routing, split, proxy path | 2.6 % | 4.0 | 3.1 % | 4.5 |
+| net/http server: connection loop | 2.1 % | 3.3 | 1.8 % | 2.6 |
+| request ids, auth, admission, metrics, other | 1.8 % | 2.5 | 1.3 % | 1.8 |
+| TLS records | 0.0 % | 0.0 | 6.4 % | 9.3 |
+| **total CPU per request** | 100 % | **155.0** | 100 % | **145.6** |
+| allocations per request (bytes) | | 109.0 (11590 B) | | 111.9 (11878 B) |
+
+What changed, category by category: ReverseProxy and http.Transport (a writer and a reader goroutine per upstream connection, a request and a response allocated per exchange) gave way to the gateway's own HTTP/1.1 client, which does the exchange on the request's goroutine and writes the request in one system call (internal/gateway/upstream.go, forward.go); TCP_QUICKACK is armed only when a response arrives in parts, which httpuv's answers do and one-segment answers never do; the access log is encoded without allocating, byte for byte as slog wrote it, and written by a background goroutine in batches; small request bodies are read into recycled buffers. The allocations that remain per request are net/http's own (its request, header maps, buffers) and six of the gateway's (BenchmarkServeHTTPAllocs fails past eight).
+
+`
 
 func mdR(b *strings.Builder, rr *RResult) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
@@ -256,6 +338,18 @@ func mdMemory(b *strings.Builder, r *Results) {
 	}
 }
 
+func mdStorm(b *strings.Builder, r *Results, st *StormResult) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("## 8. Connection storm\n\n")
+	w("`plumbline serve` over HTTPS (its defaults, including its connection limits) with a one-deployment endpoint on the Go backend. A well-behaved client sends **%d req/s** (vegeta, pooled keep-alive connections) for %s, once quietly, ", st.Rate, r.Config.GatewayRun)
+	w("then while %d connections that never send a byte and %d slowloris clients (a TLS handshake, then a request head one byte every 100 ms) are held open from %d other loopback addresses (127.0.0.20 onwards). Opening the flood took %s.\n\n", st.Silent, st.Slowloris, st.Sources, fmtDur(st.SetUp))
+	w("| run | p50 | p99 | answers | transport errors | connections the server held | serve RSS | serve peak (VmHWM) |\n|---|---|---|---|---|---|---|---|\n")
+	w("| quiet | %s | %s | %s | %d | — | %s | %s |\n", fmtDur(st.Quiet.P50), fmtDur(st.Quiet.P99), st.Quiet.CodesString(), st.Quiet.Errors, sysinfo.Bytes(st.MemBefore.RSS), sysinfo.Bytes(st.MemBefore.HWM))
+	w("| during the storm | %s | %s | %s | %d | %.0f | %s | %s |\n\n", fmtDur(st.Flood.P50), fmtDur(st.Flood.P99), st.Flood.CodesString(), st.Flood.Errors, st.OpenDuring, sysinfo.Bytes(st.MemDuring.RSS), sysinfo.Bytes(st.MemDuring.HWM))
+	w("The server closed %d of the flood's connections during the run (the first-byte and header timeouts are 10 s, longer than the run). ", st.ClosedByServer)
+	w("A silent connection costs the server a small goroutine waiting for its first byte and no HTTP or TLS state; a slowloris client holds an HTTP connection until the header timeout (docs/gateway.md, \"Limits\").\n\n")
+}
+
 // probeDelayNote explains instances that an `update --set` started and
 // that were probed only after 10 s.
 const probeDelayNote = "The readiness probe's `initial_delay` (Azure's default, 10 s) applies to instances that an `update --set` starts, while a create's instances are probed at once: " +
@@ -277,6 +371,28 @@ func Text(r *Results) string {
 			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\n", v, medianF(pick(g.Closed[v], rps)), fmtDur(medianDur(pick(g.Fixed[v], p50))),
 				fmtDur(medianDur(pick(g.Fixed[v], p99))), fmtDur(medianDur(g.ProxyCPU[v])), sumInts(pick(g.Closed[v], failed))+sumInts(pick(g.Fixed[v], failed)))
 		}
+		fmt.Fprintln(tw)
+	}
+	if lr := r.Lean; lr != nil {
+		for _, m := range lr.Models {
+			fmt.Fprintf(tw, "LEAN (%s)\tn\treq/s\tp50\tp99\terrors\n", m.Name)
+			if m.LimitErr == "" {
+				fmt.Fprintf(tw, "in-R compute limit\t1\t%.0f\t%s\t%s\t\n", m.Limit.RPS, fmtDur(m.Limit.P50), fmtDur(m.Limit.P99))
+			}
+			for _, n := range []int{1, 2} {
+				for _, v := range lr.Variants {
+					if runs := m.Runs[n][v]; len(runs) > 0 {
+						fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%d\n", v, n, medianF(pick(runs, rps)), fmtDur(medianDur(pick(runs, p50))), fmtDur(medianDur(pick(runs, p99))), sumInts(pick(runs, failed)))
+					}
+				}
+			}
+			fmt.Fprintln(tw)
+		}
+	}
+	if st := r.Storm; st != nil {
+		fmt.Fprintf(tw, "STORM @%d/s\tp50\tp99\tanswers\terrors\tserve RSS\n", st.Rate)
+		fmt.Fprintf(tw, "quiet\t%s\t%s\t%s\t%d\t%s\n", fmtDur(st.Quiet.P50), fmtDur(st.Quiet.P99), st.Quiet.CodesString(), st.Quiet.Errors, sysinfo.Bytes(st.MemBefore.RSS))
+		fmt.Fprintf(tw, "%d silent + %d slowloris\t%s\t%s\t%s\t%d\t%s\n", st.Silent, st.Slowloris, fmtDur(st.Flood.P50), fmtDur(st.Flood.P99), st.Flood.CodesString(), st.Flood.Errors, sysinfo.Bytes(st.MemDuring.RSS))
 		fmt.Fprintln(tw)
 	}
 	if rr := r.R; rr != nil {
@@ -343,4 +459,71 @@ func oneLine(s string) string {
 		s = s[:600] + "…"
 	}
 	return s
+}
+
+func mdLean(b *strings.Builder, r *Results, lr *LeanResult) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("## 9. Lean R runtime\n\n")
+	w("plumbline's lean R runtime (docs/runtime.md) loads `plumber.R` once, forks workers from the loaded session and hands them requests over pipes, beside plumber's own server, on two models. ")
+	w("n is the number of plumber processes (direct, nginx), of instances (plumbline → plumber's own server) or of workers in one instance (lean), and the number of concurrent clients.\n\n")
+	for _, v := range lr.Variants {
+		w("- **%s**: %s\n", v, lr.Desc[v])
+	}
+	w("\n")
+	for _, m := range lr.Models {
+		w("### %s\n\n%s.", m.Name, m.Desc)
+		if m.LimitErr == "" {
+			w(" **In-R compute limit**: %.0f req/s (p50 %s, p99 %s over %d calls of the handler and `toJSON`, no HTTP).", m.Limit.RPS, fmtDur(m.Limit.P50), fmtDur(m.Limit.P99), m.Limit.Iterations)
+		}
+		if m.LeanBoot > 0 {
+			w(" A lean instance's `online-deployment create` → Succeeded: %s.", fmtDur(m.LeanBoot))
+		}
+		w("\n\n")
+		for _, n := range []int{1, 2} {
+			runs := m.Runs[n]
+			if len(runs) == 0 {
+				continue
+			}
+			w("| n = %d | req/s (range) | × plumber direct | p50 | p99 | errors |\n|---|---|---|---|---|---|\n", n)
+			cl := pick(runs[lClose], rps)
+			for _, v := range lr.Variants {
+				rs := pick(runs[v], rps)
+				if len(rs) == 0 {
+					continue
+				}
+				lo, hi := minMaxF(rs)
+				w("| %s | **%.1f** (%.1f–%.1f) | %.2f | %s | %s | %d |\n", v, medianF(rs), lo, hi, medianF(ratios(rs, cl)),
+					fmtDur(medianDur(pick(runs[v], p50))), fmtDur(medianDur(pick(runs[v], p99))), sumInts(pick(runs[v], failed)))
+			}
+			w("\n")
+		}
+	}
+	if len(lr.Forks) > 0 {
+		w("**+1 worker**: `PUT /workers?n=k+1` on a serving iris instance's control socket, answered once the new worker (forked from the loaded session) said hello on its pipes: %s.\n\n", joinDur(lr.Forks))
+	}
+	for _, pc := range lr.PSS {
+		w("**Memory shared by workers, %s**: PSS (`/proc/<pid>/smaps_rollup`) of the lean instance's R processes, each after %s of requests on every worker:\n\n", pc.Name, r.Config.RRun)
+		w("| | 1 worker | 4 workers |\n|---|---|---|\n")
+		w("| total PSS | %s | %s |\n", mib(pc.PSS1), mib(pc.PSS4))
+		for i := range max(len(pc.Procs1), len(pc.Procs4)) {
+			cell := func(ps []NamedPSS) string {
+				if i < len(ps) {
+					return fmt.Sprintf("%s (RSS %s)", mib(ps[i].PSS), mib(ps[i].RSS))
+				}
+				return "—"
+			}
+			name := ""
+			if i < len(pc.Procs4) {
+				name = pc.Procs4[i].Name
+			} else {
+				name = pc.Procs1[i].Name
+			}
+			w("| %s | %s | %s |\n", name, cell(pc.Procs1), cell(pc.Procs4))
+		}
+		w("\n")
+	}
+	if f := lr.Fault; f != nil {
+		w("**A worker killed under load**: vegeta at %d req/s for %s through the gateway to an iris instance with 2 workers (`plumbline.workers: 2`, `max_concurrent_requests_per_instance: 8`); a third into the run, the harness found a busy worker on the control socket and sent it SIGKILL (killed: %v). Answers: %s (%d failed of %d). The same load just before, without the kill: %s (%d failed).\n\n",
+			f.Rate, f.Duration, f.Killed, f.Stats.CodesString(), f.Stats.Failed(), f.Stats.Requests, f.Baseline.CodesString(), f.Baseline.Failed())
+	}
 }

@@ -37,6 +37,9 @@ type Results struct {
 	Rollout    *RolloutResult
 	Deploy     *DeployResult
 	Containers *ContainersResult
+	Lean       *LeanResult
+	Storm      *StormResult
+	Profile    *ProfileResult
 	Memory     MemoryResult
 
 	Verdicts []Verdict
@@ -52,6 +55,8 @@ const (
 	// vPlumblineNoLog is a diagnostic: plumbline-http without its access
 	// log, to show what the per-request log line costs.
 	vPlumblineNoLog = "plumbline-http-nolog"
+	vNginxTLS       = "nginx-https"
+	vPlumblineH2    = "plumbline-https-h2"
 )
 
 // GatewayResult is scenario 1.
@@ -67,6 +72,22 @@ type GatewayResult struct {
 	ProxyCPU   map[string][]time.Duration // per request, in the closed-loop runs
 	BackendCPU map[string][]time.Duration
 	GenCPU     map[string][]time.Duration
+	// FixedProxyCPU and FixedBackendCPU are per request in the fixed-rate
+	// runs, where every variant sees the same offered load.
+	FixedProxyCPU, FixedBackendCPU map[string][]time.Duration
+	// Generator names each variant's closed-loop generator.
+	Generator map[string]string
+	// Handshake is the handshake storm (nil if not run).
+	Handshake *HandshakeResult
+}
+
+// HandshakeResult is the TLS handshake storm of scenario 1: a new
+// connection per request.
+type HandshakeResult struct {
+	Variants []string
+	Conns    int
+	Closed   map[string][]load.Stats
+	ProxyCPU map[string][]time.Duration // per handshake (request)
 }
 
 // RResult is scenario 2.

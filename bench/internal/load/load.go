@@ -5,9 +5,9 @@
 // set rate whether or not earlier ones have answered, so queueing shows in
 // the tail instead of slowing the sender down).
 //
-// Every client speaks HTTP/1.1 only and never goes through an HTTP proxy,
-// so that nginx, plumbline over TLS and plumbline over plain HTTP are
-// compared on the same protocol.
+// Every client speaks HTTP/1.1 unless asked for HTTP/2 (ClientOptions.HTTP2,
+// h2load), and never goes through an HTTP proxy, so that nginx, plumbline
+// over TLS and plumbline over plain HTTP are compared on the same protocol.
 //
 // It imports nothing from plumbline.
 package load
@@ -47,6 +47,8 @@ type ClientOptions struct {
 	MaxConns int
 	// Timeout bounds one request (0: 30 s).
 	Timeout time.Duration
+	// HTTP2 speaks HTTP/2 over TLS (h2) instead of HTTP/1.1.
+	HTTP2 bool
 }
 
 // NewTransport returns an HTTP/1.1 transport shaped by o. Go clients set
@@ -59,7 +61,7 @@ func NewTransport(o ClientOptions) *http.Transport {
 	if o.MaxConns > 0 {
 		idle = o.MaxConns
 	}
-	return &http.Transport{
+	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         d.DialContext,
 		TLSClientConfig:     &tls.Config{RootCAs: o.RootCAs, ServerName: o.ServerName, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}},
@@ -73,6 +75,12 @@ func NewTransport(o ClientOptions) *http.Transport {
 		ForceAttemptHTTP2:   false,
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
+	if o.HTTP2 {
+		tr.TLSClientConfig.NextProtos = []string{"h2"}
+		tr.ForceAttemptHTTP2 = true
+		tr.TLSNextProto = nil // nil: net/http's own HTTP/2
+	}
+	return tr
 }
 
 func (o ClientOptions) timeout() time.Duration {

@@ -30,6 +30,9 @@ type Site struct {
 	// Keepalive is the upstream keepalive pool size per worker; zero is
 	// nginx's default proxying: HTTP/1.0 and a new connection per request.
 	Keepalive int
+	// TLSCert and TLSKey, if set, serve TLS (1.2 and 1.3) with this
+	// certificate and key (PEM files).
+	TLSCert, TLSKey string
 	// Port is filled in by Start.
 	Port int
 }
@@ -69,7 +72,12 @@ http {
 			fmt.Fprintf(&b, "        keepalive %d;\n        keepalive_requests 1000000;\n", s.Keepalive)
 		}
 		b.WriteString("    }\n")
-		fmt.Fprintf(&b, "    server {\n        listen 127.0.0.1:%d;\n        location / {\n            proxy_pass http://%s;\n", s.Port, s.Name)
+		if s.TLSCert != "" {
+			fmt.Fprintf(&b, "    server {\n        listen 127.0.0.1:%d ssl;\n        ssl_certificate %s;\n        ssl_certificate_key %s;\n        ssl_protocols TLSv1.2 TLSv1.3;\n", s.Port, s.TLSCert, s.TLSKey)
+		} else {
+			fmt.Fprintf(&b, "    server {\n        listen 127.0.0.1:%d;\n", s.Port)
+		}
+		fmt.Fprintf(&b, "        location / {\n            proxy_pass http://%s;\n", s.Name)
 		if s.Keepalive > 0 {
 			b.WriteString("            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n")
 		}
@@ -120,7 +128,12 @@ func Start(ctx context.Context, g *proc.Group, bin, dir string, sites []*Site) (
 
 // URL is the base URL of a site.
 func (n *Nginx) URL(site string) string {
-	return "http://127.0.0.1:" + strconv.Itoa(n.Sites[site].Port)
+	s := n.Sites[site]
+	scheme := "http"
+	if s.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://127.0.0.1:" + strconv.Itoa(s.Port)
 }
 
 // PIDs are the master's and its workers' process ids.

@@ -29,3 +29,12 @@ func TestConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigTLS(t *testing.T) {
+	conf := Config("/tmp/x", []*Site{{Name: "tls", Upstreams: []string{"127.0.0.1:1"}, Keepalive: 8, Port: 8443, TLSCert: "/c.pem", TLSKey: "/k.pem"}})
+	for _, want := range []string{"listen 127.0.0.1:8443 ssl;", "ssl_certificate /c.pem;", "ssl_certificate_key /k.pem;", "ssl_protocols TLSv1.2 TLSv1.3;"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("TLS site lacks %q:\n%s", want, conf)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -55,7 +56,7 @@ func Start(ctx context.Context, g *proc.Group, name, bin, dataDir string, insecu
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--on-exit", "stop"}
 	if insecure {
 		args = append(args, "--insecure-http")
 	}
@@ -216,6 +217,9 @@ type Instance struct {
 	Endpoint   string `json:"endpoint"`
 	Deployment string `json:"deployment"`
 	Runtime    string `json:"runtime"`
+	// Dir is the instance's folder in the process driver's state (the lean
+	// R runtime's run folder is Dir/rworker).
+	Dir string `json:"-"`
 }
 
 // Instances lists the live instances of endpoint/deployment ("" matches
@@ -250,6 +254,7 @@ func (s *Server) instancesOf(serverPID int) []Instance {
 		if serverPID != 0 && in.ServerPID != serverPID {
 			return nil
 		}
+		in.Dir = filepath.Dir(p)
 		if st, err := proc.ReadStat(in.PID); err != nil || st.StartTime != in.StartTime || st.State == "Z" {
 			return nil
 		}
@@ -278,4 +283,37 @@ func cleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// Metric returns the value of an unlabelled metric from the server's
+// /metrics (read with the admin token), or -1 if it cannot.
+func (s *Server) Metric(ctx context.Context, name string) float64 {
+	token, err := os.ReadFile((&datadir.Dir{Root: s.DataDir}).AdminTokenPath())
+	if err != nil {
+		return -1
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", s.BaseURL()+"/metrics", nil)
+	if err != nil {
+		return -1
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	tr := load.NewTransport(s.ClientOptions(false))
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

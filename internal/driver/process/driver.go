@@ -203,6 +203,9 @@ func (d *Driver) spawn(spec driver.InstanceSpec) (in *instance, err error) {
 		Stderr:      logf,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	if err := d.isolate(cmd, spec); err != nil {
+		return nil, err
+	}
 	if _, ok := spec.Env["PORT"]; ok {
 		d.log.Warn("user environment sets PORT: the server may not listen on the port plumbline probes",
 			"instance", spec.ID, "assigned_port", port)

@@ -44,11 +44,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Deployment", testDeployment},
 		{"UpdateDeployment", testUpdateDeployment},
 		{"Instance", testInstance},
+		{"InstanceState", testInstanceState},
+		{"RoutingVersion", testRoutingVersion},
+		{"GatewayReport", testGatewayReport},
+		{"Lease", testLease},
 		{"Event", testEvent},
 		{"Setting", testSetting},
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentAutoVersion", testConcurrentAutoVersion},
 		{"ConcurrentUpdateEndpoint", testConcurrentUpdateEndpoint},
+		{"UpdateEndpointWithDeployments", testUpdateEndpointWithDeployments},
+		{"UpdateDeploymentWithEndpoint", testUpdateDeploymentWithEndpoint},
+		{"TrafficDeleteRace", testTrafficDeleteRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

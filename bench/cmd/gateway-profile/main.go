@@ -1,0 +1,81 @@
+// Command gateway-profile shows where the gateway's CPU goes per request:
+// it runs the gateway in-process as `plumbline serve` configures it, in
+// front of two bench-backend processes, drives it with wrk, and prints a
+// CPU profile by category with microseconds per request, plus allocations
+// per request (bench/internal/gwprofile).
+//
+//	go run ./bench/cmd/gateway-profile [-https=false] [-seconds 8] [-conns 64]
+//
+// It needs wrk. Run it on a quiet machine for absolute figures; the shares
+// and allocation counts hold on a busy one.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/plumbline/plumbline/bench/internal/gwprofile"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	https := flag.Bool("https", true, "profile over HTTPS (the default of plumbline serve) and over plain HTTP; false: plain HTTP only")
+	seconds := flag.Int("seconds", 8, "length of the profiled wrk run")
+	conns := flag.Int("conns", 64, "wrk connections")
+	backend := flag.String("backend", "", "bench-backend binary (default: build bench/cmd/bench-backend)")
+	wrk := flag.String("wrk", "wrk", "wrk binary")
+	keep := flag.String("cpuprofile", "", "also write the raw CPU profiles here (PREFIX-http.pprof, PREFIX-https.pprof) for go tool pprof")
+	flag.Parse()
+	if err := run(ctx, *https, *seconds, *conns, *backend, *wrk, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway-profile:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, https bool, seconds, conns int, backend, wrk, keep string) error {
+	tmp, err := os.MkdirTemp("", "gateway-profile-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if backend == "" {
+		backend = filepath.Join(tmp, "bench-backend")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", backend, "./bench/cmd/bench-backend").CombinedOutput(); err != nil {
+			return fmt.Errorf("build bench-backend (run from the repository root): %w\n%s", err, out)
+		}
+	}
+	if wrk, err = exec.LookPath(wrk); err != nil {
+		return fmt.Errorf("wrk not found (Debian: apt-get install wrk): %w", err)
+	}
+	var runs []*gwprofile.Result
+	modes := []bool{false}
+	if https {
+		modes = append(modes, true)
+	}
+	for _, tls := range modes {
+		dir := filepath.Join(tmp, fmt.Sprint(tls))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		cfg := gwprofile.Config{Backend: backend, Wrk: wrk, HTTPS: tls, Conns: conns,
+			Duration: time.Duration(seconds) * time.Second, TempDir: dir, Log: os.Stderr}
+		if keep != "" {
+			cfg.KeepProfile = keep + map[bool]string{false: "-http.pprof", true: "-https.pprof"}[tls]
+		}
+		r, err := gwprofile.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	fmt.Print(gwprofile.Markdown(runs))
+	return nil
+}
