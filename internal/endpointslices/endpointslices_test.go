@@ -33,7 +33,7 @@ func TestBuild(t *testing.T) {
 		slice("iris", "blue", 8000,
 			endpoint("10.77.0.12", "blue-b", true, false),
 			endpoint("10.77.0.11", "blue-a", true, false),
-			endpoint("10.77.0.13", "blue-c", false, true), // terminating: not ready
+			endpoint("10.77.0.13", "blue-c", false, true),  // terminating: not ready
 			endpoint("10.77.0.14", "blue-d", false, false), // not ready yet
 		),
 		// A pod moving between two slices of one Service shows in both.
