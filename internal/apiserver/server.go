@@ -38,6 +38,14 @@ type Runtime interface {
 	Logs(ctx context.Context, endpoint, deployment, instance string, lines int, follow bool, w io.Writer) error
 }
 
+// ContainerLogger is an optional part of Runtime: the logs of one
+// container of each instance, for drivers whose instances have several
+// (Kubernetes: the storage initializer). It returns an error wrapping
+// errors.ErrUnsupported when the driver's instances have one container.
+type ContainerLogger interface {
+	ContainerLogs(ctx context.Context, endpoint, deployment, instance, container string, lines int, follow bool, w io.Writer) error
+}
+
 // TokenIssuer issues aml_tokens for endpoints, bound to the endpoint's
 // name, identity and token generation.
 type TokenIssuer interface {

@@ -168,11 +168,15 @@ func Shared(t testing.TB) *Cluster {
 }
 
 // Main runs the tests of m, then stops the shared cluster if one was
-// started. A package whose tests use Shared calls it from TestMain:
+// started, after the cleanups. A package whose tests use Shared calls it
+// from TestMain:
 //
 //	func TestMain(m *testing.M) { k8stest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
 	sharedMu.Lock()
 	if shared != nil {
 		if err := shared.Stop(); err != nil {

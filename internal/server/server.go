@@ -122,6 +122,8 @@ type Config struct {
 	// at first start). Servers sharing a store must share it (replicas that
 	// share a data dir do).
 	SecretsKeyFile string
+	// Kubernetes configures --driver kubernetes.
+	Kubernetes KubernetesConfig
 	// Logger is the server log; AccessLog receives one line per scoring
 	// request (nil: Logger).
 	Logger    *slog.Logger
@@ -302,6 +304,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			return err
 		}
 		defer ctl.Close()
+		var fetch *auth.ArtifactTokens // plumbline fetch in Kubernetes pods
+		if cfg.Driver == "kubernetes" {
+			if fetch, err = fetchTokens(secret); err != nil {
+				return err
+			}
+		}
 		apis = apiserver.New(apiserver.Config{
 			Store:          st,
 			Registry:       ctl.reg,
@@ -315,7 +323,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			OnChange:     syncRoutes,
 			Images:       imageService(ctl.images),
 			UploadLimits: cfg.Uploads,
-			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil, Sandbox: ctl.runAs.Sandbox},
+			Fetch:        fetch,
+			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil || cfg.Driver == "kubernetes", Sandbox: ctl.runAs.Sandbox},
 			Logger:       log.With("component", "api"),
 		})
 		parts = append(parts, part{"control", ctl.Start})

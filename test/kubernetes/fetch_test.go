@@ -40,10 +40,13 @@ const (
 )
 
 var (
-	plImageOnce sync.Once
-	plImageErr  error
-	rImageOnce  sync.Once
-	rImageErr   error
+	// plumblineBin is the static plumbline binary packed into the image,
+	// which the serve test also runs; plumblineDir holds it.
+	plumblineBin, plumblineDir string
+	plImageOnce                sync.Once
+	plImageErr                 error
+	rImageOnce                 sync.Once
+	rImageErr                  error
 )
 
 // plumblineImageTar builds plumbline statically and packs it as an image
@@ -56,9 +59,10 @@ func importPlumblineImage(t *testing.T, c *k8stest.Cluster) {
 			plImageErr = err
 			return
 		}
-		defer os.RemoveAll(dir)
+		plumblineDir = dir // removed by TestMain
 		_, self, _, _ := runtime.Caller(0)
 		bin := filepath.Join(dir, "plumbline")
+		plumblineBin = bin
 		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/plumbline")
 		cmd.Dir = filepath.Join(filepath.Dir(self), "..", "..")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -4,9 +4,16 @@
 package kubernetes_test
 
 import (
+	"os"
 	"testing"
 
 	"github.com/plumbline/plumbline/internal/k8stest"
 )
 
-func TestMain(m *testing.M) { k8stest.Main(m) }
+func TestMain(m *testing.M) {
+	k8stest.Main(m, func() {
+		if plumblineDir != "" {
+			os.RemoveAll(plumblineDir)
+		}
+	})
+}

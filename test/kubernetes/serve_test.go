@@ -1,0 +1,155 @@
+package kubernetes_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plumbline/plumbline/internal/k8stest"
+)
+
+// TestServeDriverKubernetes: plumbline serve --driver kubernetes, inside
+// the cluster's network namespace, runs an R plumber deployment as a
+// Kubernetes Deployment: the model and code reach the pod through the
+// storage initializer, the deployment becomes Succeeded when its pod is
+// ready, and a request is scored through plumbline's gateway.
+func TestServeDriverKubernetes(t *testing.T) {
+	c := k8stest.Shared(t)
+	importRImage(t, c)
+	importPlumblineImage(t, c)
+	ns := c.Namespace(t)
+	data := filepath.Join(t.TempDir(), "data") // plumbline makes it, private
+	logPath := filepath.Join(t.TempDir(), "serve.log")
+	url := "https://" + k8stest.NodeIP + ":8443"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	serve := c.Command(ctx, plumblineBin, "serve", "--data-dir", data, "--listen", k8stest.NodeIP+":8443",
+		"--hostname", k8stest.NodeIP, "--on-exit", "stop",
+		"--driver", "kubernetes", "--kubeconfig", c.Kubeconfig, "--k8s-namespace", ns,
+		"--k8s-fetch-image", plumblineImage, "--k8s-fetch-url", url, "--k8s-image-pull-policy", "Never")
+	logf, _ := os.Create(logPath)
+	serve.Stdout, serve.Stderr = logf, logf
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		serve.Process.Signal(os.Interrupt)
+		serve.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("serve.log:\n%s", b)
+		}
+	}()
+	cli := func(args ...string) (string, error) {
+		cmd := c.Command(ctx, plumblineBin, append([]string{"--server", url}, args...)...)
+		tok, _ := os.ReadFile(filepath.Join(data, "admin.token"))
+		cmd.Env = append(cmd.Env, "PLUMBLINE_TOKEN="+strings.TrimSpace(string(tok)), "PLUMBLINE_CA_CERT="+filepath.Join(data, "tls", "ca.crt"))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := cli("online-endpoint", "list")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || serve.ProcessState != nil {
+			t.Fatalf("serve did not answer within a minute: %v\n%s", err, out)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "models"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "src"), 0o755)
+	os.WriteFile(filepath.Join(dir, "models", "greeting.txt"), []byte("hello from plumbline on Kubernetes\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src", "plumber.R"), []byte(`
+#* @get /ready
+function() "ready"
+
+#* @post /score
+function() list(greeting = readLines(file.path(Sys.getenv("AZUREML_MODEL_DIR"), "models", "greeting.txt")))
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "endpoint.yml"), []byte("name: k8s-greeter\nauth_mode: key\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "deployment.yml"), []byte(fmt.Sprintf(`name: blue
+endpoint_name: k8s-greeter
+model:
+  name: greeter
+  version: 1
+  path: ./models
+code_configuration:
+  code: ./src
+  scoring_script: plumber.R
+environment:
+  image: %s
+  plumbline:
+    runtime: plumber
+  inference_config:
+    liveness_route: {port: 8000, path: /ready}
+    readiness_route: {port: 8000, path: /ready}
+    scoring_route: {port: 8000, path: /score}
+readiness_probe:
+  initial_delay: 1
+  period: 1
+instance_type: Standard_DS1_v2
+instance_count: 1
+`, rBaseImage)), 0o644)
+	for _, args := range [][]string{
+		{"online-endpoint", "create", "-f", filepath.Join(dir, "endpoint.yml")},
+		{"online-deployment", "create", "-f", filepath.Join(dir, "deployment.yml"), "--all-traffic"},
+	} {
+		begin := time.Now()
+		out, err := cli(args...)
+		if err != nil {
+			t.Fatalf("plumbline %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		t.Logf("plumbline %s (%s):\n%s", strings.Join(args, " "), time.Since(begin).Round(100*time.Millisecond), out)
+	}
+	out, err := cli("online-deployment", "show", "-n", "blue", "-e", "k8s-greeter", "--query", "provisioning_state", "-o", "tsv")
+	if err != nil || strings.TrimSpace(out) != "Succeeded" {
+		t.Errorf("provisioning_state = %q, %v; want Succeeded", out, err)
+	}
+	kubectl, _ := c.Kubectl(ctx, "-n", ns, "get", "deploy,pods,endpointslices", "-o", "wide")
+	t.Logf("kubectl get deploy,pods,endpointslices:\n%s", kubectl)
+	req := filepath.Join(dir, "req.json")
+	os.WriteFile(req, []byte("{}"), 0o644)
+	out, err = cli("online-endpoint", "invoke", "-n", "k8s-greeter", "--request-file", req)
+	if err != nil || !strings.Contains(out, "hello from plumbline on Kubernetes") {
+		t.Errorf("invoke through the gateway = %v:\n%s", err, out)
+	}
+	t.Logf("online-endpoint invoke: %s", out)
+	// show lists the pod as the deployment's ready instance.
+	out, err = cli("online-deployment", "show", "-n", "blue", "-e", "k8s-greeter", "--query", "instances[0].[name,state]", "-o", "tsv")
+	if err != nil || !strings.HasPrefix(out, "k8s-greeter-blue-") || !strings.Contains(out, "Ready") {
+		t.Errorf("show's instances = %q, %v; want the pod, Ready", out, err)
+	}
+	// get-logs reads the pod's containers: the scoring server's, and the
+	// storage initializer's (plumbline fetch verified both digests).
+	out, err = cli("online-deployment", "get-logs", "-n", "blue", "-e", "k8s-greeter", "--lines", "50")
+	if err != nil || !strings.Contains(out, "Running plumber API") {
+		t.Errorf("get-logs = %v:\n%s", err, out)
+	}
+	out, err = cli("online-deployment", "get-logs", "-n", "blue", "-e", "k8s-greeter", "--container", "storage-initializer")
+	if err != nil || strings.Count(out, "verified") < 2 {
+		t.Errorf("get-logs --container storage-initializer = %v:\n%s", err, out)
+	}
+	t.Logf("get-logs --container storage-initializer:\n%s", out)
+	if out, err := cli("online-endpoint", "delete", "-n", "k8s-greeter", "--yes"); err != nil {
+		t.Errorf("delete: %v\n%s", err, out)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		out, _ := c.Kubectl(ctx, "-n", ns, "get", "deploy", "-o", "name")
+		if strings.TrimSpace(out) == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Kubernetes Deployment is still there a minute after the endpoint was deleted: %s", out)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
