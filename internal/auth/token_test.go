@@ -230,7 +230,10 @@ func FuzzVerifyToken(f *testing.F) {
 	f.Add("not a token", "x", "y", int64(-1))
 	f.Fuzz(func(t *testing.T, token, endpoint, id string, gen int64) {
 		err := ti.VerifyToken(Subject{Endpoint: endpoint, ID: id, Generation: gen}, token)
-		if err == nil && (token != tok.AccessToken || !strings.EqualFold(endpoint, "ep") || id != "id" || gen != 3) {
+		// Only tokens this issuer signed verify, and it signed them for one
+		// subject (the seed's, issued by whichever process built the
+		// corpus).
+		if err == nil && (!strings.EqualFold(endpoint, "ep") || id != "id" || gen != 3) {
 			t.Fatalf("token %q verified for %q %q %d", token, endpoint, id, gen)
 		}
 	})

@@ -87,6 +87,31 @@ type Config struct {
 	// MirrorQueue bounds the mirrored copies waiting or in flight; when it is
 	// full a copy is dropped and counted. If zero, DefaultMirrorQueue (64).
 	MirrorQueue int
+
+	// MirrorMemoryBytes bounds, gateway-wide, the request bodies held for
+	// mirrored copies (read whole, shared by the live request and its copy
+	// until the copy is done). A request whose body does not fit is not
+	// mirrored (the copy is dropped and counted) and is proxied as if
+	// there were no mirror. Zero: DefaultMirrorMemoryBytes (64 MiB);
+	// negative: nothing is mirrored.
+	MirrorMemoryBytes int64
+
+	// BodyBufferBytes bounds, per deployment, the request bodies over
+	// 64 KiB that are read whole before an instance slot is taken (those of
+	// 64 KiB and less always are): a slow client then never holds a slot.
+	// A body that does not fit is streamed to the instance, its rate held
+	// to MinBodyRate. Zero: DefaultBodyBufferBytes (32 MiB); negative:
+	// only bodies of 64 KiB and less are read first.
+	BodyBufferBytes int64
+
+	// MinBodyRate is the slowest (bytes per second) a request body may
+	// arrive: a body must be in within BodyGrace plus its size at this rate,
+	// or the request gets 408 and its connection is closed. Zero:
+	// DefaultMinBodyRate (8 KiB/s); negative: no minimum.
+	MinBodyRate int64
+	// BodyGrace is the time any body gets before MinBodyRate counts. Zero:
+	// DefaultBodyGrace (5 s).
+	BodyGrace time.Duration
 }
 
 // Gateway is the scoring data plane. It is an http.Handler; Update swaps its
@@ -122,9 +147,15 @@ type Gateway struct {
 	// mirrorSlots is the bounded mirror backlog: a copy takes a slot for as
 	// long as it waits or runs. Shutdown drains by taking every slot.
 	mirrorSlots chan struct{}
-	closed      atomic.Bool
-	shutdownMu  sync.Mutex // protects slotsHeld; serialises Shutdown
-	slotsHeld   int        // mirror slots Shutdown has taken
+	// mirrorMem is the memory budget of mirrored bodies.
+	mirrorMem budget
+	// bodyBuffer is each deployment pool's budget of bodies read first.
+	bodyBuffer int64
+	minRate    int64
+	bodyGrace  time.Duration
+	closed     atomic.Bool
+	shutdownMu sync.Mutex // protects slotsHeld; serialises Shutdown
+	slotsHeld  int        // mirror slots Shutdown has taken
 }
 
 // New returns a Gateway with an empty routing table: every scoring request
@@ -161,6 +192,10 @@ func New(cfg Config) (*Gateway, error) {
 		n = DefaultMirrorQueue
 	}
 	g.mirrorSlots = make(chan struct{}, n)
+	g.mirrorMem.limit = orDefault(cfg.MirrorMemoryBytes, DefaultMirrorMemoryBytes)
+	g.bodyBuffer = orDefault(cfg.BodyBufferBytes, DefaultBodyBufferBytes)
+	g.minRate = orDefault(cfg.MinBodyRate, DefaultMinBodyRate)
+	g.bodyGrace = orDefault(cfg.BodyGrace, DefaultBodyGrace)
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -202,6 +237,7 @@ func (g *Gateway) Update(s *Snapshot) {
 		p := g.pools[key]
 		if p == nil {
 			p = newPool(endpoint, dname, g.metrics.forPool(endpoint, dname))
+			p.bodies.limit = g.bodyBuffer
 			g.pools[key] = p
 		}
 		p.update(d)
@@ -314,6 +350,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[hdrClientRequestID] = st.clientID
 	}
 	defer g.finish(st)
+	defer func() { g.mirrorMem.give(st.mirrorTaken) }() // not handed to a copy
 	if err := g.serve(st, r); err != nil {
 		st.err = err
 		writeError(&st.w, replyFor(err))
@@ -385,23 +422,49 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 
 	if r.Body != nil && r.Body != http.NoBody {
 		st.body.init(r.Body, g.maxBody)
+		st.body.pace.init(st.w.ResponseWriter, g.minRate, g.bodyGrace)
 		r.Body = &st.body
-		// Small bodies are read before an instance slot is taken: a slow
-		// client never holds a slot of a one-request-at-a-time R server,
-		// and the transport, seeing a body in memory, sends headers and body
-		// in one write instead of two (it flushes the headers first for a
-		// streamed body), which halves the reads the model server makes.
-		if mirror != nil || t.contract != nil || (r.ContentLength >= 0 && r.ContentLength <= bufferBodyBytes) {
+		size := r.ContentLength
+		// A mirrored body is read whole and held until its copy is done:
+		// it must fit the gateway's mirror memory, or it is not mirrored.
+		if mirror != nil && size > 0 {
+			if !g.mirrorMem.take(size) {
+				mirror.pool.m.mirrorDropped.Inc()
+				mirror = nil
+			} else {
+				st.mirrorTaken = size
+			}
+		}
+		// Bodies are read before an instance slot is taken: a slow client
+		// never holds a slot of a one-request-at-a-time R server, and the
+		// transport, seeing a body in memory, sends headers and body in one
+		// write instead of two (it flushes the headers first for a streamed
+		// body), which halves the reads the model server makes. Small ones
+		// always; larger ones while the deployment's budget lasts.
+		small := size >= 0 && size <= bufferBodyBytes
+		if !small && mirror == nil && t.contract == nil && size > 0 && t.pool.bodies.take(size) {
+			defer t.pool.bodies.give(size)
+			small = true
+		}
+		if mirror != nil || t.contract != nil || small {
 			var into []byte
 			if mirror == nil { // a mirrored body outlives the request: not pooled
 				st.bodyBuf = bodyBuffers.Get().(*[]byte)
 				into = *st.bodyBuf
 			}
-			buf, err := st.body.readInto(into, r.ContentLength)
+			buf, err := st.body.readInto(into, size)
 			if err != nil {
 				return err
 			}
 			st.buffered = buf
+			if mirror != nil && size < 0 { // a chunked body: its size is known now
+				if g.mirrorMem.take(int64(len(buf))) {
+					st.mirrorTaken = int64(len(buf))
+				} else {
+					mirror.pool.m.mirrorDropped.Inc()
+					mirror = nil
+				}
+			}
 			if mirror != nil {
 				st.mirrorBody = buf
 			}

@@ -20,14 +20,21 @@ const maxMirrorDrain = 1 << 20
 // once by the caller and is shared read-only.
 func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 	pm := t.pool.m
+	// The copy owns the body's share of the mirror memory from here: it
+	// gives it back when it is done (or now, when it is dropped).
+	taken := st.mirrorTaken
+	st.mirrorTaken = 0
+	release := func() { g.mirrorMem.give(taken) }
 	if g.closed.Load() {
 		pm.mirrorDropped.Inc()
+		release()
 		return
 	}
 	select {
 	case g.mirrorSlots <- struct{}{}:
 	default:
 		pm.mirrorDropped.Inc()
+		release()
 		return
 	}
 	h := r.Header.Clone()
@@ -51,28 +58,31 @@ func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 		delete(h, hdrClientRequestID)
 	}
 	job := &mirrorJob{
-		t:      t,
-		method: r.Method,
-		query:  r.URL.RawQuery,
-		header: h,
-		body:   st.mirrorBody,
+		release: release,
+		t:       t,
+		method:  r.Method,
+		query:   r.URL.RawQuery,
+		header:  h,
+		body:    st.mirrorBody,
 	}
 	go g.runMirror(job)
 }
 
 // mirrorJob is one mirrored copy, detached from the live request.
 type mirrorJob struct {
-	t      *target
-	method string
-	query  string
-	header http.Header
-	body   []byte
+	release func() // gives back the body's mirror memory
+	t       *target
+	method  string
+	query   string
+	header  http.Header
+	body    []byte
 }
 
 // runMirror sends one copy through the mirror deployment's own admission
 // (its limits apply to shadow traffic too) and discards the answer.
 func (g *Gateway) runMirror(job *mirrorJob) {
 	defer func() { <-g.mirrorSlots }()
+	defer job.release()
 	pm := job.t.pool.m
 	defer func() {
 		// A copy must never take the server down with it.

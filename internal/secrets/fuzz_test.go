@@ -24,7 +24,10 @@ func FuzzOpen(f *testing.F) {
 			}
 			return
 		}
-		if err == nil && (value != good || aad != "aad" || string(plain) != "a key") {
+		// Only what Seal made under this key opens: the seeds' sealed value
+		// (made by whichever process built the corpus: its nonce differs,
+		// its key does not), for its own aad.
+		if err == nil && (aad != "aad" || string(plain) != "a key") {
 			t.Fatalf("%q opened for aad %q as %q", value, aad, plain)
 		}
 	})

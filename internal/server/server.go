@@ -337,8 +337,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		parts = append(parts, part{"tls reloader", reloader.Start})
 	}
 
+	dr := newDrainer()
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           dr.handler(mux),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -348,6 +349,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		srv.RegisterOnShutdown(apis.CloseStreams)
 	}
 	guard.Configure(srv)
+	dr.configure(srv)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(parts)+1)
@@ -388,6 +390,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	log.Info("draining: no new connections; waiting for requests in flight")
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
+	// Stop accepting, answer what reached kept-alive connections (with
+	// Connection: close), then close the rest and wait for what is in
+	// flight.
+	_ = guard.Close()
+	dctx, dcancel := context.WithTimeout(sctx, 5*time.Second)
+	dr.drain(dctx)
+	dcancel()
 	_ = srv.Shutdown(sctx)
 	if gw != nil {
 		_ = gw.Shutdown(sctx) // mirrored copies in flight finish before instances stop

@@ -127,9 +127,10 @@ func TestChaos(t *testing.T) {
 			}
 		}
 		// Every instance process of this data dir is one the server runs
-		// now: as many as the deployments' instances, each in a record.
+		// now: as many as the deployments' instances, each in a record
+		// (on the lean R runtime, the R session and workers run under it).
 		waitFor(t, 30*time.Second, when+": instance processes = recorded instances", func() (bool, string) {
-			procs := instanceProcs(dd)
+			procs := instanceLeaders(dd)
 			recs := records(t, dd)
 			pids := map[int]bool{}
 			for _, r := range recs {

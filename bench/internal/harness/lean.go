@@ -153,7 +153,7 @@ func (e *env) leanScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sock := rworker.ControlSocket(filepath.Join(in.Dir, "rworker"))
+	sock := rworker.ControlSocket(in.RWorkerDir)
 	forks := 5
 	if c.Smoke {
 		forks = 2
@@ -514,7 +514,7 @@ func (e *env) leanFault(ctx context.Context, s *serve.Server, res *LeanResult, m
 	if err != nil {
 		return err
 	}
-	sock := rworker.ControlSocket(filepath.Join(in.Dir, "rworker"))
+	sock := rworker.ControlSocket(in.RWorkerDir)
 	f := &LeanFault{Rate: 50, Duration: 3 * e.cfg.RRun}
 	res.Fault = f
 	target := []load.Target{scoreTarget(s, endpoint, key, m.body)}

@@ -183,7 +183,7 @@ func (d *Driver) argv(spec driver.InstanceSpec, port int) (string, []string, err
 			}
 			c := rworker.Config{
 				Listen:         net.JoinHostPort(d.cfg.BindHost, strconv.Itoa(port)),
-				Dir:            filepath.Join(d.cfg.StateDir, "instances", spec.ID, "rworker"),
+				Dir:            RWorkerDir(d.cfg.StateDir, spec.ID),
 				Rscript:        exe,
 				Workers:        rw.Workers,
 				MaxRequests:    rw.MaxRequests,
