@@ -87,6 +87,7 @@ instances running: the next start re-adopts them, so a restart costs no R start-
 	f.StringVar(&cfg.Rscript, "rscript", "", "Rscript to run R deployments (default: Rscript on PATH)")
 	f.StringVar(&cfg.Driver, "driver", "process", "how instances run: process (local processes), docker (containers through the Docker Engine API: Docker or Podman) or kubernetes (a Kubernetes Deployment per deployment)")
 	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine API address for --driver docker, e.g. unix:///run/podman/podman.sock (default: $DOCKER_HOST, then unix:///var/run/docker.sock)")
+	f.StringVar(&cfg.Routes, "routes", "store", "where the gateway learns its ready instances: store (the shared store) or endpointslices (the EndpointSlices of --k8s-namespace, on Kubernetes)")
 	f.StringVar(&cfg.Kubernetes.Kubeconfig, "kubeconfig", "", "kubeconfig for --driver kubernetes (default: the pod's service account, then $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&cfg.Kubernetes.Namespace, "k8s-namespace", "", "namespace of the online deployments' Deployments, Services and Secrets (--driver kubernetes)")
 	f.StringVar(&cfg.Kubernetes.FetchImage, "k8s-fetch-image", "", "plumbline image the pods' storage initializer runs (plumbline fetch) to download model and code")

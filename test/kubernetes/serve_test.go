@@ -22,46 +22,9 @@ func TestServeDriverKubernetes(t *testing.T) {
 	importRImage(t, c)
 	importPlumblineImage(t, c)
 	ns := c.Namespace(t)
-	data := filepath.Join(t.TempDir(), "data") // plumbline makes it, private
-	logPath := filepath.Join(t.TempDir(), "serve.log")
-	url := "https://" + k8stest.NodeIP + ":8443"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	serve := c.Command(ctx, plumblineBin, "serve", "--data-dir", data, "--listen", k8stest.NodeIP+":8443",
-		"--hostname", k8stest.NodeIP, "--on-exit", "stop",
-		"--driver", "kubernetes", "--kubeconfig", c.Kubeconfig, "--k8s-namespace", ns,
-		"--k8s-fetch-image", plumblineImage, "--k8s-fetch-url", url, "--k8s-image-pull-policy", "Never")
-	logf, _ := os.Create(logPath)
-	serve.Stdout, serve.Stderr = logf, logf
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		serve.Process.Signal(os.Interrupt)
-		serve.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("serve.log:\n%s", b)
-		}
-	}()
-	cli := func(args ...string) (string, error) {
-		cmd := c.Command(ctx, plumblineBin, append([]string{"--server", url}, args...)...)
-		tok, _ := os.ReadFile(filepath.Join(data, "admin.token"))
-		cmd.Env = append(cmd.Env, "PLUMBLINE_TOKEN="+strings.TrimSpace(string(tok)), "PLUMBLINE_CA_CERT="+filepath.Join(data, "tls", "ca.crt"))
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		out, err := cli("online-endpoint", "list")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) || serve.ProcessState != nil {
-			t.Fatalf("serve did not answer within a minute: %v\n%s", err, out)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	ctx := context.Background()
+	pl := startServe(t, c, ns, 8443)
+	cli := pl.cli
 
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "models"), 0o755)
@@ -141,7 +104,7 @@ instance_count: 1
 	if out, err := cli("online-endpoint", "delete", "-n", "k8s-greeter", "--yes"); err != nil {
 		t.Errorf("delete: %v\n%s", err, out)
 	}
-	deadline = time.Now().Add(time.Minute)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		out, _ := c.Kubectl(ctx, "-n", ns, "get", "deploy", "-o", "name")
 		if strings.TrimSpace(out) == "" {
@@ -152,4 +115,78 @@ instance_count: 1
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// plServe is plumbline serve --driver kubernetes running inside the
+// cluster's network namespace on NodeIP, and its CLI.
+type plServe struct {
+	c              *k8stest.Cluster
+	url, data, log string
+}
+
+// startServe starts plumbline serve --driver kubernetes on NodeIP:port for
+// namespace ns, with extra flags, and waits until its API answers; it is
+// stopped (and its log shown on failure) when t ends.
+func startServe(t *testing.T, c *k8stest.Cluster, ns string, port int, extra ...string) *plServe {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "data") // plumbline makes it, private
+	logPath := filepath.Join(t.TempDir(), "serve.log")
+	pl := &plServe{c: c, url: fmt.Sprintf("https://%s:%d", k8stest.NodeIP, port), data: data, log: logPath}
+	ctx, cancel := context.WithCancel(context.Background())
+	args := append([]string{"serve", "--data-dir", data, "--listen", fmt.Sprintf("%s:%d", k8stest.NodeIP, port),
+		"--hostname", k8stest.NodeIP, "--on-exit", "stop",
+		"--driver", "kubernetes", "--kubeconfig", c.Kubeconfig, "--k8s-namespace", ns,
+		"--k8s-fetch-image", plumblineImage, "--k8s-fetch-url", pl.url, "--k8s-image-pull-policy", "Never"}, extra...)
+	serve := c.Command(ctx, plumblineBin, args...)
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve.Stdout, serve.Stderr = logf, logf
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { serve.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		serve.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			cancel()
+			<-exited
+		}
+		cancel()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("serve.log:\n%s", b)
+		}
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := pl.cli("online-endpoint", "list")
+		if err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("serve exited: %s", out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not answer within a minute: %v\n%s", err, out)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return pl
+}
+
+// cli runs the plumbline CLI against the server, as its admin.
+func (pl *plServe) cli(args ...string) (string, error) {
+	cmd := pl.c.Command(context.Background(), plumblineBin, append([]string{"--server", pl.url}, args...)...)
+	tok, _ := os.ReadFile(filepath.Join(pl.data, "admin.token"))
+	cmd.Env = append(cmd.Env, "PLUMBLINE_TOKEN="+strings.TrimSpace(string(tok)), "PLUMBLINE_CA_CERT="+filepath.Join(pl.data, "tls", "ca.crt"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }

@@ -1,0 +1,242 @@
+package kubernetes_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plumbline/plumbline/internal/k8stest"
+)
+
+// testServerDeployment is a deployment file of the conformance test server
+// image: its own HTTP server (plumbline.command), DEPLOYMENT and TEMPLATE
+// in its environment, which it reports back. A Kubernetes deployment's
+// scale_settings default to target_utilization (as on Azure), which runs
+// min_instances; type default runs instance_count.
+func testServerDeployment(name, image, template string, count int) string {
+	return fmt.Sprintf(`name: %s
+endpoint_name: rollout
+type: kubernetes
+environment:
+  image: %s
+  plumbline:
+    command: [/testserver, -host, 0.0.0.0, -port, "{port}"]
+  inference_config:
+    liveness_route: {port: 5001, path: /live}
+    readiness_route: {port: 5001, path: /ready}
+    scoring_route: {port: 5001, path: /score}
+environment_variables:
+  DEPLOYMENT: %s
+  TEMPLATE: %s
+readiness_probe:
+  initial_delay: 1
+  period: 1
+request_settings:
+  max_concurrent_requests_per_instance: 4
+scale_settings:
+  type: default
+resources:
+  requests: {cpu: 10m, memory: 32Mi}
+  limits: {cpu: 500m, memory: 64Mi}
+instance_count: %d
+`, name, image, name, template, count)
+}
+
+// TestServeEndpointSlicesRollout: plumbline serve --driver kubernetes
+// --routes endpointslices (the gateway's ready instances from the
+// EndpointSlice informer), under load through that gateway: a rolling
+// image update of blue (2 pods), then a blue/green shift (100/0 → 50/50 →
+// 0/100) and the deletion of blue, with no failed request; every version
+// answered.
+func TestServeEndpointSlicesRollout(t *testing.T) {
+	c := k8stest.Shared(t)
+	testImages(t, c)
+	importPlumblineImage(t, c)
+	ns := c.Namespace(t)
+	pl := startServe(t, c, ns, 8444, "--routes", "endpointslices")
+	must := func(args ...string) string {
+		t.Helper()
+		begin := time.Now()
+		out, err := pl.cli(args...)
+		if err != nil {
+			t.Fatalf("plumbline %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		t.Logf("plumbline %s (%s)", strings.Join(args, " "), time.Since(begin).Round(100*time.Millisecond))
+		return out
+	}
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	must("online-endpoint", "create", "-f", write("endpoint.yml", "name: rollout\nauth_mode: key\n"))
+	must("online-deployment", "create", "-f", write("blue.yml", testServerDeployment("blue", serverImage, "v1", 2)), "--all-traffic")
+	if out := must("online-deployment", "show", "-n", "blue", "-e", "rollout", "--query", "length(instances)", "-o", "tsv"); strings.TrimSpace(out) != "2" {
+		t.Fatalf("blue has %s instances; want 2", out)
+	}
+	key := strings.TrimSpace(must("online-endpoint", "get-credentials", "-n", "rollout", "--query", "primaryKey", "-o", "tsv"))
+
+	caPEM, err := os.ReadFile(filepath.Join(pl.data, "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	stop := make(chan struct{})
+	l := startServeLoad(pl.url+"/endpoints/rollout/score", key, &http.Transport{
+		DialContext:         c.DialContext, // the gateway listens in the cluster's namespace
+		TLSClientConfig:     &tls.Config{RootCAs: pool},
+		MaxIdleConnsPerHost: 8,
+	}, 3, stop)
+	stopped := false
+	stopLoad := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			<-l.done
+		}
+	}
+	defer stopLoad()
+	waitCount := func(key string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for l.counts()[key] < 20 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no 20 answers from %s within 30 s; answers %v, %d failed: %v", key, l.counts(), l.failed.Load(), l.failureList())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitCount("blue/v1")
+
+	// A rolling image update: Kubernetes starts a new pod, waits for it to
+	// be ready, then ends an old one; the gateway follows the slices.
+	begin := time.Now()
+	must("online-deployment", "update", "-f", write("blue-v2.yml", testServerDeployment("blue", serverImageV2, "v2", 2)))
+	t.Logf("rolling update of blue to %s: Succeeded in %s", serverImageV2, time.Since(begin).Round(100*time.Millisecond))
+	waitCount("blue/v2")
+	out, _ := c.Kubectl(context.Background(), "-n", ns, "get", "deploy,pods,endpointslices", "-o", "wide")
+	t.Logf("after the rolling update, kubectl get deploy,pods,endpointslices:\n%s", out)
+
+	// Blue/green.
+	must("online-deployment", "create", "-f", write("green.yml", testServerDeployment("green", serverImageV2, "green", 1)))
+	must("online-endpoint", "update", "-n", "rollout", "--traffic", "blue=50 green=50")
+	waitCount("green/green")
+	must("online-endpoint", "update", "-n", "rollout", "--traffic", "blue=0 green=100")
+	time.Sleep(time.Second) // requests sent before the change finish
+	mark := l.counts()
+	time.Sleep(2 * time.Second)
+	if now := l.counts(); now["blue/v2"] != mark["blue/v2"] {
+		t.Errorf("blue answered %d requests after its traffic went to 0", now["blue/v2"]-mark["blue/v2"])
+	}
+	must("online-deployment", "delete", "-n", "blue", "-e", "rollout", "--yes")
+	time.Sleep(3 * time.Second) // blue's pods end while green serves
+	stopLoad()
+	t.Logf("answers by deployment/template: %v; failed: %d", l.counts(), l.failed.Load())
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during the rollouts: %v", n, l.failureList())
+	}
+	if l.bounded.Load() {
+		t.Errorf("the load ended on its bound, not when the test stopped it")
+	}
+	if out, _ := os.ReadFile(pl.log); !bytes.Contains(out, []byte("gateway routes from EndpointSlices")) {
+		t.Errorf("serve did not say its gateway routes from EndpointSlices")
+	}
+}
+
+// serveLoad sends scoring requests through plumbline's gateway from
+// workers until stop is closed (bounded in count and time).
+type serveLoad struct {
+	ok, failed atomic.Int64
+	bounded    atomic.Bool
+	mu         sync.Mutex
+	by         map[string]int // DEPLOYMENT/TEMPLATE → answers
+	failures   []string
+	done       chan struct{}
+}
+
+func startServeLoad(url, key string, tr *http.Transport, workers int, stop <-chan struct{}) *serveLoad {
+	l := &serveLoad{by: map[string]int{}, done: make(chan struct{})}
+	const limit = 500000
+	deadline := time.Now().Add(4 * time.Minute)
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	hc := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	body, _ := json.Marshal(map[string]any{"env": []string{"DEPLOYMENT", "TEMPLATE"}})
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sent.Add(1) <= limit && time.Now().Before(deadline) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+key)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				var b []byte
+				code := 0
+				if err == nil {
+					b, _ = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					code = resp.StatusCode
+				}
+				got := map[string]string{}
+				if err != nil || code != http.StatusOK || json.Unmarshal(b, &got) != nil {
+					l.failed.Add(1)
+					l.mu.Lock()
+					if len(l.failures) < 10 {
+						l.failures = append(l.failures, fmt.Sprintf("%d %v %s", code, err, b))
+					}
+					l.mu.Unlock()
+					continue
+				}
+				l.ok.Add(1)
+				l.mu.Lock()
+				l.by[got["DEPLOYMENT"]+"/"+got["TEMPLATE"]]++
+				l.mu.Unlock()
+			}
+			select {
+			case <-stop:
+			default:
+				l.bounded.Store(true)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(l.done) }()
+	return l
+}
+
+func (l *serveLoad) counts() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]int, len(l.by))
+	for k, v := range l.by {
+		out[k] = v
+	}
+	return out
+}
+
+func (l *serveLoad) failureList() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.failures...)
+}
