@@ -181,17 +181,24 @@ type load struct {
 }
 
 func startLoad(f *fed, workers int, stop <-chan struct{}) *load {
+	hc := &http.Client{Timeout: 15 * time.Second}
+	return startLoadOf(func() (int, map[string]string, error) { return f.score(hc, nil) }, workers, stop)
+}
+
+// startLoadOf sends requests with score from workers until stop is closed
+// (or its bounds: 500 000 requests, 4 minutes); score returns the status
+// and the variables the pod reported (DEPLOYMENT, TEMPLATE).
+func startLoadOf(score func() (int, map[string]string, error), workers int, stop <-chan struct{}) *load {
 	l := &load{by: map[string]int{}, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	// Bounded in count and time; the test stops it sooner.
 	const limit = 500000
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	var sent atomic.Int64
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hc := &http.Client{Timeout: 15 * time.Second}
 			defer func() {
 				select {
 				case <-stop:
@@ -205,7 +212,7 @@ func startLoad(f *fed, workers int, stop <-chan struct{}) *load {
 					return
 				default:
 				}
-				code, got, err := f.score(hc, nil)
+				code, got, err := score()
 				if err != nil || code != http.StatusOK {
 					l.failed.Add(1)
 					l.mu.Lock()
@@ -224,6 +231,12 @@ func startLoad(f *fed, workers int, stop <-chan struct{}) *load {
 	}
 	go func() { wg.Wait(); close(l.done) }()
 	return l
+}
+
+func (l *load) failureList() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.failures...)
 }
 
 func (l *load) counts() map[string]int {

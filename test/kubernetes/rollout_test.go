@@ -12,8 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,10 +96,28 @@ func TestServeEndpointSlicesRollout(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	stop := make(chan struct{})
-	l := startServeLoad(pl.url+"/endpoints/rollout/score", key, &http.Transport{
+	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
 		DialContext:         c.DialContext, // the gateway listens in the cluster's namespace
 		TLSClientConfig:     &tls.Config{RootCAs: pool},
 		MaxIdleConnsPerHost: 8,
+	}}
+	body, _ := json.Marshal(map[string]any{"env": []string{"DEPLOYMENT", "TEMPLATE"}})
+	l := startLoadOf(func() (int, map[string]string, error) {
+		req, _ := http.NewRequest("POST", pl.url+"/endpoints/rollout/score", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got := map[string]string{}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil {
+			got["body"] = string(b)
+			return resp.StatusCode, got, nil
+		}
+		return http.StatusOK, got, nil
 	}, 3, stop)
 	stopped := false
 	stopLoad := func() {
@@ -157,86 +173,4 @@ func TestServeEndpointSlicesRollout(t *testing.T) {
 	if out, _ := os.ReadFile(pl.log); !bytes.Contains(out, []byte("gateway routes from EndpointSlices")) {
 		t.Errorf("serve did not say its gateway routes from EndpointSlices")
 	}
-}
-
-// serveLoad sends scoring requests through plumbline's gateway from
-// workers until stop is closed (bounded in count and time).
-type serveLoad struct {
-	ok, failed atomic.Int64
-	bounded    atomic.Bool
-	mu         sync.Mutex
-	by         map[string]int // DEPLOYMENT/TEMPLATE → answers
-	failures   []string
-	done       chan struct{}
-}
-
-func startServeLoad(url, key string, tr *http.Transport, workers int, stop <-chan struct{}) *serveLoad {
-	l := &serveLoad{by: map[string]int{}, done: make(chan struct{})}
-	const limit = 500000
-	deadline := time.Now().Add(4 * time.Minute)
-	var sent atomic.Int64
-	var wg sync.WaitGroup
-	hc := &http.Client{Transport: tr, Timeout: 15 * time.Second}
-	body, _ := json.Marshal(map[string]any{"env": []string{"DEPLOYMENT", "TEMPLATE"}})
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for sent.Add(1) <= limit && time.Now().Before(deadline) {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+key)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := hc.Do(req)
-				var b []byte
-				code := 0
-				if err == nil {
-					b, _ = io.ReadAll(resp.Body)
-					resp.Body.Close()
-					code = resp.StatusCode
-				}
-				got := map[string]string{}
-				if err != nil || code != http.StatusOK || json.Unmarshal(b, &got) != nil {
-					l.failed.Add(1)
-					l.mu.Lock()
-					if len(l.failures) < 10 {
-						l.failures = append(l.failures, fmt.Sprintf("%d %v %s", code, err, b))
-					}
-					l.mu.Unlock()
-					continue
-				}
-				l.ok.Add(1)
-				l.mu.Lock()
-				l.by[got["DEPLOYMENT"]+"/"+got["TEMPLATE"]]++
-				l.mu.Unlock()
-			}
-			select {
-			case <-stop:
-			default:
-				l.bounded.Store(true)
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(l.done) }()
-	return l
-}
-
-func (l *serveLoad) counts() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string]int, len(l.by))
-	for k, v := range l.by {
-		out[k] = v
-	}
-	return out
-}
-
-func (l *serveLoad) failureList() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.failures...)
 }
