@@ -89,36 +89,8 @@ func TestServeEndpointSlicesRollout(t *testing.T) {
 	}
 	key := strings.TrimSpace(must("online-endpoint", "get-credentials", "-n", "rollout", "--query", "primaryKey", "-o", "tsv"))
 
-	caPEM, err := os.ReadFile(filepath.Join(pl.data, "tls", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
 	stop := make(chan struct{})
-	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
-		DialContext:         c.DialContext, // the gateway listens in the cluster's namespace
-		TLSClientConfig:     &tls.Config{RootCAs: pool},
-		MaxIdleConnsPerHost: 8,
-	}}
-	body, _ := json.Marshal(map[string]any{"env": []string{"DEPLOYMENT", "TEMPLATE"}})
-	l := startLoadOf(func() (int, map[string]string, error) {
-		req, _ := http.NewRequest("POST", pl.url+"/endpoints/rollout/score", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		got := map[string]string{}
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil {
-			got["body"] = string(b)
-			return resp.StatusCode, got, nil
-		}
-		return http.StatusOK, got, nil
-	}, 3, stop)
+	l := startLoadOf(scorer(t, c, pl, "rollout", key), 3, stop)
 	stopped := false
 	stopLoad := func() {
 		if !stopped {
@@ -128,31 +100,21 @@ func TestServeEndpointSlicesRollout(t *testing.T) {
 		}
 	}
 	defer stopLoad()
-	waitCount := func(key string) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for l.counts()[key] < 20 {
-			if time.Now().After(deadline) {
-				t.Fatalf("no 20 answers from %s within 30 s; answers %v, %d failed: %v", key, l.counts(), l.failed.Load(), l.failureList())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitCount("blue/v1")
+	l.waitCount(t, "blue/v1")
 
 	// A rolling image update: Kubernetes starts a new pod, waits for it to
 	// be ready, then ends an old one; the gateway follows the slices.
 	begin := time.Now()
 	must("online-deployment", "update", "-f", write("blue-v2.yml", testServerDeployment("blue", serverImageV2, "v2", 2)))
 	t.Logf("rolling update of blue to %s: Succeeded in %s", serverImageV2, time.Since(begin).Round(100*time.Millisecond))
-	waitCount("blue/v2")
+	l.waitCount(t, "blue/v2")
 	out, _ := c.Kubectl(context.Background(), "-n", ns, "get", "deploy,pods,endpointslices", "-o", "wide")
 	t.Logf("after the rolling update, kubectl get deploy,pods,endpointslices:\n%s", out)
 
 	// Blue/green.
 	must("online-deployment", "create", "-f", write("green.yml", testServerDeployment("green", serverImageV2, "green", 1)))
 	must("online-endpoint", "update", "-n", "rollout", "--traffic", "blue=50 green=50")
-	waitCount("green/green")
+	l.waitCount(t, "green/green")
 	must("online-endpoint", "update", "-n", "rollout", "--traffic", "blue=0 green=100")
 	time.Sleep(time.Second) // requests sent before the change finish
 	mark := l.counts()
@@ -172,5 +134,54 @@ func TestServeEndpointSlicesRollout(t *testing.T) {
 	}
 	if out, _ := os.ReadFile(pl.log); !bytes.Contains(out, []byte("gateway routes from EndpointSlices")) {
 		t.Errorf("serve did not say its gateway routes from EndpointSlices")
+	}
+}
+
+// scorer returns a function that sends one scoring request to endpoint
+// through pl's gateway (inside the cluster's namespace, trusting pl's
+// local CA) and returns the status and the variables the pod reported.
+func scorer(t *testing.T, c *k8stest.Cluster, pl *plServe, endpoint, key string) func() (int, map[string]string, error) {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(pl.data, "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		DialContext:         c.DialContext, // the gateway listens in the cluster's namespace
+		TLSClientConfig:     &tls.Config{RootCAs: pool},
+		MaxIdleConnsPerHost: 8,
+	}}
+	t.Cleanup(hc.CloseIdleConnections)
+	body, _ := json.Marshal(map[string]any{"env": []string{"DEPLOYMENT", "TEMPLATE"}})
+	return func() (int, map[string]string, error) {
+		req, _ := http.NewRequest("POST", pl.url+"/endpoints/"+endpoint+"/score", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got := map[string]string{}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil {
+			got["body"] = string(b)
+			return resp.StatusCode, got, nil
+		}
+		return http.StatusOK, got, nil
+	}
+}
+
+// waitCount waits until answer key (DEPLOYMENT/TEMPLATE) has come 20 times.
+func (l *load) waitCount(t *testing.T, key string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for l.counts()[key] < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no 20 answers from %s within 30 s; answers %v, %d failed: %v", key, l.counts(), l.failed.Load(), l.failureList())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

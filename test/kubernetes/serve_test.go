@@ -122,6 +122,7 @@ instance_count: 1
 type plServe struct {
 	c              *k8stest.Cluster
 	url, data, log string
+	exited         chan struct{} // closed when the process ends
 }
 
 // startServe starts plumbline serve --driver kubernetes on NodeIP:port for
@@ -130,13 +131,40 @@ type plServe struct {
 func startServe(t *testing.T, c *k8stest.Cluster, ns string, port int, extra ...string) *plServe {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "data") // plumbline makes it, private
-	logPath := filepath.Join(t.TempDir(), "serve.log")
-	pl := &plServe{c: c, url: fmt.Sprintf("https://%s:%d", k8stest.NodeIP, port), data: data, log: logPath}
-	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"serve", "--data-dir", data, "--listen", fmt.Sprintf("%s:%d", k8stest.NodeIP, port),
-		"--hostname", k8stest.NodeIP, "--on-exit", "stop",
+	url := fmt.Sprintf("https://%s:%d", k8stest.NodeIP, port)
+	args := append([]string{"--data-dir", data,
 		"--driver", "kubernetes", "--kubeconfig", c.Kubeconfig, "--k8s-namespace", ns,
-		"--k8s-fetch-image", plumblineImage, "--k8s-fetch-url", pl.url, "--k8s-image-pull-policy", "Never"}, extra...)
+		"--k8s-fetch-image", plumblineImage, "--k8s-fetch-url", url, "--k8s-image-pull-policy", "Never"}, extra...)
+	pl := runServe(t, c, port, data, args)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := pl.cli("online-endpoint", "list")
+		if err == nil {
+			break
+		}
+		select {
+		case <-pl.exited:
+			t.Fatalf("serve exited: %s", out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not answer within a minute: %v\n%s", err, out)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return pl
+}
+
+// runServe starts plumbline serve with args on NodeIP:port inside the
+// cluster's network namespace, data being its data dir; it is stopped
+// (and its log shown on failure) when t ends.
+func runServe(t *testing.T, c *k8stest.Cluster, port int, data string, args []string) *plServe {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "serve.log")
+	pl := &plServe{c: c, url: fmt.Sprintf("https://%s:%d", k8stest.NodeIP, port), data: data, log: logPath, exited: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	args = append([]string{"serve", "--listen", fmt.Sprintf("%s:%d", k8stest.NodeIP, port),
+		"--hostname", k8stest.NodeIP, "--on-exit", "stop"}, args...)
 	serve := c.Command(ctx, plumblineBin, args...)
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -146,39 +174,22 @@ func startServe(t *testing.T, c *k8stest.Cluster, ns string, port int, extra ...
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { serve.Wait(); close(exited) }()
+	go func() { serve.Wait(); close(pl.exited) }()
 	t.Cleanup(func() {
 		serve.Process.Signal(os.Interrupt)
 		select {
-		case <-exited:
+		case <-pl.exited:
 		case <-time.After(time.Minute):
 			cancel()
-			<-exited
+			<-pl.exited
 		}
 		cancel()
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("serve.log:\n%s", b)
+			t.Logf("%s:\n%s", strings.Join(args, " "), b)
 		}
 	})
-	deadline := time.Now().Add(time.Minute)
-	for {
-		out, err := pl.cli("online-endpoint", "list")
-		if err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("serve exited: %s", out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not answer within a minute: %v\n%s", err, out)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 	return pl
 }
 
