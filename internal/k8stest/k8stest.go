@@ -497,7 +497,7 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 func (c *Cluster) KubectlPath() string { return filepath.Join(c.bin, "kubectl") }
 
 // Namespace creates a namespace for t (its name derived from the test's)
-// and deletes it when t ends.
+// and deletes it when t ends, waiting until its pods are gone.
 func (c *Cluster) Namespace(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 3)
@@ -529,7 +529,22 @@ func (c *Cluster) Namespace(t testing.TB) string {
 	}
 	t.Cleanup(func() {
 		zero := int64(0)
-		c.Client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		ctx := context.Background()
+		c.Client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		// The next test gets the node's CPU and memory back: wait until
+		// the namespace's pods are gone (they request resources until then).
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			pods, err := c.Client.CoreV1().Pods(name).List(ctx, metav1.ListOptions{})
+			if err != nil || len(pods.Items) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Logf("k8stest: %d pods of namespace %s still there 90 s after its deletion", len(pods.Items), name)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	})
 	return name
 }

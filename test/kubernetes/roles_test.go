@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,20 +102,8 @@ func TestRolesOnKubernetes(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 
-	must := func(args ...string) string {
-		t.Helper()
-		out, err := control.cli(args...)
-		if err != nil {
-			t.Fatalf("plumbline %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
-	dir := t.TempDir()
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(text), 0o644)
-		return p
-	}
+	must := func(args ...string) string { t.Helper(); return control.must(t, args...) }
+	write := fileWriter(t)
 	must("online-endpoint", "create", "-f", write("endpoint.yml", "name: rollout\nauth_mode: key\n"))
 	must("online-deployment", "create", "-f", write("blue.yml", testServerDeployment("blue", serverImage, "v1", 2)), "--all-traffic")
 	key := strings.TrimSpace(must("online-endpoint", "get-credentials", "-n", "rollout", "--query", "primaryKey", "-o", "tsv"))
@@ -123,14 +112,7 @@ func TestRolesOnKubernetes(t *testing.T) {
 	// key and routes to the pods its slices list.
 	stop := make(chan struct{})
 	l := startLoadOf(scorer(t, c, gw, "rollout", key), 3, stop)
-	stopped := false
-	stopLoad := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			<-l.done
-		}
-	}
+	stopLoad := sync.OnceFunc(func() { close(stop); <-l.done })
 	defer stopLoad()
 	l.waitCount(t, "blue/v1")
 	begin := time.Now()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,24 +65,8 @@ func TestServeEndpointSlicesRollout(t *testing.T) {
 	importPlumblineImage(t, c)
 	ns := c.Namespace(t)
 	pl := startServe(t, c, ns, 8444, "--routes", "endpointslices")
-	must := func(args ...string) string {
-		t.Helper()
-		begin := time.Now()
-		out, err := pl.cli(args...)
-		if err != nil {
-			t.Fatalf("plumbline %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		t.Logf("plumbline %s (%s)", strings.Join(args, " "), time.Since(begin).Round(100*time.Millisecond))
-		return out
-	}
-	dir := t.TempDir()
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	must := func(args ...string) string { t.Helper(); return pl.must(t, args...) }
+	write := fileWriter(t)
 	must("online-endpoint", "create", "-f", write("endpoint.yml", "name: rollout\nauth_mode: key\n"))
 	must("online-deployment", "create", "-f", write("blue.yml", testServerDeployment("blue", serverImage, "v1", 2)), "--all-traffic")
 	if out := must("online-deployment", "show", "-n", "blue", "-e", "rollout", "--query", "length(instances)", "-o", "tsv"); strings.TrimSpace(out) != "2" {
@@ -91,14 +76,7 @@ func TestServeEndpointSlicesRollout(t *testing.T) {
 
 	stop := make(chan struct{})
 	l := startLoadOf(scorer(t, c, pl, "rollout", key), 3, stop)
-	stopped := false
-	stopLoad := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			<-l.done
-		}
-	}
+	stopLoad := sync.OnceFunc(func() { close(stop); <-l.done })
 	defer stopLoad()
 	l.waitCount(t, "blue/v1")
 

@@ -201,3 +201,30 @@ func (pl *plServe) cli(args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// must runs the CLI against pl and fails t when it fails; it logs how long
+// the command took.
+func (pl *plServe) must(t *testing.T, args ...string) string {
+	t.Helper()
+	begin := time.Now()
+	out, err := pl.cli(args...)
+	if err != nil {
+		t.Fatalf("plumbline %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("plumbline %s (%s)", strings.Join(args, " "), time.Since(begin).Round(100*time.Millisecond))
+	return out
+}
+
+// fileWriter returns a function that writes a file into a folder of t's
+// and returns its path.
+func fileWriter(t *testing.T) func(name, text string) string {
+	dir := t.TempDir()
+	return func(name, text string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+}
