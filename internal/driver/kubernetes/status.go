@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -46,11 +47,38 @@ func (d *Driver) ObserveDeployment(ctx context.Context, endpoint, deployment str
 	if err != nil {
 		return driver.DeploymentStatus{}, fmt.Errorf("deployment %s/%s: list pods: %w", endpoint, deployment, err)
 	}
-	return d.observe(ctx, dep, pods.Items), nil
+	listed, err := d.listedReady(ctx, name)
+	if err != nil {
+		return driver.DeploymentStatus{}, fmt.Errorf("deployment %s/%s: %w", endpoint, deployment, err)
+	}
+	return d.observe(ctx, dep, pods.Items, listed), nil
 }
 
-// observe derives the deployment's state from its Deployment and pods.
-func (d *Driver) observe(ctx context.Context, dep *appsv1.Deployment, pods []corev1.Pod) driver.DeploymentStatus {
+// listedReady returns the pods the EndpointSlices of Service name list as
+// ready: what the gateways route to. A pod is a ready instance only once
+// it is listed there, so a deployment is Available (Succeeded) only when
+// the gateways can see its pods, not a moment before.
+func (d *Driver) listedReady(ctx context.Context, name string) (map[string]bool, error) {
+	slices, err := d.client.DiscoveryV1().EndpointSlices(d.cfg.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + name,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list EndpointSlices: %w", err)
+	}
+	listed := map[string]bool{}
+	for _, sl := range slices.Items {
+		for _, e := range sl.Endpoints {
+			if e.TargetRef != nil && e.TargetRef.Kind == "Pod" && e.Conditions.Ready != nil && *e.Conditions.Ready {
+				listed[e.TargetRef.Name] = true
+			}
+		}
+	}
+	return listed, nil
+}
+
+// observe derives the deployment's state from its Deployment, its pods and
+// the pods its EndpointSlices list as ready.
+func (d *Driver) observe(ctx context.Context, dep *appsv1.Deployment, pods []corev1.Pod, listed map[string]bool) driver.DeploymentStatus {
 	tmpl := dep.Spec.Template.Annotations[AnnotationTemplate]
 	st := driver.DeploymentStatus{Template: tmpl, State: driver.DeploymentProgressing}
 	if dep.Spec.Replicas != nil {
@@ -61,6 +89,10 @@ func (d *Driver) observe(ctx context.Context, dep *appsv1.Deployment, pods []cor
 	for i := range pods {
 		p := &pods[i]
 		in := instanceStatus(p)
+		if in.Ready && !listed[p.Name] {
+			in.Ready = false
+			in.Message = "ready; not yet listed in its EndpointSlice, which the gateways route from"
+		}
 		st.Instances = append(st.Instances, in)
 		if in.Template == tmpl && p.DeletionTimestamp == nil {
 			current = append(current, p)
