@@ -156,6 +156,8 @@ with alias az=plumbline:
 		newFetchCmd(g),
 		newFsckCmd(g),
 		newGCCmd(g),
+		newStopCmd(g),
+		newTrustCmd(g),
 	)
 	return root
 }
