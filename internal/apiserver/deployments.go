@@ -317,6 +317,21 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) error {
 		if follow {
 			return badRequest("follow", "follow works for the inference-server container only; storage-initializer logs are complete once the instance starts")
 		}
+		if cl, ok := s.cfg.Runtime.(ContainerLogger); ok {
+			// Kubernetes: the init container's own log (plumbline fetch).
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			lw := &flushWriter{w: w}
+			err := cl.ContainerLogs(r.Context(), epName, name, q.Get("instance"), LogContainerStorage, lines, false, lw)
+			switch {
+			case err == nil:
+				return nil
+			case lw.wrote:
+				return nil // the status line is sent; the log ends there
+			case !errors.Is(err, errors.ErrUnsupported):
+				return notFound(name, "no storage-initializer logs for deployment %s: %v", name, err)
+			}
+		}
 		return s.storageLogs(w, r, epName, name, q.Get("instance"), lines)
 	}
 	fw := &flushWriter{w: w}

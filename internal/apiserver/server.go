@@ -38,6 +38,14 @@ type Runtime interface {
 	Logs(ctx context.Context, endpoint, deployment, instance string, lines int, follow bool, w io.Writer) error
 }
 
+// ContainerLogger is an optional part of Runtime: the logs of one
+// container of each instance, for drivers whose instances have several
+// (Kubernetes: the storage initializer). It returns an error wrapping
+// errors.ErrUnsupported when the driver's instances have one container.
+type ContainerLogger interface {
+	ContainerLogs(ctx context.Context, endpoint, deployment, instance, container string, lines int, follow bool, w io.Writer) error
+}
+
 // TokenIssuer issues aml_tokens for endpoints, bound to the endpoint's
 // name, identity and token generation.
 type TokenIssuer interface {
@@ -78,6 +86,9 @@ type Config struct {
 	// Images builds and inspects container images (nil: no container
 	// engine; the image API answers 409).
 	Images ImageService
+	// Fetch verifies the artifact tokens of GET /api/v1/fetch/{digest}
+	// (plumbline fetch in a Kubernetes pod); nil: that route answers 404.
+	Fetch *auth.ArtifactTokens
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits
 	Logger       *slog.Logger
@@ -209,6 +220,7 @@ func (s *Server) routes() {
 			}
 		})
 	}
+	s.fetchRoutes()
 	s.mux.HandleFunc("POST "+prefix+"/signin", s.postSignin) // no admin token: the code is the credential
 	s.mux.HandleFunc("GET "+prefix+"/openapi.json", s.openAPI)
 	s.mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {

@@ -32,7 +32,8 @@ under a header (with --follow, lines are prefixed with the instance's name).
 
 --container inference-server (the default) is the scoring server's console output;
 --container storage-initializer is the step that fetches and materialises the model and code
-each instance mounts (one line per step, with its digest and time).`,
+each instance mounts (one line per step, with its digest and time); under serve --driver
+kubernetes it is the log of the pods' init container (plumbline fetch).`,
 		Example: `  plumbline online-deployment get-logs --name blue --endpoint-name my-endpoint --lines 100
   plumbline online-deployment get-logs -n blue -e my-endpoint --instance all --follow
   plumbline online-deployment get-logs -n blue -e my-endpoint --container storage-initializer`,

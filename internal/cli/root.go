@@ -153,6 +153,7 @@ with alias az=plumbline:
 		newInitCmd(g),
 		newInfoCmd(g),
 		newImageCmd(g),
+		newFetchCmd(g),
 		newFsckCmd(g),
 		newGCCmd(g),
 		newStopCmd(g),

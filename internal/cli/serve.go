@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -89,8 +90,16 @@ instances running: the next start re-adopts them, so a restart costs no R start-
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
 	f.BoolVar(&cfg.Insecure, "insecure-http", false, "serve plain HTTP (no TLS); only for local experiments")
 	f.StringVar(&cfg.Rscript, "rscript", "", "Rscript to run R deployments (default: Rscript on PATH)")
-	f.StringVar(&cfg.Driver, "driver", "process", "how instances run: process (local processes) or docker (containers through the Docker Engine API: Docker or Podman)")
+	f.StringVar(&cfg.Driver, "driver", "process", "how instances run: process (local processes), docker (containers through the Docker Engine API: Docker or Podman) or kubernetes (a Kubernetes Deployment per deployment)")
 	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine API address for --driver docker, e.g. unix:///run/podman/podman.sock (default: $DOCKER_HOST, then unix:///var/run/docker.sock)")
+	f.StringVar(&cfg.Routes, "routes", "store", "where the gateway learns its ready instances: store (the shared store) or endpointslices (the EndpointSlices of --k8s-namespace, on Kubernetes)")
+	f.StringVar(&cfg.Kubernetes.Kubeconfig, "kubeconfig", "", "kubeconfig for --driver kubernetes (default: the pod's service account, then $KUBECONFIG or ~/.kube/config)")
+	f.StringVar(&cfg.Kubernetes.Namespace, "k8s-namespace", "", "namespace of the online deployments' Deployments, Services and Secrets (--driver kubernetes)")
+	f.StringVar(&cfg.Kubernetes.FetchImage, "k8s-fetch-image", "", "plumbline image the pods' storage initializer runs (plumbline fetch) to download model and code")
+	f.StringVar(&cfg.Kubernetes.FetchURL, "k8s-fetch-url", "", "this control plane's URL as pods reach it, for plumbline fetch")
+	f.StringVar(&cfg.Kubernetes.FetchCA, "k8s-fetch-ca", "", "CA certificate pods trust for --k8s-fetch-url (default: the data dir's local CA)")
+	f.StringVar(&cfg.Kubernetes.ImagePullPolicy, "k8s-image-pull-policy", "IfNotPresent", "pull policy of the pods' images: IfNotPresent, Always or Never")
+	f.DurationVar(&cfg.Kubernetes.ProgressDeadline, "k8s-progress-deadline", 600*time.Second, "how long a Deployment may take to roll out before it is Failed")
 	f.StringVar(&cfg.Python, "python", "", "Python that serves MLflow python_function models; it must be able to import mlflow (default: python3 on PATH)")
 	f.StringVar(&cfg.InstanceUser, "instance-user", "", "when serve runs as root: the unprivileged user process-driver instances run as (default plumbline-instance, created if missing; root: no isolation)")
 	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", os.Getenv("PLUMBLINE_SECRETS_KEY_FILE"), "key that encrypts endpoint keys in the store (env PLUMBLINE_SECRETS_KEY_FILE; default <data dir>/secrets.key, created at first start); servers sharing a store need the same one")

@@ -153,6 +153,11 @@ type LogOptions struct {
 	// Follow keeps the reader open and streams new lines until ctx ends or
 	// the instance is removed.
 	Follow bool
+	// Container picks one container of an instance that has several
+	// (kubernetes: "storage-initializer", the init container that fetches
+	// the model and code); "" means the scoring server's output. Drivers
+	// whose instances have one container ignore it.
+	Container string
 }
 
 // Driver runs instances. All methods are safe for concurrent use and honour

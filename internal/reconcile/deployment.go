@@ -35,6 +35,9 @@ func (r *Reconciler) state(endpoint, name string) *depState {
 
 // reconcileDeployment takes one step for d and says when to look again.
 func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deployment, endpointDeleting bool) (time.Duration, error) {
+	if pd, ok := r.cfg.Driver.(driver.DeploymentDriver); ok {
+		return r.reconcilePlatform(ctx, d, pd, endpointDeleting)
+	}
 	ds := r.state(d.Endpoint, d.Name)
 
 	if d.State == store.StateDeleting || endpointDeleting {

@@ -60,24 +60,32 @@ var ErrNoInstances = errors.New("no instances")
 // or, with follow, every instance's lines as they come, prefixed with the
 // instance name, until ctx ends.
 func (r *Reconciler) Logs(ctx context.Context, endpoint, deployment, instanceName string, lines int, follow bool, w io.Writer) error {
-	r.mu.Lock()
-	ds := r.deps[key(endpoint, deployment)]
-	r.mu.Unlock()
-	var ids, names []string
-	if ds != nil {
-		for _, in := range r.instancesOf(ds) {
-			if instanceName == "" || in.name == instanceName {
-				ids = append(ids, in.id)
-				names = append(names, in.name)
-			}
-		}
+	return r.ContainerLogs(ctx, endpoint, deployment, instanceName, "", lines, follow, w)
+}
+
+// ErrNoContainers: the driver's instances have one container, so there is
+// no other container's log to read (the storage initializer's steps are
+// then the deployment's events).
+var ErrNoContainers = fmt.Errorf("the driver's instances have a single container: %w", errors.ErrUnsupported)
+
+// ContainerLogs is Logs of one container of each instance, for a driver
+// whose instances have several (Kubernetes: "storage-initializer", the
+// init container that fetched the model and code); "" means the scoring
+// server's. On other drivers a container other than "" is ErrNoContainers.
+func (r *Reconciler) ContainerLogs(ctx context.Context, endpoint, deployment, instanceName, container string, lines int, follow bool, w io.Writer) error {
+	ids, names, err := r.logInstances(ctx, endpoint, deployment, instanceName)
+	if err != nil {
+		return err
+	}
+	if _, ok := r.cfg.Driver.(driver.DeploymentDriver); container != "" && !ok {
+		return ErrNoContainers
 	}
 	if len(ids) == 0 {
 		return fmt.Errorf("deployment %s/%s: %w", endpoint, deployment, ErrNoInstances)
 	}
 	if !follow {
 		for i, id := range ids {
-			rc, err := r.cfg.Driver.Logs(ctx, id, driver.LogOptions{Tail: lines})
+			rc, err := r.cfg.Driver.Logs(ctx, id, driver.LogOptions{Tail: lines, Container: container})
 			if err != nil {
 				if errors.Is(err, driver.ErrNotFound) && len(ids) > 1 {
 					continue
@@ -103,7 +111,7 @@ func (r *Reconciler) Logs(ctx context.Context, endpoint, deployment, instanceNam
 	// while nothing writes to w yet.
 	readers := make([]io.ReadCloser, 0, len(ids))
 	for i, id := range ids {
-		rc, err := r.cfg.Driver.Logs(ctx, id, driver.LogOptions{Tail: lines, Follow: true})
+		rc, err := r.cfg.Driver.Logs(ctx, id, driver.LogOptions{Tail: lines, Follow: true, Container: container})
 		if err != nil {
 			for _, open := range readers {
 				open.Close()
@@ -143,4 +151,35 @@ func (r *Reconciler) Logs(ctx context.Context, endpoint, deployment, instanceNam
 		return nil
 	}
 	return <-errs
+}
+
+// logInstances lists the IDs and names of a deployment's instances (or of
+// the one named): the reconciler's own, or, on a DeploymentDriver whose
+// platform runs the replicas, the replicas it mirrored into the store.
+func (r *Reconciler) logInstances(ctx context.Context, endpoint, deployment, instanceName string) (ids, names []string, err error) {
+	if _, ok := r.cfg.Driver.(driver.DeploymentDriver); ok {
+		rows, err := r.cfg.Store.ListInstances(ctx, endpoint, deployment)
+		if err != nil {
+			return nil, nil, fmt.Errorf("deployment %s/%s: %w", endpoint, deployment, err)
+		}
+		for _, row := range rows {
+			if instanceName == "" || row.Name == instanceName {
+				ids = append(ids, row.ID)
+				names = append(names, row.Name)
+			}
+		}
+		return ids, names, nil
+	}
+	r.mu.Lock()
+	ds := r.deps[key(endpoint, deployment)]
+	r.mu.Unlock()
+	if ds != nil {
+		for _, in := range r.instancesOf(ds) {
+			if instanceName == "" || in.name == instanceName {
+				ids = append(ids, in.id)
+				names = append(names, in.name)
+			}
+		}
+	}
+	return ids, names, nil
 }

@@ -104,6 +104,11 @@ type Plan struct {
 
 	CPU         float64 `json:"cpu,omitempty"`
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+	// RequestCPU and RequestMemoryBytes are resources.requests of a
+	// kubernetesOnlineDeployment (what the cluster guarantees; the
+	// Kubernetes driver only). Not part of the template hash.
+	RequestCPU         float64 `json:"request_cpu,omitempty"`
+	RequestMemoryBytes int64   `json:"request_memory_bytes,omitempty"`
 
 	// Scorer, when set, is the built-in scorer of a no-code deployment.
 	Scorer *ScorerPlan `json:"scorer,omitempty"`

@@ -414,6 +414,16 @@ func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*R
 			}
 		}
 	}
+	if res := dd.Resources; res != nil && res.Requests != nil {
+		// kubernetesOnlineDeployment's guaranteed resources (the
+		// Kubernetes driver's requests); validated by spec.
+		if c, err := spec.ParseCPU(res.Requests.CPU); err == nil && res.Requests.CPU != "" {
+			p.RequestCPU = c
+		}
+		if m, err := spec.ParseMemory(res.Requests.Memory); err == nil && res.Requests.Memory != "" {
+			p.RequestMemoryBytes = m
+		}
+	}
 	if len(dd.EnvironmentVariables) > 0 {
 		env := make(map[string]string, len(p.Env)+len(dd.EnvironmentVariables))
 		for k, v := range p.Env {

@@ -313,3 +313,13 @@ func (c *control) Logs(ctx context.Context, endpoint, deployment, instance strin
 	}
 	return rec.Logs(ctx, endpoint, deployment, instance, lines, follow, w)
 }
+
+// ContainerLogs reads one container's logs of each instance (Kubernetes:
+// the storage initializer's), on the leader.
+func (c *control) ContainerLogs(ctx context.Context, endpoint, deployment, instance, container string, lines int, follow bool, w io.Writer) error {
+	rec := c.rec.Load()
+	if rec == nil {
+		return ErrNotLeader
+	}
+	return rec.ContainerLogs(ctx, endpoint, deployment, instance, container, lines, follow, w)
+}

@@ -67,8 +67,11 @@ func newDriver(ctx context.Context, cfg Config, dd *datadir.Dir, reg *registry.R
 		})
 		log.Info("docker driver", "engine", drv.Host(), "owner", owner)
 		return drv, hooks, nil
+	case "kubernetes":
+		drv, err := newKubernetesDriver(ctx, cfg, dd, st, log)
+		return drv, nil, err
 	}
-	return nil, nil, fmt.Errorf("--driver %q: want process or docker", cfg.Driver)
+	return nil, nil, fmt.Errorf("--driver %q: want process, docker or kubernetes", cfg.Driver)
 }
 
 // checker is the pre-start check: R on this machine for the process

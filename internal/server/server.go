@@ -128,6 +128,11 @@ type Config struct {
 	// at first start). Servers sharing a store must share it (replicas that
 	// share a data dir do).
 	SecretsKeyFile string
+	// Kubernetes configures --driver kubernetes and --routes endpointslices.
+	Kubernetes KubernetesConfig
+	// Routes is where the gateway learns its ready instances: RoutesStore
+	// ("" too) or RoutesEndpointSlices.
+	Routes string
 	// Logger is the server log; AccessLog receives one line per scoring
 	// request (nil: Logger).
 	Logger    *slog.Logger
@@ -183,6 +188,19 @@ func (cfg Config) withDefaults() (Config, error) {
 	case OnExitKeep, OnExitStop:
 	default:
 		return cfg, fmt.Errorf("--on-exit %q: want keep (leave instances running for the next start to re-adopt) or stop", cfg.OnExit)
+	}
+	switch cfg.Routes {
+	case "", RoutesStore:
+		cfg.Routes = RoutesStore
+	case RoutesEndpointSlices:
+		if cfg.Role == RoleControl {
+			return cfg, fmt.Errorf("--routes endpointslices is where a gateway learns its instances; --role control runs no gateway")
+		}
+		if cfg.Kubernetes.Namespace == "" {
+			return cfg, fmt.Errorf("--routes endpointslices needs --k8s-namespace: the namespace of the online deployments' Services")
+		}
+	default:
+		return cfg, fmt.Errorf("--routes %q: want store (the shared store's instance rows) or endpointslices (the Kubernetes EndpointSlices of --k8s-namespace)", cfg.Routes)
 	}
 	if cfg.Role != RoleAll && !isPostgres(cfg.Store) {
 		return cfg, fmt.Errorf("--role %s shares state with other replicas: give it a PostgreSQL store with --store postgres://… (SQLite serves one process, --role all)", cfg.Role)
@@ -269,6 +287,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	// The data plane.
 	var gw *gateway.Gateway
 	var src *storeSource
+	var feed routeFeed // src, or src with EndpointSlices' instances
 	var alog *gateway.AccessLog
 	if cfg.Role != RoleControl {
 		if alog, err = accessLog(cfg); err != nil {
@@ -278,12 +297,18 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if err != nil {
 			return err
 		}
+		feed = src
+		if cfg.Routes == RoutesEndpointSlices {
+			if feed, err = newSliceSource(runCtx, cfg, src, log); err != nil {
+				return err
+			}
+		}
 		// The first table before the listener opens: a gateway that just
 		// started never answers 404 for an endpoint it has not read yet.
-		if err := src.sync(ctx, gw); err != nil {
+		if err := feed.sync(ctx, gw); err != nil {
 			return fmt.Errorf("read the routing table: %w", err)
 		}
-		parts = append(parts, part{"gateway routes", func(ctx context.Context) error { return gw.Follow(ctx, src, log.With("component", "gateway")) }})
+		parts = append(parts, part{"gateway routes", func(ctx context.Context) error { return gw.Follow(ctx, feed, log.With("component", "gateway")) }})
 		mux.Handle("/", gw)
 	} else {
 		mux.Handle("/", notHere("this plumbline replica runs --role control: send scoring requests to a gateway replica"))
@@ -294,7 +319,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
-		if err := src.sync(sctx, gw); err != nil {
+		if err := feed.sync(sctx, gw); err != nil {
 			log.Error("rebuild routing table", "err", err)
 		}
 	}
@@ -322,6 +347,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if src != nil {
 			src.onCold = ctl.kickAutoscaler // a request waits at zero: decide now
 		}
+		var fetch *auth.ArtifactTokens // plumbline fetch in Kubernetes pods
+		if cfg.Driver == "kubernetes" {
+			if fetch, err = fetchTokens(secret); err != nil {
+				return err
+			}
+		}
 		apis = apiserver.New(apiserver.Config{
 			Store:          st,
 			Registry:       ctl.reg,
@@ -337,9 +368,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			CLI:          cliPath(),
 			CLIArgs:      cliArgs(dd),
 			UploadLimits: cfg.Uploads,
+			Fetch:        fetch,
 			ModelChecker: &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: ctl.reg, Sandbox: ctl.runAs.Sandbox},
 			Health:       healthOf(sampler),
-			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil, Sandbox: ctl.runAs.Sandbox, ErrorDetail: errorDetail(cfg)},
+			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil || cfg.Driver == "kubernetes", Sandbox: ctl.runAs.Sandbox, ErrorDetail: errorDetail(cfg)},
 			Logger:       log.With("component", "api"),
 		})
 		parts = append(parts, part{"control", ctl.Start})
