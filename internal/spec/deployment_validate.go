@@ -306,6 +306,12 @@ func validateExtension(p *problems, x *DeploymentExtension, d *Deployment) {
 			p.add("plumbline.scorer", "the built-in scorer needs no scoring script; remove code_configuration, or remove plumbline.scorer to run your script")
 		}
 	}
+	if x.Capture != nil {
+		validateCapture(p, x.Capture)
+	}
+	if x.Rollout != nil {
+		validateRollout(p, x.Rollout, "plumbline.rollout")
+	}
 	in := x.Input
 	if in == nil {
 		return
