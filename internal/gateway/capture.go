@@ -63,7 +63,7 @@ type CaptureRecord struct {
 	// Config is the deployment's capture settings (files, sink).
 	Config *Capture `json:"-"`
 
-	conf              *captureConf
+	conf *captureConf
 
 	reqBody, respBody []byte
 	reqWhy, respWhy   string

@@ -110,7 +110,7 @@ type figSet struct {
 	pairs     map[pairKey]*figures.Pair
 	dirty     bool
 	touched   time.Time
-	guard     *guard               // the step's hold, when a live step runs
+	guard     *guard                // the step's hold, when a live step runs
 	lastDiffs map[pairKey]time.Time // when a diff of each pair was last sampled
 }
 
