@@ -107,7 +107,6 @@ type DiffSample struct {
 	Body     json.RawMessage
 }
 
-
 // Rollouts is the safe-rollout part of the Store: rollouts, the traffic
 // history, the figures gateways measure and sampled diffs.
 type Rollouts interface {
