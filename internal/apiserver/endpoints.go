@@ -130,6 +130,16 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	before, err := s.cfg.Store.GetEndpoint(r.Context(), name)
+	if err != nil {
+		return s.endpointErr(name, err)
+	}
+	trafficChanged := !sameSplit(before.Traffic, ep.Traffic) || !sameSplit(before.Mirror, ep.MirrorTraffic)
+	if trafficChanged {
+		if err := s.activeRollout(r, name); err != nil {
+			return err
+		}
+	}
 	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is being deleted", name)
@@ -144,6 +154,9 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.event(r, name, "", "Normal", "Updated", "endpoint updated: traffic "+formatTraffic(rec.Traffic)+mirrorNote(rec.Mirror))
 	s.cfg.OnChange()
+	if trafficChanged {
+		s.recordTrafficChange(r, rec, "online-endpoint update: traffic "+formatTraffic(rec.Traffic)+mirrorNote(rec.Mirror))
+	}
 	out, err := s.endpointOut(r, rec)
 	if err != nil {
 		return err
@@ -350,6 +363,20 @@ func total(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// sameSplit compares two splits, zero shares and name case aside.
+func sameSplit(a, b map[string]int) bool {
+	x, y := nonZero(a), nonZero(b)
+	if len(x) != len(y) {
+		return false
+	}
+	for k, v := range x {
+		if y[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func nonZero(m map[string]int) map[string]int {

@@ -68,6 +68,12 @@ type Config struct {
 	Images ImageService
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits
+	// CaptureDir is where this replica's gateway writes captured records
+	// ("" : none here).
+	CaptureDir string
+	// Replayer replays captured requests through this replica's gateway
+	// (nil: the replica has none; replay answers 409).
+	Replayer Replayer
 	Logger       *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
@@ -115,7 +121,7 @@ type route struct {
 }
 
 func (s *Server) table() []route {
-	return []route{
+	return append([]route{
 		{"GET", "/server", s.getServer},
 		{"POST", "/artifacts", s.postArtifact},
 		{"HEAD", "/artifacts/{digest}", s.headArtifact},
@@ -156,7 +162,7 @@ func (s *Server) table() []route {
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/logs", s.getLogs},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/events", s.deploymentEvents},
 		{"GET", "/events", s.listEvents},
-	}
+	}, s.safeRoutes()...)
 }
 
 const prefix = "/api/" + api.Version

@@ -378,3 +378,14 @@ func (g *Gateway) finishSafety(st *reqState, status int, elapsed time.Duration) 
 		g.captureRecord(st, status, elapsed)
 	}
 }
+
+// Remeasure marks figures taken by TakeFigures as not written yet (the
+// store refused them): the next TakeFigures returns them again.
+func (g *Gateway) Remeasure(ms []Measured) {
+	for _, m := range ms {
+		s := g.book.set(m.Endpoint, m.Epoch)
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+	}
+}

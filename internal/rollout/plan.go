@@ -24,6 +24,7 @@ import (
 	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/figures"
 	"github.com/plumbline/plumbline/internal/spec"
+	"github.com/plumbline/plumbline/internal/store"
 )
 
 // Defaults of a rollout plan.
@@ -165,4 +166,26 @@ func (p Plan) stepName(i int) string {
 		kind = "shadow "
 	}
 	return fmt.Sprintf("step %d of %d (%s%d %%)", i+1, len(p.Steps), kind, s.Percent)
+}
+
+// StepRules are what the data plane enforces for a running rollout's
+// current step.
+type StepRules struct {
+	Kind        string
+	Percent     int
+	MinRequests int
+	Gates       figures.Gates
+}
+
+// CurrentStep reads a rollout's current step from its stored plan.
+func CurrentStep(r store.Rollout) (StepRules, error) {
+	p, err := decodePlan(r.Plan)
+	if err != nil {
+		return StepRules{}, err
+	}
+	if r.Step < 0 || r.Step >= len(p.Steps) {
+		return StepRules{}, fmt.Errorf("rollout %d: step %d of %d", r.ID, r.Step, len(p.Steps))
+	}
+	s := p.Steps[r.Step]
+	return StepRules{Kind: s.Kind, Percent: s.Percent, MinRequests: p.MinRequests, Gates: p.Gates}, nil
 }

@@ -250,14 +250,20 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	var gw *gateway.Gateway
 	var src *storeSource
 	var alog *gateway.AccessLog
+	var safe *safetyParts
 	if cfg.Role != RoleControl {
 		if alog, err = accessLog(cfg); err != nil {
 			return err
 		}
-		gw, src, err = newGatewayPart(ctx, cfg, st, tokens, promReg, alog, ln.Addr().String())
+		if safe, err = newSafetyParts(ctx, cfg, dd, st, promReg, log); err != nil {
+			return err
+		}
+		defer safe.close()
+		gw, src, err = newGatewayPart(ctx, cfg, st, tokens, promReg, alog, ln.Addr().String(), safe)
 		if err != nil {
 			return err
 		}
+		parts = append(parts, part{"gateway figures", safe.figureWriter(gw, st, log).Start})
 		// The first table before the listener opens: a gateway that just
 		// started never answers 404 for an endpoint it has not read yet.
 		if err := src.sync(ctx, gw); err != nil {
@@ -287,6 +293,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if err != nil {
 			return err
 		}
+		if safe != nil {
+			ctl.rolloutWake = safe.wake
+		}
 		defer ctl.Close()
 		apis = apiserver.New(apiserver.Config{
 			Store:          st,
@@ -302,6 +311,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			Images:       imageService(ctl.images),
 			UploadLimits: cfg.Uploads,
 			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil},
+			CaptureDir:   captureDir(dd),
+			Replayer:     replayer(gw),
 			Logger:       log.With("component", "api"),
 		})
 		parts = append(parts, part{"control", ctl.Start})
@@ -390,7 +401,7 @@ type part struct {
 }
 
 // newGatewayPart builds the scoring gateway and its route source.
-func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *auth.TokenIssuer, reg prometheus.Registerer, alog *gateway.AccessLog, addr string) (*gateway.Gateway, *storeSource, error) {
+func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *auth.TokenIssuer, reg prometheus.Registerer, alog *gateway.AccessLog, addr string, safe *safetyParts) (*gateway.Gateway, *storeSource, error) {
 	var oidc gateway.OIDCVerifier
 	if cfg.OIDCIssuer != "" {
 		v, err := auth.NewOIDCVerifier(ctx, cfg.OIDCIssuer, cfg.OIDCAudience)
@@ -411,6 +422,8 @@ func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *aut
 		Registerer:   reg,
 		Logger:       cfg.AccessLog,
 		AccessLog:    alog,
+		Capture:      safe.sink,
+		HashKey:      safe.hashKey,
 	})
 	if err != nil {
 		return nil, nil, err
