@@ -56,15 +56,15 @@ func (s *Server) safeRoutes() []route {
 
 func init() {
 	for k, v := range map[string]routeDoc{
-		"POST /endpoints/{endpoint}/deployments/{deployment}/rollout":         {"Start a progressive rollout of the deployment (steps, bake time, gates; 409 if one is in progress)", api.RolloutRequest{}, api.Rollout{}, 201},
-		"GET /endpoints/{endpoint}/deployments/{deployment}/rollout":          {"The deployment's newest rollout with the current step's figures and its traffic history", nil, api.Rollout{}, 200},
-		"POST /endpoints/{endpoint}/deployments/{deployment}/rollout/pause":   {"Pause the running rollout (traffic stays; no gate is judged)", nil, api.Rollout{}, 200},
-		"POST /endpoints/{endpoint}/deployments/{deployment}/rollout/resume":  {"Resume a paused rollout (the step's bake time starts again)", nil, api.Rollout{}, 200},
-		"POST /endpoints/{endpoint}/deployments/{deployment}/rollout/abort":   {"Abort the rollout: traffic returns to where it was when it started", nil, api.Rollout{}, 200},
-		"GET /endpoints/{endpoint}/rollouts":                                  {"An endpoint's rollouts, oldest first", nil, []api.Rollout{}, 200},
-		"GET /endpoints/{endpoint}/traffic-history":                           {"Which deployment, model version and digest served what share, and when (query: limit)", nil, []api.TrafficChange{}, 200},
-		"GET /endpoints/{endpoint}/compare":                                   {"The shadow comparison added up over every gateway since the mirror was set (query: diffs, all)", nil, api.Comparison{}, 200},
-		"GET /endpoints/{endpoint}/deployments/{deployment}/capture":          {"Captured request/response records as JSON Lines, oldest first (query: limit, since, request_id)", nil, "application/x-ndjson", 200},
+		"POST /endpoints/{endpoint}/deployments/{deployment}/rollout":        {"Start a progressive rollout of the deployment (steps, bake time, gates; 409 if one is in progress)", api.RolloutRequest{}, api.Rollout{}, 201},
+		"GET /endpoints/{endpoint}/deployments/{deployment}/rollout":         {"The deployment's newest rollout with the current step's figures and its traffic history", nil, api.Rollout{}, 200},
+		"POST /endpoints/{endpoint}/deployments/{deployment}/rollout/pause":  {"Pause the running rollout (traffic stays; no gate is judged)", nil, api.Rollout{}, 200},
+		"POST /endpoints/{endpoint}/deployments/{deployment}/rollout/resume": {"Resume a paused rollout (the step's bake time starts again)", nil, api.Rollout{}, 200},
+		"POST /endpoints/{endpoint}/deployments/{deployment}/rollout/abort":  {"Abort the rollout: traffic returns to where it was when it started", nil, api.Rollout{}, 200},
+		"GET /endpoints/{endpoint}/rollouts":                                 {"An endpoint's rollouts, oldest first", nil, []api.Rollout{}, 200},
+		"GET /endpoints/{endpoint}/traffic-history":                          {"Which deployment, model version and digest served what share, and when (query: limit)", nil, []api.TrafficChange{}, 200},
+		"GET /endpoints/{endpoint}/compare":                                  {"The shadow comparison added up over every gateway since the mirror was set (query: diffs, all)", nil, api.Comparison{}, 200},
+		"GET /endpoints/{endpoint}/deployments/{deployment}/capture":         {"Captured request/response records as JSON Lines, oldest first (query: limit, since, request_id)", nil, "application/x-ndjson", 200},
 		"POST /endpoints/{endpoint}/deployments/{deployment}/capture/replay": {"Replay the deployment's captured requests to another deployment and compare the answers (409 without a gateway in this replica)", api.ReplayRequest{}, api.ReplaySummary{}, 200},
 	} {
 		docs[k] = v

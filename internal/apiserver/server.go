@@ -74,7 +74,7 @@ type Config struct {
 	// Replayer replays captured requests through this replica's gateway
 	// (nil: the replica has none; replay answers 409).
 	Replayer Replayer
-	Logger       *slog.Logger
+	Logger   *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 }
