@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/spec"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
@@ -81,6 +82,10 @@ func (o *Ops) Compare(ctx context.Context, endpoint string, diffs int, all bool)
 		return api.Comparison{}, err
 	}
 	out := api.Comparison{Endpoint: e.Name, Mirror: nonZero(e.Mirror), Pairs: []api.PairComparison{}}
+	var doc spec.Endpoint
+	if json.Unmarshal(e.Spec, &doc) == nil && doc.Plumbline != nil && doc.Plumbline.Compare != nil {
+		out.Path = doc.Plumbline.Compare.Path
+	}
 	if !all {
 		hist, err := o.Store.ListTrafficChanges(ctx, endpoint, 0, 200)
 		if err != nil {
