@@ -67,6 +67,7 @@ type CaptureRecord struct {
 
 	reqBody, respBody []byte
 	reqWhy, respWhy   string
+	respEnc           string // the response's Content-Encoding
 }
 
 // captureConf is a deployment's capture, compiled.
@@ -144,7 +145,7 @@ func (g *Gateway) captureRecord(st *reqState, status int, elapsed time.Duration)
 	case st.w.teeOver || len(st.w.tee) > c.maxBody:
 		rec.respWhy = "larger than max_body_bytes"
 	default:
-		rec.respBody = st.w.tee
+		rec.respBody, rec.respEnc = st.w.tee, contentEncoding(st.w.Header())
 	}
 	g.startWorkers()
 	pm := g.smetrics.forCapture(rec.Endpoint, rec.Deployment)
@@ -165,6 +166,13 @@ func (g *Gateway) captureWorker() {
 func (g *Gateway) writeCapture(rec *CaptureRecord) {
 	pm := g.smetrics.forCapture(rec.Endpoint, rec.Deployment)
 	rules := rec.conf.rules
+	if rec.respBody != nil {
+		if b, ok := decodeBody(rec.respBody, rec.respEnc, rec.conf.maxBody); ok {
+			rec.respBody = b
+		} else {
+			rec.respBody, rec.respWhy = nil, "encoded ("+rec.respEnc+") and could not be decoded within max_body_bytes"
+		}
+	}
 	var n1, n2 int
 	rec.Request, rec.RequestOmitted, n1 = captureBody(rules, rec.reqBody, rec.reqWhy)
 	rec.Response, rec.ResponseOmitted, n2 = captureBody(rules, rec.respBody, rec.respWhy)

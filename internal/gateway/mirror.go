@@ -113,7 +113,7 @@ func (g *Gateway) runMirror(job *mirrorJob) {
 		} else {
 			pm.mirrorError.Inc()
 			if job.pair != nil {
-				job.pair.shadowAnswered(http.StatusRequestTimeout, start, nil)
+				job.pair.shadowAnswered(http.StatusRequestTimeout, start, nil, "")
 			}
 		}
 		return
@@ -142,7 +142,7 @@ func (g *Gateway) runMirror(job *mirrorJob) {
 			if ctx.Err() != nil {
 				status = http.StatusRequestTimeout
 			}
-			job.pair.shadowAnswered(status, start, nil)
+			job.pair.shadowAnswered(status, start, nil, "")
 		}
 		return
 	}
@@ -151,7 +151,7 @@ func (g *Gateway) runMirror(job *mirrorJob) {
 		if status < 200 || status > 299 {
 			status = http.StatusFailedDependency // as the gateway answers a model's error
 		}
-		job.pair.shadowAnswered(status, start, res.Body)
+		job.pair.shadowAnswered(status, start, res.Body, res.Header.Get("Content-Encoding"))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxMirrorDrain))
 	_ = res.Body.Close()

@@ -141,5 +141,5 @@ func (g *Gateway) replayOne(ctx context.Context, p *pairJob, t *target, rq Repla
 	if status < 200 || status > 299 {
 		status = http.StatusFailedDependency
 	}
-	p.shadowHalf = readHalf(status, start, res.Body)
+	p.shadowHalf = readHalf(status, start, res.Body, res.Header.Get("Content-Encoding"))
 }

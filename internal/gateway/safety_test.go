@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -429,4 +430,44 @@ func TestSafetyRace(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	close(stop)
 	wg.Wait()
+}
+
+// TestEncodedAnswers: plumber gzips its answer for a client that accepts
+// it; the comparison and the capture read the decoded JSON.
+func TestEncodedAnswers(t *testing.T) {
+	gz := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			_, _ = io.WriteString(zw, `{"species":["setosa"]}`)
+			_ = zw.Close()
+			return
+		}
+		_, _ = io.WriteString(w, `{"species":["setosa"]}`)
+	})
+	var mu sync.Mutex
+	var recs []*CaptureRecord
+	blue := dep("blue", gz)
+	blue.Capture = &Capture{SamplingRate: 1}
+	ep := endpoint("ep", blue, dep("green", gz))
+	ep.Mirror = map[string]int{"green": 100}
+	g, reg, front := newTestGateway(t, Config{Capture: sinkFunc(func(r *CaptureRecord) error { mu.Lock(); recs = append(recs, r); mu.Unlock(); return nil })})
+	g.Update(snapshot(ep))
+	for range 5 {
+		h := bearer(testKey)
+		h["Accept-Encoding"] = "gzip"
+		if res, _ := call(t, front, "POST", "/endpoints/ep/score", h, `{"x":1}`); res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	labels := map[string]string{"endpoint": "ep", "live": "blue", "shadow": "green", "result": "agree"}
+	waitFor(t, "5 agreeing pairs", func() bool { return metricValue(t, reg, "plumbline_shadow_pairs_total", labels) == 5 })
+	waitFor(t, "5 records", func() bool { mu.Lock(); defer mu.Unlock(); return len(recs) == 5 })
+	mu.Lock()
+	defer mu.Unlock()
+	if string(recs[0].Response) != `{"species":["setosa"]}` {
+		t.Errorf("captured response %s (%s), want the decoded JSON", recs[0].Response, recs[0].ResponseOmitted)
+	}
 }

@@ -1,8 +1,13 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"encoding/json"
 	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +41,8 @@ type half struct {
 	status  int // the gateway's status for it (424 for a model's non-2xx); 0 when it never answered
 	seconds float64
 	body    []byte
-	over    bool // the body passed maxCompareBody
+	over    bool   // the body passed maxCompareBody
+	enc     string // its Content-Encoding
 }
 
 // pairJob is one mirrored request's two answers.
@@ -85,7 +91,7 @@ func (p *pairJob) done() {
 // liveDone records the live answer (finish, on the request goroutine).
 func (st *reqState) pairLiveDone(status int, seconds float64) {
 	p := st.pair
-	p.liveHalf = half{status: status, seconds: seconds, body: st.w.tee, over: st.w.teeOver}
+	p.liveHalf = half{status: status, seconds: seconds, body: st.w.tee, over: st.w.teeOver, enc: contentEncoding(st.w.Header())}
 	p.done()
 }
 
@@ -98,15 +104,22 @@ func (st *reqState) pairDropped() {
 }
 
 // shadowAnswered records the mirrored copy's answer; body is read from r
-// (nil when there is none).
-func (p *pairJob) shadowAnswered(status int, start time.Time, r io.Reader) {
-	p.shadowHalf = readHalf(status, start, r)
+// (nil when there is none), encoded as enc.
+func (p *pairJob) shadowAnswered(status int, start time.Time, r io.Reader, enc string) {
+	p.shadowHalf = readHalf(status, start, r, enc)
 	p.done()
 }
 
+func contentEncoding(h http.Header) string {
+	if v := h["Content-Encoding"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // readHalf reads an answer's body (up to maxCompareBody) and times it.
-func readHalf(status int, start time.Time, r io.Reader) half {
-	h := half{status: status}
+func readHalf(status int, start time.Time, r io.Reader, enc string) half {
+	h := half{status: status, enc: enc}
 	if r != nil {
 		b, err := io.ReadAll(io.LimitReader(r, maxCompareBody+1))
 		switch {
@@ -158,12 +171,18 @@ func (g *Gateway) comparePair(p *pairJob) {
 		return
 	}
 	lh, sh := p.liveHalf, p.shadowHalf
+	var okl, oks bool
+	lh.body, okl = decodeBody(lh.body, lh.enc, maxCompareBody)
+	sh.body, oks = decodeBody(sh.body, sh.enc, maxCompareBody)
+	lh.over = lh.over || !okl
+	sh.over = sh.over || !oks
+	p.liveHalf.body, p.shadowHalf.body = lh.body, sh.body // diffs show them decoded
 	var o compare.Outcome
 	liveOK := lh.status >= 200 && lh.status <= 299
 	shadowOK := !p.refused && sh.status >= 200 && sh.status <= 299
 	switch {
 	case lh.over || sh.over:
-		o.Reason = "an answer is larger than 1 MiB"
+		o.Reason = "an answer is larger than 1 MiB (or its encoding is unknown)"
 	case liveOK && shadowOK:
 		o = p.cmp.Compare(lh.body, sh.body)
 	default:
@@ -368,4 +387,32 @@ func (g *Gateway) rulesFor(red, hash []string) (*redact.Rules, error) {
 	}
 	g.rules.m[key] = r
 	return r, nil
+}
+
+// decodeBody undoes a response's Content-Encoding (gzip or deflate, as
+// plumber sends to a client that accepts it) so that answers compare and
+// captures read as JSON; ok is false for an encoding it does not know, a
+// corrupt body, or one that decodes to more than limit bytes.
+func decodeBody(b []byte, encoding string, limit int) ([]byte, bool) {
+	var r io.ReadCloser
+	var err error
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	case "", "identity":
+		return b, true
+	case "gzip", "x-gzip":
+		r, err = gzip.NewReader(bytes.NewReader(b))
+	case "deflate":
+		r, err = zlib.NewReader(bytes.NewReader(b))
+	default:
+		return nil, false
+	}
+	if err != nil {
+		return nil, false
+	}
+	defer r.Close()
+	out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil || len(out) > limit {
+		return nil, false
+	}
+	return out, true
 }

@@ -242,7 +242,9 @@ func stepTraffic(p Plan, i int, r *store.Rollout) (traffic, mirror map[string]in
 	mirror = without(r.BaselineMirror, cand)
 	s := p.Steps[i]
 	if s.Kind == StepShadow {
-		return copyMap(r.Baseline), map[string]int{cand: s.Percent}
+		// A deployment takes live or mirrored traffic, not both: during
+		// the shadow step the others serve all of it.
+		return Split(without(r.Baseline, cand), cand, 0), map[string]int{cand: s.Percent}
 	}
 	return Split(without(r.Baseline, cand), cand, s.Percent), mirror
 }

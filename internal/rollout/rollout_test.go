@@ -302,6 +302,30 @@ func TestShadowStep(t *testing.T) {
 	}
 }
 
+// TestShadowStepFromASplit: a candidate that already had live traffic
+// gets none during its shadow step (live or mirrored, not both), and the
+// rollback restores its share.
+func TestShadowStepFromASplit(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.st.UpdateEndpoint(bg, "ep", func(e *store.Endpoint) error { e.Traffic = map[string]int{"blue": 90, "green": 10}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	ten := 10
+	if _, err := f.ops.Start(bg, "ep", "green", api.RolloutRequest{ShadowPercent: &ten}); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := f.st.GetEndpoint(bg, "ep")
+	if diff := cmp.Diff(map[string]int{"blue": 100}, e.Traffic); diff != "" || e.Mirror["green"] != 10 {
+		t.Errorf("shadow step: mirror %v, traffic (-want +got):\n%s", e.Mirror, diff)
+	}
+	if _, err := f.ops.Abort(bg, "ep", "green"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int{"blue": 90, "green": 10}, f.traffic(t)); diff != "" {
+		t.Errorf("after abort (-want +got):\n%s", diff)
+	}
+}
+
 func TestPauseResumeAbort(t *testing.T) {
 	f := newFixture(t)
 	one, zero := 1, 0
