@@ -166,14 +166,10 @@ func (w *Writer) Write(t Target, at time.Time, line []byte) error {
 	buf := make([]byte, 0, len(line)+1)
 	buf = append(append(buf, line...), '\n')
 	_, err := f.lj.Write(buf)
-	var s *sink
 	if t.SinkURL != "" {
-		s = w.sinkLocked(t)
+		w.sinkLocked(t).add(t, buf) // never waits: a full queue drops
 	}
 	w.mu.Unlock()
-	if s != nil {
-		s.add(t, buf)
-	}
 	return err
 }
 
