@@ -188,7 +188,8 @@ func judge(p Plan, r *store.Rollout, c *Collected, now time.Time) verdict {
 	case !v.enough:
 		v.figs.Waiting = fmt.Sprintf("%d more requests (%d of %d)", min-v.figs.Requests, v.figs.Requests, min)
 	case !v.baked:
-		v.figs.Waiting = fmt.Sprintf("bake time: %s left", (bake - elapsed).Round(time.Second))
+		left := int64((bake - elapsed + time.Second - 1) / time.Second)
+		v.figs.Waiting = fmt.Sprintf("bake time: %d s left", left)
 	}
 	return v
 }
