@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/plumbline/plumbline/internal/cli.Version=$(VERS
 # Tests that start R or the built binary need time on a 2-core machine.
 TESTFLAGS ?= -timeout 30m
 
-.PHONY: help build test test-short bench bench-smoke lint fmt demo demo-down clean
+.PHONY: help build test test-short fuzz soak bench bench-smoke lint fmt demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,11 +26,18 @@ test: build ## run every test (what CI runs): unit, real SQLite and PostgreSQL, 
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /test/browser$$)
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) ./test/browser
 
+fuzz: ## run every fuzz target for FUZZTIME each (default 5s; CI runs it)
+	GO=$(GO) bash scripts/fuzz.sh
+
+SOAK_DURATION ?= 10m
+soak: build ## soak (outside CI): SOAK_DURATION (10m) of load and changes on the iris example; failures, RSS and fds at start and end
+	$(GO) run ./bench/cmd/plumbline-soak -plumbline $(abspath $(BIN)) -duration $(SOAK_DURATION)
+
 test-short: ## fast tests only (no R, no end-to-end)
 	$(GO) test -short ./...
 
 # BENCHFLAGS passes options to the harness, e.g. BENCHFLAGS='-only gateway -repeats 5'.
-bench: build ## reproduce docs/benchmarks.md: vs nginx and plumber, overload, rollout, deploy, memory (~8 min; quiet machine)
+bench: build ## reproduce docs/benchmarks.md: vs nginx and plumber, overload, rollout, deploy, memory, containers, lean R runtime (tens of minutes; quiet machine)
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) run ./bench/cmd/plumbline-bench -out docs/benchmarks.md $(BENCHFLAGS)
 
 bench-smoke: build ## run every benchmark scenario for ~1 s to prove the harness works (numbers mean nothing)

@@ -213,6 +213,9 @@ func (d *Deployment) UnmarshalJSON(b []byte) error {
 type Keys struct {
 	PrimaryKey   string `json:"primaryKey"`
 	SecondaryKey string `json:"secondaryKey"`
+	// TokensRevoked is set by regenerate-keys on an aml_token endpoint:
+	// every token issued so far was revoked (there are no keys).
+	TokensRevoked bool `json:"tokensRevoked,omitempty"`
 }
 
 // Token is the get-credentials answer for auth_mode aml_token.

@@ -4,8 +4,10 @@
 # through chromedp at /usr/bin/chromium, and its WebDriver (chromium-driver);
 # the DejaVu fonts, so that screenshots look the same on every machine;
 # nginx, which the benchmark harness's smoke test compares the gateway with;
-# and wrk and h2load (nghttp2-client), its closed-loop load generators over
-# HTTP/1.1 and HTTP/2 (the gateway profile needs wrk).
+# wrk and h2load (nghttp2-client), its closed-loop load generators over
+# HTTP/1.1 and HTTP/2 (the gateway profile needs wrk);
+# readr, which plumber's csv serializer needs (the lean R runtime's
+# differential tests use it); and ranger, the benchmarks' slower model.
 # Says what it installs. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -16,6 +18,8 @@ pkgs=(
   nginx-light      # the benchmark harness compares the gateway with nginx
   wrk              # its HTTP/1.1 closed-loop generator; the gateway profile runs under it
   nghttp2-client   # h2load, its HTTP/2 closed-loop generator
+  r-cran-readr     # plumber's @serializer csv, in the lean runtime's differential tests
+  r-cran-ranger    # the benchmarks' slower model (bench/testdata/r-ranger)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -8,8 +8,14 @@ import (
 	"os"
 
 	"github.com/plumbline/plumbline/internal/cli"
+	"github.com/plumbline/plumbline/internal/rworker"
 )
 
 func main() {
+	// The lean R runtime's supervisor, run by the process driver; not a
+	// user command.
+	if len(os.Args) > 1 && os.Args[1] == rworker.Command {
+		os.Exit(rworker.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -44,8 +44,8 @@ func (r *runtime) Logs(ctx context.Context, endpoint, deployment, instance strin
 
 type tokens struct{ ti *auth.TokenIssuer }
 
-func (t tokens) IssueEndpointToken(endpoint string, now time.Time) (api.Token, error) {
-	tok, err := t.ti.Issue(endpoint, now)
+func (t tokens) IssueEndpointToken(sub auth.Subject, now time.Time) (api.Token, error) {
+	tok, err := t.ti.IssueFor(sub, now)
 	return api.Token{AccessToken: tok.AccessToken, TokenType: "Bearer", ExpiryTimeUtc: tok.ExpiryTimeUtc, RefreshAfterTimeUtc: tok.RefreshAfterTimeUtc}, err
 }
 
@@ -56,7 +56,18 @@ type fixture struct {
 	rt  *runtime
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureBlobs(t, "") }
+
+// newFixtureBlobs is newFixture with the blob store and cache in blobDir
+// ("": a temporary folder).
+func newFixtureBlobs(t *testing.T, blobDir string) *fixture {
+	t.Helper()
+	return newFixtureWrapped(t, blobDir, nil)
+}
+
+// newFixtureWrapped is newFixtureBlobs whose API server sees the store
+// through wrap (nil: as it is); the fixture's st stays the store itself.
+func newFixtureWrapped(t *testing.T, blobDir string, wrap func(store.Store) store.Store) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -65,18 +76,25 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	if blobDir == "" {
+		blobDir = dir
+	}
+	blobs, err := blob.New(filepath.Join(blobDir, "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(st, blobs, filepath.Join(dir, "cache"), registry.Limits{})
+	reg := registry.New(st, blobs, filepath.Join(blobDir, "cache"), registry.Limits{})
 	ti, err := auth.NewTokenIssuer(bytes.Repeat([]byte("k"), 32))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := &runtime{}
+	var apiStore store.Store = st
+	if wrap != nil {
+		apiStore = wrap(st)
+	}
 	s := apiserver.New(apiserver.Config{
-		Store: st, Registry: reg, Runtime: rt, Tokens: tokens{ti}, AdminToken: admin,
+		Store: apiStore, Registry: reg, Runtime: rt, Tokens: tokens{ti}, AdminToken: admin,
 		ScoringBaseURL: "https://localhost:8443",
 		Info:           api.ServerInfo{Version: "test", ScoringBaseURL: "https://localhost:8443", Driver: "fake"},
 		Now:            func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) },
@@ -238,7 +256,25 @@ func TestEndpointLifecycle(t *testing.T) {
 	if k2.PrimaryKey != k1.PrimaryKey || k2.SecondaryKey == k1.SecondaryKey {
 		t.Errorf("regenerate secondary: got %+v from %+v, want only the secondary changed", k2, k1)
 	}
-	f.mustDo("POST", "/endpoints/r-endpoint-iris/regenerateKeys", nil, 400)
+	// aml_token: regenerate-keys revokes the tokens (there are no keys), as
+	// revokeTokens does; each moves the token generation on, and the next
+	// token is issued for it.
+	var rk api.Keys
+	json.Unmarshal(f.mustDo("POST", "/endpoints/r-endpoint-iris/regenerateKeys", nil, 200), &rk)
+	if !rk.TokensRevoked || rk.PrimaryKey != "" {
+		t.Errorf("regenerate-keys on aml_token: got %+v, want tokensRevoked and no keys", rk)
+	}
+	var rt api.TokensRevoked
+	json.Unmarshal(f.mustDo("POST", "/endpoints/r-endpoint-iris/revokeTokens", nil, 200), &rt)
+	if rt.TokenGeneration != 2 {
+		t.Errorf("revokeTokens: got %+v, want generation 2", rt)
+	}
+	var tok2 api.Token
+	json.Unmarshal(f.mustDo("POST", "/endpoints/r-endpoint-iris/token", nil, 200), &tok2)
+	if tok2.AccessToken == tok.AccessToken {
+		t.Error("the token after revocation is the one before")
+	}
+	f.mustDo("POST", "/endpoints/nope/revokeTokens", nil, 404)
 
 	golden(t, "endpoint_list", f.mustDo("GET", "/endpoints", nil, 200))
 	f.mustDo("DELETE", "/endpoints/key-ep", nil, 202)

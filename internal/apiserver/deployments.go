@@ -114,7 +114,11 @@ func (s *Server) postDeployment(w http.ResponseWriter, r *http.Request) error {
 // notices.
 func (s *Server) deploymentEvents0(r *http.Request, dep store.Deployment, rec *resolve.Record, reason, msg string) {
 	p := rec.Plan
-	detail := fmt.Sprintf("%s: runtime %s, %d instance(s)", msg, p.Runtime, p.InstanceCount)
+	runtime := string(p.Runtime)
+	if p.Lean() {
+		runtime += fmt.Sprintf(" (lean R runtime, %d worker(s) per instance)", p.Workers)
+	}
+	detail := fmt.Sprintf("%s: runtime %s, %d instance(s)", msg, runtime, p.InstanceCount)
 	if p.ModelName != "" {
 		detail += fmt.Sprintf(", model %s:%s (%s)", p.ModelName, p.ModelVersion, shortDigest(p.ModelDigest))
 	}
@@ -229,17 +233,17 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request) error {
 	epName, name := nameParam(r, "endpoint"), nameParam(r, "deployment")
-	ep, err := s.cfg.Store.GetEndpoint(r.Context(), epName)
-	if err != nil {
-		return s.endpointErr(epName, err)
-	}
-	if ep.Traffic[name] > 0 {
-		return conflict(name, "deployment %s still has %d%% of the live traffic; move it to other deployments first, e.g. plumbline online-endpoint update --name %s --traffic \"<other>=100\"", name, ep.Traffic[name], epName)
-	}
-	if ep.Mirror[name] > 0 {
-		return conflict(name, "deployment %s receives %d%% mirrored traffic; stop mirroring first: plumbline online-endpoint update --name %s --mirror-traffic \"%s=0\"", name, ep.Mirror[name], epName, name)
-	}
-	_, err = s.cfg.Store.UpdateDeployment(r.Context(), epName, name, func(x *store.Deployment) error {
+	// The traffic is checked inside the write, with the endpoint locked
+	// first: a traffic update that checked this deployment was live cannot
+	// commit in between (putEndpoint locks the endpoint and checks inside
+	// its write too).
+	_, err := s.cfg.Store.UpdateDeploymentWithEndpoint(r.Context(), epName, name, func(ep *store.Endpoint, x *store.Deployment) error {
+		if ep.Traffic[name] > 0 {
+			return conflict(name, "deployment %s still has %d%% of the live traffic; move it to other deployments first, e.g. plumbline online-endpoint update --name %s --traffic \"<other>=100\"", name, ep.Traffic[name], epName)
+		}
+		if ep.Mirror[name] > 0 {
+			return conflict(name, "deployment %s receives %d%% mirrored traffic; stop mirroring first: plumbline online-endpoint update --name %s --mirror-traffic \"%s=0\"", name, ep.Mirror[name], epName, name)
+		}
 		if x.State == store.StateDeleting {
 			return conflict(name, "deployment %s is already being deleted", name)
 		}

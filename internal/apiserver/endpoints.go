@@ -109,23 +109,6 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if !strings.EqualFold(ep.Name, name) {
 		return badRequest("name", "the document names endpoint %s but the request is for %s", ep.Name, name)
 	}
-	deps, err := s.cfg.Store.ListDeployments(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	live := map[string]bool{}
-	for _, d := range deps {
-		if d.State != store.StateDeleting {
-			live[d.Name] = true
-		}
-	}
-	for _, m := range []map[string]int{ep.Traffic, ep.MirrorTraffic} {
-		for dep, pct := range m {
-			if pct > 0 && !live[dep] {
-				return badRequest("traffic", "endpoint %s has no deployment %s; its deployments are: %s", name, dep, joinKeys(live))
-			}
-		}
-	}
 	specJSON, err := json.Marshal(ep)
 	if err != nil {
 		return err
@@ -140,9 +123,28 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
+	// The deployments are checked inside the write, with the endpoint
+	// locked: a deletion that checked the traffic before this write cannot
+	// commit in between (deleteDeployment locks the endpoint first too).
+	rec, err := s.cfg.Store.UpdateEndpointWithDeployments(r.Context(), name, func(e *store.Endpoint, deps []store.Deployment) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is being deleted", name)
+		}
+		live := map[string]bool{}
+		for _, d := range deps {
+			if d.State != store.StateDeleting {
+				live[d.Name] = true
+			}
+		}
+		for _, m := range []map[string]int{ep.Traffic, ep.MirrorTraffic} {
+			for dep, pct := range m {
+				if pct > 0 && !live[strings.ToLower(dep)] {
+					return badRequest("traffic", "endpoint %s has no deployment %s; its deployments are: %s", name, dep, joinKeys(live))
+				}
+			}
+		}
+		if authMode(e.AuthMode) != authMode(ep.AuthMode) {
+			e.TokenGeneration++ // tokens issued under another auth mode do not come back
 		}
 		e.Spec, e.AuthMode = specJSON, authMode(ep.AuthMode)
 		e.Traffic, e.Mirror = nonZero(ep.Traffic), nonZero(ep.MirrorTraffic)
@@ -312,8 +314,17 @@ func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var revoked bool
 	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
-		if authMode(e.AuthMode) != spec.AuthKey {
+		switch authMode(e.AuthMode) {
+		case spec.AuthKey:
+		case spec.AuthAMLToken:
+			// The credentials of an aml_token endpoint are its tokens:
+			// regenerating them revokes every one issued so far.
+			e.TokenGeneration++
+			revoked = true
+			return nil
+		default:
 			return badRequest("auth_mode", "Endpoint '%s' does not use keys for authentication.", name)
 		}
 		if kt == "primary" {
@@ -326,9 +337,32 @@ func (s *Server) regenerateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.endpointErr(name, err)
 	}
+	if revoked {
+		s.event(r, name, "", "Normal", "TokensRevoked", "every aml_token issued so far was revoked (regenerate-keys); clients get new ones with get-credentials")
+		s.cfg.OnChange()
+		writeJSON(w, http.StatusOK, api.Keys{TokensRevoked: true})
+		return nil
+	}
 	s.event(r, name, "", "Normal", "KeyRegenerated", "the "+kt+" key was regenerated; the old one no longer works")
 	s.cfg.OnChange()
 	writeJSON(w, http.StatusOK, api.Keys{PrimaryKey: rec.PrimaryKey, SecondaryKey: rec.SecondaryKey})
+	return nil
+}
+
+// revokeTokens revokes every aml_token issued for the endpoint so far: its
+// token generation goes up, and tokens are bound to it.
+func (s *Server) revokeTokens(w http.ResponseWriter, r *http.Request) error {
+	name := nameParam(r, "endpoint")
+	rec, err := s.cfg.Store.UpdateEndpoint(r.Context(), name, func(e *store.Endpoint) error {
+		e.TokenGeneration++
+		return nil
+	})
+	if err != nil {
+		return s.endpointErr(name, err)
+	}
+	s.event(r, name, "", "Normal", "TokensRevoked", "every aml_token issued so far was revoked; clients get new ones with get-credentials")
+	s.cfg.OnChange()
+	writeJSON(w, http.StatusOK, api.TokensRevoked{Endpoint: rec.Name, TokenGeneration: rec.TokenGeneration})
 	return nil
 }
 
@@ -341,7 +375,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if authMode(rec.AuthMode) != spec.AuthAMLToken {
 		return badRequest("auth_mode", "Endpoint '%s' does not use aml_token authentication (auth_mode is %s)", name, rec.AuthMode)
 	}
-	t, err := s.cfg.Tokens.IssueEndpointToken(rec.Name, s.cfg.Now())
+	t, err := s.cfg.Tokens.IssueEndpointToken(auth.Subject{Endpoint: rec.Name, ID: rec.ID, Generation: rec.TokenGeneration}, s.cfg.Now())
 	if err != nil {
 		return err
 	}

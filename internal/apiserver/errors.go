@@ -6,8 +6,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"syscall"
 
 	"github.com/plumbline/plumbline/api"
+	"github.com/plumbline/plumbline/internal/blob"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/store"
 )
@@ -52,6 +54,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = &Error{Status: http.StatusNotFound, Code: "NotFound", Message: err.Error()}
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
 		e = &Error{Status: http.StatusConflict, Code: "Conflict", Message: err.Error()}
+	case errors.Is(err, blob.ErrNoSpace), errors.Is(err, store.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// The client is told the cause (nothing it sent is wrong); the
+		// operator is told where.
+		s.log.Error("api request failed: disk full", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &Error{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
+			Message: "the server's disk is full, so nothing was stored: free space on the disk that holds the server's data dir (plumbline gc --dry-run lists what nothing uses), then retry"}
 	case errors.Is(err, context.Canceled):
 		e = &Error{Status: 499, Code: "Canceled", Message: "request canceled"}
 	default:

@@ -81,6 +81,7 @@ func (s *Server) postModel(w http.ResponseWriter, r *http.Request) error {
 	if err := spec.ValidateName("model", in.Name); err != nil {
 		return badRequest("name", "%v", err)
 	}
+	in.Name = registry.ModelName(in.Name)
 	if in.Artifact == "" {
 		return badRequest("artifact", "artifact is required: upload the model's files first (POST %s/artifacts)", prefix)
 	}
@@ -141,7 +142,7 @@ func modelOut(m store.ModelVersion, usedBy []string) api.Model {
 func listFilter(r *http.Request) (store.ModelFilter, error) {
 	q := r.URL.Query()
 	f := store.ModelFilter{
-		Name:            q.Get("name"),
+		Name:            registry.ModelName(q.Get("name")),
 		IncludeArchived: q.Get("include_archived") == "true",
 		ArchivedOnly:    q.Get("archived_only") == "true",
 	}
@@ -173,7 +174,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
-	name, version := r.PathValue("name"), r.PathValue("version")
+	name, version := registry.ModelName(r.PathValue("name")), r.PathValue("version")
 	label := strings.TrimPrefix(version, "@")
 	var (
 		m   store.ModelVersion
@@ -213,7 +214,7 @@ func (s *Server) modelUsers(r *http.Request, m store.ModelVersion) ([]string, er
 		if err != nil || rec.Plan == nil {
 			continue
 		}
-		if rec.Plan.ModelName == m.Name && rec.Plan.ModelVersion == m.Version {
+		if strings.EqualFold(rec.Plan.ModelName, m.Name) && rec.Plan.ModelVersion == m.Version {
 			out = append(out, d.Endpoint+"/"+d.Name)
 		}
 	}
@@ -259,7 +260,7 @@ func (s *Server) patchModel(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) archiveModel(archived bool) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		name, version := r.PathValue("name"), r.PathValue("version")
+		name, version := registry.ModelName(r.PathValue("name")), r.PathValue("version")
 		if err := s.cfg.Store.SetModelArchived(r.Context(), name, version, archived); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return notFound(name, "model %s %s not found", name, version)

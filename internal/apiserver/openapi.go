@@ -51,8 +51,9 @@ var docs = map[string]routeDoc{
 	"GET /endpoints/{endpoint}/document":                          {"The endpoint document with its live traffic, to edit and PUT back", nil, map[string]any{}, 200},
 	"DELETE /endpoints/{endpoint}":                                {"Delete an endpoint and its deployments (asynchronous)", nil, nil, 202},
 	"POST /endpoints/{endpoint}/listkeys":                         {"The endpoint's keys (auth_mode key)", nil, api.Keys{}, 200},
-	"POST /endpoints/{endpoint}/regenerateKeys":                   {"Regenerate the primary or secondary key", api.RegenerateKeys{}, api.Keys{}, 200},
+	"POST /endpoints/{endpoint}/regenerateKeys":                   {"Regenerate the primary or secondary key (auth_mode aml_token: revoke every token issued so far)", api.RegenerateKeys{}, api.Keys{}, 200},
 	"POST /endpoints/{endpoint}/token":                            {"Issue an aml_token (auth_mode aml_token)", nil, api.Token{}, 200},
+	"POST /endpoints/{endpoint}/revokeTokens":                     {"Revoke every aml_token issued for the endpoint so far (extension)", nil, api.TokensRevoked{}, 200},
 	"POST /endpoints/{endpoint}/deployments":                      {"Create a deployment from its document, local paths replaced by sha256: digests (409 if it exists)", "application/yaml", api.Deployment{}, 201},
 	"GET /endpoints/{endpoint}/deployments":                       {"List an endpoint's deployments", nil, []api.Deployment{}, 200},
 	"GET /endpoints/{endpoint}/deployments/{deployment}":          {"Show a deployment with its instances", nil, api.Deployment{}, 200},
@@ -62,6 +63,9 @@ var docs = map[string]routeDoc{
 	"GET /endpoints/{endpoint}/deployments/{deployment}/logs":     {"Console logs (query: lines, instance, follow; container: inference-server, the default, storage-initializer for the model and code fetch events, or image-build)", nil, "text/plain", 200},
 	"GET /endpoints/{endpoint}/deployments/{deployment}/events":   {"A deployment's lifecycle events", nil, []api.Event{}, 200},
 	"GET /events":                                                 {"Lifecycle events (query: endpoint, deployment, after, limit)", nil, []api.Event{}, 200},
+	"POST /fsck":                                                  {"Check (repair: and repair) blobs, artifacts and the cache against the store; newline-delimited JSON: progress lines, then the report", api.FsckRequest{}, "application/x-ndjson", 200},
+	"POST /gc":                                                    {"Remove (dry_run: list) blobs and cache trees nothing references, older than min_age", api.GCRequest{}, api.GCReport{}, 200},
+	"PUT /blobs/{digest}":                                         {"Store bytes that hash to the digest, repairing a corrupt or missing blob (201 stored, 200 already right)", "application/octet-stream", nil, 201},
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)

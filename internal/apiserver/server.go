@@ -38,9 +38,10 @@ type Runtime interface {
 	Logs(ctx context.Context, endpoint, deployment, instance string, lines int, follow bool, w io.Writer) error
 }
 
-// TokenIssuer issues aml_tokens for endpoints.
+// TokenIssuer issues aml_tokens for endpoints, bound to the endpoint's
+// name, identity and token generation.
 type TokenIssuer interface {
-	IssueEndpointToken(endpoint string, now time.Time) (api.Token, error)
+	IssueEndpointToken(sub auth.Subject, now time.Time) (api.Token, error)
 }
 
 // Config wires a Server.
@@ -153,6 +154,7 @@ func (s *Server) table() []route {
 		{"POST", "/endpoints/{endpoint}/listkeys", s.listKeys},
 		{"POST", "/endpoints/{endpoint}/regenerateKeys", s.regenerateKeys},
 		{"POST", "/endpoints/{endpoint}/token", s.token},
+		{"POST", "/endpoints/{endpoint}/revokeTokens", s.revokeTokens},
 		{"POST", "/endpoints/{endpoint}/deployments", s.postDeployment},
 		{"GET", "/endpoints/{endpoint}/deployments", s.listDeployments},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}", s.getDeployment},
@@ -162,6 +164,9 @@ func (s *Server) table() []route {
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/logs", s.getLogs},
 		{"GET", "/endpoints/{endpoint}/deployments/{deployment}/events", s.deploymentEvents},
 		{"GET", "/events", s.listEvents},
+		{"POST", "/fsck", s.postFsck},
+		{"POST", "/gc", s.postGC},
+		{"PUT", "/blobs/{digest}", s.putBlob},
 	}, s.safeRoutes()...)
 }
 

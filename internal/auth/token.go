@@ -1,8 +1,11 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +20,30 @@ var (
 	// ErrTokenInvalid: anything else (bad signature, algorithm, audience,
 	// issuer, malformed, not yet valid).
 	ErrTokenInvalid = errors.New("invalid token")
+	// ErrTokenRevoked: the token was issued for this endpoint name but
+	// before its tokens were revoked, or for an earlier endpoint of that
+	// name (deleted since). Errors wrapping it wrap ErrTokenInvalid too.
+	ErrTokenRevoked = errors.New("token revoked")
 )
+
+// Subject is what an aml_token is bound to: the endpoint's name (the aud
+// claim), its identity (an ID that a delete and re-create changes) and its
+// token generation (which revoking the endpoint's tokens increments). Each
+// subject has its own signing key, derived from the issuer's secret, so a
+// token signed for one subject never verifies for another.
+type Subject struct {
+	Endpoint   string
+	ID         string
+	Generation int64
+}
+
+// claims are an aml_token's: the registered ones plus the subject's ID and
+// generation (informational: the signing key already binds them).
+type claims struct {
+	jwt.RegisteredClaims
+	EndpointID string `json:"eid,omitempty"`
+	Generation int64  `json:"gen,omitempty"`
+}
 
 // tokenIssuerName is the iss claim of every aml_token.
 const tokenIssuerName = "plumbline"
@@ -75,9 +101,11 @@ type Token struct {
 }
 
 // TokenIssuer issues and verifies aml_token credentials: HS256 JWTs with iss
-// "plumbline" and aud the endpoint name, so a token for endpoint A never
-// works on B. Rotating the signing secret invalidates every token. Safe for
-// concurrent use.
+// "plumbline" and aud the endpoint name, signed with a key derived from the
+// issuer's secret and the Subject (endpoint name, ID, token generation), so
+// a token for endpoint A never works on B, nor on an A deleted and created
+// again, nor after A's tokens were revoked. Rotating the signing secret
+// invalidates every token. Safe for concurrent use.
 type TokenIssuer struct {
 	secret    []byte
 	opts      tokenOptions
@@ -118,52 +146,99 @@ func NewTokenIssuer(secret []byte, options ...TokenOption) (*TokenIssuer, error)
 	}, nil
 }
 
-// Issue returns a token for endpoint (names are case-insensitive), issued
-// at now.
+// Issue returns a token for the endpoint named endpoint with no ID and
+// generation 0 (IssueFor with Subject{Endpoint: endpoint}).
 func (ti *TokenIssuer) Issue(endpoint string, now time.Time) (Token, error) {
-	endpoint = strings.ToLower(endpoint)
+	return ti.IssueFor(Subject{Endpoint: endpoint}, now)
+}
+
+// IssueFor returns a token for sub (endpoint names are case-insensitive),
+// issued at now.
+func (ti *TokenIssuer) IssueFor(sub Subject, now time.Time) (Token, error) {
+	endpoint := strings.ToLower(sub.Endpoint)
 	if endpoint == "" {
 		return Token{}, errors.New("issue token: empty endpoint name")
 	}
 	now = now.UTC().Truncate(time.Second) // JWT times have second resolution
 	exp := now.Add(ti.opts.lifetime)
-	claims := jwt.RegisteredClaims{
-		Issuer:    tokenIssuerName,
-		Audience:  jwt.ClaimStrings{endpoint},
-		IssuedAt:  jwt.NewNumericDate(now),
-		NotBefore: jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp),
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    tokenIssuerName,
+			Audience:  jwt.ClaimStrings{endpoint},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+		},
+		EndpointID: sub.ID,
+		Generation: sub.Generation,
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(ti.secret)
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(ti.subjectKey(sub))
 	if err != nil {
 		return Token{}, fmt.Errorf("issue token for %s: %w", endpoint, err)
 	}
 	return Token{AccessToken: s, ExpiryTimeUtc: exp, RefreshAfterTimeUtc: now.Add(ti.opts.refreshAfter)}, nil
 }
 
-// VerifyEndpointToken checks that token is a valid aml_token for endpoint:
-// HS256 signature with this issuer's secret (alg none and every other
-// algorithm are refused), iss "plumbline", aud endpoint, and exp/nbf/iat
-// within the leeway. The error wraps ErrTokenExpired or ErrTokenInvalid.
+// VerifyEndpointToken is VerifyToken for Subject{Endpoint: endpoint}.
 func (ti *TokenIssuer) VerifyEndpointToken(endpoint, token string) error {
-	if endpoint == "" {
+	return ti.VerifyToken(Subject{Endpoint: endpoint}, token)
+}
+
+// VerifyToken checks that token is a valid aml_token for sub: HS256
+// signature with sub's key (alg none and every other algorithm are
+// refused), iss "plumbline", aud the endpoint, and exp/nbf/iat within the
+// leeway. The error wraps ErrTokenExpired or ErrTokenInvalid (and
+// ErrTokenRevoked when the token was issued for an earlier identity or
+// generation of the endpoint).
+func (ti *TokenIssuer) VerifyToken(sub Subject, token string) error {
+	if sub.Endpoint == "" {
 		return fmt.Errorf("%w: empty endpoint name", ErrTokenInvalid)
 	}
-	opts := append(ti.parseOpts[:len(ti.parseOpts):len(ti.parseOpts)], jwt.WithAudience(strings.ToLower(endpoint)))
-	_, err := jwt.ParseWithClaims(token, &jwt.RegisteredClaims{}, ti.key, opts...)
+	opts := append(ti.parseOpts[:len(ti.parseOpts):len(ti.parseOpts)], jwt.WithAudience(strings.ToLower(sub.Endpoint)))
+	key := ti.subjectKey(sub)
+	_, err := jwt.ParseWithClaims(token, &claims{}, func(t *jwt.Token) (any, error) {
+		if t.Method != jwt.SigningMethodHS256 {
+			return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
+		}
+		return key, nil
+	}, opts...)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return fmt.Errorf("%w: %w", ErrTokenExpired, err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && ti.revoked(sub, token):
+		return fmt.Errorf("%w: %w: it was issued before the endpoint's tokens were revoked, or for an endpoint of that name deleted since", ErrTokenInvalid, ErrTokenRevoked)
 	default:
 		return fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
 }
 
-func (ti *TokenIssuer) key(t *jwt.Token) (any, error) {
-	if t.Method != jwt.SigningMethodHS256 {
-		return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
+// revoked tells, for the error message only, whether a token whose
+// signature failed was issued by this issuer for an earlier identity or
+// generation of sub's endpoint: it verifies it with that subject's key.
+func (ti *TokenIssuer) revoked(sub Subject, token string) bool {
+	var c claims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &c); err != nil {
+		return false
 	}
-	return ti.secret, nil
+	old := Subject{Endpoint: sub.Endpoint, ID: c.EndpointID, Generation: c.Generation}
+	if old.ID == sub.ID && old.Generation >= sub.Generation {
+		return false
+	}
+	_, err := jwt.ParseWithClaims(token, &claims{}, func(*jwt.Token) (any, error) { return ti.subjectKey(old), nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithoutClaimsValidation())
+	return err == nil
+}
+
+// subjectKey derives sub's signing key from the secret:
+// HMAC-SHA256(secret, "plumbline aml_token\x00" id "\x00" generation).
+// The endpoint name is bound by the aud claim.
+func (ti *TokenIssuer) subjectKey(sub Subject) []byte {
+	m := hmac.New(sha256.New, ti.secret)
+	m.Write([]byte("plumbline aml_token\x00"))
+	m.Write([]byte(sub.ID))
+	m.Write([]byte{0})
+	m.Write([]byte(strconv.FormatInt(sub.Generation, 10)))
+	return m.Sum(nil)
 }

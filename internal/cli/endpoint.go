@@ -29,7 +29,7 @@ var endpointColumns = []column{
 func newEndpointCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "online-endpoint", Aliases: []string{"endpoint"}, Short: "Manage online endpoints: create, update traffic, keys, invoke"}
 	c.AddCommand(newEndpointCreate(g), newEndpointUpdate(g), newEndpointShow(g), newEndpointList(g), newEndpointDelete(g),
-		newEndpointInvoke(g), newEndpointCredentials(g), newEndpointRegenerate(g), newEndpointCompare(g))
+		newEndpointInvoke(g), newEndpointCredentials(g), newEndpointRegenerate(g), newEndpointRevokeTokens(g), newEndpointCompare(g))
 	return c
 }
 

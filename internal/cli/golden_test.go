@@ -154,6 +154,7 @@ func TestVerbsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bin = instanceRunnable(t, bin)
 	fixture := filepath.Join("testdata", "fixture")
 	s := &scrubber{}
 	s.add(testDataDir(t), "DATADIR")
@@ -277,4 +278,32 @@ func TestVerbsGolden(t *testing.T) {
 			t.Errorf("show after delete: exit %d, want 1", r.code)
 		}
 	})
+}
+
+// instanceRunnable returns bin, or, when the server runs as root (its
+// instances then run as the unprivileged plumbline-instance user, who
+// cannot enter go test's private build folder), a copy in a folder that
+// user can enter.
+func instanceRunnable(t *testing.T, bin string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return bin
+	}
+	dir, err := os.MkdirTemp("", "plumbline-cli-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(dir, filepath.Base(bin))
+	if err := os.WriteFile(cp, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return cp
 }

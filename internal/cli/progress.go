@@ -52,6 +52,13 @@ func (p *progressBar) update(done, total int64) {
 	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %s / %s ", p.label, strings.Repeat("=", n), strings.Repeat(" ", width-n), frac*100, humanBytes(done), humanBytes(total))
 }
 
+// clear erases the bar (on a terminal) and prints nothing.
+func (p *progressBar) clear() {
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K")
+	}
+}
+
 func (p *progressBar) finish(msg string) {
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K")

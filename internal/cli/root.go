@@ -153,6 +153,8 @@ with alias az=plumbline:
 		newInitCmd(g),
 		newInfoCmd(g),
 		newImageCmd(g),
+		newFsckCmd(g),
+		newGCCmd(g),
 	)
 	return root
 }

@@ -20,9 +20,11 @@ func TestSafeRolloutVerbs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bin = instanceRunnable(t, bin)
 	fixture := filepath.Join("testdata", "fixture")
 	s := &scrubber{}
 	s.add(testDataDir(t), "DATADIR")
+	s.add(bin, "TESTBIN")
 	command := `environment.plumbline.command=["` + bin + `"]`
 	const ep = "cli-rollout"
 	mustCLI(t, "model", "create", "--name", "clitest-model", "--version", "rollout", "--path", filepath.Join(fixture, "model"))

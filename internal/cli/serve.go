@@ -26,7 +26,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: `Run the plumbline server in the foreground: the control-plane API, the HTTPS scoring
 gateway and the reconciler that runs deployments as local processes.
 
-With no flags it keeps its state in the data dir (~/.local/share/plumbline), listens on
+With no flags it keeps its state in the data dir (~/.local/share/plumbline; /var/lib/plumbline as root), listens on
 https://localhost:8443 with a certificate from a local CA it creates (the CA file is printed),
 and writes an admin token that the CLI on this machine picks up.
 
@@ -87,6 +87,8 @@ instances running: the next start re-adopts them, so a restart costs no R start-
 	f.StringVar(&cfg.Driver, "driver", "process", "how instances run: process (local processes) or docker (containers through the Docker Engine API: Docker or Podman)")
 	f.StringVar(&cfg.DockerHost, "docker-host", "", "Docker Engine API address for --driver docker, e.g. unix:///run/podman/podman.sock (default: $DOCKER_HOST, then unix:///var/run/docker.sock)")
 	f.StringVar(&cfg.Python, "python", "", "Python that serves MLflow python_function models; it must be able to import mlflow (default: python3 on PATH)")
+	f.StringVar(&cfg.InstanceUser, "instance-user", "", "when serve runs as root: the unprivileged user process-driver instances run as (default plumbline-instance, created if missing; root: no isolation)")
+	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", os.Getenv("PLUMBLINE_SECRETS_KEY_FILE"), "key that encrypts endpoint keys in the store (env PLUMBLINE_SECRETS_KEY_FILE; default <data dir>/secrets.key, created at first start); servers sharing a store need the same one")
 	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "OpenID Connect issuer URL validating aad_token endpoints' JWTs")
 	f.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "audience required in aad_token JWTs")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest scoring request body accepted, in bytes (default 100 MiB)")

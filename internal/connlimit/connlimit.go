@@ -472,6 +472,8 @@ type Conn struct {
 	tls bool // served as TLS: its first reads take a handshake slot
 	// pending are bytes read before the connection was handed out.
 	pending []byte
+	// reads counts the bytes its reader has taken (Reads).
+	reads atomic.Uint64
 	// slotDone is set once the handshake no longer needs a slot.
 	slotDone     atomic.Bool
 	slotMu       sync.Mutex // protects holdsSlot and readDeadline
@@ -558,9 +560,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if len(c.pending) == 0 {
 			c.pending = nil
 		}
+		c.reads.Add(uint64(n))
 		return n, nil
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.reads.Add(uint64(n))
+	return n, err
 }
 
 // Write ends the CPU-heavy part of a TLS handshake: its first write is the

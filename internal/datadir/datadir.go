@@ -18,8 +18,15 @@ import (
 // EnvDataDir overrides the default data directory.
 const EnvDataDir = "PLUMBLINE_DATA_DIR"
 
+// SystemDir is the default data directory of root: where a system
+// service keeps its state, and a folder the unprivileged user instances
+// run as can enter (root's home cannot be).
+const SystemDir = "/var/lib/plumbline"
+
 // Default is the data directory used when --data-dir is not given:
-// $PLUMBLINE_DATA_DIR, else $XDG_DATA_HOME/plumbline, else
+// $PLUMBLINE_DATA_DIR, else $XDG_DATA_HOME/plumbline, else for root
+// /var/lib/plumbline (or ~/.local/share/plumbline when an earlier
+// plumbline left a data dir there and none is in /var/lib), else
 // ~/.local/share/plumbline.
 func Default() string {
 	if d := os.Getenv(EnvDataDir); d != "" {
@@ -29,10 +36,21 @@ func Default() string {
 		return filepath.Join(d, "plumbline")
 	}
 	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
+	user := ""
+	if err == nil && home != "" {
+		user = filepath.Join(home, ".local", "share", "plumbline")
+	}
+	if os.Geteuid() == 0 {
+		_, sysErr := os.Stat(SystemDir)
+		_, oldErr := os.Stat(filepath.Join(user, "plumbline.db"))
+		if user == "" || sysErr == nil || oldErr != nil {
+			return SystemDir
+		}
+	}
+	if user == "" {
 		return filepath.Join(os.TempDir(), "plumbline")
 	}
-	return filepath.Join(home, ".local", "share", "plumbline")
+	return user
 }
 
 // Dir is an opened data directory.
@@ -63,7 +81,9 @@ func Open(root string) (*Dir, error) {
 		return nil, fmt.Errorf("data dir %s: %w", abs, err)
 	case !fi.IsDir():
 		return nil, fmt.Errorf("data dir %s is not a directory", abs)
-	case fi.Mode().Perm()&0o077 != 0:
+	case fi.Mode().Perm()&0o067 != 0:
+		// Group search alone (0710) is how a server running as root lets
+		// the instances' group reach the cache; anything more is too open.
 		// An empty folder (just made for plumbline) or one plumbline already
 		// uses is tightened; any other folder (say $HOME) keeps its mode and
 		// is refused.
@@ -80,6 +100,20 @@ func Open(root string) (*Dir, error) {
 		}
 	}
 	return &Dir{Root: abs}, nil
+}
+
+// ShareWithGroup lets the group gid enter the data directory (mode 0710,
+// that group) without listing or reading it: what instances running as an
+// unprivileged user of that group need to reach the cache inside, whose
+// own mode decides the rest. Every other entry keeps its private mode.
+func (d *Dir) ShareWithGroup(gid int) error {
+	if err := os.Chown(d.Root, -1, gid); err != nil {
+		return fmt.Errorf("data dir %s: %w", d.Root, err)
+	}
+	if err := os.Chmod(d.Root, 0o710); err != nil {
+		return fmt.Errorf("data dir %s: %w", d.Root, err)
+	}
+	return nil
 }
 
 // MkdirPrivate creates dir and its parents, and makes dir itself 0700.
@@ -108,6 +142,9 @@ func (d *Dir) DBPath() string { return filepath.Join(d.Root, "plumbline.db") }
 
 // AdminTokenPath is the file holding the control plane's admin token.
 func (d *Dir) AdminTokenPath() string { return filepath.Join(d.Root, "admin.token") }
+
+// SecretsKeyPath is the key that encrypts endpoint keys in the store.
+func (d *Dir) SecretsKeyPath() string { return filepath.Join(d.Root, "secrets.key") }
 
 // ServerStatePath is where a running server says where it listens.
 func (d *Dir) ServerStatePath() string { return filepath.Join(d.Root, "server.json") }

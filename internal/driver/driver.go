@@ -88,6 +88,32 @@ type InstanceSpec struct {
 	// ModelMountPath is the deployment's model_mount_path; "" means Azure's
 	// default, /var/azureml-app/azureml-models. Container drivers only.
 	ModelMountPath string
+
+	// RWorkers, on a RuntimePlumber instance, runs it on plumbline's lean
+	// R runtime (package rworker) instead of plumber's own server; nil
+	// means plumber's own server. Drivers that cannot run the lean runtime
+	// (containers built from the user's image) ignore it.
+	RWorkers *RWorkers
+}
+
+// RWorkers are the lean R runtime's settings for one instance.
+type RWorkers struct {
+	// Workers is the number of R workers forked from the loaded session
+	// (≥ 1).
+	Workers int
+	// MaxRequests replaces a worker after this many requests; 0: never.
+	MaxRequests int
+	// MaxMemoryBytes replaces a worker past this resident size; 0: twice
+	// the loaded session's plus 1 GiB.
+	MaxMemoryBytes int64
+	// RequestTimeout bounds a request: past it the worker is killed and
+	// forked again. 0: 5 s.
+	RequestTimeout time.Duration
+	// LivenessPath and ReadinessPath are the probe routes the instance
+	// answers from its workers' state (after the user's own passed once at
+	// start-up).
+	LivenessPath  string
+	ReadinessPath string
 }
 
 // State is an instance's lifecycle state as the driver sees it.

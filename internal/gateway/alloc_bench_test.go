@@ -84,6 +84,10 @@ func (w *reusableWriter) Header() http.Header         { return w.h }
 func (w *reusableWriter) WriteHeader(code int)        { w.code = code }
 func (w *reusableWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
 
+// SetReadDeadline is there as on net/http's own writer: the gateway paces
+// request bodies with the connection's read deadline.
+func (w *reusableWriter) SetReadDeadline(time.Time) error { return nil }
+
 // rewindBody is a request body that can be read again.
 type rewindBody struct{ bytes.Reader }
 

@@ -106,6 +106,9 @@ func replyFor(err error) errorReply {
 	case errors.Is(err, errRequestTimeout):
 		return errorReply{status: http.StatusRequestTimeout, code: "RequestTimeout",
 			message: "The model took longer than the deployment's request timeout."}
+	case errors.Is(err, errBodyTooSlow):
+		return errorReply{status: http.StatusRequestTimeout, code: "RequestTimeout",
+			message: "The request body arrived more slowly than the server accepts; send it faster, or in one piece."}
 	case errors.Is(err, errBodyTooLarge):
 		return errorReply{status: http.StatusRequestEntityTooLarge, code: "PayloadTooLarge",
 			message: "The request body is larger than the server accepts."}

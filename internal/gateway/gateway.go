@@ -21,11 +21,13 @@ import (
 	"github.com/plumbline/plumbline/internal/auth"
 )
 
-// TokenVerifier checks an aml_token for one endpoint. auth.TokenIssuer
-// satisfies it. An error wrapping auth.ErrTokenExpired is reported to the
-// client as "token expired"; any other error as "invalid credentials".
+// TokenVerifier checks an aml_token for one endpoint: its name, identity
+// and token generation (Endpoint.ID, Endpoint.TokenGeneration).
+// auth.TokenIssuer satisfies it. An error wrapping auth.ErrTokenExpired is
+// reported to the client as "token expired"; any other error as "invalid
+// credentials".
 type TokenVerifier interface {
-	VerifyEndpointToken(endpoint, token string) error
+	VerifyToken(sub auth.Subject, token string) error
 }
 
 // OIDCVerifier checks an aad_token (an OpenID Connect access token).
@@ -105,6 +107,31 @@ type Config struct {
 	// 16 bytes; gateways sharing a store should share it, so hashes join.
 	// If empty, hash rules leave their bodies out.
 	HashKey []byte
+
+	// MirrorMemoryBytes bounds, gateway-wide, the request bodies held for
+	// mirrored copies (read whole, shared by the live request and its copy
+	// until the copy is done). A request whose body does not fit is not
+	// mirrored (the copy is dropped and counted) and is proxied as if
+	// there were no mirror. Zero: DefaultMirrorMemoryBytes (64 MiB);
+	// negative: nothing is mirrored.
+	MirrorMemoryBytes int64
+
+	// BodyBufferBytes bounds, per deployment, the request bodies over
+	// 64 KiB that are read whole before an instance slot is taken (those of
+	// 64 KiB and less always are): a slow client then never holds a slot.
+	// A body that does not fit is streamed to the instance, its rate held
+	// to MinBodyRate. Zero: DefaultBodyBufferBytes (32 MiB); negative:
+	// only bodies of 64 KiB and less are read first.
+	BodyBufferBytes int64
+
+	// MinBodyRate is the slowest (bytes per second) a request body may
+	// arrive: a body must be in within BodyGrace plus its size at this rate,
+	// or the request gets 408 and its connection is closed. Zero:
+	// DefaultMinBodyRate (8 KiB/s); negative: no minimum.
+	MinBodyRate int64
+	// BodyGrace is the time any body gets before MinBodyRate counts. Zero:
+	// DefaultBodyGrace (5 s).
+	BodyGrace time.Duration
 }
 
 // Gateway is the scoring data plane. It is an http.Handler; Update swaps its
@@ -140,9 +167,15 @@ type Gateway struct {
 	// mirrorSlots is the bounded mirror backlog: a copy takes a slot for as
 	// long as it waits or runs. Shutdown drains by taking every slot.
 	mirrorSlots chan struct{}
-	closed      atomic.Bool
-	shutdownMu  sync.Mutex // protects slotsHeld; serialises Shutdown
-	slotsHeld   int        // mirror slots Shutdown has taken
+	// mirrorMem is the memory budget of mirrored bodies.
+	mirrorMem budget
+	// bodyBuffer is each deployment pool's budget of bodies read first.
+	bodyBuffer int64
+	minRate    int64
+	bodyGrace  time.Duration
+	closed     atomic.Bool
+	shutdownMu sync.Mutex // protects slotsHeld; serialises Shutdown
+	slotsHeld  int        // mirror slots Shutdown has taken
 
 	// The safe-rollout parts (safety.go, shadow.go, capture.go).
 	book        *book
@@ -189,6 +222,10 @@ func New(cfg Config) (*Gateway, error) {
 		n = DefaultMirrorQueue
 	}
 	g.mirrorSlots = make(chan struct{}, n)
+	g.mirrorMem.limit = orDefault(cfg.MirrorMemoryBytes, DefaultMirrorMemoryBytes)
+	g.bodyBuffer = orDefault(cfg.BodyBufferBytes, DefaultBodyBufferBytes)
+	g.minRate = orDefault(cfg.MinBodyRate, DefaultMinBodyRate)
+	g.bodyGrace = orDefault(cfg.BodyGrace, DefaultBodyGrace)
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -240,6 +277,7 @@ func (g *Gateway) Update(s *Snapshot) {
 		p := g.pools[key]
 		if p == nil {
 			p = newPool(endpoint, dname, g.metrics.forPool(endpoint, dname))
+			p.bodies.limit = g.bodyBuffer
 			g.pools[key] = p
 		}
 		p.update(d)
@@ -353,6 +391,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[hdrClientRequestID] = st.clientID
 	}
 	defer g.finish(st)
+	defer func() { g.mirrorMem.give(st.mirrorTaken) }() // not handed to a copy
 	if err := g.serve(st, r); err != nil {
 		st.err = err
 		writeError(&st.w, replyFor(err))
@@ -436,24 +475,53 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 
 	if r.Body != nil && r.Body != http.NoBody {
 		st.body.init(r.Body, g.maxBody)
+		st.body.pace.init(st.w.ResponseWriter, g.minRate, g.bodyGrace)
 		r.Body = &st.body
-		// Small bodies are read before an instance slot is taken: a slow
-		// client never holds a slot of a one-request-at-a-time R server,
-		// and the transport, seeing a body in memory, sends headers and body
-		// in one write instead of two (it flushes the headers first for a
-		// streamed body), which halves the reads the model server makes.
-		if mirror != nil || t.contract != nil || (r.ContentLength >= 0 && r.ContentLength <= bufferBodyBytes) ||
-			(st.capture != nil && r.ContentLength >= 0 && r.ContentLength <= int64(st.capture.maxBody)) {
+		size := r.ContentLength
+		// A mirrored body is read whole and held until its copy is done:
+		// it must fit the gateway's mirror memory, or it is not mirrored.
+		if mirror != nil && size > 0 {
+			if !g.mirrorMem.take(size) {
+				mirror.pool.m.mirrorDropped.Inc()
+				mirror = nil
+			} else {
+				st.mirrorTaken = size
+			}
+		}
+		// Bodies are read before an instance slot is taken: a slow client
+		// never holds a slot of a one-request-at-a-time R server, and the
+		// transport, seeing a body in memory, sends headers and body in one
+		// write instead of two (it flushes the headers first for a streamed
+		// body), which halves the reads the model server makes. Small ones
+		// always; larger ones while the deployment's budget lasts.
+		small := size >= 0 && size <= bufferBodyBytes
+		if !small && mirror == nil && t.contract == nil && size > 0 && t.pool.bodies.take(size) {
+			defer t.pool.bodies.give(size)
+			small = true
+		}
+		// A captured body is read whole too, up to the capture's limit.
+		if st.capture != nil && size >= 0 && size <= int64(st.capture.maxBody) {
+			small = true
+		}
+		if mirror != nil || t.contract != nil || small {
 			var into []byte
 			if mirror == nil && st.capture == nil { // a mirrored or captured body outlives the request: not pooled
 				st.bodyBuf = bodyBuffers.Get().(*[]byte)
 				into = *st.bodyBuf
 			}
-			buf, err := st.body.readInto(into, r.ContentLength)
+			buf, err := st.body.readInto(into, size)
 			if err != nil {
 				return err
 			}
 			st.buffered = buf
+			if mirror != nil && size < 0 { // a chunked body: its size is known now
+				if g.mirrorMem.take(int64(len(buf))) {
+					st.mirrorTaken = int64(len(buf))
+				} else {
+					mirror.pool.m.mirrorDropped.Inc()
+					mirror = nil
+				}
+			}
 			if mirror != nil {
 				st.mirrorBody = buf
 			}
@@ -558,7 +626,7 @@ func (g *Gateway) authenticate(ctx context.Context, rt *route, r *http.Request) 
 		if g.tokens == nil {
 			return &authError{reason: reasonNoAMLVerifier}
 		}
-		return tokenError(g.tokens.VerifyEndpointToken(rt.name, tok))
+		return tokenError(g.tokens.VerifyToken(rt.subject, tok))
 	case authAADToken:
 		if g.oidc == nil {
 			return &authError{reason: reasonNoAADVerifier}

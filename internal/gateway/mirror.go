@@ -21,8 +21,14 @@ const maxMirrorDrain = 1 << 20
 // once by the caller and is shared read-only.
 func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 	pm := t.pool.m
+	// The copy owns the body's share of the mirror memory from here: it
+	// gives it back when it is done (or now, when it is dropped).
+	taken := st.mirrorTaken
+	st.mirrorTaken = 0
+	release := func() { g.mirrorMem.give(taken) }
 	if g.closed.Load() {
 		pm.mirrorDropped.Inc()
+		release()
 		st.pairDropped()
 		return
 	}
@@ -30,6 +36,7 @@ func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 	case g.mirrorSlots <- struct{}{}:
 	default:
 		pm.mirrorDropped.Inc()
+		release()
 		st.pairDropped()
 		return
 	}
@@ -54,24 +61,26 @@ func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 		delete(h, hdrClientRequestID)
 	}
 	job := &mirrorJob{
-		t:      t,
-		method: r.Method,
-		query:  r.URL.RawQuery,
-		header: h,
-		body:   st.mirrorBody,
-		pair:   st.pair,
+		release: release,
+		t:       t,
+		method:  r.Method,
+		query:   r.URL.RawQuery,
+		header:  h,
+		body:    st.mirrorBody,
+		pair:    st.pair,
 	}
 	go g.runMirror(job)
 }
 
 // mirrorJob is one mirrored copy, detached from the live request.
 type mirrorJob struct {
-	t      *target
-	method string
-	query  string
-	header http.Header
-	body   []byte
-	pair   *pairJob // its comparison with the live answer (shadow.go), or nil
+	release func() // gives back the body's mirror memory
+	t       *target
+	method  string
+	query   string
+	header  http.Header
+	body    []byte
+	pair    *pairJob // its comparison with the live answer (shadow.go), or nil
 }
 
 // runMirror sends one copy through the mirror deployment's own admission
@@ -79,6 +88,7 @@ type mirrorJob struct {
 // comparison (or discards it).
 func (g *Gateway) runMirror(job *mirrorJob) {
 	defer func() { <-g.mirrorSlots }()
+	defer job.release()
 	pm := job.t.pool.m
 	start := time.Now()
 	if job.t.contract != nil {

@@ -20,6 +20,10 @@ type pool struct {
 	endpoint   string
 	deployment string
 	m          *poolMetrics
+	// bodies is the deployment's budget of request bodies over 64 KiB read
+	// whole before a slot is taken (Config.BodyBufferBytes); limit -1 (the
+	// zero pool's) means none.
+	bodies budget
 
 	mu sync.Mutex // protects every field below and instance.active/listed
 	// maxConc is the deployment's max_concurrent_requests_per_instance
@@ -96,6 +100,7 @@ func newPool(endpoint, deployment string, m *poolMetrics) *pool {
 		m:          m,
 		maxConc:    1,
 		known:      make(map[string]*instance),
+		bodies:     budget{limit: -1},
 	}
 }
 

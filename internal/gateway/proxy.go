@@ -35,6 +35,9 @@ type reqState struct {
 	clientID     []string  // nil when the client sent none (or nothing survived sanitising)
 	ids          [2]string // backing for requestID and clientID: no extra allocations
 	mirrorBody   []byte
+	// mirrorTaken is the mirror memory taken for mirrorBody, given back by
+	// the copy when it is handed one, else when the request ends.
+	mirrorTaken int64
 	// buffered is the whole request body when it was read before proxying
 	// (small bodies, mirrored requests); nil when it streams.
 	buffered []byte
@@ -149,6 +152,8 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		e = &upstreamError{err}
 	case st.body.failed.Load() == bodyTooLarge:
 		e = errBodyTooLarge
+	case st.body.failed.Load() == bodyTooSlow:
+		e = errBodyTooSlow
 	case context.Cause(st.Context) == errRequestTimeout:
 		e = errRequestTimeout
 	case st.in.Context().Err() != nil:
@@ -233,6 +238,7 @@ const (
 	bodyOK uint32 = iota
 	bodyTooLarge
 	bodyReadFailed
+	bodyTooSlow
 )
 
 // bodyReader limits the request body to MaxBodyBytes and notes its size and
@@ -244,6 +250,9 @@ type bodyReader struct {
 	n      atomic.Int64
 	endNs  atomic.Int64 // time.Now().UnixNano() at EOF; 0 until then
 	failed atomic.Uint32
+	// pace moves the connection's read deadline as bytes arrive; only the
+	// goroutine reading the body touches it.
+	pace pace
 }
 
 func (b *bodyReader) init(rc io.ReadCloser, limit int64) {
@@ -256,6 +265,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return 0, errBodyTooLarge
 	case bodyReadFailed:
 		return 0, errBadBody
+	case bodyTooSlow:
+		return 0, errBodyTooSlow
 	}
 	// EOF is sticky. The transport reads once more after the body to check
 	// its length; by then the server may have closed the inbound body
@@ -270,15 +281,22 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		p = p[:rem]
 	}
 	n, err := b.rc.Read(p)
-	if b.n.Add(int64(n)) > b.limit {
+	total := b.n.Add(int64(n))
+	if total > b.limit {
 		b.failed.Store(bodyTooLarge)
 		return 0, errBodyTooLarge
 	}
 	switch {
 	case err == io.EOF:
 		b.endNs.CompareAndSwap(0, time.Now().UnixNano())
+		b.pace.done()
+	case err != nil && isTimeout(err):
+		b.failed.Store(bodyTooSlow)
+		return n, errBodyTooSlow
 	case err != nil:
 		b.failed.Store(bodyReadFailed)
+	default:
+		b.pace.set(total)
 	}
 	return n, err
 }
@@ -303,13 +321,17 @@ func (b *bodyReader) readInto(buf []byte, hint int64) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			if b.failed.Load() == bodyTooLarge {
+			switch b.failed.Load() {
+			case bodyTooLarge:
 				return nil, errBodyTooLarge
+			case bodyTooSlow:
+				return nil, errBodyTooSlow
 			}
 			return nil, errors.Join(errBadBody, err)
 		}
 	}
 	b.endNs.CompareAndSwap(0, time.Now().UnixNano())
+	b.pace.done()
 	return buf, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plumbline/plumbline/internal/auth"
 	"github.com/plumbline/plumbline/internal/compare"
 	"github.com/plumbline/plumbline/internal/contract"
 )
@@ -130,6 +131,8 @@ type table struct {
 type route struct {
 	name string
 	auth authMode
+	// subject is what its aml_tokens are bound to.
+	subject auth.Subject
 	// keys are the sha256 sums of the non-empty keys, so the constant-time
 	// comparison never leaks a key's length.
 	keys [][sha256.Size]byte
@@ -220,6 +223,7 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Dep
 	rt := &route{
 		name:    name,
 		auth:    parseAuthMode(ep.AuthMode),
+		subject: auth.Subject{Endpoint: name, ID: ep.ID, Generation: ep.TokenGeneration},
 		targets: make(map[string]*target, len(ep.Deployments)),
 	}
 	for _, k := range ep.Keys {

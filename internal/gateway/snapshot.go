@@ -18,6 +18,12 @@ type Snapshot struct {
 // Endpoint is one scoring endpoint.
 type Endpoint struct {
 	Name string
+	// ID and TokenGeneration are the endpoint's identity and token
+	// generation: an aml_token is accepted only for the ID and generation it
+	// was issued for (a re-created endpoint, or one whose tokens were
+	// revoked, refuses older tokens). Empty and zero are a valid pair.
+	ID              string
+	TokenGeneration int64
 	// AuthMode is "key", "aml_token" or "aad_token"; empty means "key". Any
 	// other value refuses every request with 401.
 	AuthMode string

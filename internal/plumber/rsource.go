@@ -26,9 +26,21 @@ type token struct {
 // lexR splits R source into tokens, dropping whitespace and comments. It
 // never fails: unterminated strings run to the end of the input.
 func lexR(src []byte) []token {
+	toks, _ := lexRPos(src)
+	return toks
+}
+
+// lexRPos is lexR that also returns each token's byte offset in src.
+func lexRPos(src []byte) ([]token, []int) {
 	var toks []token
+	var pos []int
 	s := string(src)
+	start := 0 // where the current iteration's token (at most one) begins
 	for i := 0; i < len(s); {
+		for len(pos) < len(toks) {
+			pos = append(pos, start)
+		}
+		start = i
 		c := s[i]
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
@@ -94,7 +106,10 @@ func lexR(src []byte) []token {
 			i++
 		}
 	}
-	return toks
+	for len(pos) < len(toks) {
+		pos = append(pos, start)
+	}
+	return toks, pos
 }
 
 // lexString reads a quoted string at the start of s and returns its content

@@ -318,6 +318,7 @@ func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name str
 		ModelName:      p.ModelName,
 		ModelVersion:   p.ModelVersion,
 		ModelMountPath: p.ModelMountPath,
+		RWorkers:       p.RWorkers(),
 	}
 	// The storage-initializer step: each materialisation is an event, which
 	// get-logs --container storage-initializer shows.

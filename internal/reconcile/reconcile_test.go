@@ -497,3 +497,32 @@ func TestFailedUpdateKeepsPreviousVersionServing(t *testing.T) {
 		t.Errorf("state %s, want Failed (the update still failed)", d.State)
 	}
 }
+
+// TestLeanPlanStartsRWorkers: a plan on the lean R runtime reaches the
+// driver with its settings; other plans carry none.
+func TestLeanPlanStartsRWorkers(t *testing.T) {
+	e := start(t, nil)
+	lean := plan("ep", "blue", 1, nil)
+	lean.Runtime, lean.RRuntime, lean.Workers, lean.MaxRequestsPerWorker = driver.RuntimePlumber, "lean", 3, 100
+	e.create(lean)
+	e.create(plan("ep", "green", 1, nil))
+	e.waitState("blue", store.StateSucceeded, 5*time.Second)
+	e.waitState("green", store.StateSucceeded, 5*time.Second)
+	for _, c := range e.drv.Calls() {
+		if c.Op != "start" {
+			continue
+		}
+		rw := c.Spec.RWorkers
+		switch c.Spec.Deployment {
+		case "blue":
+			want := driver.RWorkers{Workers: 3, MaxRequests: 100, RequestTimeout: time.Second, LivenessPath: "/live", ReadinessPath: "/ready"}
+			if rw == nil || *rw != want {
+				t.Errorf("blue started with RWorkers %+v, want %+v", rw, want)
+			}
+		case "green":
+			if rw != nil {
+				t.Errorf("green (generic) started with RWorkers %+v", rw)
+			}
+		}
+	}
+}

@@ -215,7 +215,8 @@ func (r *Registry) Ingest(ctx context.Context, rd io.Reader, lim Limits) (Artifa
 }
 
 // Manifest returns an artifact's manifest. ErrArtifactNotFound when there
-// is no such blob or the blob is not a manifest.
+// is no such blob or the blob is not a manifest; an error wrapping
+// blob.ErrCorrupt when the manifest's bytes do not hash to digest.
 func (r *Registry) Manifest(ctx context.Context, digest string) (Manifest, error) {
 	if err := blob.CheckDigest(digest); err != nil {
 		return Manifest{}, fmt.Errorf("artifact: %w", err)
@@ -228,7 +229,7 @@ func (r *Registry) Manifest(ctx context.Context, digest string) (Manifest, error
 		return Manifest{}, fmt.Errorf("artifact %s: %w", digest, err)
 	}
 	if size > maxManifestBytes {
-		return Manifest{}, fmt.Errorf("artifact %s: blob is not a manifest: %w", digest, ErrArtifactNotFound)
+		return Manifest{}, fmt.Errorf("artifact %s: %w", digest, notManifest{"too large"})
 	}
 	rc, err := r.blobs.Open(digest)
 	if err != nil {
@@ -239,18 +240,64 @@ func (r *Registry) Manifest(ctx context.Context, digest string) (Manifest, error
 	if err != nil {
 		return Manifest{}, fmt.Errorf("artifact %s: %w", digest, err)
 	}
+	if got := blob.Digest(b); got != digest {
+		return Manifest{}, fmt.Errorf("artifact %s: manifest: %w", digest, &blob.CorruptError{Digest: digest, Path: r.blobs.Path(digest), Got: got})
+	}
 	m, err := parseManifest(b)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("artifact %s: blob is not a manifest (%v): %w", digest, err, ErrArtifactNotFound)
+		return Manifest{}, fmt.Errorf("artifact %s: %w", digest, notManifest{err.Error()})
 	}
 	return m, nil
 }
 
-// Has reports whether digest names an artifact the registry holds, so a
-// client can skip uploading it.
+// Has reports whether digest names an artifact the registry holds whole:
+// its manifest and every file's blob present with the right bytes (checked
+// as blob.FS.Check does). A client asks before uploading; an artifact with
+// a missing or corrupt blob answers false, so the client uploads it again
+// and the upload repairs it. An artifact that is there is marked as used
+// now, so a garbage collection does not take it before the client
+// references it.
 func (r *Registry) Has(ctx context.Context, digest string) bool {
-	_, err := r.Manifest(ctx, digest)
-	return err == nil
+	return r.Check(ctx, digest) == nil
+}
+
+// Check returns nil when the artifact is whole (see Has), or the first
+// problem: ErrArtifactNotFound, or an error wrapping blob.ErrNotFound or
+// blob.ErrCorrupt that names the blob and the file it holds.
+func (r *Registry) Check(ctx context.Context, digest string) error {
+	m, err := r.Manifest(ctx, digest)
+	if err != nil {
+		return err
+	}
+	for _, e := range m.Entries {
+		if e.Type != TypeFile {
+			continue
+		}
+		if err := r.blobs.Check(ctx, e.Digest); err != nil {
+			return fmt.Errorf("artifact %s: %s: %w", short(digest), e.Path, err)
+		}
+	}
+	r.blobs.Touch(digest)
+	for _, e := range m.Entries {
+		if e.Type == TypeFile {
+			r.blobs.Touch(e.Digest)
+		}
+	}
+	return nil
+}
+
+// notManifest: the blob is there, with the right bytes, and is not a
+// manifest (a file's blob). It wraps ErrArtifactNotFound.
+type notManifest struct{ why string }
+
+func (e notManifest) Error() string {
+	return fmt.Sprintf("blob is not a manifest (%s): %v", e.why, ErrArtifactNotFound)
+}
+func (e notManifest) Unwrap() error { return ErrArtifactNotFound }
+
+func isNotManifest(err error) bool {
+	var nm notManifest
+	return errors.As(err, &nm)
 }
 
 // ctxReader stops a read loop when its context ends.

@@ -3,6 +3,8 @@ package registry
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +12,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/plumbline/plumbline/internal/blob"
+)
+
+// Prefixes of the cache's temporary folders: trees being built and trees
+// being removed. Both are leftovers after a crash; RemovePartial removes
+// them.
+const (
+	buildPrefix = ".build-"
+	evictPrefix = ".evict-"
 )
 
 // epoch is the modification time of every entry of the tars this package
@@ -58,24 +69,27 @@ func (r *Registry) WriteTar(ctx context.Context, digest string, w io.Writer) err
 	return nil
 }
 
-// copyBlob copies the file's blob to w, checking its size.
+// copyBlob copies the file's blob to w, checking its size and its hash: a
+// blob whose bytes are wrong fails with a *blob.CorruptError once its bytes
+// have been read (a reader of a tar sees the stream end with an error).
 func (r *Registry) copyBlob(ctx context.Context, w io.Writer, e Entry) error {
 	rc, err := r.blobs.Open(e.Digest)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	n, err := io.Copy(w, io.LimitReader(ctxReader{ctx, rc}, e.Size+1))
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(ctxReader{ctx, rc}, e.Size+1))
 	if err != nil {
-		return err
+		return blob.NoSpace(err)
 	}
-	if n != e.Size {
-		return fmt.Errorf("blob %s has %d bytes, manifest says %d", e.Digest, n, e.Size)
+	if got := blob.Prefix + hex.EncodeToString(h.Sum(nil)); n != e.Size || got != e.Digest {
+		return &blob.CorruptError{Digest: e.Digest, Path: r.blobs.Path(e.Digest), Got: got}
 	}
 	return nil
 }
 
-// materializing is one Materialize in progress.
+// materializing is one Materialize (or eviction) in progress.
 type materializing struct {
 	done chan struct{}
 	dir  string
@@ -84,27 +98,36 @@ type materializing struct {
 
 // Materialize returns a folder holding the artifact's tree, read-only
 // (files 0444, or 0555 when executable; folders 0555), at
-// <cacheDir>/<hex digest>. It is built once, in a temporary folder renamed
-// into place, so a folder that exists is complete; concurrent calls, in
-// this process or others, share or race safely. Non-executable files are
-// hard links to their blobs when the cache and the blob store share a
-// filesystem, copies otherwise.
+// <cacheDir>/<hex digest>. The cache is keyed by digest and checked against
+// it: a tree that exists is verified first (its entries against the
+// manifest, each file's bytes against its digest, re-hashed only when the
+// file changed since it was last verified, as blob.FS.Check does) and, when
+// anything differs, evicted and built again. A tree is built in a
+// temporary folder renamed into place, from blobs verified as they are
+// placed: a corrupt blob fails with an error wrapping blob.ErrCorrupt that
+// names it. Concurrent calls for one digest share the work. Non-executable
+// files are hard links to their blobs when the cache and the blob store
+// share a filesystem, copies otherwise.
 func (r *Registry) Materialize(ctx context.Context, digest string) (string, error) {
 	if err := blob.CheckDigest(digest); err != nil {
 		return "", fmt.Errorf("materialize: %w", err)
 	}
 	final := filepath.Join(r.cacheDir, digest[len(blob.Prefix):])
+	return r.exclusive(ctx, digest, func() (string, error) { return r.materialize(ctx, digest, final) })
+}
+
+// exclusive runs fn as the only work on digest's cache entry in this
+// registry; a caller that finds work in progress waits for it and shares its
+// result (trying again when the worker's context, not its own, ended).
+func (r *Registry) exclusive(ctx context.Context, digest string, fn func() (string, error)) (string, error) {
 	for {
-		if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
-			return final, nil
-		}
 		r.mu.Lock()
 		c, ok := r.building[digest]
 		if !ok {
 			c = &materializing{done: make(chan struct{})}
 			r.building[digest] = c
 			r.mu.Unlock()
-			c.dir, c.err = r.build(ctx, digest, final)
+			c.dir, c.err = fn()
 			r.mu.Lock()
 			delete(r.building, digest)
 			r.mu.Unlock()
@@ -117,24 +140,166 @@ func (r *Registry) Materialize(ctx context.Context, digest string) (string, erro
 		case <-ctx.Done():
 			return "", fmt.Errorf("materialize %s: %w", short(digest), ctx.Err())
 		}
-		// The builder's context may have ended, not ours: then try again.
 		if c.err == nil || !(errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
 			return c.dir, c.err
 		}
 	}
 }
 
-func (r *Registry) build(ctx context.Context, digest, final string) (string, error) {
+func (r *Registry) materialize(ctx context.Context, digest, final string) (string, error) {
 	m, err := r.Manifest(ctx, digest)
 	if err != nil {
 		return "", fmt.Errorf("materialize: %w", err)
 	}
-	if err := mkdirPrivate(r.cacheDir); err != nil {
+	if _, err := os.Lstat(final); err == nil {
+		verr := r.verifyTree(ctx, final, m)
+		if verr == nil {
+			// Used now: a garbage collection with a minimum age keeps it.
+			if fi, err := os.Stat(final); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				now := time.Now()
+				os.Chtimes(final, now, now)
+			}
+			return final, nil
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("materialize %s: %w", short(digest), ctx.Err())
+		}
+		r.log().Warn("cached artifact tree differs from its digest; rebuilding it from the blob store",
+			"artifact", digest, "dir", final, "problem", verr.Error())
+		if err := r.evictDir(final); err != nil {
+			return "", fmt.Errorf("materialize %s: evict the damaged tree: %w", short(digest), err)
+		}
+	}
+	return r.build(ctx, digest, final, m)
+}
+
+// TreeError says how a materialized tree differs from its manifest.
+type TreeError struct {
+	Dir     string
+	Path    string // the entry, relative to Dir; "" for the tree itself
+	Problem string
+}
+
+func (e *TreeError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("cached tree %s: %s", e.Dir, e.Problem)
+	}
+	return fmt.Sprintf("cached tree %s: %s: %s", e.Dir, e.Path, e.Problem)
+}
+
+// verifyTree checks that dir holds exactly m's entries with the modes
+// Materialize gives them, and that every file's bytes hash to its digest
+// (re-hashing only files whose stamp changed since they were verified).
+func (r *Registry) verifyTree(ctx context.Context, dir string, m Manifest) error {
+	bad := func(p, format string, args ...any) error {
+		return &TreeError{Dir: dir, Path: p, Problem: fmt.Sprintf(format, args...)}
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return bad("", "%v", err)
+	}
+	if !fi.IsDir() || fi.Mode().Perm() != 0o555 {
+		return bad("", "not a read-only folder (%v)", fi.Mode())
+	}
+	want := make(map[string]Entry, len(m.Entries))
+	for _, e := range m.Entries {
+		want[e.Path] = e
+	}
+	seen := 0
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		rel := filepath.ToSlash(p[len(dir)+1:])
+		e, ok := want[rel]
+		if !ok {
+			return bad(rel, "not in the artifact")
+		}
+		seen++
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch e.Type {
+		case TypeDir:
+			if !fi.IsDir() || fi.Mode().Perm() != 0o555 {
+				return bad(rel, "want a read-only folder, found %v", fi.Mode())
+			}
+		case TypeSymlink:
+			target, err := os.Readlink(p)
+			if fi.Mode()&fs.ModeSymlink == 0 || err != nil || target != e.Target {
+				return bad(rel, "want a symlink to %q, found %v %q", e.Target, fi.Mode(), target)
+			}
+		case TypeFile:
+			mode := fs.FileMode(0o444)
+			if e.Executable() {
+				mode = 0o555
+			}
+			if !fi.Mode().IsRegular() || fi.Mode().Perm() != mode || fi.Size() != e.Size {
+				return bad(rel, "want a %d-byte file of mode %v, found %v of %d bytes", e.Size, mode, fi.Mode(), fi.Size())
+			}
+			if r.stampOK(p, fi) || r.blobs.Verified(e.Digest, fi) {
+				return nil
+			}
+			got, err := blob.HashFile(ctx, p)
+			if err != nil {
+				return err
+			}
+			if got != e.Digest {
+				return bad(rel, "bytes hash to %s, the artifact says %s", got, e.Digest)
+			}
+			r.rememberStamp(p, fi)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if seen != len(m.Entries) {
+		return bad("", "%d of the artifact's %d entries are missing", len(m.Entries)-seen, len(m.Entries))
+	}
+	return nil
+}
+
+// stampOK reports whether the file at p was verified with this stamp.
+func (r *Registry) stampOK(p string, fi fs.FileInfo) bool {
+	r.stampMu.Lock()
+	defer r.stampMu.Unlock()
+	st, ok := r.stamps[p]
+	return ok && st == blob.StampOf(fi)
+}
+
+func (r *Registry) rememberStamp(p string, fi fs.FileInfo) {
+	r.stampMu.Lock()
+	r.stamps[p] = blob.StampOf(fi)
+	r.stampMu.Unlock()
+}
+
+// forgetStamps drops the stamps of every file under dir.
+func (r *Registry) forgetStamps(dir string) {
+	r.stampMu.Lock()
+	defer r.stampMu.Unlock()
+	prefix := dir + string(filepath.Separator)
+	for p := range r.stamps {
+		if strings.HasPrefix(p, prefix) {
+			delete(r.stamps, p)
+		}
+	}
+}
+
+func (r *Registry) build(ctx context.Context, digest, final string, m Manifest) (string, error) {
+	if err := r.ensureCacheDir(); err != nil {
 		return "", fmt.Errorf("materialize %s: %w", short(digest), err)
 	}
-	tmp, err := os.MkdirTemp(r.cacheDir, ".build-")
+	tmp, err := os.MkdirTemp(r.cacheDir, buildPrefix)
 	if err != nil {
-		return "", fmt.Errorf("materialize %s: %w", short(digest), err)
+		return "", fmt.Errorf("materialize %s: %w", short(digest), blob.NoSpace(err))
 	}
 	if err := r.populate(ctx, tmp, m); err != nil {
 		removeTree(tmp)
@@ -142,11 +307,21 @@ func (r *Registry) build(ctx context.Context, digest, final string) (string, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		removeTree(tmp)
-		if fi, serr := os.Lstat(final); serr == nil && fi.IsDir() {
-			return final, nil // another process finished first
+		if _, serr := os.Lstat(final); serr == nil && r.verifyTree(ctx, final, m) == nil {
+			return final, nil // another process sharing the cache finished first
 		}
 		return "", fmt.Errorf("materialize %s: %w", short(digest), err)
 	}
+	// What was just placed was verified: remember it under its final path.
+	r.forgetStamps(final)
+	filepath.WalkDir(final, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				r.rememberStamp(p, fi)
+			}
+		}
+		return nil
+	})
 	return final, nil
 }
 
@@ -165,12 +340,12 @@ func (r *Registry) populate(ctx context.Context, dir string, m Manifest) error {
 		switch e.Type {
 		case TypeDir:
 			if err := root.Mkdir(e.Path, 0o700); err != nil {
-				return err
+				return blob.NoSpace(err)
 			}
 			dirs = append(dirs, e.Path)
 		case TypeSymlink:
 			if err := root.Symlink(e.Target, e.Path); err != nil {
-				return err
+				return blob.NoSpace(err)
 			}
 		case TypeFile:
 			if err := r.placeFile(ctx, root, dir, e); err != nil {
@@ -188,29 +363,25 @@ func (r *Registry) populate(ctx context.Context, dir string, m Manifest) error {
 }
 
 // placeFile hard-links a plain file's blob into the tree when it can (the
-// blob is 0444 already), and copies otherwise.
+// blob is 0444 already), and copies otherwise; either way the blob's bytes
+// are checked against its digest first.
 func (r *Registry) placeFile(ctx context.Context, root *os.Root, dir string, e Entry) error {
-	src := r.blobs.Path(e.Digest)
-	fi, err := os.Stat(src)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("blob %s: %w", e.Digest, blob.ErrNotFound)
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Size() != e.Size {
-		return fmt.Errorf("blob %s has %d bytes, manifest says %d", e.Digest, fi.Size(), e.Size)
-	}
-	if !e.Executable() && fi.Mode().Perm() == 0o444 {
-		// e.Path is clean and its parents are folders just created, so the
-		// joined path cannot leave dir.
-		if err := os.Link(src, filepath.Join(dir, filepath.FromSlash(e.Path))); err == nil {
-			return nil
+	if !e.Executable() {
+		if err := r.blobs.Check(ctx, e.Digest); err != nil {
+			return err
+		}
+		src := r.blobs.Path(e.Digest)
+		if fi, err := os.Stat(src); err == nil && fi.Mode().Perm() == 0o444 {
+			// e.Path is clean and its parents are folders just created, so
+			// the joined path cannot leave dir.
+			if err := os.Link(src, filepath.Join(dir, filepath.FromSlash(e.Path))); err == nil {
+				return nil
+			}
 		}
 	}
 	f, err := root.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return blob.NoSpace(err)
 	}
 	if err := r.copyBlob(ctx, f, e); err != nil {
 		f.Close()
@@ -219,10 +390,10 @@ func (r *Registry) placeFile(ctx context.Context, root *os.Root, dir string, e E
 	// The tree becomes visible by rename: its contents must be on disk first.
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return blob.NoSpace(err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return blob.NoSpace(err)
 	}
 	mode := fs.FileMode(0o444)
 	if e.Executable() {
@@ -237,10 +408,32 @@ func (r *Registry) Evict(digest string) error {
 	if err := blob.CheckDigest(digest); err != nil {
 		return fmt.Errorf("evict: %w", err)
 	}
-	if err := removeTree(filepath.Join(r.cacheDir, digest[len(blob.Prefix):])); err != nil {
+	_, err := r.exclusive(context.Background(), digest, func() (string, error) {
+		return "", r.evictDir(filepath.Join(r.cacheDir, digest[len(blob.Prefix):]))
+	})
+	if err != nil {
 		return fmt.Errorf("evict %s: %w", short(digest), err)
 	}
 	return nil
+}
+
+// evictDir moves a cached tree out of the way in one rename (so no caller
+// ever sees half of it) and removes it.
+func (r *Registry) evictDir(dir string) error {
+	r.forgetStamps(dir)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	tmp, err := os.MkdirTemp(r.cacheDir, evictPrefix)
+	if err != nil {
+		return removeTree(dir)
+	}
+	aside := filepath.Join(tmp, "tree")
+	if err := os.Rename(dir, aside); err != nil {
+		os.Remove(tmp)
+		return removeTree(dir)
+	}
+	return removeTree(tmp)
 }
 
 // removeTree removes a read-only tree: folders are made writable first

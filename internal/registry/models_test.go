@@ -143,3 +143,51 @@ func TestResolveModel(t *testing.T) {
 		t.Errorf("all archived: got %v, want ErrNotFound", err)
 	}
 }
+
+// TestModelNamesCaseInsensitive is defect 8: rm-e, RM-E and Rm-E were four
+// models; like endpoint and deployment names, they are one, kept in lower
+// case.
+func TestModelNamesCaseInsensitive(t *testing.T) {
+	f := newFixture(t, Limits{})
+	a := ingest(t, f, file("crate.bin", "v1"))
+	b := ingest(t, f, file("crate.bin", "v2"))
+	for i, name := range []string{"rm-e", "RM-E", "Rm-E"} {
+		d := a.Digest
+		if i > 0 {
+			d = b.Digest
+		}
+		m, _, err := f.reg.CreateModel(bg, store.ModelVersion{Name: name, Digest: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Name != "rm-e" {
+			t.Errorf("create %s: stored as %q, want rm-e", name, m.Name)
+		}
+	}
+	all, err := f.st.ListModels(bg, store.ModelFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 {
+		t.Fatalf("got %d model versions, want 3 versions of one model", len(all))
+	}
+	for _, m := range all {
+		if m.Name != "rm-e" {
+			t.Errorf("version %s stored under %q", m.Version, m.Name)
+		}
+	}
+	for _, ref := range [][2]string{{"RM-E", "1"}, {"rm-E", LabelLatest}, {"rm-e", "2"}} {
+		m, err := f.reg.ResolveModel(bg, ref[0], ref[1])
+		if err != nil {
+			t.Errorf("resolve %s:%s: %v", ref[0], ref[1], err)
+			continue
+		}
+		if ref[1] == LabelLatest && m.Version != "3" {
+			t.Errorf("%s@latest: got version %s, want 3", ref[0], m.Version)
+		}
+	}
+	// The same name and version with other content still conflicts, whatever the case.
+	if _, _, err := f.reg.CreateModel(bg, store.ModelVersion{Name: "RM-E", Version: "1", Digest: b.Digest}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("RM-E:1 with other bytes: got %v, want ErrConflict", err)
+	}
+}

@@ -22,7 +22,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/plumbline/plumbline/internal/blob"
@@ -113,15 +116,62 @@ type Registry struct {
 	lim      Limits
 
 	mu       sync.Mutex                // protects building
-	building map[string]*materializing // by digest
+	building map[string]*materializing // by digest: the one Materialize or Evict at work on it
+
+	stampMu sync.Mutex            // protects stamps
+	stamps  map[string]blob.Stamp // by cache file path: its stamp when its bytes last hashed right
+
+	logger *slog.Logger // nil: slog.Default()
+
+	// cacheGID, when >= 0, is the group allowed to enter the cache folder
+	// (0710): the group instances run as, so they reach their trees.
+	cacheGID int
 }
 
 // New returns a registry. cacheDir holds materialized trees; it is created
 // (0700) on first use. Zero fields of lim take the defaults.
 func New(st store.Store, blobs *blob.FS, cacheDir string, lim Limits) *Registry {
 	return &Registry{st: st, blobs: blobs, cacheDir: cacheDir, lim: lim.or(Limits{}),
-		building: map[string]*materializing{}}
+		building: map[string]*materializing{}, stamps: map[string]blob.Stamp{}, cacheGID: -1}
 }
+
+// ShareCache lets the group gid enter the cache folder (mode 0710, that
+// group): instances running as an unprivileged user of that group then
+// reach the read-only trees built there (0555 folders, 0444 files), and
+// nothing else of the data dir. Call it before the first Materialize.
+func (r *Registry) ShareCache(gid int) error {
+	r.cacheGID = gid
+	return r.ensureCacheDir()
+}
+
+// ensureCacheDir creates the cache folder with its mode: 0700, or 0710
+// for the shared group.
+func (r *Registry) ensureCacheDir() error {
+	if r.cacheGID < 0 {
+		return mkdirPrivate(r.cacheDir)
+	}
+	if err := os.MkdirAll(r.cacheDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chown(r.cacheDir, -1, r.cacheGID); err != nil {
+		return err
+	}
+	return os.Chmod(r.cacheDir, 0o710)
+}
+
+// SetLogger sets where the registry reports what it repairs on its own (a
+// damaged cache tree rebuilt). Without it, slog.Default().
+func (r *Registry) SetLogger(l *slog.Logger) { r.logger = l }
+
+func (r *Registry) log() *slog.Logger {
+	if r.logger != nil {
+		return r.logger
+	}
+	return slog.Default()
+}
+
+// Blobs is the registry's blob store.
+func (r *Registry) Blobs() *blob.FS { return r.blobs }
 
 // Model types.
 const (
@@ -143,7 +193,8 @@ func checkName(what, s string) error {
 	return nil
 }
 
-// CreateModel registers m, whose Digest must be an ingested artifact. Size,
+// CreateModel registers m, whose Digest must be an ingested artifact. The
+// name is kept in lower case (see ModelName). Size,
 // FileCount and PathBase come from the artifact; Type defaults to
 // custom_model; an empty Version gets the next integer. Registering the
 // same name and version with the same content again returns the stored
@@ -153,6 +204,7 @@ func (r *Registry) CreateModel(ctx context.Context, m store.ModelVersion) (_ sto
 	if err := checkName("name", m.Name); err != nil {
 		return m, false, err
 	}
+	m.Name = ModelName(m.Name)
 	if m.Version != "" {
 		if err := checkName("version", m.Version); err != nil {
 			return m, false, err
@@ -205,10 +257,18 @@ func short(d string) string {
 	return d
 }
 
+// ModelName is the form a model name is kept in: model names are
+// case-insensitive, as endpoint and deployment names are, and plumbline
+// keeps them in lower case everywhere (store, deployments, API answers), so
+// iris-crate and IRIS-Crate are one model.
+func ModelName(name string) string { return strings.ToLower(name) }
+
 // ResolveModel returns the version named by versionOrLabel: a version, or
 // the label "latest" (the newest version that is not archived). An archived
-// version can still be resolved by its version.
+// version can still be resolved by its version. The name is
+// case-insensitive.
 func (r *Registry) ResolveModel(ctx context.Context, name, versionOrLabel string) (store.ModelVersion, error) {
+	name = ModelName(name)
 	switch versionOrLabel {
 	case "":
 		return store.ModelVersion{}, fmt.Errorf("model %s: give a version (name:1) or the label latest (name@latest): %w", name, ErrInvalid)

@@ -29,6 +29,9 @@ type RChecker struct {
 	// Artifacts materializes the build context to read its Dockerfile (nil:
 	// the Dockerfile is not read).
 	Artifacts Materializer
+	// Sandbox, if set, is applied to every R process that reads the
+	// deployment's model (it runs as the instances' user, as they do).
+	Sandbox func(*exec.Cmd)
 }
 
 // Check implements the reconciler's pre-start check.

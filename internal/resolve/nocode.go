@@ -232,6 +232,9 @@ func (r *Resolver) pinPrototype(ctx context.Context, p *Plan) ([]contract.Column
 	cmd := exec.CommandContext(ctx, rscript, "--vanilla", filepath.Join(codeDir, p.CodeRoot, p.EntryScript))
 	cmd.Env = append(os.Environ(), "AZUREML_MODEL_DIR="+modelDir, envScorerFormat+"="+p.Scorer.Format,
 		envModelFile+"="+p.Scorer.File, envScorerPrint+"=prototype")
+	if r.Sandbox != nil {
+		r.Sandbox(cmd) // reading a model can run code (an .rds can hold a promise)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -56,6 +56,9 @@ func (c *RChecker) scorerPackages(ctx context.Context, rscript string, p *Plan, 
 	for k, v := range p.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	if c.Sandbox != nil {
+		c.Sandbox(cmd) // reading a model can run code (an .rds can hold a promise)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/plumbline/plumbline/internal/contract"
 	"github.com/plumbline/plumbline/internal/driver"
+	"github.com/plumbline/plumbline/internal/spec"
 )
 
 // Route is an inference_config route.
@@ -103,12 +104,42 @@ type Plan struct {
 	// Contract, when set, is checked by the gateway against every request
 	// (not part of the template: changing it restarts nothing).
 	Contract *contract.Contract `json:"contract,omitempty"`
+	// RRuntime is how an R plumber deployment's R runs: spec.RRuntimeLean
+	// (plumbline's lean R runtime) or spec.RRuntimePlumber (plumber's own
+	// server); "" (plans stored before the lean runtime) means plumber's own.
+	RRuntime string `json:"r_runtime,omitempty"`
+	// Workers, MaxRequestsPerWorker and MaxWorkerMemoryBytes are the lean
+	// runtime's settings (see driver.RWorkers); zero when RRuntime is not
+	// lean.
+	Workers              int   `json:"workers,omitempty"`
+	MaxRequestsPerWorker int   `json:"max_requests_per_worker,omitempty"`
+	MaxWorkerMemoryBytes int64 `json:"max_worker_memory_bytes,omitempty"`
+}
+
+// Lean reports whether the plan runs on the lean R runtime.
+func (p *Plan) Lean() bool {
+	return p.Runtime == driver.RuntimePlumber && p.RRuntime == spec.RRuntimeLean
+}
+
+// RWorkers is what the driver needs to run the plan's instances on the lean
+// R runtime; nil when the plan does not use it.
+func (p *Plan) RWorkers() *driver.RWorkers {
+	if !p.Lean() {
+		return nil
+	}
+	return &driver.RWorkers{
+		Workers: p.Workers, MaxRequests: p.MaxRequestsPerWorker, MaxMemoryBytes: p.MaxWorkerMemoryBytes,
+		RequestTimeout: p.RequestTimeout, LivenessPath: p.Liveness.Path, ReadinessPath: p.Readiness.Path,
+	}
 }
 
 // TemplateHash identifies what an instance runs. Two instances with the same
 // hash are interchangeable; a changed hash means a rolling replacement.
 // Scale (InstanceCount), request settings and probes are not part of it:
-// changing them never restarts an instance.
+// changing them never restarts an instance. The one exception is the lean R
+// runtime, whose instances are started with their workers and request
+// timeout: for lean plans these are part of the hash (hashed only when set,
+// so plans without the lean runtime keep their hash).
 //
 // The hash is versioned ("t1:<hex>"): the fields hashed by t1 never change.
 // A later version that hashes a new field gets a new prefix, and an
@@ -129,6 +160,21 @@ func (p *Plan) TemplateMatches(h string) bool {
 }
 
 func (p *Plan) templateV1() string {
+	type leanPart struct {
+		RRuntime             string
+		Workers              int
+		MaxRequestsPerWorker int
+		MaxWorkerMemoryBytes int64
+		RequestTimeout       time.Duration
+	}
+	var lean *leanPart
+	if p.RRuntime != "" {
+		lean = &leanPart{RRuntime: p.RRuntime}
+		if p.Lean() {
+			lean.Workers, lean.MaxRequestsPerWorker, lean.MaxWorkerMemoryBytes = p.Workers, p.MaxRequestsPerWorker, p.MaxWorkerMemoryBytes
+			lean.RequestTimeout = p.RequestTimeout
+		}
+	}
 	t := struct {
 		Runtime     driver.Runtime
 		ModelDigest string
@@ -143,13 +189,14 @@ func (p *Plan) templateV1() string {
 		CPU         float64
 		MemoryBytes int64
 		// Added later: omitted when empty, so that older plans keep their hash.
-		ModelMountPath string `json:",omitempty"`
-		ModelName      string `json:",omitempty"`
-		ModelVersion   string `json:",omitempty"`
+		ModelMountPath string    `json:",omitempty"`
+		ModelName      string    `json:",omitempty"`
+		ModelVersion   string    `json:",omitempty"`
+		Lean           *leanPart `json:",omitempty"`
 	}{
 		p.Runtime, p.ModelDigest, p.ModelPath, p.CodeDigest, p.CodeRoot, p.EntryScript,
 		p.Image, p.Command, sortedPairs(p.Env), [3]Route{p.Liveness, p.Readiness, p.Scoring},
-		p.CPU, p.MemoryBytes, p.ModelMountPath, "", "",
+		p.CPU, p.MemoryBytes, p.ModelMountPath, "", "", lean,
 	}
 	if p.Runtime == driver.RuntimeImage {
 		// A container sees the model at .../<name>/<version>.

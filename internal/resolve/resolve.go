@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
 	"path"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/plumber"
 	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/rworker"
 	"github.com/plumbline/plumbline/internal/spec"
 	"github.com/plumbline/plumbline/internal/store"
 )
@@ -45,6 +47,9 @@ type Resolver struct {
 	// kubernetes): images run their own command, as on Azure, and a build
 	// context is built into an image. False: the process driver.
 	Containers bool
+	// Sandbox, if set, is applied to every R process that reads a user's
+	// model (reading a pin's prototype): it runs as the instances' user.
+	Sandbox func(*exec.Cmd)
 
 	scorerOnce   sync.Mutex // protects scorerDigest
 	scorerDigest string
@@ -135,6 +140,12 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 			p.Liveness, p.Readiness, p.Scoring = defaultRoutes(driver.RuntimePlumber)
 			p.OpenAPIPath = "/openapi.json"
 		}
+		if p.Lean() {
+			// Without inference_config, the lean runtime's supervisor
+			// answers the probes on routes of its own (plumber's
+			// /openapi.json stays the API's document).
+			p.Liveness.Path, p.Readiness.Path = rworker.OwnLivenessPath, rworker.OwnReadinessPath
+		}
 		if ic := env.InferenceConfig; ic != nil {
 			if ic.LivenessRoute != nil {
 				p.Liveness = Route(*ic.LivenessRoute)
@@ -206,8 +217,22 @@ func (r *Resolver) environment(ctx context.Context, dd *spec.Deployment, p *Plan
 		if img == "" && env.Build != nil {
 			img = "the image built from " + p.Dockerfile
 		}
-		if img != "" && !r.Containers {
-			*notices = append(*notices, fmt.Sprintf("%s: %s is not needed locally; %s runs under plumbline's built-in launcher (the equivalent of start_plumber.R) with this machine's R", why, img, p.EntryScript))
+		if !r.Containers {
+			// The process driver runs R itself: on the lean R runtime,
+			// unless the script needs plumber's own server.
+			rr, rwhy, err := r.rRuntime(ctx, dd, p)
+			if err != nil {
+				return nil, err
+			}
+			p.RRuntime = rr
+			how := "under plumbline's built-in launcher (the equivalent of start_plumber.R)"
+			if rr == spec.RRuntimeLean {
+				how = "on plumbline's lean R runtime"
+			}
+			if img != "" {
+				*notices = append(*notices, fmt.Sprintf("%s: %s is not needed locally; %s runs %s with this machine's R", why, img, p.EntryScript, how))
+			}
+			*notices = append(*notices, rwhy)
 		}
 		p.OpenAPIPath = "/openapi.json"
 	case driver.RuntimeGeneric:
@@ -335,6 +360,9 @@ func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*R
 		// counts queue time inside request_timeout_ms, so a queued request
 		// waits until its request timeout (408), never 429 at 500 ms.
 		notices = append(notices, "request_settings.max_queue_wait_ms is deprecated for managed online deployments and ignored: queue time counts inside request_timeout_ms; raise request_timeout_ms instead")
+	}
+	if p.Lean() {
+		notices = append(notices, leanSettings(dd, p)...)
 	}
 	p.LivenessProbe = probe(dd.LivenessProbe)
 	p.ReadinessProbe = probe(dd.ReadinessProbe)

@@ -94,7 +94,7 @@ func TestRuntimeAndRoutes(t *testing.T) {
 		{"R scoring script", base + "code_configuration: {code: " + rcode + ", scoring_script: plumber.R}\nenvironment:\n  image: myacr.azurecr.io/r:1\n" + routes,
 			driver.RuntimePlumber, "/predict", "/ready", "is not needed locally"},
 		{"plumber build context, no routes", base + "code_configuration: {code: " + rcode + ", scoring_script: plumber.R}\nenvironment:\n  build: {path: " + ctx + "}\n",
-			driver.RuntimePlumber, "/score", "/openapi.json", "the image built from docker-context/Dockerfile is not needed locally"},
+			driver.RuntimePlumber, "/score", "/.plumbline/ready", "the image built from docker-context/Dockerfile is not needed locally; plumber.R runs on plumbline's lean R runtime"},
 		{"generic command", base + "code_configuration: {code: " + pycode + ", scoring_script: score.py}\nenvironment:\n  plumbline:\n    command: [python3, '{code_dir}/score.py', '{port}']\n" + routes,
 			driver.RuntimeGeneric, "/predict", "/ready", ""},
 		{"python image needs a container driver", base + "code_configuration: {code: " + pycode + ", scoring_script: score.py}\nenvironment:\n  image: python:3.11\n",
@@ -269,5 +269,89 @@ func TestRCheckerWithRealR(t *testing.T) {
 	c = &resolve.RChecker{Rscript: "/nonexistent/Rscript"}
 	if _, err := c.Check(context.Background(), &resolve.Plan{Runtime: driver.RuntimePlumber, EntryScript: "plumber.R"}, dir); err == nil || !strings.Contains(err.Error(), "R is not installed") {
 		t.Errorf("missing Rscript: got %v", err)
+	}
+}
+
+// TestRRuntime: an R plumber deployment runs on the lean R runtime unless
+// its script uses what only plumber's own server serves, or the deployment
+// says otherwise; the notice (the deployment's event) says which and why.
+func TestRRuntime(t *testing.T) {
+	f := newFixture(t)
+	plain := f.upload("src", map[string]string{"plumber.R": "#* @get /live\nfunction() 1\n"})
+	async := f.upload("src", map[string]string{"plumber.R": "library(promises)\n#* @get /live\nfunction() 1\n"})
+	env := "environment:\n  image: rstudio/plumber\n  inference_config:\n    liveness_route: {port: 8000, path: /live}\n    readiness_route: {port: 8000, path: /ready}\n    scoring_route: {port: 8000, path: /score}\n"
+	doc := func(code, extra string) string {
+		return base + "code_configuration: {code: " + code + ", scoring_script: plumber.R}\n" + env + extra
+	}
+	tests := []struct {
+		name       string
+		doc        string
+		want       string
+		workers    int
+		wantNotice string
+	}{
+		{"lean by default", doc(plain, ""), "lean", 1, "R runtime: lean (plumbline's R workers): plumber.R is loaded once"},
+		{"workers follow max_concurrent", doc(plain, "request_settings: {max_concurrent_requests_per_instance: 4}\n"), "lean", 4, "R runtime: lean"},
+		{"workers capped", doc(plain, "request_settings: {max_concurrent_requests_per_instance: 100}\n"), "lean", 32, "the lean R runtime runs 32 R workers per instance"},
+		{"workers from the extension", doc(plain, "plumbline: {workers: 3, max_requests_per_worker: 500, max_worker_memory: 1Gi}\n"), "lean", 3, "plumbline.workers is 3 and max_concurrent_requests_per_instance 1"},
+		{"async falls back", doc(async, ""), "plumber", 0, "R runtime: plumber's own server, because plumber.R line 1 loads promises: asynchronous endpoints need plumber's own event loop, which the lean runtime cannot serve"},
+		{"forced plumber", doc(plain, "plumbline: {r_runtime: plumber}\n"), "plumber", 0, "R runtime: plumber's own server, as plumbline.r_runtime says"},
+		{"forced lean", doc(async, "plumbline: {r_runtime: lean}\n"), "lean", 1, "R runtime: lean, as plumbline.r_runtime says, although plumber.R line 1 loads promises"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := f.resolve(tt.doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := rec.Plan
+			if p.RRuntime != tt.want || p.Workers != tt.workers {
+				t.Errorf("got r_runtime %q with %d workers, want %q with %d", p.RRuntime, p.Workers, tt.want, tt.workers)
+			}
+			if notices := strings.Join(rec.Notices, "\n"); !strings.Contains(notices, tt.wantNotice) {
+				t.Errorf("notices %q, want one containing %q", notices, tt.wantNotice)
+			}
+			rw := p.RWorkers()
+			if (rw != nil) != (tt.want == "lean") {
+				t.Fatalf("RWorkers %+v for r_runtime %s", rw, tt.want)
+			}
+			if rw != nil && (rw.Workers != tt.workers || rw.LivenessPath != "/live" || rw.ReadinessPath != "/ready" || rw.RequestTimeout != 5*time.Second) {
+				t.Errorf("RWorkers %+v: want %d workers, the deployment's probe routes and its request timeout", rw, tt.workers)
+			}
+		})
+	}
+	ext, err := f.resolve(doc(plain, "plumbline: {workers: 3, max_requests_per_worker: 500, max_worker_memory: 1Gi}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rw := ext.Plan.RWorkers(); rw.MaxRequests != 500 || rw.MaxMemoryBytes != 1<<30 {
+		t.Errorf("recycling settings %+v, want 500 requests and 1 GiB", rw)
+	}
+}
+
+// TestTemplateHashLean: the lean runtime's settings restart lean instances
+// (they are started with them); plans without the lean runtime hash as
+// before it existed.
+func TestTemplateHashLean(t *testing.T) {
+	p := resolve.Plan{Runtime: driver.RuntimePlumber, EntryScript: "plumber.R", RequestTimeout: 5 * time.Second, MaxConcurrentPerInstance: 1}
+	old := p.TemplateHash()
+	p.MaxConcurrentPerInstance = 2
+	if p.TemplateHash() != old {
+		t.Errorf("a request setting changed the hash of a plan without the lean runtime")
+	}
+	p.RRuntime = "lean"
+	p.Workers = 1
+	lean := p.TemplateHash()
+	if lean == old {
+		t.Errorf("choosing the lean runtime kept the hash")
+	}
+	p.Workers = 2
+	if p.TemplateHash() == lean {
+		t.Errorf("more workers kept the hash of a lean plan")
+	}
+	p.Workers = 1
+	p.RequestTimeout = time.Second
+	if p.TemplateHash() == lean {
+		t.Errorf("another request timeout kept the hash of a lean plan")
 	}
 }

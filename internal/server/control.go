@@ -47,6 +47,9 @@ type control struct {
 	// (its state dir lock keeps a second one off the same instances).
 	shared closingDriver
 	images *imageHooks
+	// runAs is the user the process driver's instances run as (nil: the
+	// server's own; see instanceIsolation).
+	runAs *process.RunAs
 
 	rec atomic.Pointer[reconcile.Reconciler] // while leading
 
@@ -76,6 +79,17 @@ func newControl(ctx context.Context, cfg Config, dd *datadir.Dir, st store.Store
 		cfg: cfg, dd: dd, st: st, gw: gw, sync: sync, root: root, log: log,
 		reg:   registry.New(st, blobs, dd.CacheDir(), cfg.Uploads),
 		elect: &elector{st: st, holder: cfg.ReplicaID, log: log.With("component", "leader")},
+	}
+	c.reg.SetLogger(log.With("component", "registry"))
+	if !isPostgres(cfg.Store) {
+		// One server per data dir (its lock is held): what is half-written
+		// there is a crash's leftover, not another replica's upload.
+		removePartial(c.reg, log)
+	}
+	if cfg.Driver == "" || cfg.Driver == "process" {
+		if c.runAs, err = instanceIsolation(cfg, dd, c.reg, log); err != nil {
+			return nil, err
+		}
 	}
 	if src != nil {
 		c.gwID = src.id
@@ -119,7 +133,7 @@ func (c *control) Start(ctx context.Context) error { return c.elect.Start(ctx, c
 func (c *control) lead(ctx context.Context) error {
 	drv := c.shared
 	for drv == nil {
-		pd, err := process.New(process.Config{StateDir: c.dd.InstancesDir(), Rscript: c.cfg.Rscript, Logger: c.log.With("component", "driver")})
+		pd, err := process.New(process.Config{StateDir: c.dd.InstancesDir(), Rscript: c.cfg.Rscript, RunAs: c.runAs, Logger: c.log.With("component", "driver")})
 		if err == nil {
 			drv = pd
 			defer pd.Close()
@@ -136,7 +150,7 @@ func (c *control) lead(ctx context.Context) error {
 		Store:     c.st,
 		Driver:    drv,
 		Artifacts: c.reg,
-		Checker:   checker(c.cfg, c.reg, c.images),
+		Checker:   checker(c.cfg, c.reg, c.images, c.runAs.Sandbox),
 		Images:    preparer(c.images),
 		Logger:    c.log.With("component", "reconciler"),
 		// Synchronous: when an instance leaves the pool, this process's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/plumbline/plumbline/internal/apiserver"
@@ -72,11 +73,11 @@ func newDriver(ctx context.Context, cfg Config, dd *datadir.Dir, reg *registry.R
 
 // checker is the pre-start check: R on this machine for the process
 // driver; none for containers (the image brings its own R).
-func checker(cfg Config, reg *registry.Registry, hooks *imageHooks) reconcile.Checker {
+func checker(cfg Config, reg *registry.Registry, hooks *imageHooks, sandbox func(*exec.Cmd)) reconcile.Checker {
 	if hooks != nil {
 		return nil
 	}
-	return &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg}
+	return &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: reg, Sandbox: sandbox}
 }
 
 func preparer(hooks *imageHooks) reconcile.Preparer {

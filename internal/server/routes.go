@@ -91,14 +91,16 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 			continue
 		}
 		snap.Endpoints[strings.ToLower(e.Name)] = &gateway.Endpoint{
-			Name:        e.Name,
-			AuthMode:    e.AuthMode,
-			Keys:        []string{e.PrimaryKey, e.SecondaryKey},
-			Traffic:     copyMap(e.Traffic),
-			Mirror:      copyMap(e.Mirror),
-			Deployments: map[string]*gateway.Deployment{},
-			Generation:  e.Generation,
-			Compare:     compareOf(e),
+			Name:            e.Name,
+			ID:              e.ID,
+			TokenGeneration: e.TokenGeneration,
+			AuthMode:        e.AuthMode,
+			Keys:            []string{e.PrimaryKey, e.SecondaryKey},
+			Traffic:         copyMap(e.Traffic),
+			Mirror:          copyMap(e.Mirror),
+			Deployments:     map[string]*gateway.Deployment{},
+			Generation:      e.Generation,
+			Compare:         compareOf(e),
 		}
 	}
 	byDep := map[string][]store.Instance{}

@@ -39,6 +39,7 @@ import (
 	"github.com/plumbline/plumbline/internal/gateway"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/resolve"
+	"github.com/plumbline/plumbline/internal/secrets"
 	"github.com/plumbline/plumbline/internal/store"
 	"github.com/plumbline/plumbline/internal/tlsca"
 	"github.com/plumbline/plumbline/internal/ui"
@@ -112,6 +113,15 @@ type Config struct {
 	// and entries); zero fields take the registry's defaults (4 GiB,
 	// 10 000 entries).
 	Uploads registry.Limits
+	// InstanceUser is the user the process driver's instances run as when
+	// the server runs as root ("": plumbline-instance, created if missing;
+	// "root": no isolation).
+	InstanceUser string
+	// SecretsKeyFile is the key endpoint keys and the token signing key are
+	// encrypted with in the store (default <data dir>/secrets.key, created
+	// at first start). Servers sharing a store must share it (replicas that
+	// share a data dir do).
+	SecretsKeyFile string
 	// Logger is the server log; AccessLog receives one line per scoring
 	// request (nil: Logger).
 	Logger    *slog.Logger
@@ -196,11 +206,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		defer unlock()
 	}
-	st, err := openStore(ctx, cfg.Store, dd, log)
+	db, err := openStore(ctx, cfg.Store, dd, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer db.Close()
+	st, err := sealStore(ctx, cfg, db, dd, log)
+	if err != nil {
+		return err
+	}
 
 	adminToken, err := auth.LoadOrCreateAdminToken(dd.AdminTokenPath())
 	if err != nil {
@@ -310,7 +324,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			OnChange:     syncRoutes,
 			Images:       imageService(ctl.images),
 			UploadLimits: cfg.Uploads,
-			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil},
+			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil, Sandbox: ctl.runAs.Sandbox},
 			CaptureDir:   captureDir(dd),
 			Replayer:     replayer(gw),
 			Logger:       log.With("component", "api"),
@@ -325,8 +339,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		parts = append(parts, part{"tls reloader", reloader.Start})
 	}
 
+	dr := newDrainer()
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           dr.handler(mux),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -336,6 +351,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		srv.RegisterOnShutdown(apis.CloseStreams)
 	}
 	guard.Configure(srv)
+	dr.configure(srv)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(parts)+1)
@@ -376,6 +392,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	log.Info("draining: no new connections; waiting for requests in flight")
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
+	// Stop accepting, answer what reached kept-alive connections (with
+	// Connection: close), then close the rest and wait for what is in
+	// flight.
+	_ = guard.Close()
+	dctx, dcancel := context.WithTimeout(sctx, 5*time.Second)
+	dr.drain(dctx)
+	dcancel()
 	_ = srv.Shutdown(sctx)
 	if gw != nil {
 		_ = gw.Shutdown(sctx) // mirrored copies in flight finish before instances stop
@@ -514,6 +537,42 @@ func lockDataDir(dd *datadir.Dir) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// sealStore wraps the store so endpoint keys and the token signing key are
+// encrypted at rest, sealing what an earlier plumbline stored in the clear.
+// Replicas sharing a PostgreSQL store share the key: in their shared data
+// dir, or given to each with --secrets-key-file.
+func sealStore(ctx context.Context, cfg Config, st store.Store, dd *datadir.Dir, log *slog.Logger) (store.Store, error) {
+	keyFile := cfg.SecretsKeyFile
+	if keyFile == "" {
+		keyFile = dd.SecretsKeyPath()
+	}
+	key, err := secrets.LoadOrCreate(ctx, keyFile, st)
+	if err != nil {
+		return nil, err
+	}
+	sealed := secrets.Wrap(st, key)
+	n, err := sealed.SealExisting(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("seal the store's secrets with %s: %w", keyFile, err)
+	}
+	if n > 0 {
+		log.Info("encrypted endpoint keys stored in the clear by an earlier plumbline", "values", n, "secrets_key", keyFile)
+	}
+	return sealed.Full(), nil
+}
+
+// removePartial removes what writes interrupted by a crash left (the data
+// dir's lock is held: no other process writes there).
+func removePartial(reg *registry.Registry, log *slog.Logger) {
+	n, size, err := reg.RemovePartial()
+	if err != nil {
+		log.Warn("remove leftovers of interrupted writes", "err", err)
+	}
+	if n > 0 {
+		log.Info("removed leftovers of interrupted writes (a crash during an upload)", "files", n, "bytes", size)
+	}
+}
+
 // tokenSecret is the aml_token signing key, created once and kept in the
 // store.
 func tokenSecret(ctx context.Context, st store.Store) ([]byte, error) {
@@ -547,8 +606,8 @@ func adminOnly(token string, h http.Handler) http.Handler {
 // tokenAdapter presents the token issuer to the API.
 type tokenAdapter struct{ t *auth.TokenIssuer }
 
-func (a tokenAdapter) IssueEndpointToken(endpoint string, now time.Time) (api.Token, error) {
-	tok, err := a.t.Issue(endpoint, now)
+func (a tokenAdapter) IssueEndpointToken(sub auth.Subject, now time.Time) (api.Token, error) {
+	tok, err := a.t.IssueFor(sub, now)
 	if err != nil {
 		return api.Token{}, err
 	}

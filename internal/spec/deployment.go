@@ -107,9 +107,28 @@ type Deployment struct {
 	// Resources are Kubernetes requests and limits; Kubernetes only. nil
 	// means none (the instance type's size, if known).
 	Resources *ResourceRequirements `json:"resources,omitempty"`
-	// Plumbline is plumbline's extension block, reserved; nil means none.
+	// Plumbline is plumbline's extension block; nil means none.
 	Plumbline *DeploymentExtension `json:"plumbline,omitempty"`
 }
+
+// R runtimes for an R plumber deployment (plumbline.r_runtime).
+const (
+	// RRuntimeLean is plumbline's lean R runtime: plumber.R loaded once,
+	// workers forked from the loaded session, requests handed over pipes.
+	RRuntimeLean = "lean"
+	// RRuntimePlumber is plumber's own server (httpuv), as the seed's
+	// start_plumber.R runs it.
+	RRuntimePlumber = "plumber"
+)
+
+// Bounds of the lean runtime's settings.
+const (
+	// MaxRWorkers bounds plumbline.workers.
+	MaxRWorkers = 256
+	// DefaultRWorkersCap caps the workers taken from
+	// max_concurrent_requests_per_instance when plumbline.workers is not set.
+	DefaultRWorkersCap = 32
+)
 
 // DeploymentExtension is the deployment's plumbline: block, plumbline's own
 // settings next to Azure's.
@@ -132,6 +151,21 @@ type DeploymentExtension struct {
 	// deployment by default: steps, bake time and gates; nil means the
 	// defaults (10, 25, 50, 100 % with 60 s and 100 requests per step).
 	Rollout *RolloutSettings `json:"rollout,omitempty"`
+
+	// RRuntime is lean (plumbline's R workers) or plumber (plumber's own
+	// server); "" lets plumbline choose: lean, unless plumber.R uses
+	// something only plumber's own server serves.
+	RRuntime string `json:"r_runtime,omitempty"`
+	// Workers is the lean runtime's R workers per instance, 1–256; nil
+	// means max_concurrent_requests_per_instance, at most 32.
+	Workers *int `json:"workers,omitempty"`
+	// MaxRequestsPerWorker replaces a lean worker after it served this
+	// many requests; nil or 0 means never.
+	MaxRequestsPerWorker *int `json:"max_requests_per_worker,omitempty"`
+	// MaxWorkerMemory replaces a lean worker once its resident memory
+	// passed this size ("2Gi", "500Mi"); "" means twice the loaded
+	// session's resident memory plus 1 GiB.
+	MaxWorkerMemory string `json:"max_worker_memory,omitempty"`
 }
 
 // Scorers (plumbline.scorer).
@@ -300,6 +334,9 @@ func (d *Deployment) normalize() {
 	}
 	if d.EgressPublicNetworkAccess != "" {
 		d.EgressPublicNetworkAccess = lower(d.EgressPublicNetworkAccess)
+	}
+	if d.Plumbline != nil && d.Plumbline.RRuntime != "" {
+		d.Plumbline.RRuntime = lower(d.Plumbline.RRuntime)
 	}
 	if d.Model != nil && d.Model.Inline != nil {
 		d.Model.Inline.normalize()

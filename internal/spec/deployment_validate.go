@@ -130,6 +130,10 @@ func (d *Deployment) Validate() error {
 	validateProbe(&p, "liveness_probe", d.LivenessProbe, true)
 	validateProbe(&p, "readiness_probe", d.ReadinessProbe, false)
 
+	if x := d.Plumbline; x != nil {
+		validateRExtension(&p, x)
+	}
+
 	// Azure-only fields and Kubernetes resources.
 	if d.EgressPublicNetworkAccess != "" {
 		if msg := oneOf(lower(d.EgressPublicNetworkAccess), "enabled", "disabled"); msg != "" {
@@ -266,6 +270,29 @@ func validateResources(p *problems, r *ResourceRequirements) {
 		check(0, "cpu", req.cpu, lim.cpu, r.Requests.CPU, r.Limits.CPU)
 		check(1, "memory", req.mem, lim.mem, r.Requests.Memory, r.Limits.Memory)
 		check(2, "nvidia.com/gpu", req.gpu, lim.gpu, r.Requests.GPU, r.Limits.GPU)
+	}
+}
+
+// validateRExtension checks the lean R runtime's settings in the
+// deployment's plumbline: block.
+func validateRExtension(p *problems, x *DeploymentExtension) {
+	if x.RRuntime != "" {
+		if msg := oneOf(lower(x.RRuntime), RRuntimeLean, RRuntimePlumber); msg != "" {
+			p.add("plumbline.r_runtime", "%s", msg)
+		}
+	}
+	if v := x.Workers; v != nil && (*v < 1 || *v > MaxRWorkers) {
+		p.add("plumbline.workers", "must be from 1 to %d (R worker processes per instance); got %d", MaxRWorkers, *v)
+	}
+	if v := x.MaxRequestsPerWorker; v != nil && *v < 0 {
+		p.add("plumbline.max_requests_per_worker", "must be 0 (never recycle) or more; got %d", *v)
+	}
+	if x.MaxWorkerMemory != "" {
+		if m, err := ParseMemory(x.MaxWorkerMemory); err != nil {
+			p.add("plumbline.max_worker_memory", "%v", err)
+		} else if m < 64<<20 {
+			p.add("plumbline.max_worker_memory", "must be at least 64Mi (an R process needs more); got %s", quote(x.MaxWorkerMemory))
+		}
 	}
 }
 

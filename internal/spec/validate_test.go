@@ -339,3 +339,27 @@ func TestEndpointNameMissingIsAWarning(t *testing.T) {
 		t.Errorf("got warnings %q, want %q first", got, want)
 	}
 }
+
+// TestDeploymentExtension covers the deployment's plumbline: block, the
+// lean R runtime's settings.
+func TestDeploymentExtension(t *testing.T) {
+	with := func(block string) string { return okDeployment + "plumbline:\n" + block }
+	tests := []struct {
+		name, src, want string
+	}{
+		{"all set", with("  r_runtime: lean\n  workers: 4\n  max_requests_per_worker: 1000\n  max_worker_memory: 2Gi\n"), ""},
+		{"plumber's own server", with("  r_runtime: PLUMBER\n"), ""},
+		{"runtime typo", with("  r_runtime: leen\n"), `deployment.yml:9:14: plumbline.r_runtime: must be one of lean, plumber; got "leen"; did you mean lean?`},
+		{"no workers", with("  workers: 0\n"), "deployment.yml:9:12: plumbline.workers: must be from 1 to 256 (R worker processes per instance); got 0"},
+		{"negative recycling", with("  max_requests_per_worker: -1\n"), "deployment.yml:9:28: plumbline.max_requests_per_worker: must be 0 (never recycle) or more; got -1"},
+		{"tiny memory", with("  max_worker_memory: 10Mi\n"), `deployment.yml:9:22: plumbline.max_worker_memory: must be at least 64Mi (an R process needs more); got "10Mi"`},
+		{"unknown key", with("  worker: 2\n"), "deployment.yml:9:3: plumbline.worker: unknown field; did you mean workers?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := errText(t, "deployment.yml", tt.src, ParseOptions{}); got != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 var (
@@ -25,6 +27,9 @@ var (
 	// ErrConflict: the write contradicts what is stored (e.g. the same model
 	// name and version with different content).
 	ErrConflict = errors.New("conflict")
+	// ErrNoSpace: a write failed because the disk holding the store is full
+	// (SQLite's SQLITE_FULL; PostgreSQL's disk_full). Nothing was written.
+	ErrNoSpace = errors.New("no space left on the store's disk")
 	// ErrLeaseHeld: another holder has the lease and it has not expired.
 	ErrLeaseHeld = errors.New("lease held by another holder")
 	// ErrFenced: the lease token presented is no longer the current one
@@ -40,6 +45,9 @@ const (
 	StateSucceeded = "Succeeded"
 	StateFailed    = "Failed"
 )
+
+// NewEndpointID returns a new random endpoint identity (a UUID).
+func NewEndpointID() string { return uuid.NewString() }
 
 // ModelVersion is one immutable registered model version.
 type ModelVersion struct {
@@ -77,6 +85,13 @@ type ModelFilter struct {
 // Endpoint is an endpoint record.
 type Endpoint struct {
 	Name string
+	// ID is the endpoint's identity: random, given by CreateEndpoint when
+	// empty, never changed. An endpoint deleted and created again under the
+	// same name has another ID (aml_tokens are bound to it).
+	ID string
+	// TokenGeneration is incremented to revoke every aml_token issued for
+	// the endpoint (tokens are bound to it); zero at creation.
+	TokenGeneration int64
 	// Spec is the endpoint document as JSON (spec.Endpoint), defaults applied.
 	Spec         json.RawMessage
 	AuthMode     string
@@ -216,11 +231,13 @@ type EventFilter struct {
 //     is set to now by every update.
 //   - Spec and Data may come back as equivalent rather than byte-identical
 //     JSON (an empty one comes back nil); nil and empty maps are equivalent.
-//   - A create with a zero Generation stores 1. An update whose fn changes
-//     the desired state (endpoint: Spec, AuthMode, keys, Traffic, Mirror;
-//     deployment: Spec) and leaves Generation alone increments it; State,
-//     Reason and ObservedGeneration are status and do not. Key fields (names)
-//     and CreatedAt cannot be changed by fn.
+//   - A create with a zero Generation stores 1; an endpoint created with an
+//     empty ID is given a new random one (NewEndpointID). An update whose fn
+//     changes the desired state (endpoint: Spec, AuthMode, keys, Traffic,
+//     Mirror, TokenGeneration; deployment: Spec) and leaves Generation alone
+//     increments it; State, Reason and ObservedGeneration are status and do
+//     not. Key fields (names, an endpoint's ID) and CreatedAt cannot be
+//     changed by fn.
 //   - fn runs inside the write transaction: it must not call the Store.
 //   - Lists are ordered: models by name then newest first; endpoints by
 //     name; deployments by endpoint, name; instances by endpoint, deployment,
@@ -254,6 +271,12 @@ type Store interface {
 	// UpdateEndpoint reads the endpoint, calls fn on it and writes the result,
 	// all in one transaction; fn's error aborts and is returned unwrapped.
 	UpdateEndpoint(ctx context.Context, name string, fn func(*Endpoint) error) (Endpoint, error)
+	// UpdateEndpointWithDeployments is UpdateEndpoint whose fn also sees the
+	// endpoint's deployments (by name), read in the same transaction after
+	// the endpoint is locked: a check of fn against them (traffic only to
+	// deployments that exist and are not being deleted) cannot be undone by
+	// a concurrent UpdateDeploymentWithEndpoint. fn must not change them.
+	UpdateEndpointWithDeployments(ctx context.Context, name string, fn func(*Endpoint, []Deployment) error) (Endpoint, error)
 	// DeleteEndpoint removes the endpoint and, with it, its deployments,
 	// instances and events.
 	DeleteEndpoint(ctx context.Context, name string) error
@@ -265,6 +288,14 @@ type Store interface {
 	// ListDeployments lists one endpoint's deployments, or all when endpoint is "".
 	ListDeployments(ctx context.Context, endpoint string) ([]Deployment, error)
 	UpdateDeployment(ctx context.Context, endpoint, name string, fn func(*Deployment) error) (Deployment, error)
+	// UpdateDeploymentWithEndpoint is UpdateDeployment whose fn also sees
+	// the deployment's endpoint, read and locked in the same transaction
+	// before the deployment (the lock order of
+	// UpdateEndpointWithDeployments): a check of fn against the endpoint
+	// (no traffic to a deployment being deleted) cannot be undone by a
+	// concurrent UpdateEndpointWithDeployments. fn must not change the
+	// endpoint. ErrNotFound when either is missing.
+	UpdateDeploymentWithEndpoint(ctx context.Context, endpoint, name string, fn func(*Endpoint, *Deployment) error) (Deployment, error)
 	// DeleteDeployment removes the deployment and its instances; its events
 	// stay until the endpoint is deleted.
 	DeleteDeployment(ctx context.Context, endpoint, name string) error

@@ -70,10 +70,12 @@ func TestBlueGreenRestartAndGateway(t *testing.T) {
 
 	// The restarted server belongs to the whole test, so it is started
 	// here rather than in the subtest that checks it.
-	old := instanceProcs(dd)
-	if len(old) != 2 {
-		t.Fatalf("before the kill: want 2 instance processes (blue-0, green-0) from this data dir, got %v", old)
+	if leaders := instanceLeaders(dd); len(leaders) != 2 {
+		t.Fatalf("before the kill: want 2 instance processes (blue-0, green-0) from this data dir, got %v", leaders)
 	}
+	// Every process of the instances: on the lean R runtime, the
+	// supervisor, its R session and the workers.
+	old := instanceProcs(dd)
 	s.kill9(t)
 	for pid := range old {
 		if !alive(pid) {
@@ -88,8 +90,8 @@ func TestBlueGreenRestartAndGateway(t *testing.T) {
 		}
 		t.Logf("both deployments ready again %s after the restart", time.Since(restart).Round(time.Millisecond))
 		now := instanceProcs(dd)
-		if len(now) != 2 {
-			t.Errorf("after the restart: instance processes %v, want the 2 from before %v", now, old)
+		if leaders := instanceLeaders(dd); len(leaders) != 2 {
+			t.Errorf("after the restart: instance processes %v, want the 2 from before", leaders)
 		}
 		for pid := range old {
 			if _, same := now[pid]; !same {

@@ -436,6 +436,35 @@ func instanceProcs(dd string) map[int]string {
 	return out
 }
 
+// instanceLeaders is instanceProcs without the processes an instance
+// started itself (the lean R runtime's R session and workers): one process
+// per instance, the one the process driver started.
+func instanceLeaders(dd string) map[int]string {
+	all := instanceProcs(dd)
+	out := map[int]string{}
+	for pid, root := range all {
+		if _, child := all[parentPID(pid)]; !child {
+			out[pid] = root
+		}
+	}
+	return out
+}
+
+// parentPID is pid's parent (0 if gone).
+func parentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
 // procState is the state letter of /proc/<pid>/stat ("" if gone).
 func procState(pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -162,7 +162,9 @@ func TestReplicas(t *testing.T) {
 	replicaCLI(t, dd, standby, dir, "online-deployment", "create", "-f", "deployment.yml", "--all-traffic")
 	var keys keysView
 	decodeJSON(t, replicaCLI(t, dd, standby, dir, "online-endpoint", "get-credentials", "--name", irisEndpoint, "-o", "json"), &keys)
-	procs := instanceProcs(dd)
+	// One process per instance (on the lean R runtime its R session and
+	// workers run under it).
+	procs := instanceLeaders(dd)
 	if len(procs) != 1 {
 		t.Fatalf("after the deployment: R instance processes %v, want exactly 1", procs)
 	}
@@ -249,7 +251,7 @@ func TestReplicas(t *testing.T) {
 			ev := replicaCLI(t, dd, standby, dir, "online-deployment", "events", "--name", "blue", "--endpoint-name", irisEndpoint).stdout
 			return strings.Contains(ev, "Re-adopted instance blue-0"), ev
 		})
-		if now := instanceProcs(dd); len(now) != 1 || now[rpid] == "" {
+		if now := instanceLeaders(dd); len(now) != 1 || now[rpid] == "" {
 			t.Errorf("R instance processes after the takeover: %v, want only pid %d (no duplicate, no orphan)", now, rpid)
 		}
 		var d deploymentView
@@ -277,7 +279,7 @@ func TestReplicas(t *testing.T) {
 	if sent.Load() < 50 {
 		t.Errorf("only %d requests were sent under load, want a real load", sent.Load())
 	}
-	if now := instanceProcs(dd); len(now) != 1 || now[rpid] == "" {
+	if now := instanceLeaders(dd); len(now) != 1 || now[rpid] == "" {
 		t.Errorf("R instance processes at the end: %v, want the same pid %d throughout", now, rpid)
 	}
 }

@@ -52,6 +52,17 @@ func TestRIrisSeedFolder(t *testing.T) {
 	if got := strings.TrimSpace(inv.stdout); got != irisPrediction {
 		t.Errorf("invoke: got %q, want %q", got, irisPrediction)
 	}
+	// The seed's plumber.R runs on the lean R runtime, and the events say
+	// so and why.
+	lean := false
+	for _, e := range s.events(t, irisEndpoint, "blue") {
+		if e.Reason == "Notice" && strings.HasPrefix(e.Message, "R runtime: lean (plumbline's R workers): plumber.R is loaded once") {
+			lean = true
+		}
+	}
+	if !lean {
+		t.Errorf("no event says the deployment runs on the lean R runtime: %+v", s.events(t, irisEndpoint, "blue"))
+	}
 
 	rec0 := record(t, dd, irisEndpoint, "blue", "blue-0")
 	rec1 := record(t, dd, irisEndpoint, "blue", "blue-1")
@@ -143,11 +154,19 @@ func TestRDeploymentFailures(t *testing.T) {
 	fixtures := filepath.Join("testdata", "r")
 	s.must(t, "online-endpoint", "create", "--name", "r-failures", "--auth-mode", "key")
 
+	deployCode := func(t *testing.T, name, code string, set ...string) (result, deploymentView) {
+		t.Helper()
+		args := []string{"online-deployment", "create", "-f", "deployment.yml",
+			"--set", "name=" + name, "--set", "code_configuration.code=./" + code}
+		for _, kv := range set {
+			args = append(args, "--set", kv)
+		}
+		r := s.cliIn(t, fixtures, args...)
+		return r, s.deployment(t, "r-failures", name)
+	}
 	deploy := func(t *testing.T, name string) (result, deploymentView) {
 		t.Helper()
-		r := s.cliIn(t, fixtures, "online-deployment", "create", "-f", "deployment.yml",
-			"--set", "name="+name, "--set", "code_configuration.code=./"+name)
-		return r, s.deployment(t, "r-failures", name)
+		return deployCode(t, name, name)
 	}
 	// noneLeft waits until no process of the deployment (its code
 	// snapshot in the data dir's cache) and no R child of the server runs.
@@ -194,8 +213,8 @@ func TestRDeploymentFailures(t *testing.T) {
 		noneLeft(t, d)
 	})
 
-	t.Run("R exits mid-request", func(t *testing.T) {
-		r, d := deploy(t, "quits")
+	t.Run("R exits mid-request, plumber's own server", func(t *testing.T) {
+		r, d := deployCode(t, "quits", "quits", "plumbline.r_runtime=plumber")
 		if r.code != 0 || d.ProvisioningState != "Succeeded" {
 			t.Fatalf("create: want exit 0 and Succeeded, got %s:\n%s", d, r)
 		}
@@ -237,6 +256,44 @@ func TestRDeploymentFailures(t *testing.T) {
 		}
 		if got := strings.Join(reasons, " "); !strings.Contains(got, "Exited") || !strings.Contains(got, "Restarted") {
 			t.Errorf("events of quits-0: got %v, want Exited and Restarted", reasons)
+		}
+	})
+
+	// On the lean runtime the same script costs only the request during
+	// which R quit: its worker is forked again from the loaded session
+	// (its counter starts again) and the instance is not restarted.
+	t.Run("R exits mid-request, lean runtime", func(t *testing.T) {
+		r, d := deployCode(t, "quits-lean", "quits")
+		if r.code != 0 || d.ProvisioningState != "Succeeded" {
+			t.Fatalf("create: want exit 0 and Succeeded, got %s:\n%s", d, r)
+		}
+		if !strings.Contains(r.stderr+r.stdout, "R runtime: lean") {
+			t.Errorf("create does not say the runtime is lean:\n%s", r)
+		}
+		s.must(t, "online-endpoint", "update", "--name", "r-failures", "--traffic", "quits-lean=100")
+		c := s.httpClient(t)
+		uri := s.endpoint(t, "r-failures").ScoringURI
+		key := s.keys(t, "r-failures").PrimaryKey
+		before := record(t, dd, "r-failures", "quits-lean", "quits-lean-0")
+		for i := 1; i <= 2; i++ {
+			if rep := score(t, c, uri, key, "", "{}"); rep.status != http.StatusOK || rep.body != fmt.Sprintf(`{"n":%d}`, i) {
+				t.Fatalf("request %d: got %d %s, want 200 {\"n\":%d}", i, rep.status, rep.body, i)
+			}
+		}
+		rep := score(t, c, uri, key, "", "{}")
+		if rep.status == http.StatusOK {
+			t.Errorf("request 3 (the one that quits R): got 200 %s, want an error status", rep.body)
+		}
+		t.Logf("request 3, during which R quit: %d %s", rep.status, rep.body)
+		for i := 1; i <= 2; i++ {
+			if rep := score(t, c, uri, key, "", "{}"); rep.status != http.StatusOK || rep.body != fmt.Sprintf(`{"n":%d}`, i) {
+				t.Errorf("request %d after the quit: got %d %s, want 200 {\"n\":%d} from a fresh worker", i, rep.status, rep.body, i)
+			}
+		}
+		d = s.deployment(t, "r-failures", "quits-lean")
+		now := record(t, dd, "r-failures", "quits-lean", "quits-lean-0")
+		if d.ProvisioningState != "Succeeded" || d.ready() != 1 || d.Instances[0].Restarts != 0 || now.PID != before.PID {
+			t.Errorf("after the quit: want Succeeded, the instance ready, not restarted, same pid %d; got %s (pid %d)", before.PID, d, now.PID)
 		}
 	})
 }

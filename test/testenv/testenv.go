@@ -99,9 +99,16 @@ func CleanEnv(extra ...string) []string {
 // NewDataDir is an empty data directory removed after the test. The server
 // keeps read-only trees in it (cache/); the cleanup makes them writable
 // again so that removal works for users other than root.
+//
+// Its parent (the test's temporary folder) can be entered by everyone: a
+// server running as root runs its instances as an unprivileged user, who
+// must reach the data dir's cache.
 func NewDataDir(t *testing.T) string {
 	t.Helper()
 	dd := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dd), 0o711); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		filepath.WalkDir(dd, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {

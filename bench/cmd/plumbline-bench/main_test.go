@@ -55,6 +55,9 @@ func requireTools(t *testing.T) string {
 	if err := rscript.Check("Rscript"); err != nil {
 		skip("the benchmark harness needs R: " + err.Error())
 	}
+	if err := rscript.CheckPackages("Rscript", "ranger"); err != nil {
+		skip("the benchmark harness's slower model needs ranger: " + err.Error())
+	}
 	if bin := os.Getenv("PLUMBLINE_BIN"); bin != "" {
 		return bin
 	}
@@ -163,7 +166,7 @@ func TestSmoke(t *testing.T) {
 	md := string(b)
 	for _, want := range []string{"Smoke run", "## Machine", "## Versions", "## Targets", "## 1. Gateway hop", "## 2. R endpoint",
 		"## 3. Overload", "## 4. Rollout", "## 5. Deploy time", "## 6. Memory", "## 8. Connection storm", "### TLS handshake storm",
-		"### Where the gateway's CPU goes", "plumbline-https-h2", "nginx-https", "go run ./bench/cmd/plumbline-bench -smoke"} {
+		"### Where the gateway's CPU goes", "plumbline-https-h2", "nginx-https", "## 9. Lean R runtime", "go run ./bench/cmd/plumbline-bench -smoke"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report has no %q; report:\n%s", want, md)
 		}

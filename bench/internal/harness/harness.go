@@ -29,6 +29,10 @@
 //  8. storm    — a client at a fixed rate over HTTPS, quiet and during a
 //     flood of 5 000 silent connections and 200 slowloris clients from 24
 //     other loopback addresses: latency, errors, memory.
+//  9. lean     — the lean R runtime beside plumber's own server on the iris
+//     example and a slower 500-tree ranger model, at 1 and 2 instances or
+//     workers; fork time of +1 worker; PSS of 1 vs 4 workers; a worker
+//     killed under load.
 //
 // The profile scenario adds where the gateway's CPU goes per request, by
 // category (bench/cmd/gateway-profile), to section 1 of the report.
@@ -66,7 +70,7 @@ import (
 )
 
 // Scenario names, in the order they run.
-var Scenarios = []string{"gateway", "profile", "storm", "r", "overload", "rollout", "deploy", "containers"}
+var Scenarios = []string{"gateway", "profile", "storm", "r", "overload", "rollout", "deploy", "containers", "lean"}
 
 // Config is one benchmark run. Zero values take the defaults of the full
 // run, or of the smoke run when Smoke is set.
@@ -232,6 +236,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err != nil {
 		return res, err
 	}
+	// A server running as root runs its instances as an unprivileged user,
+	// who must be able to enter the data dirs made in here.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return res, err
+	}
 	e.tmp = tmp
 	if err := os.MkdirAll(filepath.Join(tmp, "logs"), 0o755); err != nil {
 		return res, err
@@ -299,6 +308,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			err = e.deploy(ctx)
 		case "containers":
 			err = e.containers(ctx)
+		case "lean":
+			err = e.leanScenario(ctx)
 		}
 		if err != nil {
 			err = fmt.Errorf("scenario %s: %w", s, err)
@@ -345,8 +356,13 @@ func (e *env) preflight() error {
 	} else {
 		c.Nginx = p
 	}
-	if c.want("r") || c.want("deploy") || c.want("containers") {
+	if c.want("r") || c.want("deploy") || c.want("containers") || c.want("lean") {
 		if err := rscript.Check(c.Rscript); err != nil {
+			missing = append(missing, err.Error())
+		}
+	}
+	if c.want("lean") {
+		if err := rscript.CheckPackages(c.Rscript, "ranger"); err != nil {
 			missing = append(missing, err.Error())
 		}
 	}
@@ -393,9 +409,9 @@ func (e *env) versions() {
 		add("h2load", strings.TrimSpace(string(out)))
 	}
 	add("vegeta (library)", moduleVersion("github.com/tsenart/vegeta/v12"))
-	if e.cfg.want("r") || e.cfg.want("deploy") {
+	if e.cfg.want("r") || e.cfg.want("deploy") || e.cfg.want("lean") {
 		v := rscript.Versions(e.cfg.Rscript)
-		for _, k := range []string{"R", "plumber", "httpuv", "jsonlite", "randomForest"} {
+		for _, k := range []string{"R", "plumber", "httpuv", "jsonlite", "randomForest", "ranger"} {
 			add(k, v[k])
 		}
 	}

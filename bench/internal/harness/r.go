@@ -90,7 +90,7 @@ func (e *env) rScenario(ctx context.Context) error {
 			rClose:     "Go client, Connection: close (a TCP handshake per request, no stall)",
 			rNginx:     "keep-alive client → nginx, default proxy_pass (HTTP/1.0, a new upstream connection per request)",
 			rNginxKA:   "keep-alive client → nginx with upstream keepalive 16, HTTP/1.1 (meets the same stall)",
-			rPlumbline: "keep-alive client → plumbline serve over HTTPS (key auth) → its own plumber instances (keep-alive + TCP_QUICKACK)",
+			rPlumbline: "keep-alive client → plumbline serve over HTTPS (key auth) → its instances on plumber's own server (`plumbline.r_runtime: plumber`; keep-alive + TCP_QUICKACK)",
 		},
 		Runs: map[int]map[string][]load.Stats{1: {}, 2: {}},
 	}
@@ -139,7 +139,9 @@ func (e *env) rScenario(ctx context.Context) error {
 		if keys[n], err = e.createEndpoint(ctx, s, ep); err != nil {
 			return err
 		}
-		if _, err := createIris(ctx, s, ie, ep, "iris", n, "--all-traffic"); err != nil {
+		// plumber's own server: this scenario compares plumbline's hop with
+		// nginx's in front of the same server (scenario 7 has the lean runtime).
+		if _, err := createIris(ctx, s, ie, ep, "iris", n, "--all-traffic", "--set", "plumbline.r_runtime=plumber"); err != nil {
 			return err
 		}
 	}

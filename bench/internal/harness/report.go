@@ -30,7 +30,7 @@ func Markdown(r *Results) string {
 	w("```\n%s\n```\n\n", r.Command)
 	w("`make bench` builds `bin/plumbline` and runs `go run ./bench/cmd/plumbline-bench -out docs/benchmarks.md`; ")
 	w("`go run ./bench/cmd/plumbline-bench -h` lists the knobs (run lengths, repeats, seed, `-only` for a subset). ")
-	w("It needs nginx, wrk (`-loadgen go` uses a Go closed-loop generator instead, but the gateway profile needs wrk), h2load for the HTTP/2 closed loop (optional; without it a Go generator), R with plumber, jsonlite and randomForest ")
+	w("It needs nginx, wrk (`-loadgen go` uses a Go closed-loop generator instead, but the gateway profile needs wrk), h2load for the HTTP/2 closed loop (optional; without it a Go generator), R with plumber, jsonlite, ranger and randomForest ")
 	w("(`scripts/install-deps.sh`, `scripts/install-test-deps.sh`). Run it on a quiet machine: everything — the load generators, the proxies and the backends — shares the same CPUs.\n\n")
 	w("The harness is a Go program: `bench/cmd/plumbline-bench` (flags, report file), `bench/internal/harness` (the scenarios, the targets, this report), ")
 	w("`bench/internal/load` (a closed-loop generator, wrk, and a constant-rate generator on the vegeta library), `bench/internal/proc` (process groups that are always stopped, /proc readings), ")
@@ -131,7 +131,7 @@ func Markdown(r *Results) string {
 	}
 	if d := r.Deploy; d != nil {
 		w("## 5. Deploy time\n\n")
-		w("`plumbline online-deployment create -f examples/r-iris/deployment.yml --no-wait` (a new name each time, model already registered) while the harness polls the scoring URL every 20 ms with `azureml-model-deployment: <name>`; then `online-deployment update --set instance_count=2 --no-wait` until the API shows 2 ready instances (ready instances are what the gateway routes to).\n\n")
+		w("`plumbline online-deployment create -f examples/r-iris/deployment.yml --no-wait` (as is: on the lean R runtime, plumbline's default for it; a new name each time, model already registered) while the harness polls the scoring URL every 20 ms with `azureml-model-deployment: <name>`; then `online-deployment update --set instance_count=2 --no-wait` until the API shows 2 ready instances (ready instances are what the gateway routes to).\n\n")
 		w("| repeat | create → first 200 | CLI returned | create → Succeeded | first instance Started → Ready | scale 1 → 2 ready | second instance Started → Ready |\n|---|---|---|---|---|---|---|\n")
 		for i := range d.FirstOK {
 			w("| %d | %s | %s | %s | %s | %s | %s |\n", i+1, fmtDur(d.FirstOK[i]), fmtDur(d.CLIReturn[i]), fmtDur(d.Succeeded[i]),
@@ -152,6 +152,9 @@ func Markdown(r *Results) string {
 	mdMemory(&b, r)
 	if st := r.Storm; st != nil {
 		mdStorm(&b, r, st)
+	}
+	if lr := r.Lean; lr != nil {
+		mdLean(&b, r, lr)
 	}
 
 	w("## Method and caveats\n\n")
@@ -370,6 +373,22 @@ func Text(r *Results) string {
 		}
 		fmt.Fprintln(tw)
 	}
+	if lr := r.Lean; lr != nil {
+		for _, m := range lr.Models {
+			fmt.Fprintf(tw, "LEAN (%s)\tn\treq/s\tp50\tp99\terrors\n", m.Name)
+			if m.LimitErr == "" {
+				fmt.Fprintf(tw, "in-R compute limit\t1\t%.0f\t%s\t%s\t\n", m.Limit.RPS, fmtDur(m.Limit.P50), fmtDur(m.Limit.P99))
+			}
+			for _, n := range []int{1, 2} {
+				for _, v := range lr.Variants {
+					if runs := m.Runs[n][v]; len(runs) > 0 {
+						fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%d\n", v, n, medianF(pick(runs, rps)), fmtDur(medianDur(pick(runs, p50))), fmtDur(medianDur(pick(runs, p99))), sumInts(pick(runs, failed)))
+					}
+				}
+			}
+			fmt.Fprintln(tw)
+		}
+	}
 	if st := r.Storm; st != nil {
 		fmt.Fprintf(tw, "STORM @%d/s\tp50\tp99\tanswers\terrors\tserve RSS\n", st.Rate)
 		fmt.Fprintf(tw, "quiet\t%s\t%s\t%s\t%d\t%s\n", fmtDur(st.Quiet.P50), fmtDur(st.Quiet.P99), st.Quiet.CodesString(), st.Quiet.Errors, sysinfo.Bytes(st.MemBefore.RSS))
@@ -440,4 +459,71 @@ func oneLine(s string) string {
 		s = s[:600] + "…"
 	}
 	return s
+}
+
+func mdLean(b *strings.Builder, r *Results, lr *LeanResult) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("## 9. Lean R runtime\n\n")
+	w("plumbline's lean R runtime (docs/runtime.md) loads `plumber.R` once, forks workers from the loaded session and hands them requests over pipes, beside plumber's own server, on two models. ")
+	w("n is the number of plumber processes (direct, nginx), of instances (plumbline → plumber's own server) or of workers in one instance (lean), and the number of concurrent clients.\n\n")
+	for _, v := range lr.Variants {
+		w("- **%s**: %s\n", v, lr.Desc[v])
+	}
+	w("\n")
+	for _, m := range lr.Models {
+		w("### %s\n\n%s.", m.Name, m.Desc)
+		if m.LimitErr == "" {
+			w(" **In-R compute limit**: %.0f req/s (p50 %s, p99 %s over %d calls of the handler and `toJSON`, no HTTP).", m.Limit.RPS, fmtDur(m.Limit.P50), fmtDur(m.Limit.P99), m.Limit.Iterations)
+		}
+		if m.LeanBoot > 0 {
+			w(" A lean instance's `online-deployment create` → Succeeded: %s.", fmtDur(m.LeanBoot))
+		}
+		w("\n\n")
+		for _, n := range []int{1, 2} {
+			runs := m.Runs[n]
+			if len(runs) == 0 {
+				continue
+			}
+			w("| n = %d | req/s (range) | × plumber direct | p50 | p99 | errors |\n|---|---|---|---|---|---|\n", n)
+			cl := pick(runs[lClose], rps)
+			for _, v := range lr.Variants {
+				rs := pick(runs[v], rps)
+				if len(rs) == 0 {
+					continue
+				}
+				lo, hi := minMaxF(rs)
+				w("| %s | **%.1f** (%.1f–%.1f) | %.2f | %s | %s | %d |\n", v, medianF(rs), lo, hi, medianF(ratios(rs, cl)),
+					fmtDur(medianDur(pick(runs[v], p50))), fmtDur(medianDur(pick(runs[v], p99))), sumInts(pick(runs[v], failed)))
+			}
+			w("\n")
+		}
+	}
+	if len(lr.Forks) > 0 {
+		w("**+1 worker**: `PUT /workers?n=k+1` on a serving iris instance's control socket, answered once the new worker (forked from the loaded session) said hello on its pipes: %s.\n\n", joinDur(lr.Forks))
+	}
+	for _, pc := range lr.PSS {
+		w("**Memory shared by workers, %s**: PSS (`/proc/<pid>/smaps_rollup`) of the lean instance's R processes, each after %s of requests on every worker:\n\n", pc.Name, r.Config.RRun)
+		w("| | 1 worker | 4 workers |\n|---|---|---|\n")
+		w("| total PSS | %s | %s |\n", mib(pc.PSS1), mib(pc.PSS4))
+		for i := range max(len(pc.Procs1), len(pc.Procs4)) {
+			cell := func(ps []NamedPSS) string {
+				if i < len(ps) {
+					return fmt.Sprintf("%s (RSS %s)", mib(ps[i].PSS), mib(ps[i].RSS))
+				}
+				return "—"
+			}
+			name := ""
+			if i < len(pc.Procs4) {
+				name = pc.Procs4[i].Name
+			} else {
+				name = pc.Procs1[i].Name
+			}
+			w("| %s | %s | %s |\n", name, cell(pc.Procs1), cell(pc.Procs4))
+		}
+		w("\n")
+	}
+	if f := lr.Fault; f != nil {
+		w("**A worker killed under load**: vegeta at %d req/s for %s through the gateway to an iris instance with 2 workers (`plumbline.workers: 2`, `max_concurrent_requests_per_instance: 8`); a third into the run, the harness found a busy worker on the control socket and sent it SIGKILL (killed: %v). Answers: %s (%d failed of %d). The same load just before, without the kill: %s (%d failed).\n\n",
+			f.Rate, f.Duration, f.Killed, f.Stats.CodesString(), f.Stats.Failed(), f.Stats.Requests, f.Baseline.CodesString(), f.Baseline.Failed())
+	}
 }

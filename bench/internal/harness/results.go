@@ -37,6 +37,7 @@ type Results struct {
 	Rollout    *RolloutResult
 	Deploy     *DeployResult
 	Containers *ContainersResult
+	Lean       *LeanResult
 	Storm      *StormResult
 	Profile    *ProfileResult
 	Memory     MemoryResult

@@ -61,6 +61,7 @@ func verdicts(r *Results) []Verdict {
 	out = append(out, gatewayVerdicts(r, skip)...)
 	out = append(out, stormVerdicts(r, skip)...)
 	out = append(out, rVerdicts(r, skip)...)
+	out = append(out, leanVerdicts(r, skip)...)
 
 	if o := r.Overload; o != nil {
 		maxSeen := 0

@@ -54,3 +54,14 @@ func TestReadMemAndStat(t *testing.T) {
 		t.Error("ReadMem of a pid that cannot exist: no error")
 	}
 }
+
+func TestReadPSS(t *testing.T) {
+	pss, err := ReadPSS(os.Getpid())
+	m, _ := ReadMem(os.Getpid())
+	if err != nil || pss == 0 || pss > m.RSS+(1<<20) {
+		t.Errorf("ReadPSS(self) = %d, %v; want 0 < PSS ≤ RSS (%d)", pss, err, m.RSS)
+	}
+	if _, err := ReadPSS(1 << 30); err == nil {
+		t.Error("ReadPSS of a pid that cannot exist: no error")
+	}
+}

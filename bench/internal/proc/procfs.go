@@ -124,3 +124,20 @@ func Alive(pid int) bool {
 	st, err := ReadStat(pid)
 	return err == nil && st.State != "Z"
 }
+
+// ReadPSS reads pid's proportional set size in bytes from
+// /proc/<pid>/smaps_rollup: its private pages plus its share of the pages
+// it shares with other processes (a forked worker's copy-on-write pages
+// count once across the workers).
+func ReadPSS(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, fmt.Errorf("PSS of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == "Pss" {
+			return parseKB(v), nil
+		}
+	}
+	return 0, fmt.Errorf("PSS of pid %d: no Pss line in smaps_rollup", pid)
+}

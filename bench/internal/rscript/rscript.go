@@ -34,11 +34,29 @@ func Check(rscript string) error {
 	return nil
 }
 
+// CheckPackages reports which of pkgs R lacks, with the Debian packages to
+// install, or nil.
+func CheckPackages(rscript string, pkgs ...string) error {
+	code := `for (p in commandArgs(TRUE)) if (!requireNamespace(p, quietly = TRUE)) cat(p, "")`
+	out, err := exec.Command(rscript, append([]string{"-e", code}, pkgs...)...).Output()
+	if err != nil {
+		return fmt.Errorf("cannot ask R for its packages: %w", err)
+	}
+	if missing := strings.Fields(string(out)); len(missing) > 0 {
+		deb := make([]string, len(missing))
+		for i, p := range missing {
+			deb[i] = "r-cran-" + strings.ToLower(p)
+		}
+		return fmt.Errorf("R packages missing: %s (Debian: apt-get install %s)", strings.Join(missing, ", "), strings.Join(deb, " "))
+	}
+	return nil
+}
+
 // Versions returns R's version and those of the packages on the request
 // path, e.g. {"R": "4.2.2", "plumber": "1.2.1", ...}.
 func Versions(rscript string) map[string]string {
 	code := `cat("R", paste(R.version$major, R.version$minor, sep = "."), "\n"); ` +
-		`for (p in c("plumber", "httpuv", "jsonlite", "randomForest")) cat(p, tryCatch(as.character(packageVersion(p)), error = function(e) "missing"), "\n")`
+		`for (p in c("plumber", "httpuv", "jsonlite", "randomForest", "ranger")) cat(p, tryCatch(as.character(packageVersion(p)), error = function(e) "missing"), "\n")`
 	out, err := exec.Command(rscript, "-e", code).Output()
 	v := map[string]string{}
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/plumbline/plumbline/bench/internal/load"
 	"github.com/plumbline/plumbline/bench/internal/proc"
 	"github.com/plumbline/plumbline/internal/datadir"
+	"github.com/plumbline/plumbline/internal/driver/process"
 )
 
 // Server is one running `plumbline serve`.
@@ -217,6 +218,10 @@ type Instance struct {
 	Endpoint   string `json:"endpoint"`
 	Deployment string `json:"deployment"`
 	Runtime    string `json:"runtime"`
+	// Dir is the instance's folder in the process driver's state;
+	// RWorkerDir the lean R runtime's run folder, when it runs on it.
+	Dir        string `json:"-"`
+	RWorkerDir string `json:"-"`
 }
 
 // Instances lists the live instances of endpoint/deployment ("" matches
@@ -251,6 +256,8 @@ func (s *Server) instancesOf(serverPID int) []Instance {
 		if serverPID != 0 && in.ServerPID != serverPID {
 			return nil
 		}
+		in.Dir = filepath.Dir(p)
+		in.RWorkerDir = process.RWorkerDir(root, in.ID)
 		if st, err := proc.ReadStat(in.PID); err != nil || st.StartTime != in.StartTime || st.State == "Z" {
 			return nil
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -166,6 +167,9 @@ func TestContainerContract(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Template != "v1-abc" {
 		t.Errorf("List() = %+v, %v; want one instance with template v1-abc", list, err)
 	}
+	// The container's process shows its environment once it has exec'd its
+	// command: until then /proc holds the runtime's own. Serving proves it.
+	waitLive(t, st.Addr, time.Minute)
 	env := dockertest.ProcEnv(t, containerPID(t, spec.ID, d), "AZUREML_MODEL_DIR")
 	if got, want := strings.TrimSpace(env), "/models/weights/3"; got != want {
 		t.Errorf("AZUREML_MODEL_DIR = %q, want %q (model_mount_path/name/version)", got, want)
@@ -283,4 +287,23 @@ func TestRecoverAdopts(t *testing.T) {
 func ownerOf(t *testing.T, d *docker.Driver, id string) string {
 	t.Helper()
 	return d.Owner()
+}
+
+// waitLive waits until the test server at addr answers GET /live.
+func waitLive(t *testing.T, addr string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		res, err := http.Get("http://" + addr + "/live")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance at %s did not answer GET /live within %s (last: %v)", addr, within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

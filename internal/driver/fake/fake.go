@@ -86,6 +86,8 @@ type Options struct {
 type Call struct {
 	Op string // "start" or "stop"
 	ID string
+	// Spec is what a start was given (zero for a stop).
+	Spec driver.InstanceSpec
 }
 
 // Driver is the fake. Create it with New; Close it at the end of the test
@@ -170,7 +172,7 @@ func (d *Driver) Name() string { return "fake" }
 func (d *Driver) Start(ctx context.Context, spec driver.InstanceSpec) (driver.Status, error) {
 	b := d.behavior(spec)
 	d.mu.Lock()
-	d.calls = append(d.calls, Call{"start", spec.ID})
+	d.calls = append(d.calls, Call{Op: "start", ID: spec.ID, Spec: spec})
 	if _, ok := d.instances[spec.ID]; ok {
 		d.mu.Unlock()
 		return driver.Status{}, fmt.Errorf("start instance %s: %w", spec.ID, driver.ErrExists)
@@ -357,7 +359,7 @@ func (d *Driver) lookup(op, id string) (*instance, error) {
 // grace (or when ctx ends), and forgets it.
 func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
 	d.mu.Lock()
-	d.calls = append(d.calls, Call{"stop", id})
+	d.calls = append(d.calls, Call{Op: "stop", ID: id})
 	d.mu.Unlock()
 	in, err := d.lookup("stop", id)
 	if err != nil {

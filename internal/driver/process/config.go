@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 )
 
@@ -38,8 +39,27 @@ type Config struct {
 	// example LD_LIBRARY_PATH. Zero: the basics only; nothing else of
 	// plumbline's environment, which may hold secrets, reaches an instance.
 	PassEnv []string
+	// RunAs, if set, is the unprivileged user every instance runs as (the
+	// server must be root to switch users): its uid and gid, no
+	// supplementary groups, HOME, USER and LOGNAME set to it. An instance
+	// whose code or model folder that user cannot reach fails to start,
+	// saying which folder blocks it. Zero: instances run as the server's
+	// own user and can read whatever it can (see docs/security.md).
+	RunAs *RunAs
 	// Logger receives the driver's own events. Zero: slog.Default().
 	Logger *slog.Logger
+	// Self is the plumbline executable, which runs the lean R runtime's
+	// supervisor (`plumbline rworker`) for instances with RWorkers set.
+	// Zero: the running program (os.Executable).
+	Self string
+}
+
+// self returns the executable that runs `plumbline rworker`.
+func (c Config) self() (string, error) {
+	if c.Self != "" {
+		return findExecutable(c.Self, "")
+	}
+	return os.Executable()
 }
 
 // Defaults, in one place.

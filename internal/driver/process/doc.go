@@ -2,7 +2,8 @@
 // local child process, the way Nomad's raw_exec runs a task.
 //
 // It owns everything about those processes: the command line (a generic
-// server's argv, or Rscript with the launcher from package plumber), the
+// server's argv, Rscript with the launcher from package plumber, or, for
+// the lean R runtime, `plumbline rworker` from package rworker), the
 // environment of the container contract, a free port per instance, one
 // process group per instance so that Stop and Recover reach every process
 // the server started, the instance's log files and their rotation, and a
@@ -21,5 +22,5 @@
 // that trusts the PID and process group alone.
 //
 // This package must not import the store, the registry, the gateway, the
-// reconciler or the API server; it imports only driver and plumber.
+// reconciler or the API server; it imports only driver, plumber and rworker.
 package process

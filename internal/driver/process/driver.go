@@ -3,6 +3,7 @@ package process
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -185,6 +186,16 @@ func (d *Driver) spawn(spec driver.InstanceSpec) (in *instance, err error) {
 			os.RemoveAll(dir)
 		}
 	}()
+	if spec.RWorkers != nil && spec.Runtime == driver.RuntimePlumber {
+		if _, err := d.prepareRWorkerDir(spec.ID); err != nil {
+			return nil, fmt.Errorf("start instance %s: %w", spec.ID, err)
+		}
+		defer func() {
+			if err != nil {
+				_ = d.removeRWorkerDir(spec.ID)
+			}
+		}()
+	}
 	// The child writes its stdout and stderr straight into the file (no
 	// pipe through plumbline), so it runs on unharmed when plumbline dies.
 	// O_APPEND keeps its writes at the end after copy-truncate rotation.
@@ -202,6 +213,9 @@ func (d *Driver) spawn(spec driver.InstanceSpec) (in *instance, err error) {
 		Stdout:      logf,
 		Stderr:      logf,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if err := d.isolate(cmd, spec); err != nil {
+		return nil, err
 	}
 	if _, ok := spec.Env["PORT"]; ok {
 		d.log.Warn("user environment sets PORT: the server may not listen on the port plumbline probes",
@@ -283,7 +297,7 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 
 	in.logMu.Lock()
 	in.gone = true
-	err = os.RemoveAll(in.dir)
+	err = errors.Join(os.RemoveAll(in.dir), d.removeRWorkerDir(id))
 	in.logMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("stop instance %s: remove its folder: %w", id, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/plumbline/plumbline/internal/driver/drivertest"
 	"github.com/plumbline/plumbline/internal/driver/process"
 	"github.com/plumbline/plumbline/internal/plumber"
+	"github.com/plumbline/plumbline/internal/rworker"
 )
 
 // Environment variables that turn the test binary into a fake plumbline
@@ -32,6 +33,11 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	// The driver runs the lean R runtime's supervisor as its own
+	// executable (Config.Self's default): here, this test binary.
+	if len(os.Args) > 1 && os.Args[1] == rworker.Command {
+		os.Exit(rworker.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	if dir := os.Getenv(fakeServerEnv); dir != "" {
 		fakeServer(dir, os.Getenv(testServerEnv))
 		return
@@ -117,6 +123,21 @@ func reopen(cfg process.Config) func(t *testing.T, old driver.Driver) driver.Dri
 // testdata/plumber/plumber.R. It starts R twice (the shared instance and
 // the side-by-side one).
 func TestConformancePlumber(t *testing.T) {
+	runPlumberConformance(t, nil)
+}
+
+// TestConformanceLean runs the suite on the lean R runtime: the driver
+// starts `plumbline rworker` (this test binary) for the same plumber.R. The
+// supervisor answers its own probe routes, so that the suite's GET /live
+// and /ready reach plumber.R's routes through the workers (the supervisor's
+// probes are internal/rworker's subject).
+func TestConformanceLean(t *testing.T) {
+	runPlumberConformance(t, &driver.RWorkers{Workers: 2, LivenessPath: rworker.OwnLivenessPath, ReadinessPath: rworker.OwnReadinessPath})
+}
+
+// runPlumberConformance runs the suite on testdata/plumber/plumber.R, on
+// plumber's own server (rw nil) or the lean R runtime.
+func runPlumberConformance(t *testing.T, rw *driver.RWorkers) {
 	rscript := requirePlumber(t)
 	code, err := filepath.Abs("testdata/plumber")
 	if err != nil {
@@ -133,10 +154,71 @@ func TestConformancePlumber(t *testing.T) {
 				CodeDir:     code,
 				EntryScript: "plumber.R",
 				Env:         s.Env,
+				RWorkers:    rw,
 			}
 		},
 		StartTimeout: 60 * time.Second,
 	})
+}
+
+// TestLeanFallsBackToPlumber: what only the loaded session can tell the
+// lean runtime cannot serve (an exit hook registered through a variable)
+// makes the supervisor replace itself with plumber's own server: same pid,
+// same address, and the log says why.
+func TestLeanFallsBackToPlumber(t *testing.T) {
+	rscript := requirePlumber(t)
+	code := t.TempDir()
+	src := "#* @plumber\nfunction(pr) {\n  stage <- \"exit\"\n  plumber::pr_hook(pr, stage, function() NULL)\n}\n\n#* @get /live\nfunction() \"alive\"\n"
+	if err := os.WriteFile(filepath.Join(code, "plumber.R"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, process.Config{Rscript: rscript})
+	st, err := d.Start(context.Background(), driver.InstanceSpec{
+		ID: "fallback", Runtime: driver.RuntimePlumber, CodeDir: code, EntryScript: "plumber.R",
+		RWorkers: &driver.RWorkers{Workers: 1, LivenessPath: "/.plumbline/live", ReadinessPath: "/.plumbline/ready"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// R starts twice (the lean runtime's session, then plumber's own
+	// server): allow for a loaded machine.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		res, err := client.Get("http://" + st.Addr + "/live")
+		last := fmt.Sprint(err)
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK && string(body) == `["alive"]` {
+				break
+			}
+			last = fmt.Sprintf("%d %s", res.StatusCode, body)
+		}
+		if time.Now().After(deadline) {
+			logs, _ := d.Logs(context.Background(), "fallback", driver.LogOptions{Tail: 40})
+			var text []byte
+			if logs != nil {
+				text, _ = io.ReadAll(logs)
+				logs.Close()
+			}
+			t.Fatalf("plumber's own server did not answer /live within 2 minutes (last: %s); log:\n%s", last, text)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	now, err := d.Inspect(context.Background(), "fallback")
+	if err != nil || now.State != driver.StateRunning || now.PID != st.PID {
+		t.Errorf("after the fallback: %+v, %v; want the same pid %d running", now, err, st.PID)
+	}
+	logs, err := d.Logs(context.Background(), "fallback", driver.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	text, _ := io.ReadAll(logs)
+	if !strings.Contains(string(text), "exit hook") || !strings.Contains(string(text), "plumber's own server instead") {
+		t.Errorf("the log does not say why:\n%s", text)
+	}
 }
 
 var (

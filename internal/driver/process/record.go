@@ -141,7 +141,7 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
 			adopted = append(adopted, in.status())
 			continue
 		}
-		if err := os.RemoveAll(dir); err != nil {
+		if err := errors.Join(os.RemoveAll(dir), d.removeRWorkerDir(e.Name())); err != nil {
 			errs = append(errs, fmt.Errorf("recover: %w", err))
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/plumbline/plumbline/internal/driver"
 	"github.com/plumbline/plumbline/internal/plumber"
+	"github.com/plumbline/plumbline/internal/rworker"
 )
 
 // basicEnv are the variables of plumbline's environment every instance
@@ -73,6 +74,67 @@ func environ(parent []string, passEnv []string, spec driver.InstanceSpec, port i
 	return env
 }
 
+// isolate makes cmd run as the configured instance user, when there is
+// one: after checking that the user can reach the code and model folders,
+// with its identity in HOME, USER and LOGNAME.
+func (d *Driver) isolate(cmd *exec.Cmd, spec driver.InstanceSpec) error {
+	ru := d.cfg.RunAs
+	if ru == nil {
+		return nil
+	}
+	for _, dir := range []struct{ what, path string }{{"code folder", spec.CodeDir}, {"model folder", spec.ModelDir}} {
+		if dir.path == "" {
+			continue
+		}
+		if err := ru.CanReach(dir.path); err != nil {
+			return startErr(spec.ID, "instances run as user "+ru.Name+", who cannot read the "+dir.what+
+				": give that user access to the data dir (plumbline serve sets it up in a data dir outside /root) or run instances as root with --instance-user root", err)
+		}
+	}
+	ru.apply(cmd, spec.Env)
+	return nil
+}
+
+// Sandbox makes cmd, a command that reads a deployment's code or model
+// outside an instance (a pre-start check that loads the model in R), run as
+// the instances' user, as an instance would. On a nil RunAs (no isolation)
+// it does nothing.
+func (ru *RunAs) Sandbox(cmd *exec.Cmd) {
+	if ru != nil {
+		ru.apply(cmd, nil)
+	}
+}
+
+// apply sets cmd's credential and the user's HOME, USER and LOGNAME (unless
+// userEnv sets them).
+func (ru *RunAs) apply(cmd *exec.Cmd, userEnv map[string]string) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.SysProcAttr.Credential = ru.credential()
+	home := ru.Home
+	if home == "" {
+		home = "/nonexistent"
+	}
+	over := map[string]string{"HOME": home, "USER": ru.Name, "LOGNAME": ru.Name}
+	for k := range userEnv {
+		delete(over, k) // the deployment's own values win, as everywhere
+	}
+	for i, kv := range cmd.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if v, ok := over[k]; ok {
+			cmd.Env[i] = k + "=" + v
+			delete(over, k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(over)) {
+		cmd.Env = append(cmd.Env, k+"="+over[k])
+	}
+}
+
 // startErr builds the terminal error for a spec the user must fix.
 func startErr(id, reason string, err error) error {
 	return &driver.StartError{ID: id, Reason: reason, Err: err}
@@ -94,7 +156,7 @@ func (d *Driver) argv(spec driver.InstanceSpec, port int) (string, []string, err
 		for i, a := range spec.Command {
 			args[i] = r.Replace(a)
 		}
-		exe, err := findExecutable(args[0], spec.CodeDir)
+		exe, err := d.findExecutable(args[0], spec.CodeDir)
 		if err != nil {
 			return "", nil, startErr(spec.ID, "cannot run command "+strconv.Quote(args[0]), err)
 		}
@@ -108,9 +170,32 @@ func (d *Driver) argv(spec driver.InstanceSpec, port int) (string, []string, err
 		} else {
 			f.Close()
 		}
-		exe, err := findExecutable(d.cfg.Rscript, "")
+		exe, err := d.findExecutable(d.cfg.Rscript, "")
 		if err != nil {
 			return "", nil, startErr(spec.ID, "cannot run R: install it (Debian: apt-get install r-base-core r-cran-plumber) or set the driver's Rscript path", err)
+		}
+		if rw := spec.RWorkers; rw != nil {
+			// The lean R runtime: plumbline's own supervisor, which runs
+			// R itself.
+			self, err := d.cfg.self()
+			if err != nil {
+				return "", nil, startErr(spec.ID, "cannot find the plumbline executable for the lean R runtime", err)
+			}
+			c := rworker.Config{
+				Listen:         net.JoinHostPort(d.cfg.BindHost, strconv.Itoa(port)),
+				Dir:            RWorkerDir(d.cfg.StateDir, spec.ID),
+				Rscript:        exe,
+				Workers:        rw.Workers,
+				MaxRequests:    rw.MaxRequests,
+				MaxMemoryBytes: rw.MaxMemoryBytes,
+				RequestTimeout: rw.RequestTimeout,
+				LivenessPath:   rw.LivenessPath,
+				ReadinessPath:  rw.ReadinessPath,
+			}
+			if err := c.Validate(); err != nil {
+				return "", nil, startErr(spec.ID, "invalid lean R runtime settings", err)
+			}
+			return self, append([]string{self}, c.Args()...), nil
 		}
 		return exe, []string{exe, "-e", plumber.Launcher(d.cfg.BindHost)}, nil
 	case driver.RuntimeImage:
@@ -141,6 +226,47 @@ func checkCodeDir(spec driver.InstanceSpec) error {
 		return startErr(spec.ID, "cannot read code folder", err)
 	}
 	return nil
+}
+
+// findExecutable resolves name as findExecutable does, and when instances
+// run as another user, to a file that user can run: a bare name is looked
+// up on PATH skipping entries that user cannot reach (a python3 under
+// /root/.pyenv), and any other path must be reachable by that user.
+func (d *Driver) findExecutable(name, dir string) (string, error) {
+	ru := d.cfg.RunAs
+	if ru == nil {
+		return findExecutable(name, dir)
+	}
+	if strings.Contains(name, "/") {
+		exe, err := findExecutable(name, dir)
+		if err != nil {
+			return "", err
+		}
+		if err := ru.CanReach(exe); err != nil {
+			return "", fmt.Errorf("instances run as user %s: %w", ru.Name, err)
+		}
+		return exe, nil
+	}
+	var blocked []string
+	for _, p := range filepath.SplitList(os.Getenv("PATH")) {
+		if p == "" || !filepath.IsAbs(p) {
+			continue
+		}
+		exe, err := findExecutable(filepath.Join(p, name), "")
+		if err != nil {
+			continue
+		}
+		if err := ru.CanReach(exe); err != nil {
+			blocked = append(blocked, exe)
+			continue
+		}
+		return exe, nil
+	}
+	if len(blocked) > 0 {
+		return "", fmt.Errorf("%s is at %s, which user %s (instances run as it) cannot run: install it where that user can (e.g. /usr/bin or /usr/local/bin)",
+			name, strings.Join(blocked, ", "), ru.Name)
+	}
+	return exec.LookPath(name)
 }
 
 // findExecutable resolves name the way exec would run it from dir: a bare

@@ -87,6 +87,7 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 		Migrations:    schema,
 		IsUnique:      func(err error) bool { return code(err) == "23505" },
 		IsForeignKey:  func(err error) bool { return code(err) == "23503" },
+		IsNoSpace:     func(err error) bool { return code(err) == "53100" }, // disk_full
 		ForUpdate:     " FOR UPDATE",
 		LockName:      lockName,
 		MigrationLock: migrationLock,

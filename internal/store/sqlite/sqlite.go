@@ -106,6 +106,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		Migrations:   schema,
 		IsUnique:     isUnique,
 		IsForeignKey: isForeignKey,
+		IsNoSpace:    isNoSpace,
 		Poll:         crossProcessPoll,
 	}, w, r)
 	if err != nil {
@@ -170,6 +171,9 @@ func isUnique(err error) bool {
 	c := sqliteCode(err)
 	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
+
+// isNoSpace: SQLITE_FULL (or an extended code of it), the disk is full.
+func isNoSpace(err error) bool { return sqliteCode(err)&0xff == sqlite3.SQLITE_FULL }
 
 func isForeignKey(err error) bool {
 	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY

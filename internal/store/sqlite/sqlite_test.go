@@ -3,15 +3,21 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/plumbline/plumbline/internal/store"
 	"github.com/plumbline/plumbline/internal/store/storetest"
+	"github.com/plumbline/plumbline/internal/tmpfs"
 )
 
 func openTemp(t *testing.T) *DB {
@@ -216,5 +222,86 @@ func TestOpenRejects(t *testing.T) {
 				t.Errorf("Open(%q): got nil error, want one", path)
 			}
 		})
+	}
+}
+
+// TestMigrateModelNamesLower: versions registered under names that differ
+// only in case (before model names were case-insensitive) join the
+// lower-case name; a clash of versions keeps the oldest and renames the
+// others, losing none.
+func TestMigrateModelNamesLower(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plumbline.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The database as a plumbline before migration 13 left it.
+	if _, err := db.w.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = 13`); err != nil {
+		t.Fatal(err)
+	}
+	for i, row := range [][2]string{{"rm-e", "1"}, {"RM-E", "1"}, {"RM-E", "2"}, {"Rm-E", "1"}, {"Iris", "7"}} {
+		if _, err := db.w.ExecContext(ctx, `INSERT INTO models (name, version, digest, created_at) VALUES (?, ?, ?, ?)`,
+			row[0], row[1], fmt.Sprintf("sha256:%064d", i), int64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	db, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms, err := db.ListModels(ctx, store.ModelFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Name+":"+m.Version+"="+m.Digest[len(m.Digest)-1:])
+	}
+	sort.Strings(got)
+	want := []string{"iris:7=4", "rm-e:1-RM-E=1", "rm-e:1-Rm-E=3", "rm-e:1=0", "rm-e:2=2"}
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after the migration:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestDiskFull: a write on a full disk fails with store.ErrNoSpace (so the
+// API can say why) and leaves the database usable once there is room.
+func TestDiskFull(t *testing.T) {
+	dir := tmpfs.Mount(t, 2<<20)
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(dir, "plumbline.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	var werr error
+	for i := 0; i < 200 && werr == nil; i++ { // until the WAL needs a page it cannot get
+		_, werr = db.CreateEndpoint(ctx, store.Endpoint{Name: fmt.Sprintf("ep-%03d", i), Spec: json.RawMessage(`{"description":"` + strings.Repeat("x", 4000) + `"}`)})
+	}
+	if !errors.Is(werr, store.ErrNoSpace) {
+		t.Fatalf("writes on a full disk: got %v, want store.ErrNoSpace", werr)
+	}
+	os.Remove(filler)
+	if _, err := db.CreateEndpoint(ctx, store.Endpoint{Name: "after"}); err != nil {
+		t.Fatalf("a write once there is room: %v", err)
+	}
+	if _, err := db.GetEndpoint(ctx, "after"); err != nil {
+		t.Fatal(err)
 	}
 }

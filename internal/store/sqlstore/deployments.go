@@ -88,16 +88,39 @@ func (db *DB) ListDeployments(ctx context.Context, endpoint string) ([]store.Dep
 // cannot change; UpdatedAt becomes now; Generation is incremented when fn
 // changed Spec and did not set Generation itself.
 func (db *DB) UpdateDeployment(ctx context.Context, endpoint, name string, fn func(*store.Deployment) error) (store.Deployment, error) {
+	return db.updateDeployment(ctx, endpoint, name, false, func(_ *store.Endpoint, d *store.Deployment) error { return fn(d) })
+}
+
+// UpdateDeploymentWithEndpoint implements store.Store: UpdateDeployment
+// whose fn also sees the deployment's endpoint, read and locked in the same
+// transaction first (the order UpdateEndpointWithDeployments takes too, so
+// the two never deadlock and never interleave).
+func (db *DB) UpdateDeploymentWithEndpoint(ctx context.Context, endpoint, name string, fn func(*store.Endpoint, *store.Deployment) error) (store.Deployment, error) {
+	return db.updateDeployment(ctx, endpoint, name, true, fn)
+}
+
+// updateDeployment is the read-modify-write of a deployment, its row locked
+// (the dialect's FOR UPDATE); with withEndpoint, its endpoint's row is
+// locked and read first and given to fn (nil otherwise).
+func (db *DB) updateDeployment(ctx context.Context, endpoint, name string, withEndpoint bool, fn func(*store.Endpoint, *store.Deployment) error) (store.Deployment, error) {
 	var out store.Deployment
 	var fnErr error
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		var ep *store.Endpoint
+		if withEndpoint {
+			e, err := getEndpoint(ctx, tx, endpoint, db.d.ForUpdate)
+			if err != nil {
+				return err
+			}
+			ep = &e
+		}
 		old, err := getDeployment(ctx, tx, endpoint, name, db.d.ForUpdate)
 		if err != nil {
 			return err
 		}
 		d := old
 		d.Spec = bytes.Clone(old.Spec)
-		if err := fn(&d); err != nil {
+		if err := fn(ep, &d); err != nil {
 			fnErr = err
 			return err
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/plumbline/plumbline/internal/store"
 )
 
-const endpointCols = `name, spec, auth_mode, primary_key, secondary_key, traffic, mirror, state, reason, generation, created_at, updated_at`
+const endpointCols = `name, spec, auth_mode, primary_key, secondary_key, traffic, mirror, state, reason, generation, created_at, updated_at, uid, token_generation`
 
 func scanEndpoint(s scanner) (store.Endpoint, error) {
 	var (
@@ -23,7 +23,7 @@ func scanEndpoint(s scanner) (store.Endpoint, error) {
 		created, updated int64
 	)
 	err := s.Scan(&e.Name, &spec, &e.AuthMode, &e.PrimaryKey, &e.SecondaryKey, &tr, &mir,
-		&e.State, &e.Reason, &e.Generation, &created, &updated)
+		&e.State, &e.Reason, &e.Generation, &created, &updated, &e.ID, &e.TokenGeneration)
 	if err != nil {
 		return e, err
 	}
@@ -52,13 +52,16 @@ func endpointArgs(e *store.Endpoint) ([]any, error) {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
 	return []any{e.Name, spec, e.AuthMode, e.PrimaryKey, e.SecondaryKey, tr, mir,
-		e.State, e.Reason, e.Generation, nanos(e.CreatedAt), nanos(e.UpdatedAt)}, nil
+		e.State, e.Reason, e.Generation, nanos(e.CreatedAt), nanos(e.UpdatedAt), e.ID, e.TokenGeneration}, nil
 }
 
 // CreateEndpoint implements store.Store. A zero Generation becomes 1; zero
-// times become now.
+// times become now; an empty ID becomes a new random one.
 func (db *DB) CreateEndpoint(ctx context.Context, e store.Endpoint) (store.Endpoint, error) {
 	now := time.Now()
+	if e.ID == "" {
+		e.ID = store.NewEndpointID()
+	}
 	e.CreatedAt = stamp(e.CreatedAt, now)
 	e.UpdatedAt = stamp(e.UpdatedAt, now)
 	if e.Generation == 0 {
@@ -69,7 +72,7 @@ func (db *DB) CreateEndpoint(ctx context.Context, e store.Endpoint) (store.Endpo
 		return store.Endpoint{}, fmt.Errorf("create endpoint %s: %w", e.Name, err)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, args...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...)
 		if db.d.IsUnique(err) {
 			return store.ErrExists
 		}
@@ -112,6 +115,32 @@ func (db *DB) ListEndpoints(ctx context.Context) ([]store.Endpoint, error) {
 // UpdatedAt becomes now; Generation is incremented when fn changed anything
 // but State and Reason and did not set Generation itself.
 func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.Endpoint) error) (store.Endpoint, error) {
+	return db.updateEndpoint(ctx, name, func(_ *sql.Tx, e *store.Endpoint) error { return fn(e) })
+}
+
+// UpdateEndpointWithDeployments implements store.Store: UpdateEndpoint
+// whose fn also sees the endpoint's deployments, read in the same
+// transaction after the endpoint's row is locked.
+func (db *DB) UpdateEndpointWithDeployments(ctx context.Context, name string, fn func(*store.Endpoint, []store.Deployment) error) (store.Endpoint, error) {
+	return db.updateEndpoint(ctx, name, func(tx *sql.Tx, e *store.Endpoint) error {
+		deps, err := queryAll(ctx, tx, "list deployments", scanDeployment,
+			`SELECT `+deploymentCols+` FROM deployments WHERE endpoint = $1 ORDER BY name`, name)
+		if err != nil {
+			return storeErr{err}
+		}
+		return fn(e, deps)
+	})
+}
+
+// storeErr marks an error of the store inside an update's fn, so that it is
+// not returned as the fn's own.
+type storeErr struct{ error }
+
+func (e storeErr) Unwrap() error { return e.error }
+
+// updateEndpoint is the read-modify-write of an endpoint, its row locked
+// (the dialect's FOR UPDATE). fn's own errors come back as they are.
+func (db *DB) updateEndpoint(ctx context.Context, name string, fn func(*sql.Tx, *store.Endpoint) error) (store.Endpoint, error) {
 	var out store.Endpoint
 	var fnErr error
 	err := db.write(ctx, func(tx *sql.Tx) error {
@@ -122,11 +151,14 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 		e := old
 		e.Spec = bytes.Clone(old.Spec)
 		e.Traffic, e.Mirror = maps.Clone(old.Traffic), maps.Clone(old.Mirror)
-		if err := fn(&e); err != nil {
+		if err := fn(tx, &e); err != nil {
+			if se, ok := err.(storeErr); ok {
+				return se.error
+			}
 			fnErr = err
 			return err
 		}
-		e.Name, e.CreatedAt = old.Name, old.CreatedAt
+		e.Name, e.CreatedAt, e.ID = old.Name, old.CreatedAt, old.ID
 		e.UpdatedAt = stamp(time.Time{}, time.Now())
 		if e.Generation == old.Generation && endpointDesiredChanged(&old, &e) {
 			e.Generation++
@@ -136,8 +168,8 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET spec = $1, auth_mode = $2, primary_key = $3, secondary_key = $4,
-			traffic = $5, mirror = $6, state = $7, reason = $8, generation = $9, updated_at = $10 WHERE name = $11`,
-			append(args[1:10:10], args[11], name)...); err != nil {
+			traffic = $5, mirror = $6, state = $7, reason = $8, generation = $9, updated_at = $10, token_generation = $11 WHERE name = $12`,
+			append(args[1:10:10], args[11], args[13], name)...); err != nil {
 			return err
 		}
 		out = e
@@ -155,7 +187,8 @@ func (db *DB) UpdateEndpoint(ctx context.Context, name string, fn func(*store.En
 func endpointDesiredChanged(a, b *store.Endpoint) bool {
 	return !jsonEqual(a.Spec, b.Spec) || a.AuthMode != b.AuthMode ||
 		a.PrimaryKey != b.PrimaryKey || a.SecondaryKey != b.SecondaryKey ||
-		!maps.Equal(a.Traffic, b.Traffic) || !maps.Equal(a.Mirror, b.Mirror)
+		!maps.Equal(a.Traffic, b.Traffic) || !maps.Equal(a.Mirror, b.Mirror) ||
+		a.TokenGeneration != b.TokenGeneration
 }
 
 // jsonEqual compares two documents by value, so re-encoding a spec does not

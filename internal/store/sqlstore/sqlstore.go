@@ -38,6 +38,9 @@ type Dialect struct {
 	Migrations fs.FS
 	// IsUnique and IsForeignKey classify a constraint violation.
 	IsUnique, IsForeignKey func(error) bool
+	// IsNoSpace, if set, recognises a write that failed for a full disk;
+	// writes return it wrapped in store.ErrNoSpace.
+	IsNoSpace func(error) bool
 	// ForUpdate is appended to the SELECT of a read-modify-write: " FOR
 	// UPDATE" where transactions run concurrently; "" where writes are
 	// serialised already (SQLite's BEGIN IMMEDIATE).
@@ -195,6 +198,9 @@ func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err == nil {
 		db.Signal()
 	}
+	if err != nil && db.d.IsNoSpace != nil && db.d.IsNoSpace(err) {
+		return fmt.Errorf("%w: %w", store.ErrNoSpace, err)
+	}
 	return err
 }
 
@@ -214,9 +220,14 @@ func stamp(t, now time.Time) time.Time {
 // scanner is a row: *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
+// rowsQuerier is a *sql.DB or a *sql.Tx.
+type rowsQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // queryAll runs a read and scans every row with scan; what names the list
 // in errors ("list endpoints").
-func queryAll[T any](ctx context.Context, db *sql.DB, what string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+func queryAll[T any](ctx context.Context, db rowsQuerier, what string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)

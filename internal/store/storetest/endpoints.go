@@ -29,8 +29,11 @@ func testEndpoint(t *testing.T, s store.Store) {
 	if got.Generation != 1 {
 		t.Errorf("Generation: got %d, want 1", got.Generation)
 	}
+	if got.ID == "" {
+		t.Error("ID: got empty, want a new random one")
+	}
 	want := in
-	want.Generation, want.CreatedAt, want.UpdatedAt = 1, got.CreatedAt, got.UpdatedAt
+	want.Generation, want.CreatedAt, want.UpdatedAt, want.ID = 1, got.CreatedAt, got.UpdatedAt, got.ID
 	diff(t, "CreateEndpoint", got, want)
 	diff(t, "GetEndpoint", must(s.GetEndpoint(bg, "my-endpoint"))(t), want)
 
@@ -41,10 +44,23 @@ func testEndpoint(t *testing.T, s store.Store) {
 
 	// A minimal record: nil spec and maps, explicit generation and times.
 	created := time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC)
-	min := store.Endpoint{Name: "a-min", Generation: 7, CreatedAt: created, UpdatedAt: created}
+	min := store.Endpoint{Name: "a-min", ID: "given-id", Generation: 7, CreatedAt: created, UpdatedAt: created}
 	got = must(s.CreateEndpoint(bg, min))(t)
 	diff(t, "minimal", got, min)
 	diff(t, "minimal get", must(s.GetEndpoint(bg, "a-min"))(t), min)
+
+	// Deleted and created again: another endpoint, with another ID.
+	first := must(s.CreateEndpoint(bg, endpoint("again")))(t)
+	if err := s.DeleteEndpoint(bg, "again"); err != nil {
+		t.Fatal(err)
+	}
+	second := must(s.CreateEndpoint(bg, endpoint("again")))(t)
+	if second.ID == "" || second.ID == first.ID {
+		t.Errorf("re-created endpoint ID: got %q, want new (the first was %q)", second.ID, first.ID)
+	}
+	if err := s.DeleteEndpoint(bg, "again"); err != nil {
+		t.Fatal(err)
+	}
 
 	list := must(s.ListEndpoints(bg))(t)
 	var names []string
@@ -93,8 +109,11 @@ func testUpdateEndpoint(t *testing.T, s store.Store) {
 		{"spec bumps", func(e *store.Endpoint) { e.Spec = json.RawMessage(`{"name":"ep","description":"d"}`) }, 4},
 		{"key bumps", func(e *store.Endpoint) { e.PrimaryKey = "new" }, 5},
 		{"auth mode bumps", func(e *store.Endpoint) { e.AuthMode = "aml_token" }, 6},
+		{"token generation bumps", func(e *store.Endpoint) { e.TokenGeneration++ }, 7},
 		{"explicit generation wins", func(e *store.Endpoint) { e.Traffic = map[string]int{"green": 100}; e.Generation = 42 }, 42},
-		{"name and created time cannot change", func(e *store.Endpoint) { e.Name = "other"; e.CreatedAt = time.Unix(0, 0) }, 42},
+		{"name, ID and created time cannot change", func(e *store.Endpoint) {
+			e.Name, e.ID, e.CreatedAt = "other", "other-id", time.Unix(0, 0)
+		}, 42},
 	}
 	prev := orig
 	for _, st := range steps {
@@ -110,8 +129,8 @@ func testUpdateEndpoint(t *testing.T, s store.Store) {
 			if got.Generation != st.wantGen {
 				t.Errorf("Generation: got %d, want %d", got.Generation, st.wantGen)
 			}
-			if got.Name != "ep" || !got.CreatedAt.Equal(orig.CreatedAt) {
-				t.Errorf("key fields: got %q %v, want ep %v", got.Name, got.CreatedAt, orig.CreatedAt)
+			if got.Name != "ep" || !got.CreatedAt.Equal(orig.CreatedAt) || got.ID != orig.ID {
+				t.Errorf("key fields: got %q %q %v, want ep %q %v", got.Name, got.ID, got.CreatedAt, orig.ID, orig.CreatedAt)
 			}
 			if got.UpdatedAt.Before(prev.UpdatedAt) {
 				t.Errorf("UpdatedAt: got %v, want not before %v", got.UpdatedAt, prev.UpdatedAt)

@@ -55,6 +55,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentAutoVersion", testConcurrentAutoVersion},
 		{"ConcurrentUpdateEndpoint", testConcurrentUpdateEndpoint},
+		{"UpdateEndpointWithDeployments", testUpdateEndpointWithDeployments},
+		{"UpdateDeploymentWithEndpoint", testUpdateDeploymentWithEndpoint},
+		{"TrafficDeleteRace", testTrafficDeleteRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,497 @@
+# lean.R: the R side of plumbline's lean R runtime.
+#
+# `plumbline rworker` (package internal/rworker) runs this file with Rscript.
+# It plumbs the deployment's plumber.R once (so its top-level code, such as
+# the seed's readRDS(... crate.bin), runs once), prepares the router the way
+# plumber's own pr$run() does, then waits for commands on stdin. Each
+# "fork <id>" forks a worker from this loaded session (copy-on-write: the
+# model's memory is shared) that serves requests plumbline hands it over two
+# named pipes, <dir>/<id>.in and <dir>/<id>.out, until the pipe closes.
+#
+# Frames, all integers unsigned 32-bit little-endian:
+#   request   head length, body length, head, body. The head is UTF-8 lines:
+#             method, path, query (without "?"), remote address, remote port,
+#             server name, server port, then a header name (lower case) and
+#             its value per pair of lines, then a line "." (so that empty
+#             values at the end survive strsplit).
+#   response  status, head length, body length, head, body. The head is a
+#             header name and its value per pair of lines.
+#   hello     0, pid, 0: the first thing a worker writes.
+#
+# Requests run through plumber's own router. By default through a compiled
+# form of Plumber$serve()/$route() that does what they do, step for step,
+# without their per-request closure machinery; a router whose hooks that
+# form does not cover runs through pr$call() itself. The differential tests
+# in internal/rworker hold both to plumber's own server.
+#
+# Settings come in PLUMBLINE_RLEAN_* environment variables, removed before
+# the user's code runs. Messages for plumbline go to <dir>/zygote.out, one
+# line each: "loaded <rss bytes> <max request bytes> <router>",
+# "unsupported <reason>", "forked <id> <pid>", "forkfailed <id>".
+local({
+  getenv_once <- function(name) {
+    value <- Sys.getenv(name)
+    Sys.unsetenv(name)
+    value
+  }
+  dir <- getenv_once("PLUMBLINE_RLEAN_DIR")
+  host <- getenv_once("PLUMBLINE_RLEAN_HOST")
+  port <- as.integer(getenv_once("PLUMBLINE_RLEAN_PORT"))
+  router_mode <- getenv_once("PLUMBLINE_RLEAN_ROUTER")
+
+  ctl <- fifo(file.path(dir, "zygote.out"), "wb", blocking = TRUE)
+  tell <- function(...) {
+    writeLines(paste(...), ctl)
+    flush(ctl)
+  }
+
+  entry_script_path <- paste0(Sys.getenv("AML_APP_ROOT"), "/", Sys.getenv("AZUREML_ENTRY_SCRIPT"))
+  if (!requireNamespace("plumber", quietly = TRUE)) {
+    message("plumbline: the R package plumber is not installed (Debian: apt-get install r-cran-plumber)")
+    quit(save = "no", status = 1)
+  }
+  if (utils::packageVersion("plumber") < "1.0.0") {
+    tell("unsupported plumber", as.character(utils::packageVersion("plumber")),
+         "is older than 1.0.0, which the lean runtime needs")
+    quit(save = "no", status = 0)
+  }
+  pr <- tryCatch(plumber::plumb(entry_script_path), error = function(e) {
+    message("plumbline: plumber could not load ", entry_script_path, ": ", conditionMessage(e))
+    quit(save = "no", status = 1)
+  })
+  # As the seed's start_plumber.R does.
+  pr$setDocs(TRUE)
+
+  ns <- asNamespace("plumber")
+  private_of <- function(o) o$.__enclos_env__$private
+  P <- private_of(pr)
+
+  # What plumber's own server does that this runtime cannot.
+  if (length(P$hooks[["exit"]]) > 0) {
+    tell("unsupported plumber.R registers an exit hook, which runs when plumber's own server stops")
+    quit(save = "no", status = 0)
+  }
+
+  # What pr$run() does before it starts httpuv: the working directory is
+  # the script's folder, the request size limit and debug flag are read,
+  # and the OpenAPI document and visual docs are mounted.
+  if (!is.null(P$filename)) setwd(dirname(P$filename))
+  P$maxSize <- getOption("plumber.maxRequestSize", 0)
+  pr$setDebug(pr$getDebug())
+  docs_callback <- rlang::maybe_missing(P$docs_callback,
+    getOption("plumber.docs.callback", getOption("plumber.swagger.url", NULL)))
+  # The line plumber's own server logs, so that instance logs read the same.
+  message("Running plumber API at ", ns$urlHost(host = host, port = port, changeHostLocation = FALSE))
+  if (isTRUE(P$docs_info$enabled) && is.function(ns$mount_docs)) {
+    ns$mount_docs(pr = pr, host = host, port = port, docs_info = P$docs_info,
+                  callback = docs_callback, quiet = FALSE)
+  }
+
+  # ---- the compiled router --------------------------------------------------
+  # Plumber$serve() and $route() run a request as a list of steps (hooks,
+  # endpoints preempting each filter, filters, endpoints, mounts, 404/405,
+  # serialization) built from new closures on every request. compile_router
+  # walks the same steps in the same order with the same effects on req and
+  # res, from lists built once. It needs the router to have no serve-level
+  # hooks (preroute, postroute, preserialize, postserialize): with any, the
+  # request goes through pr$call().
+  compile_router <- function(pr) {
+    P <- private_of(pr)
+    globals <- ns$.globals
+    exec_name <- ns$currentExecName
+    getRelevantArgs <- ns$getRelevantArgs
+    req_body_parser <- ns$req_body_parser
+    req_body_args <- ns$req_body_args
+    parseQS <- ns$parseQS
+    parseCookies <- ns$parseCookies
+    PlumberResponse <- ns$PlumberResponse
+    is_405 <- ns$is_405
+    router_has_route <- ns$router_has_route
+    serializer_unboxed_json <- ns$serializer_unboxed_json
+    default_filters <- ns$defaultPlumberFilters
+    has_hooks <- function(o) length(unlist(private_of(o)$hooks, recursive = FALSE)) > 0
+    regex_meta <- "[\\[\\].*+?^$(){}|\\\\]"
+
+    endpoint <- function(h) {
+      regex <- private_of(h)$regex
+      inner <- sub("^\\^", "", sub("\\$$", "", regex$regex))
+      static <- length(regex$names) == 0 && !grepl(regex_meta, inner, perl = TRUE) &&
+        identical(regex$regex, paste0("^", inner, "$"))
+      list(obj = h, verbs = h$verbs, static = static, path = inner,
+           path_params = if (static) h$getPathParams(inner) else NULL,
+           func = private_of(h)$func, envir = private_of(h)$envir, hooks = has_hooks(h))
+    }
+    filter <- function(fi) {
+      f <- private_of(fi)$func
+      kind <- "user"
+      if (!is.null(fi$name) && fi$name %in% names(default_filters) &&
+          identical(f, default_filters[[fi$name]]) && !has_hooks(fi)) {
+        kind <- fi$name
+      }
+      list(obj = fi, name = fi$name, func = f, envir = private_of(fi)$envir,
+           kind = kind, hooks = has_hooks(fi))
+    }
+    filts <- lapply(P$filts, filter)
+    ends <- lapply(P$ends, function(group) lapply(group, endpoint))
+    mnts <- P$mnts
+
+    function(req) {
+      req$pr <- pr
+      req$.internal <- new.env()
+      res <- PlumberResponse$new(P$default_serializer)
+      req$args <- list()
+      exec <- new.env(parent = emptyenv())
+      exec$req <- req
+      exec$res <- res
+      path <- req$PATH_INFO
+
+      # One endpoint stage: the first endpoint that serves the request runs,
+      # unless none does or it forwards. list(value) when it answered.
+      handle <- function(stage) {
+        exec$forward <- FALSE
+        for (e in ends[[stage]]) {
+          served <- if (e$static) {
+            path == e$path && req$REQUEST_METHOD %in% e$verbs
+          } else {
+            e$obj$canServe(req)
+          }
+          if (!served) next
+          h <- e$obj
+          if (!is.null(h$serializer)) res$serializer <- h$serializer
+          parsers <- if (!is.null(h$parsers)) h$parsers else P$default_parsers
+          req$argsPath <- if (e$static) e$path_params else h$getPathParams(path)
+          req$body <- req_body_parser(req, parsers)
+          req$argsBody <- req_body_args(req)
+          req$args <- c(req$args, req$argsPath, req$argsBody)
+          value <- if (e$hooks) {
+            h$exec(req, res)
+          } else {
+            do.call(e$func, getRelevantArgs(c(list(req = req, res = res), req$args), func = e$func),
+                    envir = e$envir)
+          }
+          if (isTRUE(exec$forward)) return(NULL)
+          return(list(value))
+        }
+        exec$forward <- TRUE
+        NULL
+      }
+
+      route <- function() {
+        orig_exec <- globals[[exec_name]]
+        globals[[exec_name]] <- exec
+        on.exit(globals[[exec_name]] <- orig_exec)
+        old_warn <- options("warn")[[1]]
+        on.exit(options(warn = old_warn), add = TRUE)
+        options(warn = 1)
+        tryCatch({
+          r <- handle("__first__")
+          if (!is.null(r)) return(r[[1]])
+          for (fi in filts) {
+            r <- handle(fi$name)
+            if (!is.null(r)) return(r[[1]])
+            exec$forward <- FALSE
+            switch(fi$kind,
+              queryString = {
+                if (!isTRUE(req$.internal$queryStringHandled)) {
+                  args <- parseQS(req$QUERY_STRING)
+                  req$args <- c(req$args, args)
+                  req$argsQuery <- args
+                  req$.internal$queryStringHandled <- TRUE
+                }
+              },
+              body = {
+                if (!isTRUE(req$.internal$bodyHandled)) {
+                  rook_input <- req$rook.input
+                  req$bodyRaw <- rook_input$read()
+                  delayedAssign("postBody", {
+                    rook_input$rewind()
+                    paste0(rook_input$read_lines(), collapse = "\n")
+                  }, assign.env = req)
+                  req$.internal$bodyHandled <- TRUE
+                }
+              },
+              cookieParser = {
+                req$cookies <- parseCookies(req$HTTP_COOKIE)
+              },
+              {
+                if (fi$kind == "sharedSecret" && is.null(getOption("plumber.sharedSecret", NULL))) next
+                value <- if (fi$hooks) {
+                  fi$obj$exec(req, res)
+                } else {
+                  do.call(fi$func, getRelevantArgs(c(list(req = req, res = res), req$args), func = fi$func),
+                          envir = fi$envir)
+                }
+                if (!isTRUE(exec$forward)) {
+                  if (!is.null(fi$obj$serializer)) res$serializer <- fi$obj$serializer
+                  return(value)
+                }
+              })
+          }
+          r <- handle("__no-preempt__")
+          if (!is.null(r)) return(r[[1]])
+          for (mount_path in names(mnts)) {
+            exec$forward <- FALSE
+            if (nchar(path) >= nchar(mount_path) && substr(path, 0, nchar(mount_path)) == mount_path) {
+              req$PATH_INFO <- substr(req$PATH_INFO, nchar(mount_path), nchar(req$PATH_INFO))
+              value <- mnts[[mount_path]]$route(req, res)
+              if (!isTRUE(exec$forward)) return(value)
+            } else {
+              exec$forward <- TRUE
+            }
+          }
+          exec$forward <- FALSE
+          if (isTRUE(getOption("plumber.trailingSlash", FALSE))) {
+            p <- req$PATH_INFO
+            if (!grepl("/$", p)) {
+              new_path <- paste0(p, "/")
+              if (router_has_route(req$pr, new_path, req$REQUEST_METHOD)) {
+                res$status <- 307
+                res$setHeader(name = "Location", value = paste0(new_path, req$QUERY_STRING))
+                res$serializer <- serializer_unboxed_json()
+                return(list(message = "307 - Redirecting with trailing slash"))
+              }
+            }
+          }
+          if (isTRUE(getOption("plumber.methodNotAllowed", TRUE))) {
+            if (is_405(req$pr, req$PATH_INFO, req$REQUEST_METHOD)) {
+              res$status <- 405L
+              res$setHeader("Allow", paste(req$verbsAllowed, collapse = ", "))
+              res$serializer <- serializer_unboxed_json()
+              return(list(error = "405 - Method Not Allowed"))
+            }
+          }
+          P$notFoundHandler(req = req, res = res)
+        }, error = function(error) P$errorHandler(req, res, error))
+      }
+
+      tryCatch({
+        value <- route()
+        if ("PlumberResponse" %in% class(value)) return(res$toResponse())
+        ser <- res$serializer
+        if (typeof(ser) != "closure") stop("Serializers must be closures: '", ser, "'")
+        ser(value, req, res, P$errorHandler)
+      }, error = function(error) {
+        res$body <- P$errorHandler(req, res, error)
+        res$toResponse()
+      })
+    }
+  }
+
+  serve_hooks <- c("preroute", "postroute", "preserialize", "postserialize")
+  compiled <- router_mode != "call" && length(unlist(P$hooks[serve_hooks], recursive = FALSE)) == 0 &&
+    all(c(".globals", "currentExecName", "getRelevantArgs", "req_body_parser", "req_body_args",
+          "parseQS", "parseCookies", "is_405", "router_has_route", "defaultPlumberFilters") %in% names(ns))
+  call_router <- if (compiled) compile_router(pr) else function(req) pr$call(req)
+
+  # ---- requests and responses -----------------------------------------------
+  httpuv_version <- tryCatch(utils::packageVersion("httpuv"), error = function(e) NULL)
+
+  # rook.input as httpuv gives it: read(), rewind(), read_lines().
+  input_stream <- function(body) {
+    pos <- 0L
+    list(
+      read = function(l = -1L) {
+        n <- length(body) - pos
+        if (l >= 0L && l < n) n <- l
+        out <- if (n <= 0L) raw(0) else if (pos == 0L && n == length(body)) body else body[seq.int(pos + 1L, length.out = n)]
+        pos <<- pos + max(n, 0L)
+        out
+      },
+      rewind = function() {
+        pos <<- 0L
+        invisible(NULL)
+      },
+      read_lines = function(n = -1L) {
+        rest <- if (pos == 0L) body else body[seq.int(pos + 1L, length.out = length(body) - pos)]
+        pos <<- length(body)
+        if (!length(rest)) return(character(0))
+        con <- rawConnection(rest)
+        on.exit(close(con))
+        readLines(con, n = n, warn = FALSE)
+      }
+    )
+  }
+  error_stream <- list(
+    cat = function(..., sep = " ") cat(..., sep = sep, file = stderr()),
+    flush = function() invisible(NULL)
+  )
+
+  to_http_name <- function(names) paste0("HTTP_", chartr("abcdefghijklmnopqrstuvwxyz-", "ABCDEFGHIJKLMNOPQRSTUVWXYZ_", names))
+
+  make_req <- function(head, body) {
+    req <- new.env()
+    req$REQUEST_METHOD <- head[[1]]
+    req$SCRIPT_NAME <- ""
+    req$PATH_INFO <- head[[2]]
+    req$QUERY_STRING <- if (nzchar(head[[3]])) paste0("?", head[[3]]) else ""
+    req$REMOTE_ADDR <- head[[4]]
+    req$REMOTE_PORT <- head[[5]]
+    req$SERVER_NAME <- head[[6]]
+    req$SERVER_PORT <- head[[7]]
+    req$rook.version <- "1.1-0"
+    req$rook.url_scheme <- "http"
+    req$rook.input <- input_stream(body)
+    req$rook.errors <- error_stream
+    if (!is.null(httpuv_version)) req$httpuv.version <- httpuv_version
+    n <- length(head) - 1L # the last line is the "." end mark
+    if (n >= 9L) {
+      idx <- seq.int(8L, n - 1L, by = 2L)
+      names <- head[idx]
+      values <- head[idx + 1L]
+      list2env(structure(as.list(values), names = to_http_name(names)), envir = req)
+      if (!is.na(i <- match("content-type", names))) req$CONTENT_TYPE <- values[[i]]
+      if (!is.na(i <- match("content-length", names))) req$CONTENT_LENGTH <- values[[i]]
+      req$HEADERS <- structure(values, names = names)
+    } else {
+      req$HEADERS <- structure(character(0), names = character(0))
+    }
+    req
+  }
+
+  u32 <- function(x) writeBin(as.integer(x), raw(), size = 4L, endian = "little")
+
+  encode_response <- function(resp) {
+    status <- suppressWarnings(as.integer(resp$status))
+    if (length(status) != 1L || is.na(status)) status <- 500L
+    h <- resp$headers
+    head <- raw(0)
+    if (length(h)) {
+      values <- lapply(h, function(v) as.character(v))
+      names <- rep(names(h), lengths(values))
+      values <- gsub("[\r\n]", " ", unlist(values, use.names = FALSE))
+      names <- gsub("[\r\n]", " ", names)
+      head <- charToRaw(paste0(names, "\n", values, "\n", collapse = ""))
+    }
+    body <- resp$body
+    if (is.null(body)) {
+      body <- raw(0)
+    } else if (is.character(body)) {
+      body <- charToRaw(paste0(body, collapse = ""))
+    } else if (is.list(body) && !is.null(body$file)) {
+      body <- readBin(body$file, "raw", n = file.size(body$file))
+    } else if (!is.raw(body)) {
+      body <- charToRaw(paste0(as.character(body), collapse = ""))
+    }
+    c(u32(c(status, length(head), length(body))), head, body)
+  }
+
+  read_full <- function(con, n) {
+    if (n <= 0L) return(raw(0))
+    got <- readBin(con, "raw", n)
+    if (length(got) == n) return(got)
+    parts <- list(got)
+    have <- length(got)
+    while (have < n) {
+      more <- readBin(con, "raw", n - have)
+      if (!length(more)) return(NULL)
+      parts[[length(parts) + 1L]] <- more
+      have <- have + length(more)
+    }
+    do.call(c, parts)
+  }
+
+  # A promise (an async endpoint the static check missed) is waited for here.
+  settle <- function(value) {
+    if (!inherits(value, "promise")) return(value)
+    done <- FALSE
+    out <- NULL
+    promises::then(value,
+      onFulfilled = function(v) { out <<- v; done <<- TRUE },
+      onRejected = function(e) {
+        out <<- list(status = 500L, headers = list(`Content-Type` = "application/json"),
+                     body = "{\"error\":\"500 - Internal server error\"}")
+        message("plumbline: asynchronous handler failed: ", conditionMessage(e))
+        done <<- TRUE
+      })
+    while (!done) later::run_now(1)
+    out
+  }
+
+  worker <- function(id) {
+    status <- 0L
+    # quit() in a forked process would run R's exit sequence, which removes
+    # the temporary folder it shares with the loaded session and the other
+    # workers: here it ends the worker only (which is forked again).
+    leave <- function(save = "default", status = 0, runLast = TRUE) {
+      message("plumbline: quit() called while serving a request: this worker ends and is replaced")
+      parallel:::mcexit(as.integer(status))
+    }
+    assign("quit", leave, envir = globalenv())
+    assign("q", leave, envir = globalenv())
+    tryCatch({
+      out <- fifo(file.path(dir, paste0(id, ".out")), "wb", blocking = TRUE)
+      inp <- fifo(file.path(dir, paste0(id, ".in")), "rb", blocking = TRUE)
+      writeBin(u32(c(0L, Sys.getpid(), 0L)), out)
+      flush(out)
+      repeat {
+        lens <- read_full(inp, 8L)
+        if (is.null(lens)) break
+        lens <- readBin(lens, "integer", 2L, size = 4L, endian = "little")
+        head <- read_full(inp, lens[[1]])
+        body <- read_full(inp, lens[[2]])
+        if (is.null(head) || is.null(body)) break
+        head <- strsplit(rawToChar(head), "\n", fixed = TRUE)[[1]]
+        if (length(head) < 8L) stop("malformed request frame")
+        # Made again if something removed it (base::quit() in a worker).
+        tempdir(check = TRUE)
+        resp <- settle(call_router(make_req(head, body)))
+        writeBin(encode_response(resp), out)
+        flush(out)
+      }
+    }, error = function(e) {
+      message("plumbline: worker ", id, " stopped: ", conditionMessage(e))
+      status <<- 1L
+    })
+    # mcexit ends the forked process at once, without R's exit sequence,
+    # which would remove the session's temporary folder shared with the
+    # loaded session and the other workers.
+    parallel:::mcexit(status)
+  }
+
+  # ---- the loaded session ---------------------------------------------------
+  # Objects allocated so far (the model included) move to the oldest
+  # generation, so that the workers' collections rarely touch their pages.
+  invisible(gc(full = TRUE))
+  invisible(gc(full = TRUE))
+  rss <- tryCatch({
+    st <- readLines("/proc/self/statm", warn = FALSE)
+    as.numeric(strsplit(st, " ")[[1]][2]) * 4096
+  }, error = function(e) 0)
+  message("plumbline: plumber API loaded from ", entry_script_path, " (lean R runtime, ",
+          if (compiled) "compiled router" else "pr$call router", ")")
+  tell("loaded", format(rss, scientific = FALSE), format(as.numeric(P$maxSize), scientific = FALSE),
+       if (compiled) "compiled" else "call")
+
+  commands <- file("stdin", "r")
+  repeat {
+    line <- readLines(commands, n = 1L)
+    if (!length(line)) break
+    words <- strsplit(line, " ", fixed = TRUE)[[1]]
+    if (length(words) != 2L || words[[1]] != "fork") next
+    id <- words[[2]]
+    child <- tryCatch(parallel:::mcfork(estranged = TRUE), error = function(e) {
+      message("plumbline: cannot fork a worker: ", conditionMessage(e))
+      NULL
+    })
+    if (is.null(child)) {
+      tell("forkfailed", id)
+      next
+    }
+    if (inherits(child, "masterProcess")) {
+      close(commands)
+      close(ctl)
+      # A worker's random numbers are its own, as in separate R processes
+      # (what parallel::mcparallel does with mc.set.seed = TRUE): a fresh
+      # seed, or the next L'Ecuyer stream, which the session advanced.
+      if (RNGkind()[[1]] != "L'Ecuyer-CMRG" && exists(".Random.seed", envir = globalenv(), inherits = FALSE)) {
+        rm(".Random.seed", envir = globalenv())
+      }
+      worker(id)
+    }
+    if (RNGkind()[[1]] == "L'Ecuyer-CMRG" && exists(".Random.seed", envir = globalenv(), inherits = FALSE)) {
+      assign(".Random.seed", parallel::nextRNGStream(get(".Random.seed", envir = globalenv())), envir = globalenv())
+    }
+    tell("forked", id, child$pid)
+  }
+  quit(save = "no", status = 0)
+})

@@ -1,0 +1,192 @@
+# A plumber API that uses every feature the lean runtime must serve as
+# plumber's own server does: the differential test (differential_test.go)
+# sends the same requests to both and compares status, headers and body.
+
+counter <- 0
+
+#* A filter that rejects: /private/* needs an X-Token header.
+#* @filter token
+function(req, res) {
+  if (startsWith(req$PATH_INFO, "/private") && is.null(req$HTTP_X_TOKEN)) {
+    res$status <- 401
+    return(list(error = "missing X-Token"))
+  }
+  plumber::forward()
+}
+
+#* A filter that only annotates the request and forwards.
+#* @filter stamp
+function(req) {
+  req$stamped <- TRUE
+  plumber::forward()
+}
+
+#* @get /hello
+function() {
+  list(msg = "hello", n = 1:3)
+}
+
+#* @serializer unboxedJSON
+#* @get /unboxed
+function() {
+  list(msg = "hello", one = 1, flag = TRUE, nothing = NULL, na = NA)
+}
+
+#* Query parameters, as strings unless typed.
+#* @get /sum
+function(a, b) {
+  as.numeric(a) + as.numeric(b)
+}
+
+#* A typed path parameter.
+#* @serializer unboxedJSON
+#* @get /items/<id:int>
+function(id) {
+  list(id = id, class = class(id), twice = id * 2L)
+}
+
+#* An untyped path parameter, which plumber does not decode.
+#* @serializer unboxedJSON
+#* @get /echo/<word>
+function(word, req) {
+  list(word = word, path = req$PATH_INFO, query = req$QUERY_STRING)
+}
+
+#* JSON body fields become arguments.
+#* @serializer unboxedJSON
+#* @post /args
+function(x, y = 10) {
+  list(total = x + y, classes = c(class(x), class(y)))
+}
+
+#* The raw body, postBody and the parsed body.
+#* @serializer unboxedJSON
+#* @post /body
+function(req) {
+  list(
+    raw_length = length(req$bodyRaw),
+    post_body = req$postBody,
+    body_names = names(req$body),
+    content_type = if (is.null(req$HTTP_CONTENT_TYPE)) "" else req$HTTP_CONTENT_TYPE,
+    stamped = isTRUE(req$stamped)
+  )
+}
+
+#* A form body.
+#* @serializer unboxedJSON
+#* @post /form
+function(name, age) {
+  list(name = name, age = as.integer(age))
+}
+
+#* Headers, status and cookies set by the handler.
+#* @serializer unboxedJSON
+#* @post /created
+function(req, res) {
+  res$status <- 201
+  res$setHeader("X-Custom", "plumbline")
+  res$setCookie("session", "abc")
+  list(created = TRUE, agent = req$HTTP_USER_AGENT)
+}
+
+#* A handler that stops: plumber's 500.
+#* @get /fail
+function() {
+  stop("this handler always fails")
+}
+
+#* A handler that warns and answers.
+#* @get /warn
+function() {
+  warning("a warning from the handler")
+  "warned"
+}
+
+#* Status set without a body change.
+#* @serializer unboxedJSON
+#* @get /teapot
+function(res) {
+  res$status <- 418L
+  list(error = "I'm a teapot")
+}
+
+#* @serializer text
+#* @get /text
+function() {
+  "plain text, accents: é ü"
+}
+
+#* @serializer csv
+#* @get /csv
+function() {
+  data.frame(x = 1:3, y = c("a", "b", "c"))
+}
+
+#* @serializer png
+#* @get /plot
+function() {
+  plot(1:10, main = "plumbline")
+}
+
+#* @serializer html
+#* @get /html
+function() {
+  "<p>hello</p>"
+}
+
+#* The response object returned as is.
+#* @get /raw
+function(res) {
+  res$setHeader("Content-Type", "text/x-custom")
+  res$body <- "set directly"
+  res
+}
+
+#* Behind the token filter.
+#* @serializer unboxedJSON
+#* @get /private/data
+function(req) {
+  list(secret = 42, token = req$HTTP_X_TOKEN)
+}
+
+#* Runs before the token filter: never rejected.
+#* @preempt token
+#* @serializer unboxedJSON
+#* @get /private/open
+function() {
+  list(open = TRUE)
+}
+
+#* Several verbs on one path.
+#* @serializer unboxedJSON
+#* @get /multi
+#* @put /multi
+function(req) {
+  list(method = req$REQUEST_METHOD)
+}
+
+#* A large body in and out.
+#* @serializer unboxedJSON
+#* @post /big
+function(req) {
+  list(bytes = length(req$bodyRaw), first = rawToChar(req$bodyRaw[1:5]))
+}
+
+#* A response larger than a pipe's buffer.
+#* @serializer text
+#* @get /large
+function() {
+  strrep("0123456789", 100000)
+}
+
+#* Static files.
+#* @assets ./static /static
+list()
+
+#* A mounted router.
+#* @plumber
+function(pr) {
+  sub <- plumber::pr()
+  sub <- plumber::pr_get(sub, "/ping", function() list(pong = TRUE), serializer = plumber::serializer_unboxed_json())
+  plumber::pr_mount(pr, "/sub", sub)
+}
