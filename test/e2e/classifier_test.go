@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -102,10 +103,7 @@ func classifierModel(t *testing.T, flipEvery int) string {
 // this test binary as the scoring server, with extra YAML appended.
 func classifierDeployment(t *testing.T, dir, name, endpoint, model string, env map[string]string, extra string) string {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := runnableSelf(t)
 	code := filepath.Join(dir, "src")
 	if err := os.MkdirAll(code, 0o755); err != nil {
 		t.Fatal(err)
@@ -144,4 +142,49 @@ func envLines(env map[string]string) string {
 		fmt.Fprintf(&b, "\n  %s: %q", k, v)
 	}
 	return b.String()
+}
+
+var (
+	selfOnce sync.Once
+	selfCopy string
+	selfErr  error
+)
+
+// runnableSelf is this test binary, or, when the server runs as root (its
+// instances then run as the unprivileged plumbline-instance user, who
+// cannot enter go test's private build folder), one copy of it in a folder
+// that user can enter, removed when the tests end (removeSelfCopy).
+func runnableSelf(t *testing.T) string {
+	t.Helper()
+	selfOnce.Do(func() {
+		self, err := os.Executable()
+		if err != nil || os.Geteuid() != 0 {
+			selfCopy, selfErr = self, err
+			return
+		}
+		dir, err := os.MkdirTemp("", "plumbline-e2e-self-")
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
+		var b []byte
+		if err == nil {
+			b, err = os.ReadFile(self)
+		}
+		cp := filepath.Join(dir, filepath.Base(self))
+		if err == nil {
+			err = os.WriteFile(cp, b, 0o755)
+		}
+		selfCopy, selfErr = cp, err
+	})
+	if selfErr != nil {
+		t.Fatalf("a copy of the test binary the instance user can run: %v", selfErr)
+	}
+	return selfCopy
+}
+
+// removeSelfCopy removes runnableSelf's copy, if it made one.
+func removeSelfCopy() {
+	if self, err := os.Executable(); err == nil && selfCopy != "" && selfCopy != self {
+		os.RemoveAll(filepath.Dir(selfCopy))
+	}
 }

@@ -50,6 +50,7 @@ func run(m *testing.M) int {
 	defer cleanup()
 	binPath = bin
 	defer removeSharedFixtures()
+	defer removeSelfCopy()
 	return m.Run()
 }
 
