@@ -157,11 +157,7 @@ func (g *Gateway) captureRecord(st *reqState, status int, elapsed time.Duration)
 }
 
 // captureWorker redacts queued records and writes them to the sink.
-func (g *Gateway) captureWorker() {
-	for rec := range g.captureQ {
-		g.writeCapture(rec)
-	}
-}
+func (g *Gateway) captureWorker() { drainEvery(g.captureQ, workerTick, g.writeCapture) }
 
 func (g *Gateway) writeCapture(rec *CaptureRecord) {
 	pm := g.smetrics.forCapture(rec.Endpoint, rec.Deployment)

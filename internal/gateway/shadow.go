@@ -158,9 +158,30 @@ func (g *Gateway) enqueuePair(p *pairJob) {
 }
 
 // compareWorker compares pairs until the gateway shuts down.
-func (g *Gateway) compareWorker() {
-	for p := range g.compareQ {
-		g.comparePair(p)
+func (g *Gateway) compareWorker() { drainEvery(g.compareQ, workerTick, g.comparePair) }
+
+// workerTick is how often the comparison and capture workers take what is
+// queued.
+const workerTick = 10 * time.Millisecond
+
+// drainEvery handles what q holds every tick, rather than waiting on q: a
+// request that queues work then never wakes a sleeping worker (a scheduler
+// hand-off, which costs the request more than the send itself). At the
+// default queue sizes a worker falls behind only past ~100 000 items a
+// second, and then the queue drops and counts.
+func drainEvery[T any](q <-chan T, tick time.Duration, handle func(T)) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for range t.C {
+	drain:
+		for {
+			select {
+			case v := <-q:
+				handle(v)
+			default:
+				break drain
+			}
+		}
 	}
 }
 
