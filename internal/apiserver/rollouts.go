@@ -102,11 +102,16 @@ func (s *Server) postRollout(w http.ResponseWriter, r *http.Request) error {
 		return rolloutErr(err)
 	}
 	s.cfg.OnChange()
+	return writeRollout(w, r, ops, ro, http.StatusCreated)
+}
+
+// writeRollout answers with ro's view (its figures and history).
+func writeRollout(w http.ResponseWriter, r *http.Request, ops *rollout.Ops, ro store.Rollout, status int) error {
 	out, err := ops.View(r.Context(), ro, true)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, out)
+	writeJSON(w, status, out)
 	return nil
 }
 
@@ -116,12 +121,7 @@ func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return rolloutErr(err)
 	}
-	out, err := ops.View(r.Context(), ro, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeRollout(w, r, ops, ro, http.StatusOK)
 }
 
 func (s *Server) rolloutAction(action string) func(http.ResponseWriter, *http.Request) error {
@@ -144,12 +144,7 @@ func (s *Server) rolloutAction(action string) func(http.ResponseWriter, *http.Re
 			return rolloutErr(err)
 		}
 		s.cfg.OnChange()
-		out, err := ops.View(r.Context(), ro, true)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, out)
-		return nil
+		return writeRollout(w, r, ops, ro, http.StatusOK)
 	}
 }
 

@@ -215,19 +215,7 @@ func (s captureSink) WriteCapture(rec *gateway.CaptureRecord) error {
 // captureKey is the key of capture's hash rules, created once and kept in
 // the store so that every gateway hashes alike.
 func captureKey(ctx context.Context, st store.Store) ([]byte, error) {
-	const key = "capture_hash_key"
-	b, err := st.GetSetting(ctx, key)
-	if err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	b = make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	return b, st.PutSetting(ctx, key, b)
+	return storedSecret(ctx, st, "capture_hash_key")
 }
 
 // safetyParts are a gateway replica's capture writer, capture key and the

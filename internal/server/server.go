@@ -576,7 +576,12 @@ func removePartial(reg *registry.Registry, log *slog.Logger) {
 // tokenSecret is the aml_token signing key, created once and kept in the
 // store.
 func tokenSecret(ctx context.Context, st store.Store) ([]byte, error) {
-	const key = "aml_token_signing_key"
+	return storedSecret(ctx, st, "aml_token_signing_key")
+}
+
+// storedSecret is the 32-byte secret kept in the store's setting key,
+// created on first use.
+func storedSecret(ctx context.Context, st store.Store, key string) ([]byte, error) {
 	b, err := st.GetSetting(ctx, key)
 	if err == nil && len(b) >= 32 {
 		return b, nil
