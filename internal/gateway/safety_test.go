@@ -474,3 +474,32 @@ func TestEncodedAnswers(t *testing.T) {
 		t.Errorf("captured response %s (%s), want the decoded JSON", recs[0].Response, recs[0].ResponseOmitted)
 	}
 }
+
+// TestCaptureKeepsFailures: a model's error is captured as any answer is,
+// with the gateway's status (424), the model's (500) and its body.
+func TestCaptureKeepsFailures(t *testing.T) {
+	failing := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"error":"model failed on row 1"}`)
+	})
+	recs := make(chan *CaptureRecord, 1)
+	blue := dep("blue", failing)
+	blue.Capture = &Capture{SamplingRate: 1}
+	g, _, front := newTestGateway(t, Config{Capture: sinkFunc(func(r *CaptureRecord) error { recs <- r; return nil })})
+	g.Update(snapshot(endpoint("ep", blue)))
+	res, _ := call(t, front, "POST", "/endpoints/ep/score", bearer(testKey), `{"x":1}`)
+	if res.StatusCode != http.StatusFailedDependency {
+		t.Fatalf("status %d, want 424", res.StatusCode)
+	}
+	select {
+	case rec := <-recs:
+		if rec.Status != http.StatusFailedDependency || rec.ModelStatus != http.StatusInternalServerError ||
+			string(rec.Request) != `{"x":1}` || !strings.Contains(string(rec.Response), "model failed on row 1") {
+			t.Errorf("record of a failure: status %d, model status %d, request %s, response %s", rec.Status, rec.ModelStatus, rec.Request, rec.Response)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failed request was not captured")
+	}
+}
