@@ -89,9 +89,13 @@ func (e *env) containers(ctx context.Context) error {
 	for rep := range e.cfg.Repeats {
 		for _, v := range e.shuffled([]string{cProcess, cDocker}) {
 			s, name := servers[v], fmt.Sprintf("iris-%d", rep+1)
+			// Both run plumber's own server (the container's CMD is the
+			// seed's start_plumber.R), so the difference is the container.
 			extra := []string{"--no-wait"}
 			if v == cDocker {
 				extra = append(extra, "--set", "environment.image="+benchImage)
+			} else {
+				extra = append(extra, "--set", "plumbline.r_runtime=plumber")
 			}
 			client := &http.Client{Transport: load.NewTransport(s.ClientOptions(true)), Timeout: 5 * time.Second}
 			start := time.Now()
@@ -217,7 +221,7 @@ func mdContainers(b *strings.Builder, r *Results, c *ContainersResult) {
 		w("Not run: %s.\n\n", c.Skipped)
 		return
 	}
-	w("The iris example deployed by `plumbline serve --driver docker` — its `docker-context` built with `plumbline image build` (Debian packages instead of CRAN; %s, with the engine's cached layers) and run with its own `start_plumber.R` — and by the process driver, in alternating order; each create uses `--no-wait` while the harness polls the scoring URL with `azureml-model-deployment`. Then requests/s through the gateway (HTTPS, key auth) with one keep-alive connection.\n\n", fmtDur(c.Build))
+	w("The iris example deployed by `plumbline serve --driver docker` — its `docker-context` built with `plumbline image build` (Debian packages instead of CRAN; %s, with the engine's cached layers) and run with its own `start_plumber.R` — and by the process driver on the same R server (`plumbline.r_runtime: plumber`, so the difference is the container; the lean runtime's gain is scenario 9's), in alternating order; each create uses `--no-wait` while the harness polls the scoring URL with `azureml-model-deployment`. Then requests/s through the gateway (HTTPS, key auth) with one keep-alive connection.\n\n", fmtDur(c.Build))
 	w("| driver | create → first 200 (median) | repeats | Started → Ready (median) | req/s c=1 (median) | p50 | p99 |\n|---|---|---|---|---|---|---|\n")
 	for _, v := range []string{cProcess, cDocker} {
 		runs := c.Runs[v]
