@@ -130,6 +130,11 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is being deleted", name)
 		}
+		if trafficChanged && e.Generation != before.Generation {
+			// Its traffic changed since it was checked for a rollout
+			// (one may have started): the caller decides again.
+			return conflict(name, "endpoint %s changed while this update was being made (a rollout may have started); show it and try again", name)
+		}
 		live := map[string]bool{}
 		for _, d := range deps {
 			if d.State != store.StateDeleting {
