@@ -47,14 +47,18 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1)
 	$(GO) vet ./...
 
-demo: ## on a fresh machine: install R from Debian, build, train the iris example, deploy it and score it
+# LISTEN is the address of the server demo starts when none runs, e.g.
+# make demo LISTEN=127.0.0.1:9443 (default 127.0.0.1:8443).
+LISTEN    ?=
+
+demo: ## on a fresh machine: install R from Debian, build, train the iris example, deploy it and score it (LISTEN=host:port to pick the port)
 	bash scripts/install-deps.sh
 	$(MAKE) --no-print-directory build
 	Rscript examples/r-iris/train.R
-	$(BIN) up examples/r-iris
+	$(BIN) up examples/r-iris $(if $(LISTEN),--listen $(LISTEN))
 
-demo-down: ## remove what demo deployed
-	$(BIN) down examples/r-iris
+demo-down: ## remove what demo deployed and stop the server it started
+	$(BIN) down examples/r-iris --stop-server
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')

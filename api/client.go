@@ -291,6 +291,26 @@ func (c *Client) GetEndpoint(ctx context.Context, name string) (*Endpoint, error
 	return &out, c.getJSON(ctx, "/endpoints/"+url.PathEscape(name), nil, &out)
 }
 
+// GetSnippets returns the endpoint's ready-to-paste calls; requestFile, if
+// set, is the absolute path of the JSON request they send (else the
+// deployments' sample request).
+func (c *Client) GetSnippets(ctx context.Context, name, requestFile string) (*Snippets, error) {
+	var q url.Values
+	if requestFile != "" {
+		q = url.Values{"request_file": {requestFile}}
+	}
+	var out Snippets
+	return &out, c.getJSON(ctx, "/endpoints/"+url.PathEscape(name)+"/snippets", q, &out)
+}
+
+// CreateSigninLink asks for a one-time studio sign-in link, opening
+// endpoint (if set) once signed in.
+func (c *Client) CreateSigninLink(ctx context.Context, endpoint string) (*SigninLink, error) {
+	var out SigninLink
+	_, err := c.sendJSON(ctx, http.MethodPost, "/signin-links", nil, SigninLinkRequest{Endpoint: endpoint}, &out)
+	return &out, err
+}
+
 // GetEndpointDocument returns the endpoint's document with its live traffic,
 // every field as it was given; change it and send it back with
 // UpdateEndpoint.

@@ -94,6 +94,10 @@ type Model struct {
 	// InputContract is the version's input contract (prototype or JSON
 	// Schema, and policies), if it has one.
 	InputContract json.RawMessage `json:"input_contract,omitempty"`
+	// Warnings are problems found in the version's files when it was
+	// registered, e.g. a crate whose function was saved without the model
+	// it uses (model create only).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ModelCreate registers an uploaded artifact as a model version.
@@ -166,11 +170,45 @@ type Deployment struct {
 	CodeDigest        string     `json:"code_digest,omitempty"`
 	Runtime           string     `json:"runtime,omitempty"`
 	Instances         []Instance `json:"instances"`
-	CreatedAt         time.Time  `json:"created_at"`
-	UpdatedAt         time.Time  `json:"updated_at"`
+	// Health are the deployment's recent figures from the gateway (a
+	// plumbline extension); nil when it answered no request in the window
+	// (or the server keeps no figures: a control-only replica).
+	Health *DeploymentHealth `json:"health,omitempty"`
+	// Serving, set when the latest version failed while an earlier one
+	// that succeeded keeps serving, says which (a plumbline extension).
+	Serving   *DeploymentServing `json:"serving,omitempty"`
+	CreatedAt time.Time          `json:"created_at"`
+	UpdatedAt time.Time          `json:"updated_at"`
 	// Spec is the deployment document (JSON object). Its keys are merged into
 	// the top level on the wire; status keys above win on a clash.
 	Spec json.RawMessage `json:"-"`
+}
+
+// DeploymentHealth is what the gateway saw of a deployment recently.
+type DeploymentHealth struct {
+	// WindowSeconds is how far back the figures go (5 minutes, less just
+	// after the server started).
+	WindowSeconds int `json:"window_seconds"`
+	Requests      int `json:"requests"`
+	// Errors are answers that were 5xx, 424 (the model failed), 408 or
+	// 429; a caller's mistake (400, 401, 404, 413, 422) is not counted.
+	Errors    int     `json:"errors"`
+	ErrorRate float64 `json:"error_rate"`
+	// P50Ms and P99Ms are latency quantiles in milliseconds; absent
+	// without requests.
+	P50Ms *float64 `json:"p50_ms,omitempty"`
+	P99Ms *float64 `json:"p99_ms,omitempty"`
+}
+
+// DeploymentServing names the version that serves after a failed update.
+type DeploymentServing struct {
+	// Version is the deployment's version (its generation: 1 when created,
+	// one more per update) that serves; 0 when not recorded.
+	Version int64 `json:"version"`
+	// Model is that version's model, name:version.
+	Model string `json:"model,omitempty"`
+	// Summary reads "Failed — still serving version 1 (model iris-crate:1)".
+	Summary string `json:"summary"`
 }
 
 type deploymentStatus Deployment
@@ -242,6 +280,40 @@ type Event struct {
 	Type       string    `json:"type"`
 	Reason     string    `json:"reason"`
 	Message    string    `json:"message"`
+}
+
+// Snippets are an endpoint's ready-to-paste calls, the same ones `plumbline
+// up` prints and the studio shows: run Shell first (it exports KEY), then
+// Curl, or R in an R session started from that shell.
+type Snippets struct {
+	Shell string `json:"shell"`
+	Curl  string `json:"curl"`
+	R     string `json:"r"`
+}
+
+// SigninLinkRequest asks for a one-time studio sign-in link.
+type SigninLinkRequest struct {
+	// Endpoint, if set, is the endpoint the studio opens after signing in.
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// SigninLink is a studio URL that signs its first visitor in, once, before
+// ExpiresAt. The code is in the URL's fragment, which browsers never send
+// to a server.
+type SigninLink struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// SigninRequest redeems a sign-in link's code (POST /api/v1/signin, no
+// admin token needed).
+type SigninRequest struct {
+	Code string `json:"code"`
+}
+
+// SigninResponse carries the admin token the studio keeps for its tab.
+type SigninResponse struct {
+	Token string `json:"token"`
 }
 
 // ServerInfo describes the server a client talks to.

@@ -7,7 +7,10 @@
 # wrk and h2load (nghttp2-client), its closed-loop load generators over
 # HTTP/1.1 and HTTP/2 (the gateway profile needs wrk);
 # readr, which plumber's csv serializer needs (the lean R runtime's
-# differential tests use it); and ranger, the benchmarks' slower model.
+# differential tests use it); ranger, the benchmarks' slower model; R's
+# httr2, which the test that runs up's printed R snippet uses; and NSS's
+# certutil, which plumbline trust drives (its test checks Chromium then
+# trusts the local CA).
 # Says what it installs. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -20,6 +23,8 @@ pkgs=(
   nghttp2-client   # h2load, its HTTP/2 closed-loop generator
   r-cran-readr     # plumber's @serializer csv, in the lean runtime's differential tests
   r-cran-ranger    # the benchmarks' slower model (bench/testdata/r-ranger)
+  r-cran-httr2     # the R snippet up prints is run verbatim by a test
+  libnss3-tools    # certutil, for plumbline trust
 )
 missing=()
 for p in "${pkgs[@]}"; do

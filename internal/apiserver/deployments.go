@@ -95,6 +95,10 @@ func (s *Server) postDeployment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	rec.Generation = 1
+	if b, err = rec.Marshal(); err != nil {
+		return err
+	}
 	dep, err := s.cfg.Store.CreateDeployment(r.Context(), store.Deployment{
 		Endpoint: ep.Name, Name: d.Name, Spec: b, State: store.StateCreating, Generation: 1,
 	})
@@ -161,17 +165,22 @@ func (s *Server) putDeployment(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if prev, err := resolve.DecodeRecord(cur.Spec); err == nil {
-		rec = rec.WithPrevious(prev, cur.State == store.StateSucceeded)
-		if b, err = rec.Marshal(); err != nil {
-			return err
+		if prev.Generation == 0 {
+			prev.Generation = cur.Generation
 		}
+		rec = rec.WithPrevious(prev, cur.State == store.StateSucceeded)
 	}
 	dep, err := s.cfg.Store.UpdateDeployment(r.Context(), epName, name, func(x *store.Deployment) error {
 		if err := inFlight(*x); err != nil {
 			return err
 		}
-		x.Spec, x.State, x.Reason = b, store.StateUpdating, ""
 		x.Generation++
+		rec.Generation = x.Generation
+		b, err := rec.Marshal()
+		if err != nil {
+			return err
+		}
+		x.Spec, x.State, x.Reason = b, store.StateUpdating, ""
 		return nil
 	})
 	if err != nil {
@@ -272,9 +281,13 @@ func (s *Server) deploymentOut(d store.Deployment) api.Deployment {
 		if p := rec.Plan; p != nil {
 			out.ModelDigest, out.CodeDigest, out.Runtime = p.ModelDigest, p.CodeDigest, string(p.Runtime)
 		}
+		out.Serving = serving(d, rec)
 	}
 	if ins := s.cfg.Runtime.Instances(d.Endpoint, d.Name); ins != nil {
 		out.Instances = ins
+	}
+	if s.cfg.Health != nil {
+		out.Health = s.cfg.Health.DeploymentHealth(d.Endpoint, d.Name)
 	}
 	return out
 }
@@ -495,3 +508,23 @@ func (s *Server) resolver() *resolve.Resolver {
 // LogContainerStorage is the logs' container query value for the
 // storage-initializer step (storageLogs).
 const LogContainerStorage = "storage-initializer"
+
+// serving says which earlier version serves when the latest one failed.
+func serving(d store.Deployment, rec *resolve.Record) *api.DeploymentServing {
+	prev := rec.Previous
+	if d.State != store.StateFailed || prev == nil || prev.Plan == nil {
+		return nil
+	}
+	out := &api.DeploymentServing{Version: prev.Generation}
+	if p := prev.Plan; p.ModelName != "" {
+		out.Model = p.ModelName + ":" + p.ModelVersion
+	}
+	out.Summary = "Failed — still serving the previous version"
+	if out.Version > 0 {
+		out.Summary = fmt.Sprintf("Failed — still serving version %d", out.Version)
+	}
+	if out.Model != "" {
+		out.Summary += " (model " + out.Model + ")"
+	}
+	return out
+}

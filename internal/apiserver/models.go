@@ -122,10 +122,14 @@ func (s *Server) postModel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	status := http.StatusOK
+	out := modelOut(m, nil)
 	if created {
 		status = http.StatusCreated
+		if s.cfg.ModelChecker != nil {
+			out.Warnings = s.cfg.ModelChecker.CheckModel(r.Context(), m.Digest)
+		}
 	}
-	writeJSON(w, status, modelOut(m, nil))
+	writeJSON(w, status, out)
 	return nil
 }
 

@@ -66,6 +66,8 @@ var docs = map[string]routeDoc{
 	"POST /fsck":                                                  {"Check (repair: and repair) blobs, artifacts and the cache against the store; newline-delimited JSON: progress lines, then the report", api.FsckRequest{}, "application/x-ndjson", 200},
 	"POST /gc":                                                    {"Remove (dry_run: list) blobs and cache trees nothing references, older than min_age", api.GCRequest{}, api.GCReport{}, 200},
 	"PUT /blobs/{digest}":                                         {"Store bytes that hash to the digest, repairing a corrupt or missing blob (201 stored, 200 already right)", "application/octet-stream", nil, 201},
+	"POST /signin-links":                                          {"A one-time studio sign-in link (valid 10 minutes; POST /signin with its code, without a token, returns the admin token)", api.SigninLinkRequest{}, api.SigninLink{}, 201},
+	"GET /endpoints/{endpoint}/snippets":                          {"Ready-to-paste shell, curl and R httr2 calls of the endpoint (query: request_file, an absolute path)", nil, api.Snippets{}, 200},
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)

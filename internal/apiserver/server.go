@@ -64,6 +64,17 @@ type Config struct {
 	// keys, auth mode, deletions), before the response is written; when it
 	// returns, the gateway must already route by the change. Nil means no-op.
 	OnChange func()
+	// Health, if set, gives each deployment's recent figures for show and
+	// list.
+	Health Health
+	// ModelChecker, if set, looks at a newly registered model version's
+	// files; its warnings are returned with the version.
+	ModelChecker ModelChecker
+	// CLI is the plumbline command the snippets name (best the absolute
+	// path of the server's own binary) and CLIArgs the global flags it
+	// needs to reach this server (--data-dir when not the default).
+	CLI     string
+	CLIArgs []string
 	// Images builds and inspects container images (nil: no container
 	// engine; the image API answers 409).
 	Images ImageService
@@ -80,6 +91,18 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Health reports a deployment's recent figures from the gateway's metrics.
+type Health interface {
+	DeploymentHealth(endpoint, deployment string) *api.DeploymentHealth
+}
+
+// ModelChecker finds problems in a model version's files that would make
+// every request fail (a crate saved without its model), as warnings for the
+// user.
+type ModelChecker interface {
+	CheckModel(ctx context.Context, digest string) []string
+}
+
 // Server is the control-plane API handler.
 type Server struct {
 	cfg Config
@@ -87,6 +110,8 @@ type Server struct {
 	mux *http.ServeMux
 
 	resolverOnce sync.Once // sets cfg.Resolver's registry once
+
+	signin signinLinks // one-time studio sign-in links
 
 	// streams ends when the server shuts down, ending followed log
 	// streams, which would otherwise hold the drain for its whole timeout.
@@ -167,6 +192,8 @@ func (s *Server) table() []route {
 		{"POST", "/fsck", s.postFsck},
 		{"POST", "/gc", s.postGC},
 		{"PUT", "/blobs/{digest}", s.putBlob},
+		{"GET", "/endpoints/{endpoint}/snippets", s.getSnippets},
+		{"POST", "/signin-links", s.postSigninLink},
 	}, s.safeRoutes()...)
 }
 
@@ -187,6 +214,7 @@ func (s *Server) routes() {
 			}
 		})
 	}
+	s.mux.HandleFunc("POST "+prefix+"/signin", s.postSignin) // no admin token: the code is the credential
 	s.mux.HandleFunc("GET "+prefix+"/openapi.json", s.openAPI)
 	s.mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound(r.URL.Path, "no such API route: %s %s (see %s/openapi.json)", r.Method, r.URL.Path, prefix))

@@ -20,7 +20,13 @@ import (
 // deployment_capture.go.
 
 var deploymentColumns = []column{
-	field("NAME", "name"), field("ENDPOINT", "endpoint_name"), field("STATE", "provisioning_state"),
+	field("NAME", "name"), field("ENDPOINT", "endpoint_name"),
+	{header: "STATE", cell: func(r map[string]any) string {
+		if sv, ok := r["serving"].(map[string]any); ok && sv["summary"] != nil {
+			return cellString(sv["summary"])
+		}
+		return cellString(r["provisioning_state"])
+	}},
 	field("MODEL", "model"), field("RUNTIME", "runtime"),
 	{header: "READY", cell: func(r map[string]any) string {
 		ins, _ := r["instances"].([]any)
@@ -32,7 +38,35 @@ var deploymentColumns = []column{
 		}
 		return fmt.Sprintf("%d/%s", ready, cellString(r["instance_count"]))
 	}},
+	{header: "ERRORS (5 MIN)", cell: func(r map[string]any) string { return healthCell(r, "errors") }},
+	{header: "P50", cell: func(r map[string]any) string { return healthCell(r, "p50_ms") }},
+	{header: "P99", cell: func(r map[string]any) string { return healthCell(r, "p99_ms") }},
 	field("REASON", "reason"),
+}
+
+// healthCell renders one of a deployment's recent figures: errors as
+// "2/103 (1.9%)", latencies in ms, "-" without requests.
+func healthCell(r map[string]any, name string) string {
+	h, ok := r["health"].(map[string]any)
+	if !ok {
+		return "-"
+	}
+	reqs, _ := h["requests"].(float64)
+	if reqs == 0 {
+		return "-"
+	}
+	switch name {
+	case "errors":
+		errs, _ := h["errors"].(float64)
+		rate, _ := h["error_rate"].(float64)
+		return fmt.Sprintf("%.0f/%.0f (%.1f%%)", errs, reqs, rate*100)
+	default:
+		v, ok := h[name].(float64)
+		if !ok {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f ms", v)
+	}
 }
 
 func newDeploymentCmd(g *globals) *cobra.Command {

@@ -64,7 +64,9 @@ var (
 	rePort     = regexp.MustCompile(`(127\.0\.0\.1|localhost):\d+`)
 	reDuration = regexp.MustCompile(`\b(in|after) \d+(\.\d+)?(µs|ms|s)\b`)
 	reSpaces   = regexp.MustCompile(`  +`)
-	reDashes   = regexp.MustCompile(`---+`)
+	// A deployment's recent latencies and the age of its figures' window.
+	reFigure = regexp.MustCompile(`"(p50_ms|p99_ms|window_seconds)": \d+(\.\d+)?`)
+	reDashes = regexp.MustCompile(`---+`)
 )
 
 func (s *scrubber) add(old, new string) {
@@ -81,6 +83,7 @@ func (s *scrubber) scrub(out string, table bool) string {
 	out = reTime.ReplaceAllString(out, "TIME")
 	out = rePort.ReplaceAllString(out, "$1:PORT")
 	out = reDuration.ReplaceAllString(out, "$1 DURATION")
+	out = reFigure.ReplaceAllString(out, `"$1": FIGURE`)
 	if table {
 		// Column widths follow the values scrubbed above: compare the
 		// cells, not the padding.

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/plumbline/plumbline/api"
 	"github.com/plumbline/plumbline/internal/datadir"
 )
 
@@ -25,7 +26,11 @@ func (g *globals) connectOrStart(ctx context.Context, listen string, serveArgs .
 	explicit := g.server != "" || os.Getenv(envServer) != ""
 	cn, err = g.connect()
 	if err == nil {
-		if _, err = cn.api.ServerInfo(ctx); err == nil {
+		var info *api.ServerInfo
+		if info, err = cn.api.ServerInfo(ctx); err == nil {
+			if listen != "" {
+				fmt.Fprintf(g.stderr, "A plumbline server already runs (%s): --listen %s applies only to a server up starts; stop this one first (plumbline stop) to change the address\n", info.ScoringBaseURL, listen)
+			}
 			return cn, false, nil
 		}
 		if explicit {
@@ -54,7 +59,10 @@ func (g *globals) connectOrStart(ctx context.Context, listen string, serveArgs .
 		}
 		_ = os.Remove(dd.ServerStatePath()) // left by a server that was killed
 	}
-	args := []string{"serve", "--data-dir", dd.Root}
+	// A background server for local work stops its instances when it is
+	// stopped (plumbline stop, down --stop-server): nothing is left running
+	// behind the user's back. up brings them back in seconds.
+	args := []string{"serve", "--data-dir", dd.Root, "--on-exit", "stop"}
 	if listen != "" {
 		args = append(args, "--listen", listen)
 	}

@@ -100,6 +100,7 @@ func newModelCreate(g *globals) *cobra.Command {
 			}
 			if created {
 				fmt.Fprintf(g.stderr, "Registered model %s version %s\n", out.Name, out.Version)
+				printModelWarnings(g, out)
 			} else {
 				fmt.Fprintf(g.stderr, "Model %s version %s already registered with identical content\n", out.Name, out.Version)
 			}
@@ -124,4 +125,12 @@ func (cn *conn) createModel(ctx context.Context, g *globals, m *spec.Model, ic j
 		return nil, false, describe(err)
 	}
 	return out, created, nil
+}
+
+// printModelWarnings prints what the server found wrong with a model
+// version's files when it registered them.
+func printModelWarnings(g *globals, m *api.Model) {
+	for _, w := range m.Warnings {
+		fmt.Fprintf(g.stderr, "warning: %s\n", w)
+	}
 }

@@ -155,6 +155,8 @@ with alias az=plumbline:
 		newImageCmd(g),
 		newFsckCmd(g),
 		newGCCmd(g),
+		newStopCmd(g),
+		newTrustCmd(g),
 	)
 	return root
 }

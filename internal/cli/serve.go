@@ -58,6 +58,11 @@ instances running: the next start re-adopts them, so a restart costs no R start-
 			default:
 				return usageErrorf("--log-format %q: want text or json", logFormat)
 			}
+			switch strings.ToLower(cfg.ErrorDetail) {
+			case "auto", "on", "off", "true", "false":
+			default:
+				return usageErrorf("--error-detail %q: want on, off or auto", cfg.ErrorDetail)
+			}
 			cfg.Logger = slog.New(h)
 			if lvl <= slog.LevelInfo { // the access log is INFO lines
 				cfg.AccessLogTo, cfg.AccessLogJSON = out, strings.EqualFold(logFormat, "json")
@@ -94,6 +99,7 @@ instances running: the next start re-adopts them, so a restart costs no R start-
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest scoring request body accepted, in bytes (default 100 MiB)")
 	f.Int64Var(&cfg.Uploads.MaxBytes, "max-upload-bytes", 0, "largest model or code folder accepted, uncompressed bytes (default 4 GiB)")
 	f.IntVar(&cfg.Uploads.MaxFiles, "max-upload-files", 0, "most files and folders in one uploaded model or code folder (default 10000)")
+	f.StringVar(&cfg.ErrorDetail, "error-detail", "auto", "default of deployments' plumbline.error_detail (R's error message in the caller's 424 body): on, off, or auto (on when listening on loopback only)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return c

@@ -85,6 +85,35 @@ func loadUpPlan(dir string, files, sets []string) (*upPlan, error) {
 	return p, nil
 }
 
+// attachSample makes the file at path (up's sample_request.json) the sample
+// request of every deployment that has none, when the file exists. It
+// returns how many deployments got it.
+func (p *upPlan) attachSample(path string) (int, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, nil
+	}
+	var v any
+	n := 0
+	for _, doc := range p.deployments {
+		d := doc.Deployment
+		if d.Plumbline != nil && d.Plumbline.SampleRequest != nil {
+			continue
+		}
+		if v == nil {
+			var err error
+			if v, err = spec.ReadSampleRequest(path); err != nil {
+				return 0, fmt.Errorf("sample request: %w (fix it, or give --no-test)", err)
+			}
+		}
+		if d.Plumbline == nil {
+			d.Plumbline = &spec.DeploymentExtension{}
+		}
+		d.Plumbline.SampleRequest = v
+		n++
+	}
+	return n, nil
+}
+
 func newUpCmd(g *globals) *cobra.Command {
 	var files, sets []string
 	var noTest, inferPrototype bool
@@ -99,7 +128,9 @@ azureml:<name>@latest is registered from DIR/models when it is missing or the fi
 creates or updates the endpoint and deployments, gives a single deployment all traffic, waits
 until they are Succeeded (or prints why not, with the last log lines), scores
 sample_request.json if there is one, and prints the scoring URI with ready-to-paste curl and
-R httr2 calls.
+R httr2 calls. sample_request.json is also each deployment's sample request
+(plumbline.sample_request): a new instance joins the pool only once it answers it with a 2xx,
+so a model that loads but cannot score never gets traffic.
 
 Given a model instead of a folder with YAML — an .rds file, a crate.bin, or a folder holding an
 MLflow model (MLmodel), a vetiver pin (pins data.txt), a crate.bin or one .rds — up creates an
@@ -131,6 +162,14 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 			if err != nil {
 				return err
 			}
+			sample := filepath.Join(plan.dir, "sample_request.json")
+			if !noTest {
+				if n, err := plan.attachSample(sample); err != nil {
+					return err
+				} else if n > 0 {
+					step("%s is each deployment's sample request: a new instance gets traffic only once it answers it with a 2xx (--no-test skips this)", filepath.Base(sample))
+				}
+			}
 			ctx := c.Context()
 			cn, info, err := g.connectForUp(ctx, listen, driverName, dockerHost)
 			if err != nil {
@@ -145,7 +184,7 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 					}
 					continue
 				}
-				if w := dockerfileWarning(plan.dir, d.Deployment); w != "" {
+				if w := dockerfileWarning(ctx, plan.dir, d.Deployment); w != "" {
 					step("warning: %s", w)
 				}
 			}
@@ -182,6 +221,9 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 				if err != nil {
 					return err
 				}
+				if err := cn.waitInstancesReady(ctx, d, step); err != nil {
+					return err
+				}
 				step("deployment %s ready", d.Name)
 			}
 
@@ -200,10 +242,17 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 			if err != nil {
 				return describe(err)
 			}
-			printHowToCall(g, e, time.Since(start))
+			// The snippets send the deployments' sample request inline;
+			// without one (--no-test), the sample file by its path.
+			requestFile := ""
+			if _, err := os.Stat(sample); err == nil && noTest {
+				requestFile = absPath(sample)
+			}
+			if err := cn.printHowToCall(ctx, g, e, plan, requestFile, time.Since(start)); err != nil {
+				return err
+			}
 
 			// Score the sample request.
-			sample := filepath.Join(plan.dir, "sample_request.json")
 			if _, err := os.Stat(sample); err == nil && !noTest {
 				body, err := os.ReadFile(sample)
 				if err != nil {
@@ -231,11 +280,50 @@ YAML at all; --infer-prototype makes the sample_request.json next to it the inpu
 	f := c.Flags()
 	f.StringArrayVarP(&files, "file", "f", nil, "endpoint and deployment files (default DIR/endpoint.yml and DIR/deployment.yml)")
 	wordsFlag(f, &sets, "set", "", "override a field in every file: --set a.b=VALUE [c=VALUE …] (repeatable)")
-	f.BoolVar(&noTest, "no-test", false, "do not score sample_request.json")
+	f.BoolVar(&noTest, "no-test", false, "do not use sample_request.json: no sample request before traffic, no scoring at the end")
 	f.BoolVar(&inferPrototype, "infer-prototype", false, "for a bare model: make sample_request.json (its columns and their types) the input contract the gateway enforces")
 	f.StringVar(&listen, "listen", "", "address for the local server up starts when none runs (default 127.0.0.1:8443)")
 	addUpDriverFlags(f, &driverName, &dockerHost)
 	return c
+}
+
+// waitInstancesReady waits until a Succeeded deployment has its ready
+// instances: an unchanged deployment is already Succeeded when up runs
+// again, but after a server restart its instances are still starting.
+func (cn *conn) waitInstancesReady(ctx context.Context, d *spec.Deployment, step func(string, ...any)) error {
+	want := 1
+	if n := d.Defaulted().InstanceCount; n != nil {
+		want = *n
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	said := false
+	for {
+		cur, err := cn.api.GetDeployment(ctx, d.EndpointName, d.Name)
+		if err != nil {
+			return describe(err)
+		}
+		ready := 0
+		for _, in := range cur.Instances {
+			if in.Ready {
+				ready++
+			}
+		}
+		if ready >= want || cur.ProvisioningState != api.StateSucceeded {
+			return nil
+		}
+		if !said {
+			step("waiting for %d instance(s) of %s to be ready (%d ready)", want, d.Name, ready)
+			said = true
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deployment %s: %d of %d instances ready after 3 minutes; see plumbline online-deployment show --name %s --endpoint-name %s", d.Name, ready, want, d.Name, d.EndpointName)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // registerReferencedModel makes sure a deployment's azureml:<name>[@latest]
@@ -288,69 +376,76 @@ func (cn *conn) registerReferencedModel(ctx context.Context, g *globals, d *spec
 		return describe(err)
 	}
 	step("registered model %s version %s", out.Name, out.Version)
+	for _, w := range out.Warnings {
+		step("warning: %s", w)
+	}
 	return nil
 }
 
-// printHowToCall prints the scoring URI and ready-to-paste calls.
-func printHowToCall(g *globals, e *api.Endpoint, took time.Duration) {
-	w := g.stderr
-	credCmd := "plumbline online-endpoint get-credentials --name " + e.Name
-	field := "accessToken"
-	if e.AuthMode == "key" {
-		field = "primaryKey"
+// printHowToCall prints the scoring URI, a one-time studio sign-in link,
+// each deployment's concurrency limit and the ready-to-paste calls the
+// studio shows too (the server writes them).
+func (cn *conn) printHowToCall(ctx context.Context, g *globals, e *api.Endpoint, plan *upPlan, requestFile string, took time.Duration) error {
+	sn, err := cn.api.GetSnippets(ctx, e.Name, requestFile)
+	if err != nil {
+		return describe(err)
 	}
-	keyExpr := "$(" + credCmd + " --query " + field + " -o tsv)"
-	ca := ""
-	if g.caCertForPrint() != "" {
-		ca = " --cacert " + g.caCertForPrint()
+	w := g.stderr
+	fmt.Fprintf(w, "\nEndpoint %s is live (%.1fs).\n  Scoring URI: %s\n", e.Name, took.Seconds(), e.ScoringURI)
+	if link, err := cn.api.CreateSigninLink(ctx, e.Name); err == nil {
+		token := "the admin token"
+		if info, err := cn.api.ServerInfo(ctx); err == nil && info.DataDir != "" {
+			token += " in " + filepath.Join(info.DataDir, "admin.token")
+		}
+		fmt.Fprintf(w, "  Studio:      %s\n               (signs a browser in once, until %s; after that, sign in with %s)\n",
+			link.URL, link.ExpiresAt.Local().Format("15:04"), token)
+	}
+	for _, doc := range plan.deployments {
+		fmt.Fprintf(w, "  Limits:      %s\n", concurrencyNote(doc.Deployment))
 	}
 	fmt.Fprintf(w, `
-Endpoint %s is live (%.1fs).
-  Scoring URI: %s
-  Credentials: %s   (auth_mode %s)
+Call it from any folder: run the first line in your shell, then curl, or start R from that shell.
 
-curl:
-  KEY=%s
-  curl%s -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \
-       --data @sample_request.json %s
+%s
 
-R (httr2):
-  library(httr2)
-  request("%s") |>
-    req_auth_bearer_token(Sys.getenv("KEY")) |>
-    req_body_json(jsonlite::read_json("sample_request.json")) |>%s
-    req_perform() |> resp_body_json()
-`, e.Name, took.Seconds(), e.ScoringURI, credCmd, e.AuthMode, keyExpr, ca, e.ScoringURI, e.ScoringURI, httr2CA(g.caCertForPrint()))
+%s
+
+%s
+`, indent(sn.Shell), indent(sn.Curl), indent(sn.R))
+	return nil
 }
 
-func httr2CA(ca string) string {
-	if ca == "" {
-		return ""
+// concurrencyNote says how many requests a deployment takes at once before
+// callers get 429 (Azure's rule), and what to change for a slow model.
+func concurrencyNote(d *spec.Deployment) string {
+	dd := d.Defaulted()
+	per, n := 1, 1
+	if rs := dd.RequestSettings; rs != nil && rs.MaxConcurrentRequestsPerInstance != nil {
+		per = *rs.MaxConcurrentRequestsPerInstance
 	}
-	return "\n    req_options(cainfo = \"" + ca + "\") |>"
+	if dd.InstanceCount != nil {
+		n = *dd.InstanceCount
+	}
+	s := fmt.Sprintf("deployment %s serves %d request(s) at a time (%d instance(s) × request_settings.max_concurrent_requests_per_instance %d); past %d in flight or queued, callers get 429",
+		d.Name, per*n, n, per, 2*per*n)
+	if per == 1 {
+		s += "; for a slow model, raise max_concurrent_requests_per_instance or instance_count"
+	}
+	return s
 }
 
-// caCertForPrint is the CA file clients of the local server must trust.
-func (g *globals) caCertForPrint() string {
-	if g.caCert != "" {
-		return g.caCert
-	}
-	if v := os.Getenv(envCACert); v != "" {
-		return v
-	}
-	p := filepath.Join(g.dataDirPath(), "tls", "ca.crt")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return ""
+// indent prefixes every line of s with two spaces.
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 // dockerfileWarning compares the packages DIR/docker-context/Dockerfile
 // installs (the seed's layout, where deployment.yml names only the image
 // built from it) with those the R scoring script names, and warns about the
-// ones the script never names: plumbline runs the script with this
-// machine's R packages, so a crate needing them fails when called.
-func dockerfileWarning(dir string, d *spec.Deployment) string {
+// ones the script never names and this machine's R lacks: plumbline runs
+// the script with this machine's R packages, so a crate needing them fails
+// when called. Without R here, it warns about every such package.
+func dockerfileWarning(ctx context.Context, dir string, d *spec.Deployment) string {
 	cc := d.CodeConfiguration
 	if cc == nil || !strings.EqualFold(filepath.Ext(cc.ScoringScript), ".r") || !spec.IsLocalPath(cc.Code) {
 		return ""
@@ -366,19 +461,16 @@ func dockerfileWarning(dir string, d *spec.Deployment) string {
 	if err != nil {
 		return ""
 	}
-	named := map[string]bool{}
-	for _, p := range plumber.ScriptPackages(src) {
-		named[p] = true
+	extra := plumber.DockerfileExtras(df, src)
+	if len(extra) == 0 {
+		return ""
 	}
-	var extra []string
-	for _, p := range plumber.DockerfilePackages(df) {
-		if !named[p] && p != "plumber" {
-			extra = append(extra, p)
-		}
+	if missing, err := plumber.MissingPackages(ctx, "", extra); err == nil {
+		extra = missing
 	}
 	if len(extra) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("docker-context/Dockerfile installs %s, which %s never names; plumbline runs %s with this machine's R packages: install them here if the model needs them",
-		strings.Join(extra, ", "), cc.ScoringScript, cc.ScoringScript)
+	return fmt.Sprintf("docker-context/Dockerfile installs %s, which %s never names and this machine's R does not have; plumbline runs %s with this machine's R packages: if the model needs them, install them here (%s)",
+		strings.Join(extra, ", "), cc.ScoringScript, cc.ScoringScript, strings.ReplaceAll(plumber.InstallHint(extra), "\n", "; "))
 }

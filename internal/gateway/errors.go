@@ -135,6 +135,7 @@ const (
 	hdrModelDeployment      = "Azureml-Model-Deployment"
 	hdrModelErrorStatusCode = "Ms-Azureml-Model-Error-Statuscode"
 	hdrModelErrorReason     = "Ms-Azureml-Model-Error-Reason"
+	hdrServerTiming         = "Server-Timing"
 )
 
 var (

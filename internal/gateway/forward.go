@@ -103,6 +103,7 @@ func (g *Gateway) exchange(st *reqState, r *http.Request, hp *hostPool, c *upstr
 		return g.upstreamFailure(st, r, c.deadline, err)
 	}
 	st.firstByte = time.Now()
+	setServerTiming(st, h)
 	st.modelStatus = rh.status
 	st.modelReason = rh.reason
 	if st.modelReason == "" {

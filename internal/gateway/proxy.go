@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,10 @@ type reqState struct {
 	// bodyBuf holds buffered's backing array when it came from bodyBuffers
 	// and goes back there once the request is written.
 	bodyBuf *[]byte
+
+	// dispatched is when an instance slot was taken.
+	dispatched time.Time
+	timing     [1]string // backing for the Server-Timing header: no extra allocation
 
 	// Set by ModifyResponse on the request goroutine.
 	modelStatus int
@@ -123,6 +128,7 @@ func modifyResponse(res *http.Response) error {
 	delete(h, hdrPlumblineDeployment)
 	delete(h, hdrPlumblineModel)
 	delete(h, hdrPlumblineModelDigest)
+	setServerTiming(st, h)
 	if (code < 200 || code > 299) && code != http.StatusSwitchingProtocols {
 		h[hdrModelErrorStatusCode] = []string{codeLabel(code)}
 		h[hdrModelErrorReason] = []string{st.modelReason}
@@ -130,6 +136,30 @@ func modifyResponse(res *http.Response) error {
 		res.Status = "424 Failed Dependency"
 	}
 	return nil
+}
+
+// setServerTiming adds the gateway's Server-Timing to the model's answer
+// (after the model's own, if it sent one).
+func setServerTiming(st *reqState, h http.Header) {
+	v := serverTiming(st)
+	if prev := h[hdrServerTiming]; len(prev) > 0 {
+		h[hdrServerTiming] = append(prev, v)
+		return
+	}
+	st.timing[0] = v
+	h[hdrServerTiming] = st.timing[0:1:1]
+}
+
+// serverTiming is the Server-Timing value of a model's answer, in
+// milliseconds: queue (receipt to an instance slot: auth, body, queue) and
+// model (slot to the model's response headers).
+func serverTiming(st *reqState) string {
+	var b [64]byte
+	out := append(b[:0], "queue;dur="...)
+	out = strconv.AppendFloat(out, float64(st.dispatched.Sub(st.start).Microseconds())/1000, 'f', 3, 64)
+	out = append(out, ", model;dur="...)
+	out = strconv.AppendFloat(out, float64(st.firstByte.Sub(st.dispatched).Microseconds())/1000, 'f', 3, 64)
+	return string(out)
 }
 
 // reasonPhrase is the model's own reason phrase ("404 Not Found" → "Not
@@ -383,7 +413,7 @@ func (buffers) Put(b []byte) {
 // during a rolling update an old instance keeps the scoring path of the plan
 // it runs.
 func (st *reqState) useInstance(inst *instance, act action) {
-	st.inst = inst
+	st.inst, st.dispatched = inst, time.Now()
 	st.setProvenance(inst)
 	st.upstreamPath, st.upstreamURI = inst.scoringPath, inst.scoringURI
 	if act == actionOpenAPI && inst.openAPIPath != "" {

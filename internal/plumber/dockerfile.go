@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -345,4 +346,27 @@ func IsPlumberImage(ref string) bool {
 		ref = ref[:i] // tag
 	}
 	return strings.Contains(ref, "plumber")
+}
+
+// DockerfileExtras returns the R packages a Dockerfile installs that the
+// scoring script never names, sorted: plumbline runs the script with this
+// machine's R, so a model needing them at run time fails when called.
+// plumber (the launcher runs it) and carrier are never extras: a carrier
+// crate, once unserialized, is an ordinary R function and calling it needs
+// nothing from carrier (the seed's Dockerfile installs carrier because its
+// training job used it).
+func DockerfileExtras(dockerfile, script []byte) []string {
+	named := map[string]bool{"plumber": true, "carrier": true}
+	for _, p := range ScriptPackages(script) {
+		named[p] = true
+	}
+	var extra []string
+	for _, p := range DockerfilePackages(dockerfile) {
+		if !named[p] {
+			extra = append(extra, p)
+			named[p] = true
+		}
+	}
+	sort.Strings(extra)
+	return extra
 }

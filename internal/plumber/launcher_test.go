@@ -55,7 +55,7 @@ var (
 
 // launch runs the launcher the way the process driver does: Rscript -e, the
 // container contract in the environment, stdout and stderr to one log.
-func launch(t *testing.T, codeDir string, port int) (*exec.Cmd, *syncBuffer) {
+func launch(t *testing.T, codeDir string, port int, env ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	abs := func(p string) string {
 		a, err := filepath.Abs(p)
@@ -71,6 +71,7 @@ func launch(t *testing.T, codeDir string, port int) (*exec.Cmd, *syncBuffer) {
 		"AZUREML_ENTRY_SCRIPT=plumber.R",
 		"PORT="+strconv.Itoa(port),
 	)
+	cmd.Env = append(cmd.Env, env...)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

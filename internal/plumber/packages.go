@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 )
 
 // ErrNoR means no R installation was found: the Rscript executable is not on
@@ -113,20 +116,116 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "; ")
 }
 
-// InstallHint returns the commands that install the missing packages: the
-// Debian/Ubuntu one (r-cran-<lower-cased name>, how Debian names CRAN
-// packages) and, for other systems, the install.packages call to run in R.
-// It returns "" when nothing is missing.
+// InstallHint returns the commands that install the missing packages, one
+// per line: apt-get for those the Debian archive this machine's apt knows
+// packages as r-cran-<lower-cased name> (asked with apt-cache, never
+// guessed), install.packages in R for the others (and, for Debian's, as
+// the alternative on other systems), and the container route that gives a
+// deployment its own R packages. It returns "" when nothing is missing.
 func InstallHint(missing []string) string {
 	if len(missing) == 0 {
 		return ""
 	}
 	debs := make([]string, len(missing))
-	quoted := make([]string, len(missing))
 	for i, p := range missing {
 		debs[i] = "r-cran-" + strings.ToLower(p)
+	}
+	known, haveApt := DebianPackages(context.Background(), debs)
+	var apt, other []string
+	for i, p := range missing {
+		if known[debs[i]] {
+			apt = append(apt, debs[i])
+		} else {
+			other = append(other, p)
+		}
+	}
+	var lines []string
+	switch {
+	case len(apt) > 0 && len(other) == 0:
+		lines = append(lines, "apt-get install -y "+strings.Join(apt, " "), "or, in R: "+installPackages(missing))
+	case len(apt) > 0:
+		lines = append(lines, "apt-get install -y "+strings.Join(apt, " "), "and, in R (not packaged for Debian): "+installPackages(other))
+	case haveApt:
+		lines = append(lines, "in R (not packaged for Debian): "+installPackages(other))
+	default:
+		lines = append(lines, "in R: "+installPackages(other))
+	}
+	lines = append(lines, "or run the deployment in a container that has them: plumbline serve --driver docker builds its environment's Dockerfile")
+	return strings.Join(lines, "\n")
+}
+
+func installPackages(pkgs []string) string {
+	quoted := make([]string, len(pkgs))
+	for i, p := range pkgs {
 		quoted[i] = `"` + p + `"`
 	}
-	return "apt-get install -y " + strings.Join(debs, " ") +
-		"\nor, in R: install.packages(c(" + strings.Join(quoted, ", ") + "))"
+	if len(quoted) == 1 {
+		return "install.packages(" + quoted[0] + ")"
+	}
+	return "install.packages(c(" + strings.Join(quoted, ", ") + "))"
+}
+
+// aptAnswers caches what apt-cache said about a package, for aptCacheTTL.
+var aptAnswers sync.Map // package name → aptAnswer
+
+type aptAnswer struct {
+	exists bool
+	at     time.Time
+}
+
+const aptCacheTTL = 10 * time.Minute
+
+// DebianPackages asks apt-cache which of names the package archive known to
+// this machine's apt has (installed, or installable after apt-get update
+// was run). haveApt is false when apt-cache is not installed or knows no
+// archive (no package lists): nothing can be said then.
+func DebianPackages(ctx context.Context, names []string) (exists map[string]bool, haveApt bool) {
+	exists = map[string]bool{}
+	path, err := exec.LookPath("apt-cache")
+	if err != nil || !aptHasLists() {
+		return exists, false
+	}
+	var ask []string
+	for _, n := range names {
+		if v, ok := aptAnswers.Load(n); ok && time.Since(v.(aptAnswer).at) < aptCacheTTL {
+			exists[n] = v.(aptAnswer).exists
+			continue
+		}
+		ask = append(ask, n)
+	}
+	if len(ask) == 0 {
+		return exists, true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// apt-cache show exits 100 when any name is unknown, after printing
+	// the records of the others.
+	cmd := exec.CommandContext(ctx, path, append([]string{"show", "--no-all-versions", "-q"}, ask...)...)
+	out, err := cmd.Output()
+	if ctx.Err() != nil || (err != nil && len(out) == 0 && !isExit(err, 100)) {
+		return exists, false
+	}
+	found := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if p, ok := strings.CutPrefix(line, "Package: "); ok {
+			found[strings.TrimSpace(p)] = true
+		}
+	}
+	now := time.Now()
+	for _, n := range ask {
+		exists[n] = found[n]
+		aptAnswers.Store(n, aptAnswer{exists: found[n], at: now})
+	}
+	return exists, true
+}
+
+// aptHasLists reports whether apt knows any package archive.
+func aptHasLists() bool {
+	m, _ := filepath.Glob("/var/lib/apt/lists/*_Packages*")
+	return len(m) > 0
+}
+
+func isExit(err error, code int) bool {
+	var e *exec.ExitError
+	return errors.As(err, &e) && e.ExitCode() == code
 }

@@ -66,15 +66,26 @@ func TestIsBasePackage(t *testing.T) {
 	}
 }
 
+// TestInstallHint asks this machine's apt (Debian's archive) which
+// packages exist: randomForest is r-cran-randomforest, xgboost is not
+// packaged for Debian 12, and the hint must not invent r-cran-xgboost.
 func TestInstallHint(t *testing.T) {
+	if _, have := DebianPackages(context.Background(), []string{"r-base-core"}); !have {
+		t.Skip("apt-cache with package lists is not available (Debian: apt-get update)")
+	}
+	const container = "or run the deployment in a container that has them: plumbline serve --driver docker builds its environment's Dockerfile"
 	tests := []struct {
 		name    string
 		missing []string
 		want    string
 	}{
 		{"none", nil, ""},
-		{"some", []string{"Rcpp", "data.table"},
-			"apt-get install -y r-cran-rcpp r-cran-data.table\nor, in R: install.packages(c(\"Rcpp\", \"data.table\"))"},
+		{"packaged", []string{"randomForest", "jsonlite"},
+			"apt-get install -y r-cran-randomforest r-cran-jsonlite\nor, in R: install.packages(c(\"randomForest\", \"jsonlite\"))\n" + container},
+		{"mixed", []string{"randomForest", "xgboost"},
+			"apt-get install -y r-cran-randomforest\nand, in R (not packaged for Debian): install.packages(\"xgboost\")\n" + container},
+		{"not packaged", []string{"xgboost", "notapkg123"},
+			"in R (not packaged for Debian): install.packages(c(\"xgboost\", \"notapkg123\"))\n" + container},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,5 +93,13 @@ func TestInstallHint(t *testing.T) {
 				t.Errorf("InstallHint() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestDockerfileExtras(t *testing.T) {
+	df := []byte("FROM rstudio/plumber\nRUN R -e \"install.packages(c('carrier', 'randomForest', 'tibble'))\"\n")
+	script := []byte("library(tibble)\n#* @post /score\nfunction() 1\n")
+	if got := DockerfileExtras(df, script); !cmp.Equal(got, []string{"randomForest"}) {
+		t.Errorf("DockerfileExtras = %v, want [randomForest] (carrier is not needed to call a crate; tibble is named)", got)
 	}
 }

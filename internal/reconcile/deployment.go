@@ -119,6 +119,16 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, d *store.Deploymen
 		return 0, nil // failed
 	}
 
+	if inProgress {
+		for _, in := range r.instancesOf(ds) {
+			if v := in.view(); in.hash == hash && v.sampleFailed != "" && !v.stopping {
+				r.fail(ctx, d, ds, hash, reason.Terminal(reason.ResourceNotReady,
+					"instance %s did not answer the sample request (plumbline.sample_request) with a 2xx: %s", in.name, v.sampleFailed))
+				return 0, nil
+			}
+		}
+	}
+
 	if inProgress && time.Now().After(ds.deadline) {
 		r.fail(ctx, d, ds, hash, r.notReadyReason(ds, hash, plan))
 		return 0, nil

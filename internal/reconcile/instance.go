@@ -43,6 +43,10 @@ type instance struct {
 	stopping bool
 	// restarting: stopping in order to start again under the same name.
 	restarting bool
+	// samplePassed: the plan's sample request answered 2xx (see
+	// SampleTester); sampleFailed: what it answered instead.
+	samplePassed bool
+	sampleFailed string
 }
 
 // view is a consistent copy of an instance's mutable state.
@@ -50,7 +54,7 @@ type view struct {
 	ready, everReady, exited, livenessFailed, stopping, restarting bool
 	readySince, lastProbeAt                                        time.Time
 	exitCode, restarts                                             int
-	exitMsg, lastProbeError                                        string
+	exitMsg, lastProbeError, sampleFailed                          string
 }
 
 func (in *instance) view() view {
@@ -61,6 +65,7 @@ func (in *instance) view() view {
 		livenessFailed: in.livenessFailed, stopping: in.stopping, restarting: in.restarting,
 		readySince: in.readySince, exitCode: in.exitCode, exitMsg: in.exitMsg,
 		lastProbeError: in.lastProbeError, lastProbeAt: in.lastProbeAt, restarts: in.restarts,
+		sampleFailed: in.sampleFailed,
 	}
 }
 
@@ -218,6 +223,17 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 			if ctx.Err() != nil {
 				return
 			}
+			sampleFailed := false
+			if res.ok && readyOK+1 >= rp.SuccessThreshold && r.needsSample(in) {
+				// About to be ready: the sample request must pass first.
+				res = r.testSample(ctx, in)
+				if ctx.Err() != nil {
+					return
+				}
+				if sampleFailed = !res.ok; sampleFailed {
+					r.enqueue(in.endpoint, in.deployment)
+				}
+			}
 			in.mu.Lock()
 			wasReady, everReady := in.ready, in.everReady
 			if res.ok {
@@ -246,7 +262,7 @@ func (r *Reconciler) monitor(ctx context.Context, in *instance, adopted bool) {
 				}
 				changed()
 			}
-			if everReady || nowReady || rp.InitialDelay > 0 {
+			if everReady || nowReady || rp.InitialDelay > 0 || sampleFailed {
 				nextReady = time.Now().Add(rp.Period)
 			} else {
 				nextReady = time.Now().Add(poll)

@@ -75,6 +75,8 @@ type Config struct {
 	// Images is optional; nil means plans need no preparation (the
 	// process driver).
 	Images Preparer
+	// Sample is optional; nil skips deployments' sample requests.
+	Sample SampleTester
 	Logger *slog.Logger
 	// OnChange is called (without locks held) after an instance's stored
 	// row changed in a way that matters to routing. An instance taken out

@@ -469,18 +469,7 @@ func TestFailedUpdateKeepsPreviousVersionServing(t *testing.T) {
 	// The API keeps the last good record in Previous; do the same here.
 	v2 := plan("ep", "blue", 1, map[string]string{"V": "2"})
 	e.drv.SetBehavior("ep.blue.blue-1", fake.Behavior{NotReady: true, CrashAfter: 20 * time.Millisecond, ExitCode: 1})
-	b, err := json.Marshal(resolve.Record{Document: json.RawMessage(`{}`), Plan: v2,
-		Previous: &resolve.Record{Document: json.RawMessage(`{}`), Plan: v1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.st.UpdateDeployment(context.Background(), "ep", "blue", func(d *store.Deployment) error {
-		d.Spec, d.State = b, store.StateUpdating
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	e.rec.Notify()
+	e.updateKeeping(v1, v2)
 	e.waitState("blue", store.StateFailed, 5*time.Second)
 	got := e.waitRoutes("blue", 1, time.Second)
 	if got[0].Name != "blue-0" {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/plumbline/plumbline/internal/driver"
@@ -51,6 +50,22 @@ func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string
 	if _, err := exec.LookPath(rscript); err != nil {
 		return nil, reason.Terminal(reason.ResourceNotReady, "R is not installed (%s not found); install it with: apt-get install -y r-base-core r-cran-plumber (or start plumbline serve with --rscript PATH)", rscript)
 	}
+	// The model's crates are read in parallel with the package check: a
+	// crate that will fail when called is a warning here (the sample
+	// request, if any, is what keeps it from traffic).
+	crates := make(chan []string, 1)
+	go func() { crates <- c.CheckModel(ctx, p.ModelDigest) }()
+	warnings, err := c.checkR(ctx, rscript, p, codeDir)
+	warnings = append(warnings, <-crates...)
+	if err != nil {
+		return nil, err
+	}
+	return warnings, nil
+}
+
+// checkR checks R packages (and, for a no-code plan, the model's) and
+// compares the Dockerfile with the script.
+func (c *RChecker) checkR(ctx context.Context, rscript string, p *Plan, codeDir string) ([]string, error) {
 	script := filepath.Join(codeDir, p.EntryScript)
 	src, err := os.ReadFile(script)
 	if err != nil {
@@ -85,20 +100,15 @@ func (c *RChecker) Check(ctx context.Context, p *Plan, codeDir string) ([]string
 		dir, err := c.Artifacts.Materialize(ctx, p.BuildDigest)
 		if err == nil {
 			if df, err := os.ReadFile(filepath.Join(dir, p.Dockerfile)); err == nil {
-				inScript := map[string]bool{}
-				for _, u := range used {
-					inScript[u] = true
-				}
-				var extra []string
-				for _, pkg := range plumber.DockerfilePackages(df) {
-					if !inScript[pkg] && pkg != "plumber" {
-						extra = append(extra, pkg)
+				extra := plumber.DockerfileExtras(df, src)
+				if len(extra) > 0 {
+					if missing, err := plumber.MissingPackages(ctx, rscript, extra); err == nil {
+						extra = missing
 					}
 				}
-				sort.Strings(extra)
 				if len(extra) > 0 {
-					warnings = append(warnings, fmt.Sprintf("the Dockerfile installs %s, which %s never names; plumbline runs %s with this machine's R packages (a crate that needs them at run time will fail when it is called)",
-						strings.Join(extra, ", "), p.EntryScript, p.EntryScript))
+					warnings = append(warnings, fmt.Sprintf("the Dockerfile installs %s, which %s never names and this machine's R does not have; plumbline runs %s with this machine's R packages (a crate that needs them at run time will fail when it is called): %s",
+						strings.Join(extra, ", "), p.EntryScript, p.EntryScript, strings.ReplaceAll(plumber.InstallHint(extra), "\n", "; ")))
 				}
 			}
 		}

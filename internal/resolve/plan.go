@@ -114,6 +114,10 @@ type Plan struct {
 	Workers              int   `json:"workers,omitempty"`
 	MaxRequestsPerWorker int   `json:"max_requests_per_worker,omitempty"`
 	MaxWorkerMemoryBytes int64 `json:"max_worker_memory_bytes,omitempty"`
+	// SampleRequest, when set, is the body each new instance must answer
+	// with a 2xx before it joins the pool (plumbline.sample_request; not
+	// part of the template).
+	SampleRequest json.RawMessage `json:"sample_request,omitempty"`
 }
 
 // Lean reports whether the plan runs on the lean R runtime.
@@ -230,6 +234,9 @@ type Record struct {
 	// come back after a restart) until the new version succeeds. Nil on a
 	// first creation; never nested.
 	Previous *Record `json:"previous,omitempty"`
+	// Generation is the deployment generation (version) this record was
+	// stored as; 0 when not recorded (records stored before it was).
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // WithPrevious returns the record to store for an update of a deployment
@@ -240,7 +247,7 @@ func (rec *Record) WithPrevious(cur *Record, curSucceeded bool) *Record {
 	switch {
 	case cur == nil:
 	case curSucceeded:
-		out.Previous = &Record{Document: cur.Document, Plan: cur.Plan}
+		out.Previous = &Record{Document: cur.Document, Plan: cur.Plan, Generation: cur.Generation}
 	default:
 		out.Previous = cur.Previous // still the last that succeeded
 	}

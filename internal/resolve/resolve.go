@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ type Resolver struct {
 	Rscript string
 	// Python serves MLflow python_function models ("" means python3).
 	Python string
+	// ErrorDetail is the server's default for plumbline.error_detail:
+	// whether an R error's message reaches the caller.
+	ErrorDetail bool
 	// Containers says the plans run under a container driver (docker,
 	// kubernetes): images run their own command, as on Azure, and a build
 	// context is built into an image. False: the process driver.
@@ -157,6 +161,17 @@ func (r *Resolver) Resolve(ctx context.Context, endpoint string, d *spec.Deploym
 				p.Scoring = Route(*ic.ScoringRoute)
 			}
 		}
+	}
+
+	if p.Runtime == driver.RuntimePlumber {
+		r.rSettings(dd, p)
+	}
+	if x := dd.Plumbline; x != nil && x.SampleRequest != nil {
+		b, err := json.Marshal(x.SampleRequest)
+		if err != nil {
+			return nil, errorf("plumbline.sample_request", "%v", err)
+		}
+		p.SampleRequest = b
 	}
 
 	// Input contract.
@@ -411,6 +426,25 @@ func (r *Resolver) finish(d, dd *spec.Deployment, p *Plan, notices []string) (*R
 		return nil, err
 	}
 	return &Record{Document: doc, Plan: p, Notices: notices}, nil
+}
+
+// rSettings passes an R instance what plumbline's R handlers read: the
+// endpoint, the deployment and whether R's error messages reach callers
+// (the deployment's plumbline.error_detail, else the server's default). The
+// user's environment_variables, applied later, win.
+func (r *Resolver) rSettings(dd *spec.Deployment, p *Plan) {
+	detail := r.ErrorDetail
+	if x := dd.Plumbline; x != nil && x.ErrorDetail != nil {
+		detail = *x.ErrorDetail
+	}
+	env := make(map[string]string, len(p.Env)+3)
+	for k, v := range p.Env {
+		env[k] = v
+	}
+	env[plumber.EnvEndpoint] = p.Endpoint
+	env[plumber.EnvDeployment] = p.Deployment
+	env[plumber.EnvErrorDetail] = strconv.FormatBool(detail)
+	p.Env = env
 }
 
 // runtime decides how instances run, and why (for the event).

@@ -262,7 +262,8 @@ func TestRCheckerWithRealR(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "plumber.R"), []byte("# library(carrier) only in a comment\nlibrary(jsonlite)\nx <- notapkg123::f\n"), 0o644)
 	c := &resolve.RChecker{}
 	_, err := c.Check(context.Background(), &resolve.Plan{Runtime: driver.RuntimePlumber, EntryScript: "plumber.R"}, dir)
-	want := "ResourceNotReady: R packages used by plumber.R are not installed: notapkg123; install them with: apt-get install -y r-cran-notapkg123; or, in R: install.packages(c(\"notapkg123\"))"
+	// No r-cran-notapkg123 is invented: apt-cache says it does not exist.
+	want := "ResourceNotReady: R packages used by plumber.R are not installed: notapkg123; install them with: in R (not packaged for Debian): install.packages(\"notapkg123\"); or run the deployment in a container that has them: plumbline serve --driver docker builds its environment's Dockerfile"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}

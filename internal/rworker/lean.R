@@ -61,6 +61,10 @@ local({
   })
   # As the seed's start_plumber.R does.
   pr$setDocs(TRUE)
+  # plumbline's error handler and request log (internal/plumber/handlers.R,
+  # which the supervisor puts ahead of this script), as on plumber's own
+  # server: an R error's body names R's error and the request id.
+  if (exists("plumbline_install_handlers")) plumbline_install_handlers(pr)
 
   ns <- asNamespace("plumber")
   private_of <- function(o) o$.__enclos_env__$private
@@ -282,6 +286,10 @@ local({
     all(c(".globals", "currentExecName", "getRelevantArgs", "req_body_parser", "req_body_args",
           "parseQS", "parseCookies", "is_405", "router_has_route", "defaultPlumberFilters") %in% names(ns))
   call_router <- if (compiled) compile_router(pr) else function(req) pr$call(req)
+  if (exists("plumbline_with_request_log")) {
+    route_request <- call_router
+    call_router <- function(req) plumbline_with_request_log(req, route_request(req))
+  }
 
   # ---- requests and responses -----------------------------------------------
   httpuv_version <- tryCatch(utils::packageVersion("httpuv"), error = function(e) NULL)

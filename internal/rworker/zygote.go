@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/plumbline/plumbline/internal/plumber"
 )
 
 // leanR is the R side of the runtime: the loaded session and its workers.
@@ -62,7 +64,10 @@ type loadInfo struct {
 // working directory ("" for the supervisor's).
 func startSession(cfg Config, host, port string, env []string, workDir string, stdout, stderr io.Writer) (*session, error) {
 	script := filepath.Join(cfg.Dir, "lean.R")
-	if err := os.WriteFile(script, leanR, 0o600); err != nil {
+	// plumbline's R handlers (the error body and request log every R
+	// runtime shares) come first; lean.R installs them once plumbed.
+	src := append([]byte(plumber.HandlersR+"\n"), leanR...)
+	if err := os.WriteFile(script, src, 0o600); err != nil {
 		return nil, fmt.Errorf("write the R script: %w", err)
 	}
 	eventsPath := filepath.Join(cfg.Dir, "zygote.out")
@@ -109,16 +114,36 @@ func startSession(cfg Config, host, port string, env []string, workDir string, s
 		exited: make(chan struct{}), loaded: make(chan loadInfo, 1), unsupported: make(chan string, 1),
 		forks: map[string]chan int{},
 	}
+	drained, readerEnded := make(chan struct{}), make(chan struct{})
 	go func() {
 		s.exitErr = cmd.Wait()
+		// What R wrote before it exited is in the pipe ahead of this line;
+		// exited closes once readEvents has dispatched it all, so that a
+		// select woken by exited finds R's last message (the reason it
+		// cannot serve the API, before it quits with status 0).
+		// (The first newline ends a line R may have left unfinished.)
+		if _, err := io.WriteString(s.events, "\n"+exitedLine+"\n"); err == nil {
+			select {
+			case <-drained:
+			case <-readerEnded: // the pipe failed: nothing more to read
+			}
+		}
 		close(s.exited)
 	}()
-	go s.readEvents()
+	go func() {
+		defer close(readerEnded)
+		s.readEvents(drained)
+	}()
 	return s, nil
 }
 
-// readEvents dispatches the session's messages until it closes the pipe.
-func (s *session) readEvents() {
+// exitedLine is what the supervisor writes into the events pipe once R
+// has exited; R never writes it.
+const exitedLine = "plumbline-session-exited"
+
+// readEvents dispatches the session's messages until the pipe is closed,
+// and closes drained when it reaches exitedLine.
+func (s *session) readEvents(drained chan<- struct{}) {
 	sc := bufio.NewScanner(s.events)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -126,6 +151,8 @@ func (s *session) readEvents() {
 			continue
 		}
 		switch f[0] {
+		case exitedLine:
+			close(drained)
 		case "loaded":
 			var li loadInfo
 			if len(f) >= 4 {

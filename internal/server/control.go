@@ -19,6 +19,7 @@ import (
 	"github.com/plumbline/plumbline/internal/gateway"
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/registry"
+	"github.com/plumbline/plumbline/internal/smoke"
 	"github.com/plumbline/plumbline/internal/store"
 )
 
@@ -152,6 +153,7 @@ func (c *control) lead(ctx context.Context) error {
 		Artifacts: c.reg,
 		Checker:   checker(c.cfg, c.reg, c.images, c.runAs.Sandbox),
 		Images:    preparer(c.images),
+		Sample:    smoke.New(),
 		Logger:    c.log.With("component", "reconciler"),
 		// Synchronous: when an instance leaves the pool, this process's
 		// gateway stops routing to it before the reconciler drains it;

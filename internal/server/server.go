@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"github.com/plumbline/plumbline/internal/connlimit"
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/gateway"
+	"github.com/plumbline/plumbline/internal/health"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/resolve"
 	"github.com/plumbline/plumbline/internal/secrets"
@@ -107,6 +109,9 @@ type Config struct {
 	Python string
 	// OIDCIssuer and OIDCAudience enable aad_token endpoints (extension).
 	OIDCIssuer, OIDCAudience string
+	// ErrorDetail is the default of deployments' plumbline.error_detail:
+	// "on", "off", or "auto"/"" (on when Listen is a loopback address).
+	ErrorDetail string
 	// MaxBodyBytes bounds scoring request bodies (0: the gateway's default).
 	MaxBodyBytes int64
 	// Uploads bound one uploaded model or code folder (uncompressed bytes
@@ -299,6 +304,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 	}
 
+	// Recent per-deployment figures, from this process's gateway metrics
+	// (a control-only replica has none to show).
+	var sampler *health.Sampler
+	if gw != nil {
+		sampler = health.New(promReg, health.Config{Logger: log.With("component", "health")})
+		parts = append(parts, part{"health", sampler.Start})
+	}
+
 	// The control plane.
 	var ctl *control
 	var apis *apiserver.Server
@@ -323,8 +336,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			},
 			OnChange:     syncRoutes,
 			Images:       imageService(ctl.images),
+			CLI:          cliPath(),
+			CLIArgs:      cliArgs(dd),
 			UploadLimits: cfg.Uploads,
-			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil, Sandbox: ctl.runAs.Sandbox},
+			ModelChecker: &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: ctl.reg, Sandbox: ctl.runAs.Sandbox},
+			Health:       healthOf(sampler),
+			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil, Sandbox: ctl.runAs.Sandbox, ErrorDetail: errorDetail(cfg)},
 			CaptureDir:   captureDir(dd),
 			Replayer:     replayer(gw),
 			Logger:       log.With("component", "api"),
@@ -617,4 +634,47 @@ func (a tokenAdapter) IssueEndpointToken(sub auth.Subject, now time.Time) (api.T
 		return api.Token{}, err
 	}
 	return api.Token{AccessToken: tok.AccessToken, TokenType: "Bearer", ExpiryTimeUtc: tok.ExpiryTimeUtc, RefreshAfterTimeUtc: tok.RefreshAfterTimeUtc}, nil
+}
+
+// errorDetail decides the server's default for plumbline.error_detail: on
+// for a server only this machine reaches (listening on a loopback address),
+// off for one other machines reach, unless the configuration says.
+func errorDetail(cfg Config) bool {
+	switch strings.ToLower(cfg.ErrorDetail) {
+	case "on", "true":
+		return true
+	case "off", "false":
+		return false
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// cliPath is the absolute path of this binary, the plumbline command that
+// printed snippets name so they work whatever the caller's PATH.
+func cliPath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "plumbline"
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		return p
+	}
+	return exe
+}
+
+// cliArgs are the flags the CLI needs to find this server: its data dir,
+// unless it is the default one of a shell without PLUMBLINE_DATA_DIR.
+func cliArgs(dd *datadir.Dir) []string {
+	if def, err := filepath.Abs(datadir.Default()); err == nil && def == dd.Root && os.Getenv(datadir.EnvDataDir) == "" {
+		return nil
+	}
+	return []string{"--data-dir", dd.Root}
 }

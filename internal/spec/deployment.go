@@ -166,7 +166,23 @@ type DeploymentExtension struct {
 	// passed this size ("2Gi", "500Mi"); "" means twice the loaded
 	// session's resident memory plus 1 GiB.
 	MaxWorkerMemory string `json:"max_worker_memory,omitempty"`
+	// ErrorDetail says whether an R error's message, call and class go
+	// back to the caller in the error body (docs/runtime.md, "When R fails
+	// while scoring"); the request id and deployment always do. nil means
+	// the server's default (plumbline serve --error-detail: on when it
+	// listens on loopback only).
+	ErrorDetail *bool `json:"error_detail,omitempty"`
+	// SampleRequest is a request body each new instance must answer with a
+	// 2xx before it joins the pool; until it does the deployment is not
+	// Succeeded and gets no traffic. In a YAML file it is the path of a
+	// JSON file (relative to the YAML file), which parsing reads, or the
+	// request inline (a mapping or a list); documents sent to the API carry
+	// it inline. nil means no sample request.
+	SampleRequest any `json:"sample_request,omitempty"`
 }
+
+// MaxSampleRequestBytes bounds plumbline.sample_request once encoded as JSON.
+const MaxSampleRequestBytes = 1 << 20
 
 // Scorers (plumbline.scorer).
 const (

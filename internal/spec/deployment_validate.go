@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"encoding/json"
 	"path"
 	"strings"
 )
@@ -338,6 +339,18 @@ func validateExtension(p *problems, x *DeploymentExtension, d *Deployment) {
 	}
 	if x.Rollout != nil {
 		validateRollout(p, x.Rollout, "plumbline.rollout")
+	}
+	switch v := x.SampleRequest.(type) {
+	case nil, map[string]any, []any:
+		if b, err := json.Marshal(v); err != nil {
+			p.add("plumbline.sample_request", "cannot be encoded as JSON: %v", err)
+		} else if len(b) > MaxSampleRequestBytes {
+			p.add("plumbline.sample_request", "is %d bytes of JSON; keep a sample request under %d bytes", len(b), MaxSampleRequestBytes)
+		}
+	case string:
+		p.add("plumbline.sample_request", "%s is a file path, which only the CLI reads (next to the YAML file); send the request inline (a JSON object or list)", quote(v))
+	default:
+		p.add("plumbline.sample_request", "must be a request body: a JSON object or list, or in a YAML file the path of a JSON file")
 	}
 	in := x.Input
 	if in == nil {

@@ -121,6 +121,11 @@ func Parse(file string, data []byte, opts ParseOptions) (*Document, error) {
 			return nil, fmt.Errorf("resolve paths of %s: %w", file, err)
 		}
 		doc.Warnings = append(doc.Warnings, resolvePaths(doc.LocalPaths(), base)...)
+		if doc.Deployment != nil {
+			if err := doc.Deployment.inlineSampleRequest(base); err != nil {
+				return doc, fmt.Errorf("%s: %w", file, err)
+			}
+		}
 	}
 	doc.Warnings = append(doc.Warnings, doc.sizeWarnings()...)
 	if doc.Environment != nil || (doc.Deployment != nil && doc.Deployment.Environment != nil && doc.Deployment.Environment.Inline != nil) {

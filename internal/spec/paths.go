@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,4 +59,54 @@ func resolvePaths(refs []PathRef, baseDir string) []Notice {
 		}
 	}
 	return warns
+}
+
+// inlineSampleRequest replaces a plumbline.sample_request file path
+// (relative to baseDir) with the JSON the file holds, so that the document
+// sent to the server carries the request itself.
+func (d *Deployment) inlineSampleRequest(baseDir string) error {
+	x := d.Plumbline
+	if x == nil {
+		return nil
+	}
+	name, ok := x.SampleRequest.(string)
+	if !ok {
+		return nil
+	}
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(baseDir, p)
+	}
+	v, err := ReadSampleRequest(p)
+	if err != nil {
+		return fmt.Errorf("plumbline.sample_request: %w", err)
+	}
+	x.SampleRequest = v
+	return nil
+}
+
+// ReadSampleRequest reads a JSON request body from a file for
+// plumbline.sample_request: a JSON object or list of at most
+// MaxSampleRequestBytes.
+func ReadSampleRequest(path string) (any, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > MaxSampleRequestBytes {
+		return nil, fmt.Errorf("%s is %d bytes; keep a sample request under %d bytes", path, fi.Size(), MaxSampleRequestBytes)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%s is not JSON: %v", path, err)
+	}
+	switch v.(type) {
+	case map[string]any, []any:
+		return v, nil
+	}
+	return nil, fmt.Errorf("%s holds a JSON %T; a sample request is a JSON object or list", path, v)
 }

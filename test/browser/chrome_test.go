@@ -33,6 +33,15 @@ type browser struct {
 // browser log (a failed load, a Content-Security-Policy violation).
 func newBrowser(t *testing.T, shots string) *browser {
 	t.Helper()
+	return newBrowserWith(t, shots, true)
+}
+
+// newBrowserWith is newBrowser; with ignoreCertErrors false Chromium checks
+// the server's certificate against what it trusts (its NSS database under
+// $HOME/.pki/nssdb, with HOME from env), and env is added to its
+// environment.
+func newBrowserWith(t *testing.T, shots string, ignoreCertErrors bool, env ...string) *browser {
+	t.Helper()
 	profile := t.TempDir()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
@@ -51,8 +60,13 @@ func newBrowser(t *testing.T, shots string) *browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.Flag("lang", "en-US"),
+	}
+	if ignoreCertErrors {
 		// The server's certificate comes from its own local CA.
-		chromedp.Flag("ignore-certificate-errors", true),
+		opts = append(opts, chromedp.Flag("ignore-certificate-errors", true))
+	}
+	if len(env) > 0 {
+		opts = append(opts, chromedp.Env(env...))
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)

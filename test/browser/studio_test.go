@@ -185,6 +185,19 @@ func TestStudio(t *testing.T) {
 		t.Errorf("scoring while the metrics page was open: %d answered 200, first problem: %v", r.ok, r.err)
 	}
 
+	// The deployment cards show the gateway's recent figures, as show does.
+	b.click(`nav.tabs a[href$="/details"]`)
+	b.waitText(".dep-grid .health", "requests failed (0.0%) · p50 ")
+
+	// Keys tab: the calls up prints, from the same server-side writer.
+	b.click(`nav.tabs a[href$="/consume"]`)
+	var snippets struct{ Shell, Curl, R string }
+	srv.apiJSON(t, "/api/v1/endpoints/"+endpointName+"/snippets", &snippets)
+	b.waitText("main", snippets.Shell)
+	if got := eval[string](b, `[...document.querySelectorAll('pre.snippet')].map((p) => p.textContent).join("\n\n")`); got != snippets.Shell+"\n\n"+snippets.Curl+"\n\n"+snippets.R {
+		b.fatalf("the Keys tab shows\n%s\nwant the snippets plumbline up prints:\n%s\n\n%s\n\n%s", got, snippets.Shell, snippets.Curl, snippets.R)
+	}
+
 	// Rollout tab: a rollout of green with a shadow step (it waits there:
 	// 1000 requests are far off), its gates and figures, the comparison of
 	// green's answers with blue's, then Pause and Abort from the page.

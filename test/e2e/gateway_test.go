@@ -26,8 +26,15 @@ func TestBlueGreenRestartAndGateway(t *testing.T) {
 
 	s.mustIn(t, dir, "model", "create", "--name", "iris-crate", "--path", "models")
 	s.mustIn(t, dir, "online-endpoint", "create", "-f", "endpoint.yml", "--auth-mode", "key")
-	s.mustIn(t, dir, "online-deployment", "create", "-f", "deployment.yml", "--all-traffic")
-	s.mustIn(t, dir, "online-deployment", "create", "-f", "green-deployment.yml")
+	// The split and mirror checks below score from two workers against one
+	// R instance per deployment that takes one request at a time: the
+	// second request waits in the gateway's queue, and the time it waits
+	// counts in request_timeout_ms. On a loaded 2-core machine R can take
+	// long enough for that to matter; these checks are about the split, so
+	// requests may take their time.
+	patient := []string{"--set", "request_settings.request_timeout_ms=60000"}
+	s.mustIn(t, dir, append([]string{"online-deployment", "create", "-f", "deployment.yml", "--all-traffic"}, patient...)...)
+	s.mustIn(t, dir, append([]string{"online-deployment", "create", "-f", "green-deployment.yml"}, patient...)...)
 
 	if !t.Run("blue and green side by side", func(t *testing.T) {
 		s.must(t, "online-endpoint", "update", "--name", irisEndpoint, "--traffic", "blue=50 green=50")

@@ -568,6 +568,7 @@ type reply struct {
 	status     int
 	deployment string // azureml-model-deployment
 	body       string
+	header     http.Header
 }
 
 // score POSTs body to uri with an optional bearer secret and deployment
@@ -618,7 +619,7 @@ func tryScore(c *http.Client, uri, secret, deployment, body string) (reply, erro
 	if err != nil {
 		return reply{}, fmt.Errorf("POST %s: read the answer: %w", uri, err)
 	}
-	return reply{status: resp.StatusCode, deployment: resp.Header.Get("azureml-model-deployment"), body: strings.TrimSpace(string(b))}, nil
+	return reply{status: resp.StatusCode, deployment: resp.Header.Get("azureml-model-deployment"), body: strings.TrimSpace(string(b)), header: resp.Header}, nil
 }
 
 // adminToken is the token the CLI on this machine uses.

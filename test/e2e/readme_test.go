@@ -240,8 +240,8 @@ func TestInitScaffoldsADeployableFolder(t *testing.T) {
 			t.Errorf("init did not write %s: %v", f, err)
 		}
 	}
-	if again := runCLI(t, dd, parent, "init", "r", "my-model"); again.code != 1 {
-		t.Errorf("init into a non-empty folder: got exit %d, want 1", again.code)
+	if again := runCLI(t, dd, parent, "init", "r", "my-model"); again.code != 0 || !strings.Contains(again.stderr, "Nothing to add") {
+		t.Errorf("init again on the scaffold: want exit 0 and nothing added:\n%s", again)
 	}
 	rs, _ := exec.LookPath("Rscript")
 	train := exec.Command(rs, "train.R")
@@ -250,6 +250,9 @@ func TestInitScaffoldsADeployableFolder(t *testing.T) {
 		t.Fatalf("train.R: %v\n%s", err, out)
 	}
 	up := s.mustIn(t, dir, "up", ".")
+	if strings.Contains(up.stderr, "warning") {
+		t.Errorf("up of the scaffold warns about the scaffold itself:\n%s", up.stderr)
+	}
 	var got struct{ Prediction []float64 }
 	if err := json.Unmarshal([]byte(up.stdout), &got); err != nil || len(got.Prediction) != 2 {
 		t.Fatalf("up printed %q, want two predictions", up.stdout)

@@ -12,7 +12,7 @@ import (
 
 // rPackages are the R packages some test needs; which are missing is
 // found once (one short R run).
-var rPackages = []string{"plumber", "jsonlite", "randomForest"}
+var rPackages = []string{"plumber", "jsonlite", "randomForest", "httr2"}
 
 var rCheck struct {
 	once    sync.Once

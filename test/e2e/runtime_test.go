@@ -206,8 +206,11 @@ func TestRDeploymentFailures(t *testing.T) {
 		if r.code != 1 {
 			t.Errorf("create: got exit %d, want 1:\n%s", r.code, r)
 		}
-		if d.ProvisioningState != "Failed" || !strings.Contains(d.Reason, "notapkg123") || !strings.Contains(d.Reason, `install.packages(c("notapkg123"))`) {
+		if d.ProvisioningState != "Failed" || !strings.Contains(d.Reason, "notapkg123") || !strings.Contains(d.Reason, `install.packages("notapkg123")`) {
 			t.Errorf("want Failed naming notapkg123 and how to install it, got %s", d)
+		}
+		if strings.Contains(d.Reason, "r-cran-notapkg123") {
+			t.Errorf("the hint names a Debian package that does not exist: %s", d.Reason)
 		}
 		t.Logf("reason: %s", d.Reason)
 		noneLeft(t, d)

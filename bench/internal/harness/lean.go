@@ -349,12 +349,8 @@ func (e *env) leanModel(ctx context.Context, s *serve.Server, m leanModel) (*Lea
 			// request succeeds: on a busy machine one may take longer
 			// than a short run.
 			vv := variants[n][v]
-			var st load.Stats
-			for try := 0; try < 20 && st.OK == 0 && ctx.Err() == nil; try++ {
-				st = load.ClosedLoop{Targets: vv.targets, Conns: n, Duration: 500 * time.Millisecond, Client: vv.opts}.Run(ctx)
-			}
-			if st.OK == 0 {
-				return lm, fmt.Errorf("warm-up of %s with n=%d: no successful request in 20 tries (%s; %v)", v, n, st.CodesString(), st.ErrorSamples)
+			if err := warmUp(ctx, fmt.Sprintf("%s with n=%d", v, n), load.ClosedLoop{Targets: vv.targets, Conns: n, Client: vv.opts}, 500*time.Millisecond); err != nil {
+				return lm, err
 			}
 		}
 	}

@@ -1,7 +1,7 @@
 // Package pgtest gives tests a fresh PostgreSQL database on the server
 // named by PLUMBLINE_TEST_POSTGRES (a URL whose user may create
-// databases; scripts/test-postgres.sh starts a private one and .ci/run
-// exports it). Without it a test is skipped, or fails when PLUMBLINE_CI=1:
+// databases; scripts/test-postgres.sh starts a private one, make test
+// exports its URL, and .ci/run starts one of its own for the run). Without it a test is skipped, or fails when PLUMBLINE_CI=1:
 // CI installs everything, so a skip there would hide a missing piece.
 //
 // This package is for tests only.
@@ -38,7 +38,7 @@ func URL(t testing.TB) string {
 	defer cancel()
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", Env, err)
+		t.Fatalf("connect to %s: %v (is the server down? bash scripts/test-postgres.sh starts the test cluster, or finds it healthy, and prints its URL)", Env, err)
 	}
 	defer admin.Close(context.Background())
 	b := make([]byte, 6)

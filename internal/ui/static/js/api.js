@@ -97,6 +97,7 @@ export const api = {
   regenerateKey: (name, keyType, o) => request('POST', `${V1}/endpoints/${enc(name)}/regenerateKeys`, {...o, body: {keyType}}),
   token: (name, o) => request('POST', `${V1}/endpoints/${enc(name)}/token`, o),
   deployments: (name, o) => request('GET', `${V1}/endpoints/${enc(name)}/deployments`, o),
+  snippets: (name, o) => request('GET', `${V1}/endpoints/${enc(name)}/snippets`, o),
   logs(endpoint, deployment, {lines, instance, follow} = {}, o) {
     const q = new URLSearchParams();
     if (lines) q.set('lines', String(lines));
@@ -117,6 +118,29 @@ export const api = {
     return res.text();
   },
 };
+
+// redeemSignInLink signs the tab in with a one-time link's code
+// (`plumbline up` prints the link: /studio/#signin=<code>&to=/endpoints/x).
+// It removes the code from the address bar and history first, then trades
+// it for the admin token. It returns the hash to show, and a message when
+// the link no longer works.
+export async function redeemSignInLink() {
+  const m = /^#signin=([A-Za-z0-9_-]+)(?:&to=(\/[^&#]*))?$/.exec(location.hash);
+  if (!m) return {};
+  const next = '#' + (m[2] ? m[2] : '/endpoints');
+  history.replaceState(null, '', location.pathname + location.search + next);
+  try {
+    const res = await fetch(`${V1}/signin`, {method: 'POST', headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({code: m[1]}), cache: 'no-store'});
+    if (res.ok) {
+      session.set((await res.json()).token);
+      return {};
+    }
+    return {message: (await errorFrom(res)).message};
+  } catch (err) {
+    return {message: `cannot reach the plumbline server (${err.message})`};
+  }
+}
 
 // editableEndpoint is the document PUT /api/v1/endpoints/{name} takes,
 // built from what GET returns (the same fields `online-endpoint update`

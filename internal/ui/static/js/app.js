@@ -3,7 +3,7 @@
 // View it gets is disposed when the user leaves the page, which aborts the
 // page's requests and stops its timers and streams.
 
-import {api, session, setUnauthorizedHandler, ApiError} from './api.js';
+import {api, session, setUnauthorizedHandler, ApiError, redeemSignInLink} from './api.js';
 import {h, replace} from './dom.js';
 import * as endpointsPage from './pages/endpoints.js';
 import * as endpointPage from './pages/endpoint.js';
@@ -225,5 +225,8 @@ signOutBtn.addEventListener('click', () => {
 });
 
 window.addEventListener('hashchange', route);
-if (session.token()) loadServerInfo();
-route();
+redeemSignInLink().then(({message}) => {
+  if (message) signInMessage = {cls: 'alert-warn', text: message};
+  if (session.token()) loadServerInfo();
+  route();
+});

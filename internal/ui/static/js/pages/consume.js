@@ -13,12 +13,17 @@ export async function render(panel, ctx, view) {
   replace(panel, h('div', {class: 'stack'}, credCard, useCard));
 
   let caPath = '';
+  let snippets = null;
   try {
-    caPath = (await api.server({signal: view.signal})).ca_cert_path || '';
+    [caPath, snippets] = await Promise.all([
+      api.server({signal: view.signal}).then((s) => s.ca_cert_path || ''),
+      api.snippets(ep.name, {signal: view.signal}),
+    ]);
   } catch (err) {
     if (err.name === 'AbortError' || err.unauthorized) throw err;
+    replace(useCard, errorBox(err, 'Could not read the examples'));
   }
-  replace(useCard, usage(ep, caPath));
+  if (snippets) replace(useCard, usage(ep, caPath, snippets));
 
   switch (ep.auth_mode) {
     case 'key':
@@ -136,33 +141,23 @@ async function token(card, ep, view) {
     status);
 }
 
-function usage(ep, caPath) {
-  const field = ep.auth_mode === 'key' ? 'primaryKey' : 'accessToken';
-  const cacert = caPath ? `--cacert ${caPath} ` : '';
-  const curl =
-    `export ENDPOINT_KEY=$(plumbline online-endpoint get-credentials --name ${ep.name} --query ${field} -o tsv)\n` +
-    `curl ${cacert}-H "Authorization: Bearer $ENDPOINT_KEY" \\\n` +
-    `  -H "Content-Type: application/json" -d @sample_request.json \\\n` +
-    `  ${ep.scoring_uri}`;
-  const r =
-    'library(httr2)\n' +
-    `resp <- request("${ep.scoring_uri}") |>\n` +
-    '  req_auth_bearer_token(Sys.getenv("ENDPOINT_KEY")) |>\n' +
-    '  req_body_file("sample_request.json", type = "application/json") |>\n' +
-    (caPath ? `  req_options(cainfo = "${caPath}") |>\n` : '') +
-    '  req_perform()\n' +
-    'resp_body_json(resp)';
+// usage shows the calls `plumbline up` prints (the server writes both, so
+// they are the same text): export the key, then curl, or R from that shell.
+function usage(ep, caPath, snippets) {
+  const block = (title, text, what) => [
+    h('h3', {class: 'small muted'}, title),
+    h('pre', {class: 'snippet', tabindex: '0'}, text),
+    h('div', {class: 'btn-row'}, copyButton(text, 'Copy', what)),
+  ];
   return [
     h('div', {class: 'card-head'}, h('h2', null, 'Call the endpoint')),
     h('dl', {class: 'kv'},
       h('dt', null, 'Scoring URI'), h('dd', null, copyable(ep.scoring_uri, 'scoring URI')),
       h('dt', null, 'OpenAPI'), h('dd', null, h('code', null, ep.openapi_uri)),
       caPath ? h('dt', null, 'CA certificate') : null, caPath ? h('dd', null, h('code', null, caPath)) : null),
-    h('h3', {class: 'small muted'}, 'curl'),
-    h('pre', {class: 'snippet', tabindex: '0'}, curl),
-    h('div', {class: 'btn-row'}, copyButton(curl, 'Copy', 'the curl example')),
-    h('h3', {class: 'small muted'}, 'R (httr2)'),
-    h('pre', {class: 'snippet', tabindex: '0'}, r),
-    h('div', {class: 'btn-row'}, copyButton(r, 'Copy', 'the R example')),
+    h('p', {class: 'muted small'}, 'They work as pasted, from any folder: run the first line in your shell, then curl, or start R from that shell.'),
+    block('Key (shell)', snippets.shell, 'the key command'),
+    block('curl', snippets.curl, 'the curl example'),
+    block('R (httr2)', snippets.r, 'the R example'),
   ];
 }

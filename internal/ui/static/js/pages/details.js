@@ -92,8 +92,10 @@ function deploymentCard(d, ep, names) {
     h('div', {class: 'card-head'},
       h('h3', null, dot(colorOf(d.name, names)), d.name, stateBadge(d.provisioning_state)),
       h('span', {class: 'share'}, shareText(d, ep))),
+    d.serving ? h('div', {class: 'alert alert-warn serving', role: 'note'}, d.serving.summary) : null,
     d.reason ? h('div', {class: reasonCls, role: 'note'}, d.reason) : null,
     h('dl', {class: 'kv'},
+      h('dt', null, 'Recent traffic'), h('dd', {class: 'health'}, healthText(d.health)),
       h('dt', null, 'Model'), h('dd', null, modelEl, d.model_digest ? [' ', digestEl(d.model_digest)] : null),
       h('dt', null, 'Code'), h('dd', null,
         d.code_configuration && d.code_configuration.scoring_script ? h('code', null, d.code_configuration.scoring_script) : null,
@@ -115,6 +117,15 @@ function deploymentCard(d, ep, names) {
           i.started_at ? h('span', {class: 'muted'}, 'started ', timeEl(i.started_at)) : null,
           i.message ? h('span', {class: 'imsg'}, i.message) : null)))
       : h('p', {class: 'muted small'}, 'No instances running.'));
+}
+
+// healthText is what the gateway saw of the deployment recently: error
+// rate and latency (show and list print the same figures).
+export function healthText(hl) {
+  if (!hl || !hl.requests) return 'no requests in the last 5 minutes';
+  const pct = (hl.error_rate * 100).toFixed(1);
+  const lat = hl.p50_ms != null ? ` · p50 ${hl.p50_ms.toFixed(1)} ms · p99 ${hl.p99_ms.toFixed(1)} ms` : '';
+  return `${hl.errors} of ${hl.requests} requests failed (${pct}%)${lat}`;
 }
 
 // ---- traffic editor --------------------------------------------------------------
