@@ -53,6 +53,10 @@ type control struct {
 	runAs *process.RunAs
 
 	rec atomic.Pointer[reconcile.Reconciler] // while leading
+
+	// rolloutWake, if set, asks the rollout controller for a pass at once
+	// (this process's gateway saw a gate breached).
+	rolloutWake chan struct{}
 }
 
 var _ interface {
@@ -159,7 +163,9 @@ func (c *control) lead(ctx context.Context) error {
 		Fence:    c.elect.fence,
 	})
 	c.rec.Store(rec)
+	stopRollouts := c.runRollouts(ctx)
 	err := rec.Start(ctx)
+	stopRollouts()
 	c.rec.Store(nil)
 	if c.root.Err() != nil && c.cfg.OnExit == OnExitStop {
 		c.stopInstances(drv)

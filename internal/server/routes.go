@@ -74,7 +74,13 @@ func buildSnapshot(ctx context.Context, st store.Store) (*gateway.Snapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	return assemble(eps, deps, rows), nil
+	rollouts, err := st.ListRollouts(ctx, store.RolloutFilter{ActiveOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	snap := assemble(eps, deps, rows)
+	applyRollouts(snap, rollouts)
+	return snap, nil
 }
 
 // assemble is buildSnapshot without the store, for tests.
@@ -93,6 +99,8 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 			Traffic:         copyMap(e.Traffic),
 			Mirror:          copyMap(e.Mirror),
 			Deployments:     map[string]*gateway.Deployment{},
+			Generation:      e.Generation,
+			Compare:         compareOf(e),
 		}
 	}
 	byDep := map[string][]store.Instance{}
@@ -124,7 +132,9 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 			MaxQueueWait:             p.MaxQueueWait, // zero for managed deployments: queue time counts inside RequestTimeout
 			ModelName:                p.ModelName,
 			ModelVersion:             p.ModelVersion,
+			ModelDigest:              p.ModelDigest,
 			Contract:                 p.Contract,
+			Capture:                  captureOf(rec),
 		}
 		current := p.TemplateHash()
 		for _, r := range byDep[d.Endpoint+"/"+d.Name] {
@@ -134,6 +144,7 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 				// the serving version follows request_settings as they
 				// change (a limit change restarts nothing).
 				in.MaxConcurrent = r.MaxConcurrent
+				provenanceOf(&in, rec, p, r.Template)
 			}
 			gd.Instances = append(gd.Instances, in)
 		}

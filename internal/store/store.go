@@ -260,6 +260,10 @@ type Store interface {
 	// Environments are registered environment versions (environments.go).
 	Environments
 
+	// Rollouts are progressive rollouts, the traffic history, gateway
+	// figures and diff samples (rollouts.go).
+	Rollouts
+
 	// CreateEndpoint fails with ErrExists if the name is taken.
 	CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error)
 	GetEndpoint(ctx context.Context, name string) (Endpoint, error)
