@@ -113,12 +113,27 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	before, err := s.cfg.Store.GetEndpoint(r.Context(), name)
+	if err != nil {
+		return s.endpointErr(name, err)
+	}
+	trafficChanged := !sameSplit(before.Traffic, ep.Traffic) || !sameSplit(before.Mirror, ep.MirrorTraffic)
+	if trafficChanged {
+		if err := s.activeRollout(r, name); err != nil {
+			return err
+		}
+	}
 	// The deployments are checked inside the write, with the endpoint
 	// locked: a deletion that checked the traffic before this write cannot
 	// commit in between (deleteDeployment locks the endpoint first too).
 	rec, err := s.cfg.Store.UpdateEndpointWithDeployments(r.Context(), name, func(e *store.Endpoint, deps []store.Deployment) error {
 		if e.State == store.StateDeleting {
 			return conflict(name, "endpoint %s is being deleted", name)
+		}
+		if trafficChanged && e.Generation != before.Generation {
+			// Its traffic changed since it was checked for a rollout
+			// (one may have started): the caller decides again.
+			return conflict(name, "endpoint %s changed while this update was being made (a rollout may have started); show it and try again", name)
 		}
 		live := map[string]bool{}
 		for _, d := range deps {
@@ -146,6 +161,9 @@ func (s *Server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.event(r, name, "", "Normal", "Updated", "endpoint updated: traffic "+formatTraffic(rec.Traffic)+mirrorNote(rec.Mirror))
 	s.cfg.OnChange()
+	if trafficChanged {
+		s.recordTrafficChange(r, rec, "online-endpoint update: traffic "+formatTraffic(rec.Traffic)+mirrorNote(rec.Mirror))
+	}
 	out, err := s.endpointOut(r, rec)
 	if err != nil {
 		return err
@@ -384,6 +402,20 @@ func total(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// sameSplit compares two splits, zero shares and name case aside.
+func sameSplit(a, b map[string]int) bool {
+	x, y := nonZero(a), nonZero(b)
+	if len(x) != len(y) {
+		return false
+	}
+	for k, v := range x {
+		if y[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func nonZero(m map[string]int) map[string]int {

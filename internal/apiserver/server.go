@@ -91,7 +91,13 @@ type Config struct {
 	Fetch *auth.ArtifactTokens
 	// UploadLimits bound artifact uploads (zero: registry defaults).
 	UploadLimits registry.Limits
-	Logger       *slog.Logger
+	// CaptureDir is where this replica's gateway writes captured records
+	// ("" : none here).
+	CaptureDir string
+	// Replayer replays captured requests through this replica's gateway
+	// (nil: the replica has none; replay answers 409).
+	Replayer Replayer
+	Logger   *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 }
@@ -152,7 +158,7 @@ type route struct {
 }
 
 func (s *Server) table() []route {
-	return []route{
+	return append([]route{
 		{"GET", "/server", s.getServer},
 		{"POST", "/artifacts", s.postArtifact},
 		{"HEAD", "/artifacts/{digest}", s.headArtifact},
@@ -200,7 +206,7 @@ func (s *Server) table() []route {
 		{"PUT", "/blobs/{digest}", s.putBlob},
 		{"GET", "/endpoints/{endpoint}/snippets", s.getSnippets},
 		{"POST", "/signin-links", s.postSigninLink},
-	}
+	}, s.safeRoutes()...)
 }
 
 const prefix = "/api/" + api.Version

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"io"
 
 	"github.com/spf13/cobra"
 )
@@ -21,6 +22,9 @@ type verb struct {
 	// result prints nothing.
 	call func(ctx context.Context, cn *conn) (any, error)
 	cols []column
+	// text, if set, writes the table format (without --query) instead of
+	// cols: for results that read better as a report than as one table.
+	text func(w io.Writer, v any) error
 }
 
 // apiVerb finishes c (its Use, help and flags already set) as an API
@@ -50,6 +54,9 @@ func (g *globals) apiVerb(c *cobra.Command, v *verb) *cobra.Command {
 		}
 		if out == nil {
 			return nil
+		}
+		if v.text != nil && p.format == formatTable && p.query == nil {
+			return v.text(g.stdout, out)
 		}
 		return p.print(out, v.cols)
 	}

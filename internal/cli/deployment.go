@@ -16,7 +16,8 @@ import (
 
 // The online-deployment verbs: deployment_create.go, deployment_update.go,
 // deployment_show.go, deployment_list.go, deployment_delete.go,
-// deployment_get_logs.go, deployment_events.go, deployment_prewarm.go.
+// deployment_get_logs.go, deployment_events.go, deployment_prewarm.go,
+// deployment_rollout.go, deployment_capture.go.
 
 var deploymentColumns = []column{
 	field("NAME", "name"), field("ENDPOINT", "endpoint_name"),
@@ -75,7 +76,7 @@ func healthCell(r map[string]any, name string) string {
 func newDeploymentCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "online-deployment", Aliases: []string{"deployment"}, Short: "Manage online deployments: create, update, scale, logs"}
 	c.AddCommand(newDeploymentCreate(g), newDeploymentUpdate(g), newDeploymentShow(g), newDeploymentList(g),
-		newDeploymentDelete(g), newDeploymentLogs(g), newDeploymentEvents(g), newDeploymentPrewarm(g))
+		newDeploymentDelete(g), newDeploymentLogs(g), newDeploymentEvents(g), newDeploymentPrewarm(g), newDeploymentRollout(g), newDeploymentCapture(g))
 	return c
 }
 

@@ -19,7 +19,7 @@ import (
 // The online-endpoint verbs: endpoint_create.go, endpoint_update.go,
 // endpoint_show.go, endpoint_list.go, endpoint_delete.go,
 // endpoint_invoke.go, endpoint_get_credentials.go,
-// endpoint_regenerate_keys.go.
+// endpoint_regenerate_keys.go, endpoint_compare.go.
 
 var endpointColumns = []column{
 	field("NAME", "name"), field("AUTH", "auth_mode"), field("STATE", "provisioning_state"),
@@ -29,7 +29,7 @@ var endpointColumns = []column{
 func newEndpointCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "online-endpoint", Aliases: []string{"endpoint"}, Short: "Manage online endpoints: create, update traffic, keys, invoke"}
 	c.AddCommand(newEndpointCreate(g), newEndpointUpdate(g), newEndpointShow(g), newEndpointList(g), newEndpointDelete(g),
-		newEndpointInvoke(g), newEndpointCredentials(g), newEndpointRegenerate(g), newEndpointRevokeTokens(g))
+		newEndpointInvoke(g), newEndpointCredentials(g), newEndpointRegenerate(g), newEndpointRevokeTokens(g), newEndpointCompare(g))
 	return c
 }
 

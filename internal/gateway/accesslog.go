@@ -30,6 +30,9 @@ func (g *Gateway) finish(st *reqState) {
 		pm := st.t.pool.m
 		pm.requests.get(status, st.modelStatus).Inc()
 		pm.duration.Observe(elapsed.Seconds())
+		if st.figs != nil || st.pair != nil || st.capture != nil {
+			g.finishSafety(st, status, elapsed)
+		}
 	} else {
 		endpoint := ""
 		if st.rt != nil {

@@ -20,7 +20,14 @@
 // pools (queues, in-flight counts) live across snapshots, so a swap never drops
 // an in-flight or queued request.
 //
+// Safe rollout (safety.go, shadow.go, capture.go, replay.go): per-epoch
+// figures for rollout gates and a hold on a rollout candidate's sample, the
+// comparison of mirrored answers off the request goroutine, and sampled,
+// redacted request/response capture through a bounded queue.
+//
 // This package must not import the store, the registry, a driver, the
 // reconciler or the API server; of plumbline's own packages it may import only
-// internal/auth and internal/tlsca. deps_test.go enforces it.
+// internal/auth, internal/tlsca and the leaves internal/contract,
+// internal/compare, internal/figures and internal/redact. deps_test.go
+// enforces it.
 package gateway

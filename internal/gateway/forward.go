@@ -174,7 +174,8 @@ func (g *Gateway) logUpstreamError(st *reqState, err error) {
 // model cannot forge them.
 func ownedHeader(key string) bool {
 	switch key {
-	case hdrRequestID, hdrClientRequestID, hdrModelDeployment, hdrModelErrorStatusCode, hdrModelErrorReason:
+	case hdrRequestID, hdrClientRequestID, hdrModelDeployment, hdrModelErrorStatusCode, hdrModelErrorReason,
+		hdrPlumblineDeployment, hdrPlumblineModel, hdrPlumblineModelDigest:
 		return true
 	}
 	return false

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -88,6 +89,25 @@ type Config struct {
 	// full a copy is dropped and counted. If zero, DefaultMirrorQueue (64).
 	MirrorQueue int
 
+	// CompareQueue bounds the mirrored pairs waiting to be compared; when
+	// it is full a pair is dropped and counted. If zero,
+	// DefaultCompareQueue.
+	CompareQueue int
+
+	// Capture receives the captured request/response pairs of deployments
+	// with Capture set, redacted. If nil, they are counted as failed.
+	Capture CaptureSink
+
+	// CaptureQueue bounds the captured records waiting to be written;
+	// when it is full a record is dropped and counted. If zero,
+	// DefaultCaptureQueue.
+	CaptureQueue int
+
+	// HashKey keys the hash of capture's hash rules (HMAC-SHA256), at least
+	// 16 bytes; gateways sharing a store should share it, so hashes join.
+	// If empty, hash rules leave their bodies out.
+	HashKey []byte
+
 	// MirrorMemoryBytes bounds, gateway-wide, the request bodies held for
 	// mirrored copies (read whole, shared by the live request and its copy
 	// until the copy is done). A request whose body does not fit is not
@@ -160,6 +180,16 @@ type Gateway struct {
 	closed     atomic.Bool
 	shutdownMu sync.Mutex // protects slotsHeld; serialises Shutdown
 	slotsHeld  int        // mirror slots Shutdown has taken
+
+	// The safe-rollout parts (safety.go, shadow.go, capture.go).
+	book        *book
+	smetrics    *safetyMetrics
+	compareQ    chan *pairJob
+	captureQ    chan *CaptureRecord
+	capture     CaptureSink
+	hashKey     []byte
+	rules       rulesCache
+	workersOnce sync.Once
 }
 
 // New returns a Gateway with an empty routing table: every scoring request
@@ -206,6 +236,16 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
+	if g.smetrics, err = newSafetyMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	g.book = newBook()
+	g.compareQ = make(chan *pairJob, cmp.Or(max(0, cfg.CompareQueue), DefaultCompareQueue))
+	g.captureQ = make(chan *CaptureRecord, cmp.Or(max(0, cfg.CaptureQueue), DefaultCaptureQueue))
+	g.capture = cfg.Capture
+	if len(cfg.HashKey) >= 16 {
+		g.hashKey = cfg.HashKey
+	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      g.transport,
@@ -256,6 +296,7 @@ func (g *Gateway) Update(s *Snapshot) {
 				continue
 			}
 			rt := compileRoute(ep, poolFor)
+			g.attachSafety(rt, ep)
 			next.endpoints[rt.name] = rt
 		}
 	}
@@ -435,13 +476,25 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		if t = rt.pick(); t == nil {
 			return errNoPositiveWeight
 		}
+		if rt.guard != nil && act == actionScore && t.name == rt.guard.cand && !rt.guard.admit() {
+			t = rt.pickFallback() // the candidate's sample is still being judged, or failed here
+		}
 		if act == actionScore {
 			mirror = rt.mirrorTarget()
 		}
 	}
 	st.t = t
 	st.w.Header()[hdrModelDeployment] = t.nameHeader
+	st.w.Header()[hdrPlumblineDeployment] = t.nameHeader
 	st.upstreamPath, st.upstreamURI = t.scoringPath, t.scoringURI
+	if act == actionScore {
+		if rt.figs != nil {
+			st.figs = rt.figs
+		}
+		if t.capture != nil && t.capture.sample() {
+			st.startCapture(t.capture)
+		}
+	}
 	if act == actionOpenAPI && t.contract != nil {
 		return serveContractDoc(st, t, act)
 	}
@@ -478,9 +531,13 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 			defer t.pool.bodies.give(size)
 			small = true
 		}
+		// A captured body is read whole too, up to the capture's limit.
+		if st.capture != nil && size >= 0 && size <= int64(st.capture.maxBody) {
+			small = true
+		}
 		if mirror != nil || t.contract != nil || small {
 			var into []byte
-			if mirror == nil { // a mirrored body outlives the request: not pooled
+			if mirror == nil && st.capture == nil { // a mirrored or captured body outlives the request: not pooled
 				st.bodyBuf = bodyBuffers.Get().(*[]byte)
 				into = *st.bodyBuf
 			}
@@ -508,6 +565,7 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		}
 	}
 	if mirror != nil {
+		st.pair = g.newPair(rt, t, mirror, st)
 		g.mirror(mirror, r, st)
 	}
 

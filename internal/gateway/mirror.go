@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 // maxMirrorDrain is how much of a mirrored response is read (and dropped) so
@@ -28,6 +29,7 @@ func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 	if g.closed.Load() {
 		pm.mirrorDropped.Inc()
 		release()
+		st.pairDropped()
 		return
 	}
 	select {
@@ -35,6 +37,7 @@ func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 	default:
 		pm.mirrorDropped.Inc()
 		release()
+		st.pairDropped()
 		return
 	}
 	h := r.Header.Clone()
@@ -64,6 +67,7 @@ func (g *Gateway) mirror(t *target, r *http.Request, st *reqState) {
 		query:   r.URL.RawQuery,
 		header:  h,
 		body:    st.mirrorBody,
+		pair:    st.pair,
 	}
 	go g.runMirror(job)
 }
@@ -76,14 +80,26 @@ type mirrorJob struct {
 	query   string
 	header  http.Header
 	body    []byte
+	pair    *pairJob // its comparison with the live answer (shadow.go), or nil
 }
 
 // runMirror sends one copy through the mirror deployment's own admission
-// (its limits apply to shadow traffic too) and discards the answer.
+// (its limits apply to shadow traffic too) and hands the answer to the
+// comparison (or discards it).
 func (g *Gateway) runMirror(job *mirrorJob) {
 	defer func() { <-g.mirrorSlots }()
 	defer job.release()
 	pm := job.t.pool.m
+	start := time.Now()
+	if job.t.contract != nil {
+		// What the shadow's input contract would refuse never reaches it.
+		if err := checkContract(job.t, job.body); err != nil {
+			if job.pair != nil {
+				job.pair.shadowRefused()
+			}
+			return
+		}
+	}
 	defer func() {
 		// A copy must never take the server down with it.
 		if p := recover(); p != nil {
@@ -101,8 +117,14 @@ func (g *Gateway) runMirror(job *mirrorJob) {
 	if err != nil {
 		if errors.Is(err, errQueueFull) || errors.Is(err, errNoInstance) || errors.Is(err, errQueueWait) {
 			pm.mirrorDropped.Inc()
+			if job.pair != nil {
+				job.pair.shadowDropped()
+			}
 		} else {
 			pm.mirrorError.Inc()
+			if job.pair != nil {
+				job.pair.shadowAnswered(http.StatusRequestTimeout, start, nil, "")
+			}
 		}
 		return
 	}
@@ -125,7 +147,21 @@ func (g *Gateway) runMirror(job *mirrorJob) {
 	res, err := g.transport.RoundTrip(req)
 	if err != nil {
 		pm.mirrorError.Inc()
+		if job.pair != nil {
+			status := http.StatusBadGateway
+			if ctx.Err() != nil {
+				status = http.StatusRequestTimeout
+			}
+			job.pair.shadowAnswered(status, start, nil, "")
+		}
 		return
+	}
+	if job.pair != nil {
+		status := res.StatusCode
+		if status < 200 || status > 299 {
+			status = http.StatusFailedDependency // as the gateway answers a model's error
+		}
+		job.pair.shadowAnswered(status, start, res.Body, res.Header.Get("Content-Encoding"))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxMirrorDrain))
 	_ = res.Body.Close()

@@ -104,10 +104,14 @@ type instance struct {
 	// conns are its idle keep-alive connections; closed when the pool
 	// forgets the instance.
 	conns *hostPool
+	// prov are its provenance headers when it serves another model than
+	// its deployment's (nil: the deployment's); set once, part of key.
+	prov *provenance
 }
 
 func instanceKey(in Instance) string {
-	return in.Name + "\x00" + in.Addr + "\x00" + in.ScoringPath + "\x00" + in.OpenAPIPath
+	return in.Name + "\x00" + in.Addr + "\x00" + in.ScoringPath + "\x00" + in.OpenAPIPath +
+		"\x00" + in.ModelName + "\x00" + in.ModelVersion + "\x00" + in.ModelDigest
 }
 
 // waiter is one queued request. ready is signalled exactly once, after inst
@@ -185,6 +189,7 @@ func (p *pool) update(d *Deployment) {
 				scoringPath: scoring, openAPIPath: openAPI,
 				scoringURI: escapedPath(scoring), openAPIURI: escapedPath(openAPI),
 				conns: newHostPool(spec.Addr),
+				prov:  instanceProvenance(spec),
 			}
 			p.known[key] = in
 		} else if in.listed {

@@ -57,6 +57,12 @@ type reqState struct {
 
 	err      error // the error answered, if any
 	returned bool  // ServeHTTP returned normally (not an aborted copy)
+
+	// The safe-rollout parts, nil for most requests: a live rollout step's
+	// figures, the comparison of a mirrored request, a sampled capture.
+	figs    *figSet
+	pair    *pairJob
+	capture *captureConf
 }
 
 type stateKey struct{}
@@ -119,6 +125,9 @@ func modifyResponse(res *http.Response) error {
 	delete(h, hdrModelDeployment)
 	delete(h, hdrModelErrorStatusCode)
 	delete(h, hdrModelErrorReason)
+	delete(h, hdrPlumblineDeployment)
+	delete(h, hdrPlumblineModel)
+	delete(h, hdrPlumblineModelDigest)
 	setServerTiming(st, h)
 	if (code < 200 || code > 299) && code != http.StatusSwitchingProtocols {
 		h[hdrModelErrorStatusCode] = []string{codeLabel(code)}
@@ -197,11 +206,16 @@ func (e *upstreamError) Error() string        { return "upstream: " + e.err.Erro
 func (e *upstreamError) Unwrap() []error      { return []error{errUpstream, e.err} }
 func (e *upstreamError) Is(target error) bool { return target == errUpstream }
 
-// statusWriter records the status and size of the response.
+// statusWriter records the status and size of the response, and copies
+// its body into tee (up to teeMax bytes) when the request is mirrored or
+// captured.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status  int
+	bytes   int64
+	teeMax  int
+	tee     []byte
+	teeOver bool // the body passed teeMax
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -217,7 +231,23 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
+	if w.teeMax > 0 {
+		w.keep(b[:n])
+	}
 	return n, err
+}
+
+// keep copies written body bytes into tee.
+func (w *statusWriter) keep(b []byte) {
+	if w.teeOver {
+		return
+	}
+	if len(w.tee)+len(b) > w.teeMax {
+		w.teeOver = true
+		w.tee = nil
+		return
+	}
+	w.tee = append(w.tee, b...)
 }
 
 // Flush lets streamed model output (SSE, chunked) through as it comes.
@@ -384,6 +414,7 @@ func (buffers) Put(b []byte) {
 // it runs.
 func (st *reqState) useInstance(inst *instance, act action) {
 	st.inst, st.dispatched = inst, time.Now()
+	st.setProvenance(inst)
 	st.upstreamPath, st.upstreamURI = inst.scoringPath, inst.scoringURI
 	if act == actionOpenAPI && inst.openAPIPath != "" {
 		st.upstreamPath, st.upstreamURI = inst.openAPIPath, inst.openAPIURI

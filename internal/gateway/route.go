@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/plumbline/plumbline/internal/auth"
+	"github.com/plumbline/plumbline/internal/compare"
 	"github.com/plumbline/plumbline/internal/contract"
 )
 
@@ -144,6 +145,14 @@ type route struct {
 	// mirror, if set, receives mirrorPct percent of live requests.
 	mirror    *target
 	mirrorPct int
+	// The safe-rollout parts (safety.go): the traffic epoch, the
+	// comparison of mirrored answers, and a running rollout's step.
+	epoch    int64
+	comparer *compare.Comparer
+	figs     *figSet // nil unless a live rollout step is running
+	guard    *guard  // nil unless a live rollout step holds back its candidate
+	fallback []weighted
+	ftotal   int
 }
 
 type weighted struct {
@@ -169,6 +178,10 @@ type target struct {
 	modelVersion string
 	// contract, if set, checks every scoring request's body.
 	contract *contract.Checker
+	// prov are its provenance headers; capture, if set, samples its
+	// requests for capture (safety.go).
+	prov    provenance
+	capture *captureConf
 }
 
 // pick chooses a deployment by weight, or nil when none has positive weight.
@@ -247,6 +260,7 @@ func compileRoute(ep *Endpoint, poolFor func(endpoint, deployment string, d *Dep
 			modelName:    d.ModelName,
 			modelVersion: d.ModelVersion,
 			contract:     compileContract(d.Contract),
+			prov:         deploymentProvenance(dname, d),
 		}
 	}
 	names := make([]string, 0, len(ep.Traffic))

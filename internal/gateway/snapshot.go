@@ -38,6 +38,45 @@ type Endpoint struct {
 	Mirror map[string]int
 	// Deployments by name, lower-case.
 	Deployments map[string]*Deployment
+	// Generation is the endpoint's generation: it changes with every
+	// change of its traffic, so the figures a gateway measures for rollouts
+	// and shadow comparisons are kept per generation (a traffic epoch).
+	Generation int64
+	// Compare says how mirrored answers are compared with the live ones;
+	// nil means the whole answer, numbers within 1e-9.
+	Compare *Compare
+	// Rollout, if set, is a progressive rollout's current step.
+	Rollout *Rollout
+}
+
+// Compare is an endpoint's comparison settings (plumbline.compare).
+type Compare struct {
+	// Path is a JSONPath selecting the predictions; "" means the whole
+	// answer, unwrapped.
+	Path string
+	// Tolerance and RelativeTolerance bound the difference under which
+	// two numbers agree; zero means exact.
+	Tolerance, RelativeTolerance float64
+}
+
+// Rollout is a running progressive rollout's current step, as the data
+// plane enforces it.
+type Rollout struct {
+	// Candidate is the deployment rolled out (lower-case).
+	Candidate string
+	// Shadow is set during a shadow step: the candidate receives mirrored
+	// copies only.
+	Shadow bool
+	// MinRequests is the step's sample: on each gateway the candidate gets
+	// at most this many live requests until they are answered and judged;
+	// meanwhile its share goes to Fallback. Zero or less means no hold.
+	MinRequests int
+	// Fallback is the split the rollout started from (the candidate not
+	// in it): where the candidate's share goes while its sample is being
+	// answered, and for good once a gate is breached on this gateway.
+	Fallback map[string]int
+	// Gates judged over the sample (see figures.Gates).
+	MaxErrorRate, MaxLatencyRatio, MaxContractViolationRate float64
 }
 
 // Deployment is one deployment of an endpoint as the data plane needs it.
@@ -79,6 +118,12 @@ type Deployment struct {
 	// and logs. Either may be empty.
 	ModelName    string
 	ModelVersion string
+	// ModelDigest is the model's artifact digest ("sha256:…"), for the
+	// provenance headers; "" when the deployment has no model.
+	ModelDigest string
+	// Capture, if set, writes a sampled share of the deployment's
+	// request/response pairs to CaptureSink.
+	Capture *Capture
 	// Contract, if set, is checked against every scoring request's body
 	// before it is queued (422 on a violation), and published at
 	// /endpoints/<e>/prototype and in the generated …/swagger.json. nil
@@ -104,4 +149,27 @@ type Instance struct {
 	// MaxConcurrent is how many requests it takes at once; zero or less
 	// means the deployment's MaxConcurrentPerInstance.
 	MaxConcurrent int
+	// ModelName, ModelVersion and ModelDigest say what model this
+	// instance serves when it differs from the deployment's (an instance
+	// of the previous version during a rolling update); empty means the
+	// deployment's.
+	ModelName, ModelVersion, ModelDigest string
+}
+
+// Capture is a deployment's request/response capture (plumbline.capture).
+type Capture struct {
+	// SamplingRate is the share of requests captured, 0–1.
+	SamplingRate float64
+	// Redact and Hash are JSONPath expressions applied to both bodies
+	// before a record leaves the gateway (see internal/redact).
+	Redact, Hash []string
+	// MaxBodyBytes bounds each body kept; zero means 256 KiB.
+	MaxBodyBytes int
+	// Files and Sink tell the CaptureSink where records go; the gateway
+	// passes them along untouched.
+	RollingRate  string
+	MaxFileBytes int64
+	MaxFiles     int
+	SinkURL      string
+	SinkHeaders  map[string]string
 }

@@ -58,6 +58,10 @@ type control struct {
 	// scaleMetrics are the autoscaler's metrics, kept across leader terms
 	// (nil: none).
 	scaleMetrics *autoscale.Metrics
+
+	// rolloutWake, if set, asks the rollout controller for a pass at once
+	// (this process's gateway saw a gate breached).
+	rolloutWake chan struct{}
 }
 
 var _ interface {
@@ -188,7 +192,9 @@ func (c *control) lead(ctx context.Context) error {
 		defer close(asDone)
 		_ = as.Start(ctx)
 	}()
+	stopRollouts := c.runRollouts(ctx)
 	err := rec.Start(ctx)
+	stopRollouts()
 	<-asDone
 	c.as.Store(nil)
 	c.rec.Store(nil)

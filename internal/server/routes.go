@@ -97,7 +97,13 @@ func buildSnapshot(ctx context.Context, st store.Store) (*gateway.Snapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	return assemble(eps, deps, rows), nil
+	rollouts, err := st.ListRollouts(ctx, store.RolloutFilter{ActiveOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	snap := assemble(eps, deps, rows)
+	applyRollouts(snap, rollouts)
+	return snap, nil
 }
 
 // assemble is buildSnapshot without the store, for tests.
@@ -116,6 +122,8 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 			Traffic:         copyMap(e.Traffic),
 			Mirror:          copyMap(e.Mirror),
 			Deployments:     map[string]*gateway.Deployment{},
+			Generation:      e.Generation,
+			Compare:         compareOf(e),
 		}
 	}
 	byDep := map[string][]store.Instance{}
@@ -152,7 +160,9 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 			MaxQueueWait:             p.MaxQueueWait, // zero for managed deployments: queue time counts inside RequestTimeout
 			ModelName:                p.ModelName,
 			ModelVersion:             p.ModelVersion,
+			ModelDigest:              p.ModelDigest,
 			Contract:                 p.Contract,
+			Capture:                  captureOf(rec),
 			Starting:                 starting[d.Endpoint+"/"+d.Name],
 		}
 		if a := p.Autoscale; a.CanScale() && !failed {
@@ -170,6 +180,7 @@ func assemble(eps []store.Endpoint, deps []store.Deployment, rows []store.Instan
 				// the serving version follows request_settings as they
 				// change (a limit change restarts nothing).
 				in.MaxConcurrent = r.MaxConcurrent
+				provenanceOf(&in, rec, p, r.Template)
 			}
 			gd.Instances = append(gd.Instances, in)
 		}

@@ -289,11 +289,16 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	var src *storeSource
 	var feed routeFeed // src, or src with EndpointSlices' instances
 	var alog *gateway.AccessLog
+	var safe *safetyParts
 	if cfg.Role != RoleControl {
 		if alog, err = accessLog(cfg); err != nil {
 			return err
 		}
-		gw, src, err = newGatewayPart(ctx, cfg, st, tokens, promReg, alog, ln.Addr().String())
+		if safe, err = newSafetyParts(ctx, cfg, dd, st, promReg, log); err != nil {
+			return err
+		}
+		defer safe.close()
+		gw, src, err = newGatewayPart(ctx, cfg, st, tokens, promReg, alog, ln.Addr().String(), safe)
 		if err != nil {
 			return err
 		}
@@ -303,6 +308,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 				return err
 			}
 		}
+		parts = append(parts, part{"gateway figures", safe.figureWriter(gw, st, log).Start})
 		// The first table before the listener opens: a gateway that just
 		// started never answers 404 for an endpoint it has not read yet.
 		if err := feed.sync(ctx, gw); err != nil {
@@ -340,6 +346,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if err != nil {
 			return err
 		}
+		if safe != nil {
+			ctl.rolloutWake = safe.wake
+		}
 		defer ctl.Close()
 		if ctl.scaleMetrics, err = autoscale.NewMetrics(promReg); err != nil {
 			return err
@@ -372,6 +381,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			ModelChecker: &resolve.RChecker{Rscript: cfg.Rscript, Artifacts: ctl.reg, Sandbox: ctl.runAs.Sandbox},
 			Health:       healthOf(sampler),
 			Resolver:     &resolve.Resolver{Rscript: cfg.Rscript, Python: cfg.Python, Containers: ctl.images != nil || cfg.Driver == "kubernetes", Sandbox: ctl.runAs.Sandbox, ErrorDetail: errorDetail(cfg)},
+			CaptureDir:   captureDir(dd),
+			Replayer:     replayer(gw),
 			Logger:       log.With("component", "api"),
 		})
 		parts = append(parts, part{"control", ctl.Start})
@@ -469,7 +480,7 @@ type part struct {
 }
 
 // newGatewayPart builds the scoring gateway and its route source.
-func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *auth.TokenIssuer, reg prometheus.Registerer, alog *gateway.AccessLog, addr string) (*gateway.Gateway, *storeSource, error) {
+func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *auth.TokenIssuer, reg prometheus.Registerer, alog *gateway.AccessLog, addr string, safe *safetyParts) (*gateway.Gateway, *storeSource, error) {
 	var oidc gateway.OIDCVerifier
 	if cfg.OIDCIssuer != "" {
 		v, err := auth.NewOIDCVerifier(ctx, cfg.OIDCIssuer, cfg.OIDCAudience)
@@ -490,6 +501,8 @@ func newGatewayPart(ctx context.Context, cfg Config, st store.Store, tokens *aut
 		Registerer:   reg,
 		Logger:       cfg.AccessLog,
 		AccessLog:    alog,
+		Capture:      safe.sink,
+		HashKey:      safe.hashKey,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -619,7 +632,12 @@ func removePartial(reg *registry.Registry, log *slog.Logger) {
 // tokenSecret is the aml_token signing key, created once and kept in the
 // store.
 func tokenSecret(ctx context.Context, st store.Store) ([]byte, error) {
-	const key = "aml_token_signing_key"
+	return storedSecret(ctx, st, "aml_token_signing_key")
+}
+
+// storedSecret is the 32-byte secret kept in the store's setting key,
+// created on first use.
+func storedSecret(ctx context.Context, st store.Store, key string) ([]byte, error) {
 	b, err := st.GetSetting(ctx, key)
 	if err == nil && len(b) >= 32 {
 		return b, nil

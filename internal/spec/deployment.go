@@ -152,6 +152,14 @@ type DeploymentExtension struct {
 	// reaches the model; nil means the model's own, if it has one (a vetiver
 	// pin's prototype, or one given with model create --prototype).
 	Input *InputContract `json:"input,omitempty"`
+	// Capture writes a sampled share of the deployment's request/response
+	// pairs, redacted, to JSON Lines files (and an HTTP sink); nil means
+	// nothing is captured.
+	Capture *CaptureSettings `json:"capture,omitempty"`
+	// Rollout is how `online-deployment rollout` shifts traffic to this
+	// deployment by default: steps, bake time and gates; nil means the
+	// defaults (10, 25, 50, 100 % with 60 s and 100 requests per step).
+	Rollout *RolloutSettings `json:"rollout,omitempty"`
 
 	// RRuntime is lean (plumbline's R workers) or plumber (plumber's own
 	// server); "" lets plumbline choose: lean, unless plumber.R uses

@@ -381,6 +381,12 @@ func validateExtension(p *problems, x *DeploymentExtension, d *Deployment) {
 			p.add("plumbline.scorer", "the built-in scorer needs no scoring script; remove code_configuration, or remove plumbline.scorer to run your script")
 		}
 	}
+	if x.Capture != nil {
+		validateCapture(p, x.Capture)
+	}
+	if x.Rollout != nil {
+		validateRollout(p, x.Rollout, "plumbline.rollout")
+	}
 	switch v := x.SampleRequest.(type) {
 	case nil, map[string]any, []any:
 		if b, err := json.Marshal(v); err != nil {

@@ -49,9 +49,14 @@ type Endpoint struct {
 	Plumbline *EndpointExtension `json:"plumbline,omitempty"`
 }
 
-// EndpointExtension is the endpoint's plumbline: block. It takes no
-// fields yet.
-type EndpointExtension struct{}
+// EndpointExtension is the endpoint's plumbline: block, plumbline's own
+// settings next to Azure's.
+type EndpointExtension struct {
+	// Compare says how the shadow comparison reads the answers of a live
+	// deployment and of the mirror target; nil means the whole answer,
+	// numbers within 1e-9.
+	Compare *CompareSettings `json:"compare,omitempty"`
+}
 
 // Identity is an endpoint's Azure identity (accepted and ignored).
 type Identity struct {
@@ -131,6 +136,9 @@ func (e *Endpoint) Validate() error {
 		}
 	}
 	p.nest("", ValidateTraffic(e.Traffic, e.MirrorTraffic))
+	if x := e.Plumbline; x != nil && x.Compare != nil {
+		validateCompare(&p, x.Compare)
+	}
 	return p.err()
 }
 

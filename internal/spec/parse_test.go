@@ -132,11 +132,11 @@ func TestMessages(t *testing.T) {
 			want: "deployment.yml:11:3: code_configuration.entry: unknown field; expected one of code, scoring_script",
 		},
 		{
-			name: "unknown key inside the reserved plumbline block",
+			name: "unknown key inside the endpoint's plumbline block",
 			file: "endpoint.yml",
 			src:  "name: my-endpoint\nplumbline:\n  canary: true\n",
 			opts: ParseOptions{Expect: KindEndpoint},
-			want: "endpoint.yml:3:3: plumbline.canary: unknown field; this block is reserved for plumbline and takes no fields yet",
+			want: "endpoint.yml:3:3: plumbline.canary: unknown field; expected one of compare",
 		},
 		{
 			name: "string for request_timeout_ms",

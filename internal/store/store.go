@@ -267,6 +267,9 @@ type Store interface {
 
 	// Scales are autoscaled deployments' scaling states (scales.go).
 	Scales
+	// Rollouts are progressive rollouts, the traffic history, gateway
+	// figures and diff samples (rollouts.go).
+	Rollouts
 
 	// CreateEndpoint fails with ErrExists if the name is taken.
 	CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error)

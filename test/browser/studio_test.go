@@ -242,6 +242,46 @@ func TestStudio(t *testing.T) {
 		b.fatalf("the Keys tab shows\n%s\nwant the snippets plumbline up prints:\n%s\n\n%s\n\n%s", got, snippets.Shell, snippets.Curl, snippets.R)
 	}
 
+	// Rollout tab: a rollout of green with a shadow step (it waits there:
+	// 1000 requests are far off), its gates and figures, the comparison of
+	// green's answers with blue's, then Pause and Abort from the page.
+	srv.cliIn(t, "", "online-deployment", "rollout", "--name", "green", "--endpoint-name", endpointName,
+		"--shadow", "50", "--steps", "50,100", "--min-requests", "1000", "--bake-time", "0")
+	loadCtx, stopLoad = context.WithCancel(context.Background())
+	go func() {
+		ok, err := srv.scoreLoop(loadCtx, srv.httpClient(t), endpointName, key, twoRows, 100*time.Millisecond)
+		loadDone <- loadResult{ok, err}
+	}()
+	b.click(`nav.tabs a[href$="/rollout"]`)
+	b.waitText("#rollout", "Running")
+	b.waitText("#rollout .steps", "shadow 50 %")
+	b.waitText("#rollout-gates", "Mirrored requests")
+	b.waitText("#rollout-waiting", "more requests")
+	b.waitText("#comparison", "Mirror: blue → green")
+	b.waitJS("mirrored pairs compared", `/of [1-9][0-9]* predictions/.test(document.querySelector('#comparison .agreement')?.innerText ?? '')`)
+	b.waitText("#comparison", "Latency p50 / p99")
+	b.waitText("#traffic-history", "rollout of green started")
+	b.screenshot("studio-rollout")
+	stopLoad()
+	if r := <-loadDone; r.ok == 0 || r.err != nil {
+		t.Errorf("scoring during the shadow step: %d answered 200, first problem: %v", r.ok, r.err)
+	}
+	b.click("#rollout-pause")
+	b.waitText("#rollout", "Paused")
+	var ro struct{ State string }
+	srv.cliJSON(t, &ro, "online-deployment", "rollout", "status", "--name", "green", "--endpoint-name", endpointName)
+	if ro.State != "Paused" {
+		b.fatalf("after Pause the CLI shows the rollout %s", ro.State)
+	}
+	eval[bool](b, `(window.confirm = () => true, true)`)
+	b.click("#rollout-abort")
+	b.waitText("#rollout", "Aborted")
+	b.waitText("#rollout-reason", "aborted by a user at step 1 of 3 (shadow 50 %)")
+	if got := endpointTraffic(t, srv); !maps.Equal(got, map[string]int{"blue": 90, "green": 10}) {
+		b.fatalf("after Abort the traffic is %v, want the split it started from, blue 90, green 10", got)
+	}
+	b.waitText(".page-head .tlegend", "green 10%")
+
 	// Models: the version, its file and who uses it.
 	b.click(`nav.mainnav a[data-nav="models"]`)
 	b.waitText("#model-detail", "models/crate.bin")

@@ -274,6 +274,7 @@ type deploymentView struct {
 	Reason            string         `json:"reason"`
 	Model             string         `json:"model"`
 	CodeDigest        string         `json:"code_digest"`
+	ModelDigest       string         `json:"model_digest"`
 	Runtime           string         `json:"runtime"`
 	InstanceCount     int            `json:"instance_count"`
 	Instances         []instanceView `json:"instances"`

@@ -20,6 +20,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envClassifier) == "1" {
+		os.Exit(classifier())
+	}
 	flag.Parse()
 	os.Exit(run(m))
 }
@@ -47,6 +50,7 @@ func run(m *testing.M) int {
 	defer cleanup()
 	binPath = bin
 	defer removeSharedFixtures()
+	defer removeSelfCopy()
 	return m.Run()
 }
 

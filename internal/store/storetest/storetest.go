@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Lease", testLease},
 		{"Event", testEvent},
 		{"Setting", testSetting},
+		{"Rollout", testRollout},
+		{"Stats", testStats},
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentAutoVersion", testConcurrentAutoVersion},
 		{"ConcurrentUpdateEndpoint", testConcurrentUpdateEndpoint},

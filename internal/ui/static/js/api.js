@@ -106,6 +106,11 @@ export const api = {
     return request('GET', `${V1}/endpoints/${enc(endpoint)}/deployments/${enc(deployment)}/logs?${q}`, {...o, raw: true});
   },
   events: (endpoint, limit, o) => request('GET', `${V1}/events?endpoint=${enc(endpoint)}&limit=${limit}`, o),
+  rollouts: (name, o) => request('GET', `${V1}/endpoints/${enc(name)}/rollouts`, o),
+  rollout: (name, deployment, o) => request('GET', `${V1}/endpoints/${enc(name)}/deployments/${enc(deployment)}/rollout`, o),
+  rolloutAction: (name, deployment, action, o) => request('POST', `${V1}/endpoints/${enc(name)}/deployments/${enc(deployment)}/rollout/${enc(action)}`, o),
+  compare: (name, o) => request('GET', `${V1}/endpoints/${enc(name)}/compare?diffs=3`, o),
+  trafficHistory: (name, limit, o) => request('GET', `${V1}/endpoints/${enc(name)}/traffic-history?limit=${limit}`, o),
   models: (o) => request('GET', `${V1}/models?include_archived=true`, o),
   model: (name, version, o) => request('GET', `${V1}/models/${enc(name)}/versions/${enc(version)}`, o),
   manifest: (digest, o) => request('GET', `${V1}/artifacts/${enc(digest)}/manifest`, o),

@@ -10,9 +10,11 @@ import * as test from './test.js';
 import * as consume from './consume.js';
 import * as logs from './logs.js';
 import * as metrics from './metrics.js';
+import * as rollout from './rollout.js';
 
 const TABS = {
   details: {label: () => 'Deployments & traffic', module: details},
+  rollout: {label: () => 'Rollout', module: rollout},
   test: {label: () => 'Test', module: test},
   consume: {label: (ep) => ({key: 'Keys', aml_token: 'Token'}[ep.auth_mode] || 'Authentication'), module: consume},
   logs: {label: () => 'Logs', module: logs},
