@@ -277,7 +277,7 @@ func TestStudio(t *testing.T) {
 	b.click("#rollout-abort")
 	b.waitText("#rollout", "Aborted")
 	b.waitText("#rollout-reason", "aborted by a user at step 1 of 3 (shadow 50 %)")
-	if got := endpointTraffic(t, srv); !maps.Equal(got, map[string]int{"blue": 90, "green": 10}) {
+	if got := endpointTraffic(t, srv); !maps.Equal(got, map[string]int{"blue": 90, "green": 10, "auto": 0}) {
 		b.fatalf("after Abort the traffic is %v, want the split it started from, blue 90, green 10", got)
 	}
 	b.waitText(".page-head .tlegend", "green 10%")
