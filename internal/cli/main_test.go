@@ -75,7 +75,9 @@ func scorer() int {
 }
 
 // testServer is one `plumbline serve`, run through Main like a user runs it,
-// on a temporary data dir, shared by the package's tests.
+// on a temporary data dir, shared by the package's tests. It stops its
+// instances when it stops (--on-exit stop): the default keeps them running
+// for a restart to re-adopt, which would leave them behind after the tests.
 var testServer struct {
 	dataDir string
 	cancel  context.CancelFunc
@@ -111,7 +113,7 @@ func startTestServer() {
 	s.cancel = cancel
 	go func() {
 		defer close(s.done)
-		if code := Main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dd, "--log-level", "warn"}, nil, s.log, s.log); code != 0 {
+		if code := Main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dd, "--log-level", "warn", "--on-exit", "stop"}, nil, s.log, s.log); code != 0 {
 			s.err = fmt.Errorf("serve exited %d", code)
 		}
 	}()
