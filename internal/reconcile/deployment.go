@@ -366,28 +366,34 @@ func (r *Reconciler) codeDir(ctx context.Context, p *resolve.Plan) (string, erro
 	return dir, nil
 }
 
-// instanceSpec builds the driver spec of one instance of plan.
-func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name string) (driver.InstanceSpec, error) {
-	spec := driver.InstanceSpec{
-		Template:    p.TemplateHash(),
-		ID:          instanceID(p.Endpoint, p.Deployment, name),
-		Endpoint:    p.Endpoint,
-		Deployment:  p.Deployment,
-		Instance:    name,
-		Runtime:     p.Runtime,
-		EntryScript: p.EntryScript,
-		Command:     p.Command,
-		Image:       p.Image,
-		Port:        p.Scoring.Port,
-		Env:         p.Env,
-		CPU:         p.CPU,
-		MemoryBytes: p.MemoryBytes,
-
+// planTemplate is what every instance of plan runs, as any driver is
+// given it: the instance drivers add the instance's identity and host
+// folders, a DeploymentDriver artifact references.
+func planTemplate(p *resolve.Plan) driver.InstanceSpec {
+	return driver.InstanceSpec{
+		Template:       p.TemplateHash(),
+		Endpoint:       p.Endpoint,
+		Deployment:     p.Deployment,
+		Runtime:        p.Runtime,
+		EntryScript:    p.EntryScript,
+		Command:        p.Command,
+		Image:          p.Image,
+		Port:           p.Scoring.Port,
+		Env:            p.Env,
+		CPU:            p.CPU,
+		MemoryBytes:    p.MemoryBytes,
 		ModelName:      p.ModelName,
 		ModelVersion:   p.ModelVersion,
 		ModelMountPath: p.ModelMountPath,
-		RWorkers:       p.RWorkers(),
 	}
+}
+
+// instanceSpec builds the driver spec of one instance of plan.
+func (r *Reconciler) instanceSpec(ctx context.Context, p *resolve.Plan, name string) (driver.InstanceSpec, error) {
+	spec := planTemplate(p)
+	spec.ID = instanceID(p.Endpoint, p.Deployment, name)
+	spec.Instance = name
+	spec.RWorkers = p.RWorkers()
 	// The storage-initializer step: each materialisation is an event, which
 	// get-logs --container storage-initializer shows.
 	if p.ModelDigest != "" {

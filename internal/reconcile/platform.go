@@ -19,24 +19,9 @@ import (
 // termination grace that lets a replica finish its longest request.
 func DeploymentSpec(p *resolve.Plan) driver.DeploymentSpec {
 	s := driver.DeploymentSpec{
-		Endpoint:   p.Endpoint,
-		Deployment: p.Deployment,
-		Template: driver.InstanceSpec{
-			Endpoint:       p.Endpoint,
-			Deployment:     p.Deployment,
-			Template:       p.TemplateHash(),
-			Runtime:        p.Runtime,
-			EntryScript:    p.EntryScript,
-			Command:        p.Command,
-			Image:          p.Image,
-			Port:           p.Scoring.Port,
-			Env:            p.Env,
-			CPU:            p.CPU,
-			MemoryBytes:    p.MemoryBytes,
-			ModelName:      p.ModelName,
-			ModelVersion:   p.ModelVersion,
-			ModelMountPath: p.ModelMountPath,
-		},
+		Endpoint:           p.Endpoint,
+		Deployment:         p.Deployment,
+		Template:           planTemplate(p),
 		Replicas:           p.InstanceCount,
 		Liveness:           platformProbe(p.Liveness, p.LivenessProbe),
 		Readiness:          platformProbe(p.Readiness, p.ReadinessProbe),
