@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/plumbline/plumbline/internal/driver"
+	"github.com/plumbline/plumbline/internal/driver/drivertest"
 	"github.com/plumbline/plumbline/internal/driver/fake"
 	"github.com/plumbline/plumbline/internal/reconcile"
 	"github.com/plumbline/plumbline/internal/store"
@@ -84,7 +85,7 @@ func TestPlatformDriver(t *testing.T) {
 	})
 	v1 := plan("ep", "blue", 2, map[string]string{"V": "1"})
 	e.create(v1)
-	eventually(t, 5*time.Second, func() string {
+	drivertest.Eventually(t, 5*time.Second, func() string {
 		if a := p.appliedSpecs(); len(a) != 1 || a[0].Replicas != 2 || a[0].Template.Template != v1.TemplateHash() {
 			return fmt.Sprintf("applied %+v, want one spec of 2 replicas of %s", a, v1.TemplateHash())
 		}
@@ -103,7 +104,7 @@ func TestPlatformDriver(t *testing.T) {
 	p.set("blue", driver.DeploymentStatus{State: driver.DeploymentAvailable, Template: v1.TemplateHash(), Replicas: 2, Ready: 2, Updated: 2,
 		Instances: replicas(v1.TemplateHash(), true, "blue-a", "blue-b")})
 	e.waitState("blue", store.StateSucceeded, 5*time.Second)
-	eventually(t, 5*time.Second, func() string {
+	drivertest.Eventually(t, 5*time.Second, func() string {
 		r := e.routes("blue")
 		if len(r) != 2 || r[0].Addr != "10.77.0.10:8000" || r[0].ScoringPath != "/score" || r[0].Driver != "fake" {
 			return fmt.Sprintf("routable rows = %+v, want the 2 ready replicas with the plan's route", r)
@@ -116,7 +117,7 @@ func TestPlatformDriver(t *testing.T) {
 
 	v2 := plan("ep", "blue", 2, map[string]string{"V": "2"})
 	e.update(v2)
-	eventually(t, 5*time.Second, func() string {
+	drivertest.Eventually(t, 5*time.Second, func() string {
 		if a := p.appliedSpecs(); len(a) != 2 || a[1].Template.Template != v2.TemplateHash() {
 			return fmt.Sprintf("applied %d specs, want the update applied", len(a))
 		}
@@ -129,7 +130,7 @@ func TestPlatformDriver(t *testing.T) {
 	if !strings.HasPrefix(d.Reason, "KubernetesCrashLoopBackOff: container inference-server") {
 		t.Errorf("reason = %q, want the platform's", d.Reason)
 	}
-	eventually(t, 5*time.Second, func() string {
+	drivertest.Eventually(t, 5*time.Second, func() string {
 		if r := e.routes("blue"); len(r) != 2 || r[0].Template != v1.TemplateHash() {
 			return fmt.Sprintf("routable rows = %+v, want the old version's 2 replicas still serving", r)
 		}
@@ -143,7 +144,7 @@ func TestPlatformDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.rec.Notify()
-	eventually(t, 5*time.Second, func() string {
+	drivertest.Eventually(t, 5*time.Second, func() string {
 		if _, err := e.st.GetDeployment(context.Background(), "ep", "blue"); err == nil {
 			return "the deployment is still in the store"
 		}
@@ -154,19 +155,4 @@ func TestPlatformDriver(t *testing.T) {
 		}
 		return ""
 	})
-}
-
-func eventually(t *testing.T, within time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

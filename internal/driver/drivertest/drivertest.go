@@ -180,7 +180,7 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 		for _, line := range []string{"tail-line-1", "tail-line-2", "tail-line-3"} {
 			score(t, started.Addr, line)
 		}
-		eventually(t, 10*time.Second, func() string {
+		Eventually(t, 10*time.Second, func() string {
 			got := readLogs(t, d, spec.ID, driver.LogOptions{Tail: 2})
 			if want := "tail-line-2\ntail-line-3\n"; got != want {
 				return fmt.Sprintf("Logs(Tail 2) = %q, want %q", got, want)
@@ -270,7 +270,7 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 			t.Fatalf("Start() = %v", err)
 		}
 		var st driver.Status
-		eventually(t, 20*time.Second, func() string {
+		Eventually(t, 20*time.Second, func() string {
 			st, _ = d.Inspect(ctx, s.ID)
 			if st.State != driver.StateExited {
 				return fmt.Sprintf("Inspect() = %+v, want Exited", st)
@@ -389,7 +389,7 @@ func Run(t *testing.T, d driver.Driver, h Harness) {
 			t.Errorf("the re-adopted instance answers %v, want the same server (token %s)", got, token)
 		}
 		score(t, st.Addr, "after-restart")
-		eventually(t, 10*time.Second, func() string {
+		Eventually(t, 10*time.Second, func() string {
 			all := readLogs(t, cur, keep.ID, driver.LogOptions{})
 			if !strings.Contains(all, "before-restart\n") || !strings.Contains(all, "after-restart\n") {
 				return fmt.Sprintf("Logs(re-adopted) = %q, want the lines written before and after the restart", all)
@@ -700,9 +700,10 @@ func waitEnd(t *testing.T, lines <-chan string, when string) {
 	}
 }
 
-// eventually retries check, which returns "" on success, until it succeeds
-// or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, check func() string) {
+// Eventually retries check, which returns "" on success, every 50 ms until
+// it succeeds or timeout passes, then fails the test with check's last
+// message. Driver tests and tests of what drives a driver share it.
+func Eventually(t *testing.T, timeout time.Duration, check func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

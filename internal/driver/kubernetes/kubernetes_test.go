@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/plumbline/plumbline/internal/driver"
+	"github.com/plumbline/plumbline/internal/driver/drivertest"
 	"github.com/plumbline/plumbline/internal/driver/kubernetes"
 	"github.com/plumbline/plumbline/internal/k8stest"
 )
@@ -241,7 +242,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 				t.Errorf("pod %s at %s sees %v, want the user's variable and PORT=5001", in.Name, in.Addr, got)
 			}
 		}
-		eventually(t, 30*time.Second, func() string {
+		drivertest.Eventually(t, 30*time.Second, func() string {
 			if got := readySlice(t, c, ns, name); len(got) != 2 {
 				return fmt.Sprintf("EndpointSlices list ready %v, want the 2 pods", got)
 			}
@@ -260,7 +261,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 			t.Errorf("Inspect(%s) = %+v, %v", in.ID, got, err)
 		}
 		score(t, hc, in.Addr, map[string]any{"log": "a line for the log"})
-		eventually(t, 20*time.Second, func() string {
+		drivertest.Eventually(t, 20*time.Second, func() string {
 			r, err := d.Logs(ctx, in.ID, driver.LogOptions{Tail: 1})
 			if err != nil {
 				return err.Error()
@@ -371,7 +372,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 		if _, err := d.ObserveDeployment(ctx, ep, dep); !errors.Is(err, driver.ErrNotFound) {
 			t.Errorf("ObserveDeployment after delete = %v, want ErrNotFound", err)
 		}
-		eventually(t, time.Minute, func() string {
+		drivertest.Eventually(t, time.Minute, func() string {
 			if _, err := c.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				return "the Service is still there (owner reference)"
 			}
@@ -481,20 +482,5 @@ func TestReasons(t *testing.T) {
 			}
 			t.Logf("%s: %s", st.Reason, st.Message)
 		})
-	}
-}
-
-func eventually(t *testing.T, timeout time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
