@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/plumbline/plumbline/internal/cli.Version=$(VERS
 # Tests that start R or the built binary need time on a 2-core machine.
 TESTFLAGS ?= -timeout 30m
 
-.PHONY: help build test test-short fuzz soak bench bench-smoke lint fmt demo demo-down clean
+.PHONY: help build test test-short test-loaded fuzz soak bench bench-smoke lint fmt demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,9 @@ test: build ## run every test (what CI runs): unit, real SQLite and PostgreSQL, 
 	PLUMBLINE_TEST_POSTGRES=$${PLUMBLINE_TEST_POSTGRES:-$$(bash scripts/test-postgres.sh)} \
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /test/browser$$)
 	PLUMBLINE_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) ./test/browser
+
+test-loaded: build ## make test RUNS (3) times in a row, uncached, while stress -c LOAD (2) runs; stops at the first failure
+	bash scripts/test-under-load.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 5s; CI runs it)
 	GO=$(GO) bash scripts/fuzz.sh
