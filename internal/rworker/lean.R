@@ -38,6 +38,14 @@ local({
   host <- getenv_once("PLUMBLINE_RLEAN_HOST")
   port <- as.integer(getenv_once("PLUMBLINE_RLEAN_PORT"))
   router_mode <- getenv_once("PLUMBLINE_RLEAN_ROUTER")
+  # Diagnostics (plumbline rworker --timing, --rprof): stage timestamps in
+  # every answer, and each worker's Rprof samples.
+  timing <- nzchar(getenv_once("PLUMBLINE_RLEAN_TIMING"))
+  rprof_file <- getenv_once("PLUMBLINE_RLEAN_RPROF")
+  # The stage timestamps of the request being served (--timing): when the
+  # router started parsing the body, called the handler, and got its value.
+  stamps <- new.env(parent = emptyenv())
+  clock <- function() as.numeric(Sys.time())
 
   ctl <- fifo(file.path(dir, "zygote.out"), "wb", blocking = TRUE)
   tell <- function(...) {
@@ -164,15 +172,18 @@ local({
           if (!is.null(h$serializer)) res$serializer <- h$serializer
           parsers <- if (!is.null(h$parsers)) h$parsers else P$default_parsers
           req$argsPath <- if (e$static) e$path_params else h$getPathParams(path)
+          if (timing) stamps$parse <- clock()
           req$body <- req_body_parser(req, parsers)
           req$argsBody <- req_body_args(req)
           req$args <- c(req$args, req$argsPath, req$argsBody)
+          if (timing) stamps$handler <- clock()
           value <- if (e$hooks) {
             h$exec(req, res)
           } else {
             do.call(e$func, getRelevantArgs(c(list(req = req, res = res), req$args), func = e$func),
                     envir = e$envir)
           }
+          if (timing) stamps$handled <- clock()
           if (isTRUE(exec$forward)) return(NULL)
           return(list(value))
         }
@@ -358,6 +369,7 @@ local({
 
   u32 <- function(x) writeBin(as.integer(x), raw(), size = 4L, endian = "little")
 
+  # The parts of a response frame: status, head and body (raw).
   encode_response <- function(resp) {
     status <- suppressWarnings(as.integer(resp$status))
     if (length(status) != 1L || is.na(status)) status <- 500L
@@ -380,7 +392,10 @@ local({
     } else if (!is.raw(body)) {
       body <- charToRaw(paste0(as.character(body), collapse = ""))
     }
-    c(u32(c(status, length(head), length(body))), head, body)
+    list(status = status, head = head, body = body)
+  }
+  frame_of <- function(parts) {
+    c(u32(c(parts$status, length(parts$head), length(parts$body))), parts$head, parts$body)
   }
 
   read_full <- function(con, n) {
@@ -431,9 +446,11 @@ local({
       inp <- fifo(file.path(dir, paste0(id, ".in")), "rb", blocking = TRUE)
       writeBin(u32(c(0L, Sys.getpid(), 0L)), out)
       flush(out)
+      if (nzchar(rprof_file)) Rprof(paste0(rprof_file, ".", id), interval = 0.0005, gc.profiling = TRUE)
       repeat {
         lens <- read_full(inp, 8L)
         if (is.null(lens)) break
+        if (timing) t_arrived <- clock()
         lens <- readBin(lens, "integer", 2L, size = 4L, endian = "little")
         head <- read_full(inp, lens[[1]])
         body <- read_full(inp, lens[[2]])
@@ -442,10 +459,25 @@ local({
         if (length(head) < 8L) stop("malformed request frame")
         # Made again if something removed it (base::quit() in a worker).
         tempdir(check = TRUE)
-        resp <- settle(call_router(make_req(head, body)))
-        writeBin(encode_response(resp), out)
+        if (timing) {
+          t_read <- clock()
+          stamps$parse <- stamps$handler <- stamps$handled <- NA_real_
+        }
+        req <- make_req(head, body)
+        if (timing) t_req <- clock()
+        resp <- settle(call_router(req))
+        if (timing) t_routed <- clock()
+        parts <- encode_response(resp)
+        if (timing) {
+          # Read by the supervisor, which answers it as Server-Timing.
+          t <- c(t_arrived, t_read, t_req, stamps$parse, stamps$handler, stamps$handled, t_routed, clock())
+          parts$head <- c(parts$head, charToRaw(paste0(".plumbline-timing\n",
+            paste(ifelse(is.na(t), "-", sprintf("%.6f", t)), collapse = " "), "\n")))
+        }
+        writeBin(frame_of(parts), out)
         flush(out)
       }
+      if (nzchar(rprof_file)) Rprof(NULL)
     }, error = function(e) {
       message("plumbline: worker ", id, " stopped: ", conditionMessage(e))
       status <<- 1L
