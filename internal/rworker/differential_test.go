@@ -97,6 +97,38 @@ func featureCalls() []call {
 		{Path: "/sub/ping"},
 		{Path: "/openapi.json"},
 		{Path: "/hello", Header: map[string]string{"Cookie": "a=1; b=2"}},
+		// The same endpoint with other spellings of a content type, and
+		// other parsers in turn (the lean router picks a parser once per
+		// endpoint and content type).
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "Application/JSON; charset=UTF-8"}, Body: `{"a": [3]}`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "text/plain; charset=UTF-8"}, Body: `{"a": [3]}`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/json"}, Body: `[1, 2]`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, Body: "a=3"},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": ";"}, Body: `{"a": 4}`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/vnd.custom+json"}, Body: `{"a": 5}`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/json"}, Body: ""},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/json; charset=latin1"}, Body: "{\"b\": \"\xfc\"}"},
+		{Method: "POST", Path: "/parsed", Body: `{"no": "content type"}`},
+		{Method: "POST", Path: "/parsed", Body: `no content type, not JSON`},
+		// A handler's status, headers, cookies and serializer apply to its
+		// own answer only (the lean router reuses one response object per
+		// worker): each worker serves one of these after another.
+		{Method: "POST", Path: "/created", Header: map[string]string{"Content-Type": "application/json"}, Body: `{}`},
+		{Method: "POST", Path: "/created", Header: map[string]string{"Content-Type": "application/json"}, Body: `{}`},
+		{Path: "/hello"},
+		{Path: "/hello"},
+		{Path: "/raw"},
+		{Path: "/raw"},
+		{Path: "/unboxed"},
+		{Path: "/unboxed"},
+		{Path: "/teapot"},
+		{Path: "/teapot"},
+		{Path: "/text"},
+		{Path: "/text"},
+		{Path: "/fail"},
+		{Path: "/fail"},
+		{Path: "/hello"},
+		{Path: "/hello"},
 	}
 }
 

@@ -72,6 +72,13 @@ function(req) {
   )
 }
 
+#* The parsed body itself, as the parser plumber picked made it.
+#* @serializer json
+#* @post /parsed
+function(req) {
+  list(body = req$body, class = class(req$body), encoding = if (is.character(req$body)) Encoding(req$body))
+}
+
 #* A form body.
 #* @serializer unboxedJSON
 #* @post /form
