@@ -609,8 +609,8 @@ func leanVerdicts(r *Results, skip func(string, string)) []Verdict {
 		f := float64(pc.PSS4) / float64(pc.PSS1)
 		out = append(out, Verdict{Target: names[3] + " (" + pc.Name + ")", Met: f <= targetPSS4,
 			Figure: fmt.Sprintf("%.2f× (%s vs %s: the loaded session and its workers, after serving)", f, mib(pc.PSS4), mib(pc.PSS1)),
-			Limit: "R's garbage collector writes a mark into every live object it visits, so each worker's full collections copy the pages of the session's small objects (R itself and the packages, some 60–90 MB); " +
-				"a large model's data (long vectors, whose pages the collector does not write) stays shared"})
+			Limit: "R's memory manager writes into the loaded session's heap pages: a worker's first requests (its first collections and allocations) copy most of the session's small objects (R itself and the packages, some 60–90 MB), a full collection the rest; " +
+				"a large model's data (long vectors, whose pages the collector does not write) stays shared. Warming the session with requests before forking and larger R_NSIZE/R_VSIZE did not lower it (docs/runtime.md)"})
 	}
 	if f := lr.Fault; f == nil {
 		skip(names[4], "not measured")
