@@ -439,8 +439,10 @@ local({
     if (length(h)) {
       values <- lapply(h, function(v) as.character(v))
       names <- rep(names(h), lengths(values))
-      values <- gsub("[\r\n]", " ", unlist(values, use.names = FALSE))
-      names <- gsub("[\r\n]", " ", names)
+      # Line breaks would end a head line: each becomes a space (chartr,
+      # a character translation, costs less than a regular expression).
+      values <- chartr("\r\n", "  ", unlist(values, use.names = FALSE))
+      names <- chartr("\r\n", "  ", names)
       head <- charToRaw(paste0(names, "\n", values, "\n", collapse = ""))
     }
     body <- resp$body

@@ -472,3 +472,14 @@ func TestTimingStages(t *testing.T) {
 		t.Errorf("%s is not an Rprof file with the router's samples: %.300s", files[0], b)
 	}
 }
+
+// TestHeaderLineBreaks: a header value the handler set with line breaks
+// reaches the client with each break as a space, never as a new header.
+func TestHeaderLineBreaks(t *testing.T) {
+	requireR(t, "readr")
+	l := startLean(t, app{codeDir: "testdata/corpus/features", entry: "plumber.R"}, Config{})
+	a := do(t, l.url, call{Path: "/linebreaks"})
+	if a.Status != http.StatusOK || a.Header.Get("X-Lines") != "a b  c" {
+		t.Errorf("/linebreaks: %d, X-Lines %q, want 200 and \"a b  c\"", a.Status, a.Header.Get("X-Lines"))
+	}
+}

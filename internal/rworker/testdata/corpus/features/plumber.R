@@ -79,6 +79,15 @@ function(req) {
   list(body = req$body, class = class(req$body), encoding = if (is.character(req$body)) Encoding(req$body))
 }
 
+#* A header value with line breaks (not part of the differential calls:
+#* plumber's own server would write them as they are).
+#* @serializer unboxedJSON
+#* @get /linebreaks
+function(res) {
+  res$setHeader("X-Lines", "a\nb\r\nc")
+  list(ok = TRUE)
+}
+
 #* A form body.
 #* @serializer unboxedJSON
 #* @post /form
