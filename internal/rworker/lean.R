@@ -129,9 +129,15 @@ local({
       inner <- sub("^\\^", "", sub("\\$$", "", regex$regex))
       static <- length(regex$names) == 0 && !grepl(regex_meta, inner, perl = TRUE) &&
         identical(regex$regex, paste0("^", inner, "$"))
+      func <- private_of(h)$func
+      fargs <- names(formals(func))
+      # A function of req and res alone (or of nothing) gets no argument
+      # from the body: plumber's getRelevantArgs() gives it req and res only.
+      req_res_only <- !has_hooks(h) && all(fargs %in% c("req", "res"))
       list(obj = h, verbs = h$verbs, static = static, path = inner,
            path_params = if (static) h$getPathParams(inner) else NULL,
-           func = private_of(h)$func, envir = private_of(h)$envir, hooks = has_hooks(h))
+           func = func, envir = private_of(h)$envir, hooks = has_hooks(h),
+           req_res_only = req_res_only, wants_req = "req" %in% fargs, wants_res = "res" %in% fargs)
     }
     filter <- function(fi) {
       f <- private_of(fi)$func
@@ -172,6 +178,51 @@ local({
     for (stage in names(ends)) {
       for (i in seq_along(ends[[stage]])) ends[[stage]][[i]]$parser_cache <- new.env(parent = emptyenv())
     }
+    # plumber's JSON parser as plumber makes it without arguments: its body
+    # can be parsed when the handler first reads req$body (below).
+    json_proto <- tryCatch(ns$parser_json(), error = function(e) NULL)
+    is_plain_json_parser <- function(p) {
+      if (!is.function(p) || !is.function(json_proto) || !identical(body(p), body(json_proto))) return(FALSE)
+      fn <- environment(p)$parse_fn
+      proto_fn <- environment(json_proto)$parse_fn
+      is.function(fn) && is.function(proto_fn) && identical(body(fn), body(proto_fn)) &&
+        identical(tryCatch(eval(quote(...length()), environment(fn)), error = function(e) -1L), 0L)
+    }
+    plain_json <- new.env(parent = emptyenv()) # parser picked → is plumber's plain JSON parser
+    validate_json <- tryCatch(getExportedValue("jsonlite", "validate"), error = function(e) NULL)
+
+    # A handler of req and res alone, a JSON body for plumber's own JSON
+    # parser, and JSON that is valid: req$body, req$argsBody and req$args
+    # are bound as promises, made as plumber makes them when first read.
+    # Invalid JSON is parsed at once instead, so that plumber's parse error
+    # (a 500 before the handler runs) is what the caller gets, as on
+    # plumber's own server. TRUE when bound.
+    lazy_body <- function(e, req, parsers) {
+      if (is.null(pick_parser) || is.null(validate_json) || length(parsers) == 0) return(FALSE)
+      raw_body <- req$bodyRaw
+      if (!is.raw(raw_body) || length(raw_body) == 0L) return(FALSE)
+      type <- req$HTTP_CONTENT_TYPE
+      if (!is.character(type) || length(type) != 1L || !nzchar(type)) return(FALSE)
+      parser <- pick_parser(e, parsers, type, raw_body)
+      if (is.null(parser)) return(FALSE)
+      ckey <- paste0("plain:", tolower(strsplit(type, ";", fixed = TRUE)[[1]][1]))
+      plain <- e$parser_cache[[ckey]]
+      if (is.null(plain)) {
+        plain <- is_plain_json_parser(parser)
+        if (length(e$parser_cache) < 64L) assign(ckey, plain, envir = e$parser_cache)
+      }
+      if (!plain) return(FALSE)
+      txt <- tryCatch(rawToChar(raw_body), error = function(e) NULL)
+      # validate() does not check UTF-8, which plumber's parse does.
+      if (is.null(txt) || !validUTF8(txt) || !isTRUE(validate_json(txt))) return(FALSE)
+      args_before <- req$args
+      args_path <- req$argsPath
+      delayedAssign("body", do.call(parser, list(value = raw_body, content_type = type, parsers = parsers)), assign.env = req)
+      delayedAssign("argsBody", req_body_args(req), assign.env = req)
+      delayedAssign("args", c(args_before, args_path, req$argsBody), assign.env = req)
+      TRUE
+    }
+
     # What plumber's req_body_parser() does, with the parser picked once.
     parse_request_body <- function(e, req, parsers) {
       if (length(parsers) == 0) return(NULL)
@@ -234,12 +285,20 @@ local({
           parsers <- if (!is.null(h$parsers)) h$parsers else P$default_parsers
           req$argsPath <- if (e$static) e$path_params else h$getPathParams(path)
           if (timing) stamps$parse <- clock()
-          req$body <- parse_request_body(e, req, parsers)
-          req$argsBody <- req_body_args(req)
-          req$args <- c(req$args, req$argsPath, req$argsBody)
+          if (!e$req_res_only || !lazy_body(e, req, parsers)) {
+            req$body <- parse_request_body(e, req, parsers)
+            req$argsBody <- req_body_args(req)
+            req$args <- c(req$args, req$argsPath, req$argsBody)
+          }
           if (timing) stamps$handler <- clock()
           value <- if (e$hooks) {
             h$exec(req, res)
+          } else if (e$req_res_only) {
+            # What getRelevantArgs() gives such a function.
+            args <- list()
+            if (e$wants_req) args$req <- req
+            if (e$wants_res) args$res <- res
+            do.call(e$func, args, envir = e$envir)
           } else {
             do.call(e$func, getRelevantArgs(c(list(req = req, res = res), req$args), func = e$func),
                     envir = e$envir)

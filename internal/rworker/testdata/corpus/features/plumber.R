@@ -88,6 +88,26 @@ function(res) {
   list(ok = TRUE)
 }
 
+#* Handlers of req and res alone: the lean router may parse their JSON
+#* body only when they read it.
+#* @serializer unboxedJSON
+#* @post /ignores-body
+function(req) {
+  list(ok = TRUE, raw = length(req$bodyRaw))
+}
+
+#* @serializer json
+#* @post /reads-body
+function(req, res) {
+  list(body = req$body, args = names(req$args), args_body = names(req$argsBody), class = class(req$body))
+}
+
+#* @serializer unboxedJSON
+#* @post /no-args
+function() {
+  list(ok = TRUE)
+}
+
 #* A form body.
 #* @serializer unboxedJSON
 #* @post /form
