@@ -40,6 +40,7 @@ import (
 	"github.com/plumbline/plumbline/bench/internal/load"
 	"github.com/plumbline/plumbline/bench/internal/proc"
 	"github.com/plumbline/plumbline/internal/gateway"
+	"github.com/plumbline/plumbline/internal/gcpace"
 	"github.com/plumbline/plumbline/internal/tlsca"
 )
 
@@ -119,6 +120,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		addrs = append(addrs, addr)
 	}
 
+	// As serve paces its garbage collector.
+	gcCtx, gcStop := context.WithCancel(ctx)
+	defer gcStop()
+	gcpace.Start(gcCtx, gcpace.DefaultHeadroom)
 	front, stop, err := startGateway(cfg, addrs)
 	if err != nil {
 		return nil, err
@@ -175,7 +180,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Shares:           classify(p),
 		Samples:          len(p.Sample),
 	}
-	logf("%d requests (%.0f/s), %s CPU and %.1f allocations per request", res.Requests, res.RPS, res.CPUPerRequest, res.AllocsPerRequest)
+	logf("%d requests (%.0f/s), %s CPU and %.1f allocations per request; %d garbage collections (one per %.0f requests)",
+		res.Requests, res.RPS, res.CPUPerRequest, res.AllocsPerRequest, res.GCCycles, n/float64(max(1, res.GCCycles)))
 	return res, nil
 }
 
