@@ -12,8 +12,10 @@
 //   - the wait for a new connection's first bytes (FirstByteTimeout): a
 //     connection is handed to the HTTP server only once they arrived — with
 //     TLS, once the whole first record (the ClientHello) did — so a silent
-//     connection costs a small goroutine and no server state, and cannot
-//     hold a handshake slot.
+//     connection costs no server state and cannot hold a handshake slot. On
+//     Linux one epoll instance watches all the silent connections, which
+//     then hold no goroutine (no stack to scan at each garbage collection);
+//     elsewhere each waits on a small goroutine.
 //   - TLS handshakes computed at once, in total and per client address. A
 //     slot is held from the ClientHello to the server's first flight, the
 //     CPU-heavy part; waiting for one costs no CPU.
@@ -131,6 +133,9 @@ type Listener struct {
 
 	// handshakes is the semaphore of TLS handshakes in progress.
 	handshakes chan struct{}
+	// w watches silent connections for their first byte (nil: each waits
+	// on a goroutine of its own).
+	w *waiter
 	// ready carries connections whose first bytes arrived to Accept.
 	ready chan *Conn
 	done  chan struct{} // closed by Close, or when the inner listener fails
@@ -174,6 +179,7 @@ func New(inner net.Listener, cfg Config) (*Listener, error) {
 		done:       make(chan struct{}),
 		byAddr:     make(map[netip.Prefix]*addrState),
 	}
+	l.w = newWaiter(l)
 	go l.acceptLoop()
 	return l, nil
 }
@@ -243,6 +249,9 @@ func (l *Listener) Close() error {
 		for _, c := range silent {
 			_ = c.Close()
 		}
+		if l.w != nil {
+			l.w.close()
+		}
 		for {
 			select {
 			case c := <-l.ready:
@@ -289,7 +298,7 @@ func (l *Listener) acceptLoop() {
 			return
 		}
 		delay = 0
-		if c := l.admit(raw); c != nil {
+		if c := l.admit(raw); c != nil && (l.w == nil || !l.w.watch(c)) {
 			go c.awaitFirstBytes()
 		}
 	}
@@ -469,6 +478,12 @@ type Conn struct {
 	state      uint8
 	prev, next *Conn
 
+	// While the waiter watches it (guarded by waiter.mu): its descriptor,
+	// and the timer of its FirstByteTimeout.
+	watched bool
+	fd      int32
+	timer   *time.Timer
+
 	tls bool // served as TLS: its first reads take a handshake slot
 	// pending are bytes read before the connection was handed out.
 	pending []byte
@@ -510,6 +525,14 @@ func (c *Conn) awaitFirstBytes() {
 	case l.ready <- c:
 	case <-l.done:
 		_ = c.Close()
+	}
+}
+
+// firstByteTimeout closes a watched connection that sent nothing in time.
+func (c *Conn) firstByteTimeout() {
+	if c.l.w.take(c) {
+		_ = c.Close()
+		c.l.m.closed[reasonFirstByteTimeout].Inc()
 	}
 }
 
@@ -657,6 +680,9 @@ func (c *Conn) releaseSlot() {
 
 // Close closes the connection and counts it out.
 func (c *Conn) Close() error {
+	if c.l.w != nil {
+		c.l.w.take(c) // before the descriptor goes
+	}
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
 		c.releaseSlot()
