@@ -345,12 +345,17 @@ func mdStorm(b *strings.Builder, r *Results, st *StormResult) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	w("## 8. Connection storm\n\n")
 	w("`plumbline serve` over HTTPS (its defaults, including its connection limits) with a one-deployment endpoint on the Go backend. A well-behaved client sends **%d req/s** (vegeta, pooled keep-alive connections) for %s, once quietly, ", st.Rate, r.Config.GatewayRun)
-	w("then while %d connections that never send a byte and %d slowloris clients (a TLS handshake, then a request head one byte every 100 ms) are held open from %d other loopback addresses (127.0.0.20 onwards). Opening the flood took %s.\n\n", st.Silent, st.Slowloris, st.Sources, fmtDur(st.SetUp))
+	w("then while %d connections that never send a byte and %d slowloris clients (a TLS handshake, then a request head one byte every 100 ms) are held open by a process of its own (bench/cmd/bench-flood: the client measured shares neither its scheduler nor its garbage collector with the flood) from %d other loopback addresses (127.0.0.20 onwards). Opening the flood took %s.\n\n", st.Silent, st.Slowloris, st.Sources, fmtDur(st.SetUp))
 	w("| run | p50 | p99 | answers | transport errors | connections the server held | serve RSS | serve peak (VmHWM) |\n|---|---|---|---|---|---|---|---|\n")
 	w("| quiet | %s | %s | %s | %d | — | %s | %s |\n", fmtDur(st.Quiet.P50), fmtDur(st.Quiet.P99), st.Quiet.CodesString(), st.Quiet.Errors, sysinfo.Bytes(st.MemBefore.RSS), sysinfo.Bytes(st.MemBefore.HWM))
 	w("| during the storm | %s | %s | %s | %d | %.0f | %s | %s |\n\n", fmtDur(st.Flood.P50), fmtDur(st.Flood.P99), st.Flood.CodesString(), st.Flood.Errors, st.OpenDuring, sysinfo.Bytes(st.MemDuring.RSS), sysinfo.Bytes(st.MemDuring.HWM))
 	w("The server closed %d of the flood's connections during the run (the first-byte and header timeouts are 10 s, longer than the run). ", st.ClosedByServer)
-	w("A silent connection costs the server a small goroutine waiting for its first byte and no HTTP or TLS state; a slowloris client holds an HTTP connection until the header timeout (docs/gateway.md, \"Limits\").\n\n")
+	w("A silent connection costs the server its descriptor and a small record, watched for its first byte by one epoll instance for them all (no goroutine, no HTTP or TLS state); a slowloris client holds an HTTP connection until the header timeout (docs/gateway.md, \"Limits\").\n\n")
+	if q, f := st.QuietServe, st.FloodServe; f.CPUPerRequest > 0 {
+		w("| serve, over the run | CPU per answered request | goroutines at the end | garbage collections |\n|---|---|---|---|\n")
+		w("| quiet | %s | %.0f | %.0f |\n", fmtDur(q.CPUPerRequest), q.Goroutines, q.GCs)
+		w("| during the storm | %s | %.0f | %.0f |\n\n", fmtDur(f.CPUPerRequest), f.Goroutines, f.GCs)
+	}
 }
 
 // probeDelayNote explains instances that an `update --set` started and
