@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -20,7 +22,10 @@ import (
 
 // CaptureSink receives captured records, already redacted, on the
 // gateway's capture workers. A slow sink fills the queue: further records
-// are dropped and counted, requests never wait.
+// are dropped and counted, requests never wait. WriteCapture must not keep
+// rec, nor any slice it holds, once it returns (as io.Writer must not keep
+// p): the gateway reuses the record and its buffers for later requests, so
+// that capturing costs the request no allocation.
 type CaptureSink interface {
 	WriteCapture(rec *CaptureRecord) error
 }
@@ -68,6 +73,43 @@ type CaptureRecord struct {
 	reqBody, respBody []byte
 	reqWhy, respWhy   string
 	respEnc           string // the response's Content-Encoding
+	// reqBuf and respBuf are the pooled buffers behind reqBody and
+	// respBody (nil when not pooled), given back once the record is written.
+	reqBuf, respBuf *[]byte
+}
+
+// records recycles capture records: a captured request allocates none.
+var records = sync.Pool{New: func() any { return new(CaptureRecord) }}
+
+// teeBuffers recycles the copies of captured responses.
+var teeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledBody is the largest buffer given back to bodyBuffers or
+// teeBuffers; larger ones are left to the garbage collector.
+const maxPooledBody = bufferBodyBytes + 1 + bytes.MinRead
+
+// recycle gives a pooled buffer back, holding b's backing array (b grew
+// out of *p's when it needed more room).
+func recycle(pool *sync.Pool, p *[]byte, b []byte) {
+	if p == nil {
+		return
+	}
+	if b == nil {
+		b = *p
+	}
+	if cap(b) <= maxPooledBody {
+		*p = b[:0]
+		pool.Put(p)
+	}
+}
+
+// release gives the record and its buffers back once it is written or
+// dropped.
+func (rec *CaptureRecord) release() {
+	recycle(&bodyBuffers, rec.reqBuf, rec.reqBody)
+	recycle(&teeBuffers, rec.respBuf, rec.respBody)
+	*rec = CaptureRecord{}
+	records.Put(rec)
 }
 
 // captureConf is a deployment's capture, compiled.
@@ -108,16 +150,19 @@ func (c *captureConf) sample() bool {
 func (st *reqState) startCapture(c *captureConf) {
 	st.capture = c
 	st.w.teeMax = max(st.w.teeMax, c.maxBody+1)
+	if st.w.tee == nil {
+		st.w.teeBuf = teeBuffers.Get().(*[]byte)
+		st.w.tee = (*st.w.teeBuf)[:0]
+	}
 }
 
 // captureRecord hands a finished request to the capture queue without
 // waiting (finish, on the request goroutine).
 func (g *Gateway) captureRecord(st *reqState, status int, elapsed time.Duration) {
 	c := st.capture
-	rec := &CaptureRecord{
-		Time: st.start.UTC(), RequestID: st.requestID[0], Endpoint: st.rt.name, Deployment: st.t.name,
-		Status: status, ModelStatus: st.modelStatus, LatencyMs: ms(elapsed), Config: c.cfg, conf: c,
-	}
+	rec := records.Get().(*CaptureRecord)
+	rec.Time, rec.RequestID, rec.Endpoint, rec.Deployment = st.start.UTC(), st.requestID[0], st.rt.name, st.t.name
+	rec.Status, rec.ModelStatus, rec.LatencyMs, rec.Config, rec.conf = status, st.modelStatus, ms(elapsed), c.cfg, c
 	if st.clientID != nil {
 		rec.ClientRequestID = st.clientID[0]
 	}
@@ -134,6 +179,9 @@ func (g *Gateway) captureRecord(st *reqState, status int, elapsed time.Duration)
 	if p.digest != nil {
 		rec.ModelDigest = p.digest[0]
 	}
+	// The record owns the request body's pooled buffer from here (the
+	// request does not recycle it when it is captured).
+	rec.reqBuf, st.bodyBuf = st.bodyBuf, nil
 	switch {
 	case st.body.size() == 0:
 	case st.buffered == nil || len(st.buffered) > c.maxBody:
@@ -141,6 +189,10 @@ func (g *Gateway) captureRecord(st *reqState, status int, elapsed time.Duration)
 	default:
 		rec.reqBody = st.buffered
 	}
+	if st.pair == nil { // a mirrored request's comparison reads the copy too: not recycled
+		rec.respBuf = st.w.teeBuf
+	}
+	st.w.teeBuf = nil
 	switch {
 	case st.w.teeOver || len(st.w.tee) > c.maxBody:
 		rec.respWhy = "larger than max_body_bytes"
@@ -148,11 +200,11 @@ func (g *Gateway) captureRecord(st *reqState, status int, elapsed time.Duration)
 		rec.respBody, rec.respEnc = st.w.tee, contentEncoding(st.w.Header())
 	}
 	g.startWorkers()
-	pm := g.smetrics.forCapture(rec.Endpoint, rec.Deployment)
 	select {
 	case g.captureQ <- rec:
 	default:
-		pm.dropped.Inc()
+		g.smetrics.forCapture(rec.Endpoint, rec.Deployment).dropped.Inc()
+		rec.release()
 	}
 }
 
@@ -160,20 +212,21 @@ func (g *Gateway) captureRecord(st *reqState, status int, elapsed time.Duration)
 func (g *Gateway) captureWorker() { drainEvery(g.captureQ, workerTick, g.writeCapture) }
 
 func (g *Gateway) writeCapture(rec *CaptureRecord) {
+	defer rec.release()
 	pm := g.smetrics.forCapture(rec.Endpoint, rec.Deployment)
 	rules := rec.conf.rules
-	if rec.respBody != nil {
-		if b, ok := decodeBody(rec.respBody, rec.respEnc, rec.conf.maxBody); ok {
-			rec.respBody = b
+	resp := rec.respBody
+	if resp != nil {
+		if b, ok := decodeBody(resp, rec.respEnc, rec.conf.maxBody); ok {
+			resp = b
 		} else {
-			rec.respBody, rec.respWhy = nil, "encoded ("+rec.respEnc+") and could not be decoded within max_body_bytes"
+			resp, rec.respWhy = nil, "encoded ("+rec.respEnc+") and could not be decoded within max_body_bytes"
 		}
 	}
 	var n1, n2 int
 	rec.Request, rec.RequestOmitted, n1 = captureBody(rules, rec.reqBody, rec.reqWhy)
-	rec.Response, rec.ResponseOmitted, n2 = captureBody(rules, rec.respBody, rec.respWhy)
+	rec.Response, rec.ResponseOmitted, n2 = captureBody(rules, resp, rec.respWhy)
 	rec.Redacted = n1 + n2
-	rec.reqBody, rec.respBody = nil, nil
 	if g.capture == nil {
 		pm.failed.Inc()
 		return
@@ -188,9 +241,12 @@ func (g *Gateway) writeCapture(rec *CaptureRecord) {
 	pm.written.Inc()
 }
 
+// jsonNull is a body left out (shared: sinks only read records).
+var jsonNull = json.RawMessage("null")
+
 // captureBody is a body as a record carries it, with the rules applied.
 func captureBody(rules *redact.Rules, body []byte, why string) (json.RawMessage, string, int) {
-	null := json.RawMessage("null")
+	null := jsonNull
 	switch {
 	case why != "":
 		return null, why, 0

@@ -537,7 +537,7 @@ func (g *Gateway) serve(st *reqState, r *http.Request) error {
 		}
 		if mirror != nil || t.contract != nil || small {
 			var into []byte
-			if mirror == nil && st.capture == nil { // a mirrored or captured body outlives the request: not pooled
+			if mirror == nil { // a mirrored body outlives the request: not pooled (a captured one goes back once written)
 				st.bodyBuf = bodyBuffers.Get().(*[]byte)
 				into = *st.bodyBuf
 			}

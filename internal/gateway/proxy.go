@@ -215,7 +215,8 @@ type statusWriter struct {
 	bytes   int64
 	teeMax  int
 	tee     []byte
-	teeOver bool // the body passed teeMax
+	teeBuf  *[]byte // tee's pooled buffer (captured requests), nil otherwise
+	teeOver bool    // the body passed teeMax
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -369,14 +370,12 @@ func (b *bodyReader) readInto(buf []byte, hint int64) ([]byte, error) {
 var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // recycleBody returns the body's buffer to bodyBuffers.
+// A captured request's buffer is kept: its capture record takes it.
 func (s *reqState) recycleBody() {
-	if s.bodyBuf == nil {
+	if s.bodyBuf == nil || s.capture != nil {
 		return
 	}
-	if cap(s.buffered) <= bufferBodyBytes+1+bytes.MinRead {
-		*s.bodyBuf = s.buffered[:0]
-		bodyBuffers.Put(s.bodyBuf)
-	}
+	recycle(&bodyBuffers, s.bodyBuf, s.buffered)
 	s.bodyBuf, s.buffered = nil, nil
 }
 

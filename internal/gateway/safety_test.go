@@ -275,6 +275,15 @@ type sinkFunc func(*CaptureRecord) error
 
 func (f sinkFunc) WriteCapture(r *CaptureRecord) error { return f(r) }
 
+// keepRecord copies a record a test sink keeps past WriteCapture (the
+// gateway reuses the record and its buffers once WriteCapture returns).
+func keepRecord(r *CaptureRecord) *CaptureRecord {
+	c := *r
+	c.Request, c.Response = bytes.Clone(r.Request), bytes.Clone(r.Response)
+	c.reqBody, c.respBody, c.reqBuf, c.respBuf = nil, nil, nil, nil
+	return &c
+}
+
 func TestCaptureRedacts(t *testing.T) {
 	echo := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -459,7 +468,7 @@ func TestEncodedAnswers(t *testing.T) {
 	blue.Capture = &Capture{SamplingRate: 1}
 	ep := endpoint("ep", blue, dep("green", gz))
 	ep.Mirror = map[string]int{"green": 100}
-	g, reg, front := newTestGateway(t, Config{Capture: sinkFunc(func(r *CaptureRecord) error { mu.Lock(); recs = append(recs, r); mu.Unlock(); return nil })})
+	g, reg, front := newTestGateway(t, Config{Capture: sinkFunc(func(r *CaptureRecord) error { mu.Lock(); recs = append(recs, keepRecord(r)); mu.Unlock(); return nil })})
 	g.Update(snapshot(ep))
 	for range 5 {
 		h := bearer(testKey)
@@ -490,7 +499,7 @@ func TestCaptureKeepsFailures(t *testing.T) {
 	recs := make(chan *CaptureRecord, 1)
 	blue := dep("blue", failing)
 	blue.Capture = &Capture{SamplingRate: 1}
-	g, _, front := newTestGateway(t, Config{Capture: sinkFunc(func(r *CaptureRecord) error { recs <- r; return nil })})
+	g, _, front := newTestGateway(t, Config{Capture: sinkFunc(func(r *CaptureRecord) error { recs <- keepRecord(r); return nil })})
 	g.Update(snapshot(endpoint("ep", blue)))
 	res, _ := call(t, front, "POST", "/endpoints/ep/score", bearer(testKey), `{"x":1}`)
 	if res.StatusCode != http.StatusFailedDependency {
