@@ -385,3 +385,43 @@ func TestClose(t *testing.T) {
 		t.Errorf("open after Close: %v", got)
 	}
 }
+
+// A request head that trickles in is paced (read once a second once it has
+// come in small pieces for a second) and still served when it completes;
+// clients that send whole heads are never paced.
+func TestSlowHeadsPaced(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[tlsOn], func(t *testing.T) {
+			l, base, client := server(t, Config{}, tlsOn, hello())
+			addr := strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://")
+			for i := range 30 { // kept alive, with pauses: whole heads
+				get(t, client, base+"/whole/"+fmt.Sprint(i))
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := value(l.m.slowHeads); n != 0 {
+				t.Fatalf("%v heads paced for clients that send them whole", n)
+			}
+			c := dialFrom(t, 3, addr)
+			if tlsOn {
+				cfg := client.Transport.(*http.Transport).TLSClientConfig.Clone()
+				cfg.ServerName = "example.com"
+				c = tls.Client(c, cfg)
+			}
+			head := "GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Slow: " + strings.Repeat("a", 60) + "\r\n\r\n"
+			for i := 0; i < len(head); i++ {
+				if _, err := c.Write([]byte{head[i]}); err != nil {
+					t.Fatalf("byte %d: %v", i, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b, err := io.ReadAll(c)
+			if !strings.HasPrefix(string(b), "HTTP/1.1 200") || !strings.HasSuffix(string(b), "hello 1") {
+				t.Fatalf("slow head: got %q, %v; want a 200 with hello 1", b, err)
+			}
+			if n := value(l.m.slowHeads); n != 1 {
+				t.Errorf("%v slow heads paced, want 1", n)
+			}
+		})
+	}
+}

@@ -366,9 +366,9 @@ func mdStorm(b *strings.Builder, r *Results, st *StormResult) {
 	w("The server closed %d of the flood's connections during the run (the first-byte and header timeouts are 10 s, longer than the run). ", st.ClosedByServer)
 	w("A silent connection costs the server its descriptor and a small record, watched for its first byte by one epoll instance for them all (no goroutine, no HTTP or TLS state); a slowloris client holds an HTTP connection until the header timeout (docs/gateway.md, \"Limits\").\n\n")
 	if q, f := st.QuietServe, st.FloodServe; f.CPUPerRequest > 0 {
-		w("| serve, over the run | CPU per answered request | goroutines at the end | garbage collections |\n|---|---|---|---|\n")
-		w("| quiet | %s | %.0f | %.0f |\n", fmtDur(q.CPUPerRequest), q.Goroutines, q.GCs)
-		w("| during the storm | %s | %.0f | %.0f |\n\n", fmtDur(f.CPUPerRequest), f.Goroutines, f.GCs)
+		w("| serve, over the run | CPU per answered request | read system calls per answered request | goroutines at the end | garbage collections |\n|---|---|---|---|---|\n")
+		w("| quiet | %s | %.1f | %.0f | %.0f |\n", fmtDur(q.CPUPerRequest), q.ReadsPerRequest, q.Goroutines, q.GCs)
+		w("| during the storm | %s | %.1f | %.0f | %.0f |\n\n", fmtDur(f.CPUPerRequest), f.ReadsPerRequest, f.Goroutines, f.GCs)
 	}
 }
 

@@ -44,8 +44,11 @@ type StormResult struct {
 // ServeFigures are serve's own figures over one run of the storm scenario.
 type ServeFigures struct {
 	CPUPerRequest time.Duration
-	Goroutines    float64
-	GCs           float64
+	// ReadsPerRequest are serve's read system calls per answered request
+	// (every wake-up for a connection's bytes is one).
+	ReadsPerRequest float64
+	Goroutines      float64
+	GCs             float64
 }
 
 // storm is scenario 8.
@@ -82,9 +85,12 @@ func (e *env) storm(ctx context.Context) error {
 	measured := func(f *ServeFigures) load.Stats {
 		pid := s.Proc.Pid()
 		gc0, cpu0 := s.Metric(ctx, "go_gc_duration_seconds_count"), proc.CPU(pid)
+		r0, _, _ := proc.ReadSyscalls(pid)
 		st := run()
+		r1, _, _ := proc.ReadSyscalls(pid)
 		cpu1, gc1 := proc.CPU(pid), s.Metric(ctx, "go_gc_duration_seconds_count")
 		f.CPUPerRequest = (cpu1 - cpu0) / time.Duration(max(1, st.Requests))
+		f.ReadsPerRequest = float64(r1-r0) / float64(max(1, st.Requests))
 		f.Goroutines = s.Metric(ctx, "go_goroutines")
 		f.GCs = gc1 - gc0
 		return st
@@ -110,9 +116,9 @@ func (e *env) storm(ctx context.Context) error {
 	if r.ClosedByServer, err = flood.stop(); err != nil {
 		return err
 	}
-	e.logf("storm: during the flood at %d/s: p50 %s p99 %s %s; serve RSS %d MiB (peak %d MiB); serve CPU per request %s (quiet %s), %.0f goroutines (quiet %.0f), %.0f GCs (quiet %.0f)",
+	e.logf("storm: during the flood at %d/s: p50 %s p99 %s %s; serve RSS %d MiB (peak %d MiB); serve CPU per request %s (quiet %s), read system calls per request %.1f (quiet %.1f), %.0f goroutines (quiet %.0f), %.0f GCs (quiet %.0f)",
 		r.Rate, fmtDur(r.Flood.P50), fmtDur(r.Flood.P99), r.Flood.CodesString(), r.MemDuring.RSS>>20, r.MemDuring.HWM>>20,
-		fmtDur(r.FloodServe.CPUPerRequest), fmtDur(r.QuietServe.CPUPerRequest), r.FloodServe.Goroutines, r.QuietServe.Goroutines, r.FloodServe.GCs, r.QuietServe.GCs)
+		fmtDur(r.FloodServe.CPUPerRequest), fmtDur(r.QuietServe.CPUPerRequest), r.FloodServe.ReadsPerRequest, r.QuietServe.ReadsPerRequest, r.FloodServe.Goroutines, r.QuietServe.Goroutines, r.FloodServe.GCs, r.QuietServe.GCs)
 	return nil
 }
 

@@ -281,8 +281,8 @@ func stormLimit(st *StormResult) string {
 	if f.CPUPerRequest == 0 {
 		return "see the server's CPU during the run."
 	}
-	return fmt.Sprintf("what the flood costs serve while it answers the other client: %s of CPU per answered request (%s quiet: the slowloris clients' bytes, each a TLS record read and a header parse), %.0f goroutines (%.0f quiet), %.0f garbage collections in the run (%.0f quiet).",
-		fmtDur(f.CPUPerRequest), fmtDur(q.CPUPerRequest), f.Goroutines, q.Goroutines, f.GCs, q.GCs)
+	return fmt.Sprintf("what the flood costs serve while it answers the other client: %s of CPU per answered request (%s quiet), %.1f read system calls per answered request (%.1f quiet: the rest are the slowloris clients' pieces, each a wake-up), %.0f goroutines (%.0f quiet), %.0f garbage collections in the run (%.0f quiet).",
+		fmtDur(f.CPUPerRequest), fmtDur(q.CPUPerRequest), f.ReadsPerRequest, q.ReadsPerRequest, f.Goroutines, q.Goroutines, f.GCs, q.GCs)
 }
 
 func rVerdicts(r *Results, skip func(string, string)) []Verdict {

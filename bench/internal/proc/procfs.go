@@ -141,3 +141,27 @@ func ReadPSS(pid int) (uint64, error) {
 	}
 	return 0, fmt.Errorf("PSS of pid %d: no Pss line in smaps_rollup", pid)
 }
+
+// ReadSyscalls returns how many read and write system calls the process
+// has made so far (syscr and syscw of /proc/<pid>/io; reading another
+// user's process needs root).
+func ReadSyscalls(pid int) (reads, writes uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, nil
+}
