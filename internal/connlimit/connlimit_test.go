@@ -2,6 +2,7 @@ package connlimit
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -423,5 +424,45 @@ func TestSlowHeadsPaced(t *testing.T) {
 				t.Errorf("%v slow heads paced, want 1", n)
 			}
 		})
+	}
+}
+
+// HTTP/2 frames are small by nature: a connection that sends only PINGs
+// for over a second before its first request is never paced.
+func TestHTTP2NeverPaced(t *testing.T) {
+	l, base, client := server(t, Config{}, true, hello())
+	cfg := client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.ServerName = "example.com"
+	cfg.NextProtos = []string{"h2"}
+	c, err := tls.Dial("tcp", strings.TrimPrefix(base, "https://"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc, err := (&http2.Transport{}).NewClientConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 15 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := cc.Ping(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("GET", base+"/after-pings", nil)
+	res, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if string(body) != "hello 2" {
+		t.Fatalf("got %q, want hello 2", body)
+	}
+	if n := value(l.m.slowHeads); n != 0 {
+		t.Errorf("%v HTTP/2 connections paced, want none", n)
 	}
 }
