@@ -12,8 +12,10 @@
 //   - the wait for a new connection's first bytes (FirstByteTimeout): a
 //     connection is handed to the HTTP server only once they arrived — with
 //     TLS, once the whole first record (the ClientHello) did — so a silent
-//     connection costs a small goroutine and no server state, and cannot
-//     hold a handshake slot.
+//     connection costs no server state and cannot hold a handshake slot. On
+//     Linux one epoll instance watches all the silent connections, which
+//     then hold no goroutine (no stack to scan at each garbage collection);
+//     elsewhere each waits on a small goroutine.
 //   - TLS handshakes computed at once, in total and per client address. A
 //     slot is held from the ClientHello to the server's first flight, the
 //     CPU-heavy part; waiting for one costs no CPU.
@@ -131,6 +133,9 @@ type Listener struct {
 
 	// handshakes is the semaphore of TLS handshakes in progress.
 	handshakes chan struct{}
+	// w watches silent connections for their first byte (nil: each waits
+	// on a goroutine of its own).
+	w *waiter
 	// ready carries connections whose first bytes arrived to Accept.
 	ready chan *Conn
 	done  chan struct{} // closed by Close, or when the inner listener fails
@@ -174,6 +179,7 @@ func New(inner net.Listener, cfg Config) (*Listener, error) {
 		done:       make(chan struct{}),
 		byAddr:     make(map[netip.Prefix]*addrState),
 	}
+	l.w = newWaiter(l)
 	go l.acceptLoop()
 	return l, nil
 }
@@ -243,6 +249,9 @@ func (l *Listener) Close() error {
 		for _, c := range silent {
 			_ = c.Close()
 		}
+		if l.w != nil {
+			l.w.close()
+		}
 		for {
 			select {
 			case c := <-l.ready:
@@ -289,7 +298,7 @@ func (l *Listener) acceptLoop() {
 			return
 		}
 		delay = 0
-		if c := l.admit(raw); c != nil {
+		if c := l.admit(raw); c != nil && (l.w == nil || !l.w.watch(c)) {
 			go c.awaitFirstBytes()
 		}
 	}
@@ -395,6 +404,16 @@ func (l *Listener) connState(nc net.Conn, s http.ConnState) {
 	if c == nil {
 		return
 	}
+	switch {
+	case s == http.StateHijacked:
+		c.unpaced.Store(true) // no longer HTTP/1's: never paced
+	case s == http.StateActive && c.protoSeen.CompareAndSwap(false, true):
+		// The first Active comes after the TLS handshake (HTTP/2 reports one
+		// right after the client's preface).
+		if tc, ok := nc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+			c.unpaced.Store(true) // frames, small by nature: never paced
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c.state == stateClosed {
@@ -405,9 +424,13 @@ func (l *Listener) connState(nc net.Conn, s http.ConnState) {
 		l.unlinkLocked(c)
 		c.state = stateIdle
 		l.spare.pushBack(c)
+		c.heads.Add(1) // the next request's head starts
 	case http.StateActive, http.StateNew, http.StateHijacked:
 		l.unlinkLocked(c)
 		c.state = stateBusy
+		if s != http.StateNew {
+			c.heads.Add(1) // the head is in (or the connection is not HTTP/1's any more)
+		}
 	case http.StateClosed:
 		l.unlinkLocked(c)
 	}
@@ -469,9 +492,27 @@ type Conn struct {
 	state      uint8
 	prev, next *Conn
 
+	// While the waiter watches it (guarded by waiter.mu): its descriptor,
+	// and the timer of its FirstByteTimeout.
+	watched bool
+	fd      int32
+	timer   *time.Timer
+
 	tls bool // served as TLS: its first reads take a handshake slot
 	// pending are bytes read before the connection was handed out.
 	pending []byte
+	// heads counts the HTTP/1 phase changes the server reported (connState):
+	// odd while a request is being served, even while a head is awaited or
+	// arriving. unpaced is set for HTTP/2 and hijacked connections;
+	// protoSeen once the protocol was looked at.
+	heads     atomic.Uint32
+	unpaced   atomic.Bool
+	protoSeen atomic.Bool
+	// The reading goroutine's view of the head arriving (see paceHead).
+	headGen   uint32
+	tinyReads int
+	tinyStart time.Time
+	slowHead  bool
 	// reads counts the bytes its reader has taken (Reads).
 	reads atomic.Uint64
 	// slotDone is set once the handshake no longer needs a slot.
@@ -510,6 +551,14 @@ func (c *Conn) awaitFirstBytes() {
 	case l.ready <- c:
 	case <-l.done:
 		_ = c.Close()
+	}
+}
+
+// firstByteTimeout closes a watched connection that sent nothing in time.
+func (c *Conn) firstByteTimeout() {
+	if c.l.w.take(c) {
+		_ = c.Close()
+		c.l.m.closed[reasonFirstByteTimeout].Inc()
 	}
 }
 
@@ -563,9 +612,78 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.reads.Add(uint64(n))
 		return n, nil
 	}
+	inHead := c.heads.Load()%2 == 0 && !c.unpaced.Load()
+	if inHead && c.slowHead {
+		c.pauseHead()
+	}
 	n, err := c.Conn.Read(p)
 	c.reads.Add(uint64(n))
+	if inHead && n > 0 {
+		c.noteHead(n)
+	}
 	return n, err
+}
+
+// Pacing slow request heads. A slowloris client sends its request head a
+// byte or a few at a time, and each piece wakes the server: 200 such
+// clients at ten pieces a second cost the server more CPU than the
+// requests of a client at 1000/s (docs/benchmarks.md, section 8). A head
+// that has come in small reads (under tinyRead bytes) for over slowAfter is
+// from then on read once every slowPause, so its pieces pile up in the
+// kernel and are taken in one read. ReadHeaderTimeout still bounds the
+// whole head. Clients send heads in one piece (TCP carries a head in one
+// segment), so only a trickling client ever waits; HTTP/2 connections,
+// whose frames are small by nature, are never paced.
+const (
+	tinyRead  = 64
+	tinyReads = 10
+	slowAfter = time.Second
+	slowPause = time.Second
+)
+
+// noteHead follows the head arriving: n bytes just read.
+func (c *Conn) noteHead(n int) {
+	if gen := c.heads.Load(); gen != c.headGen { // a new head: start over
+		c.headGen, c.tinyReads, c.slowHead = gen, 0, false
+	}
+	if c.slowHead {
+		return
+	}
+	if n >= tinyRead {
+		c.tinyReads = 0
+		return
+	}
+	now := time.Now()
+	if c.tinyReads == 0 {
+		c.tinyStart = now
+	}
+	c.tinyReads++
+	if c.tinyReads >= tinyReads && now.Sub(c.tinyStart) >= slowAfter {
+		c.slowHead = true
+		c.l.m.slowHeads.Inc()
+	}
+}
+
+// pauseHead waits slowPause before the next read of a slow head (not past
+// the read deadline), unless the head ended meanwhile.
+func (c *Conn) pauseHead() {
+	if c.heads.Load() != c.headGen {
+		c.slowHead = false
+		return
+	}
+	d := slowPause
+	c.slotMu.Lock()
+	deadline := c.readDeadline
+	c.slotMu.Unlock()
+	if !deadline.IsZero() {
+		d = min(d, time.Until(deadline))
+	}
+	if d > 0 {
+		select {
+		case <-time.After(d):
+		case <-c.l.done:
+		}
+	}
 }
 
 // Write ends the CPU-heavy part of a TLS handshake: its first write is the
@@ -657,6 +775,9 @@ func (c *Conn) releaseSlot() {
 
 // Close closes the connection and counts it out.
 func (c *Conn) Close() error {
+	if c.l.w != nil {
+		c.l.w.take(c) // before the descriptor goes
+	}
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
 		c.releaseSlot()

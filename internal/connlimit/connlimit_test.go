@@ -2,6 +2,7 @@ package connlimit
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -383,5 +384,85 @@ func TestClose(t *testing.T) {
 	}
 	if got := value(l.m.open); got != 0 {
 		t.Errorf("open after Close: %v", got)
+	}
+}
+
+// A request head that trickles in is paced (read once a second once it has
+// come in small pieces for a second) and still served when it completes;
+// clients that send whole heads are never paced.
+func TestSlowHeadsPaced(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[tlsOn], func(t *testing.T) {
+			l, base, client := server(t, Config{}, tlsOn, hello())
+			addr := strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://")
+			for i := range 30 { // kept alive, with pauses: whole heads
+				get(t, client, base+"/whole/"+fmt.Sprint(i))
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := value(l.m.slowHeads); n != 0 {
+				t.Fatalf("%v heads paced for clients that send them whole", n)
+			}
+			c := dialFrom(t, 3, addr)
+			if tlsOn {
+				cfg := client.Transport.(*http.Transport).TLSClientConfig.Clone()
+				cfg.ServerName = "example.com"
+				c = tls.Client(c, cfg)
+			}
+			head := "GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Slow: " + strings.Repeat("a", 60) + "\r\n\r\n"
+			for i := 0; i < len(head); i++ {
+				if _, err := c.Write([]byte{head[i]}); err != nil {
+					t.Fatalf("byte %d: %v", i, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b, err := io.ReadAll(c)
+			if !strings.HasPrefix(string(b), "HTTP/1.1 200") || !strings.HasSuffix(string(b), "hello 1") {
+				t.Fatalf("slow head: got %q, %v; want a 200 with hello 1", b, err)
+			}
+			if n := value(l.m.slowHeads); n != 1 {
+				t.Errorf("%v slow heads paced, want 1", n)
+			}
+		})
+	}
+}
+
+// HTTP/2 frames are small by nature: a connection that sends only PINGs
+// for over a second before its first request is never paced.
+func TestHTTP2NeverPaced(t *testing.T) {
+	l, base, client := server(t, Config{}, true, hello())
+	cfg := client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.ServerName = "example.com"
+	cfg.NextProtos = []string{"h2"}
+	c, err := tls.Dial("tcp", strings.TrimPrefix(base, "https://"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc, err := (&http2.Transport{}).NewClientConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 15 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := cc.Ping(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("GET", base+"/after-pings", nil)
+	res, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if string(body) != "hello 2" {
+		t.Fatalf("got %q, want hello 2", body)
+	}
+	if n := value(l.m.slowHeads); n != 0 {
+		t.Errorf("%v HTTP/2 connections paced, want none", n)
 	}
 }

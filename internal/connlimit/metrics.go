@@ -32,6 +32,7 @@ type metrics struct {
 	refused    [numReasons]prometheus.Counter // only max_connections and per_address are used
 	closed     [numReasons]prometheus.Counter // only the evictions and timeouts are used
 	h2errors   *prometheus.CounterVec
+	slowHeads  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "plumbline_http2_errors_total",
 			Help: "HTTP/2 protocol errors by type, as net/http counts them.",
 		}, []string{"type"}),
+		slowHeads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plumbline_http_slow_heads_total",
+			Help: "HTTP/1 request heads that kept arriving in small pieces for over a second (slowloris) and were read once a second from then on.",
+		}),
 	}
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plumbline_connections_refused_total",
@@ -60,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "plumbline_connections_closed_total",
 		Help: "Client connections the listener closed: idle or silent ones to make room, silent ones after the first-byte timeout.",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.open, m.handshakes, m.h2errors, refused, closed} {
+	for _, c := range []prometheus.Collector{m.open, m.handshakes, m.h2errors, m.slowHeads, refused, closed} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -77,6 +82,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				m.handshakes = are.ExistingCollector.(prometheus.Gauge)
 			case m.h2errors:
 				m.h2errors = are.ExistingCollector.(*prometheus.CounterVec)
+			case m.slowHeads:
+				m.slowHeads = are.ExistingCollector.(prometheus.Counter)
 			}
 		}
 	}

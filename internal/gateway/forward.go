@@ -47,10 +47,15 @@ func (g *Gateway) forward(st *reqState, r *http.Request, inst *instance, deadlin
 		}
 		c.setDeadline(deadline)
 		c.head = appendRequestHead(c.head[:0], st, r, hp.host)
+		// The client leaving ends the exchange: blocked reads and writes on
+		// c fail at once (the wait for the answer starts in writeRequest),
+		// and the instance sees the connection close.
+		stop := context.AfterFunc(r.Context(), c.abortFn)
 		err := c.writeRequest(st.buffered)
 		if err == nil {
-			return g.exchange(st, r, hp, c)
+			return g.exchange(st, r, hp, c, stop)
 		}
+		stop()
 		_ = c.nc.Close()
 		// A kept-alive connection the instance closed in the meantime:
 		// nothing reached it, so the request goes again on a new one.
@@ -79,11 +84,8 @@ func (g *Gateway) dial(st *reqState, r *http.Request, hp *hostPool, deadline tim
 }
 
 // exchange reads the response to the request just written on c and copies
-// it to the client.
-func (g *Gateway) exchange(st *reqState, r *http.Request, hp *hostPool, c *upstreamConn) error {
-	// The client leaving ends the exchange: blocked reads and writes on c
-	// fail at once, and the instance sees the connection close.
-	stop := context.AfterFunc(r.Context(), c.abortFn)
+// it to the client. stop ends the abort on the client's leaving (forward).
+func (g *Gateway) exchange(st *reqState, r *http.Request, hp *hostPool, c *upstreamConn, stop func() bool) error {
 	reuse := false
 	defer func() {
 		if !stop() || !reuse {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,7 @@ func (u *upstream) dial(ctx context.Context, hp *hostPool) (*upstreamConn, error
 	}
 	c.tcp = hp.network == "tcp"
 	c.peekFn = c.peek
+	c.writeFn = c.write
 	c.abortFn = c.abort
 	c.br = bufio.NewReaderSize(c, upstreamReadBuffer)
 	c.head = make([]byte, 0, 512)
@@ -185,10 +187,15 @@ type upstreamConn struct {
 	midResponse bool
 	// peek's results, and peek bound once so that RawConn.Read does not
 	// allocate a closure per call.
-	peekFn  func(fd uintptr) bool
-	peekN   int
-	peekErr error
-	peekBuf [1]byte
+	// writeAndAwait's state, and write bound once.
+	writeFn  func(fd uintptr) bool
+	wrote    bool
+	writeN   int
+	writeErr error
+	peekFn   func(fd uintptr) bool
+	peekN    int
+	peekErr  error
+	peekBuf  [1]byte
 }
 
 // Read reads from the instance. Once part of a response has arrived, every
@@ -244,7 +251,11 @@ func (c *upstreamConn) writeRequest(body []byte) error {
 	var err error
 	if len(body) <= inlineBodyBytes {
 		c.head = append(c.head, body...)
-		_, err = c.nc.Write(c.head)
+		if c.rc != nil {
+			err = c.writeAndAwait()
+		} else {
+			_, err = c.nc.Write(c.head)
+		}
 	} else {
 		c.bufs[0], c.bufs[1] = c.head, body
 		c.wv = c.bufs[:]
@@ -255,6 +266,41 @@ func (c *upstreamConn) writeRequest(body []byte) error {
 		c.head = make([]byte, 0, 512)
 	}
 	return err
+}
+
+// writeAndAwait writes c.head and waits until the answer can be read.
+//
+// A plain Write and then Read costs three system calls per exchange: the
+// write, a read that finds nothing yet (the instance has not answered a
+// microsecond after the request left) and, once the poller says the answer
+// is there, the read that gets it. Here the write happens inside RawConn.Read
+// and the wait follows it without a read: RawConn.Read resets the
+// descriptor's readiness before calling writeFn, so any answer, which can
+// only arrive after the write, wakes the wait. The read that follows then
+// finds the answer at once. The wait ends, too, on the deadline or an abort
+// (abortFn), and the read after it reports that.
+func (c *upstreamConn) writeAndAwait() error {
+	c.wrote, c.writeN, c.writeErr = false, 0, nil
+	_ = c.rc.Read(c.writeFn) // a failed wait shows in the read that follows
+	if c.writeErr != nil && c.writeErr != syscall.EAGAIN && c.writeErr != syscall.EINTR {
+		return os.NewSyscallError("write", c.writeErr)
+	}
+	if c.writeN < len(c.head) { // a full send buffer, or a signal: the rest the usual way
+		_, err := c.nc.Write(c.head[c.writeN:])
+		return err
+	}
+	return nil
+}
+
+// write is writeAndAwait's RawConn.Read callback, bound once in writeFn.
+func (c *upstreamConn) write(fd uintptr) bool {
+	if c.wrote {
+		return true // readable, or the wait failed
+	}
+	c.wrote = true
+	n, err := syscall.Write(int(fd), c.head)
+	c.writeN, c.writeErr = max(n, 0), err
+	return err != nil || n < len(c.head) // wait only after a whole write
 }
 
 // responseHead is what the gateway needs of a response's status line and

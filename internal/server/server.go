@@ -39,6 +39,7 @@ import (
 	"github.com/plumbline/plumbline/internal/connlimit"
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/gateway"
+	"github.com/plumbline/plumbline/internal/gcpace"
 	"github.com/plumbline/plumbline/internal/health"
 	"github.com/plumbline/plumbline/internal/registry"
 	"github.com/plumbline/plumbline/internal/resolve"
@@ -408,6 +409,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	guard.Configure(srv)
 	dr.configure(srv)
+
+	// Fewer garbage collections under load (docs/gateway.md, "Garbage
+	// collection"): from here on, once start-up's garbage is gone.
+	gcpace.Start(runCtx, gcpace.DefaultHeadroom)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(parts)+1)

@@ -40,6 +40,7 @@ import (
 	"github.com/plumbline/plumbline/bench/internal/load"
 	"github.com/plumbline/plumbline/bench/internal/proc"
 	"github.com/plumbline/plumbline/internal/gateway"
+	"github.com/plumbline/plumbline/internal/gcpace"
 	"github.com/plumbline/plumbline/internal/tlsca"
 )
 
@@ -76,6 +77,11 @@ type Result struct {
 	BytesPerRequest  float64
 	// GCCycles is how many garbage collections ran during the run.
 	GCCycles uint32
+	// ReadsPerRequest and WritesPerRequest are this process's read and
+	// write system calls (/proc/self/io), SwitchesPerRequest its context
+	// switches (getrusage: a thread that slept and was woken, or was
+	// preempted), per request: counts that hold on a busy machine.
+	ReadsPerRequest, WritesPerRequest, SwitchesPerRequest float64
 	// Shares is the CPU profile by category, largest first.
 	Shares []Share
 	// Samples is the number of CPU profile samples.
@@ -119,6 +125,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		addrs = append(addrs, addr)
 	}
 
+	// As serve paces its garbage collector.
+	gcCtx, gcStop := context.WithCancel(ctx)
+	defer gcStop()
+	gcpace.Start(gcCtx, gcpace.DefaultHeadroom)
 	front, stop, err := startGateway(cfg, addrs)
 	if err != nil {
 		return nil, err
@@ -140,6 +150,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
+	r0, w0, _ := proc.ReadSyscalls(os.Getpid())
+	sw0 := selfSwitches()
 	cpu0 := selfCPU()
 	if err := pprof.StartCPUProfile(&prof); err != nil {
 		return nil, err
@@ -147,6 +159,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	st, err := wrk(cfg.Duration)
 	pprof.StopCPUProfile()
 	cpu1 := selfCPU()
+	sw1 := selfSwitches()
+	r1, w1, _ := proc.ReadSyscalls(os.Getpid())
 	runtime.ReadMemStats(&ms1)
 	if err != nil {
 		return nil, err
@@ -165,18 +179,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	n := float64(st.Requests)
 	res := &Result{
-		HTTPS:            cfg.HTTPS,
-		Requests:         st.Requests,
-		RPS:              st.RPS,
-		CPUPerRequest:    time.Duration(float64(cpu1-cpu0) / n),
-		AllocsPerRequest: float64(ms1.Mallocs-ms0.Mallocs) / n,
-		BytesPerRequest:  float64(ms1.TotalAlloc-ms0.TotalAlloc) / n,
-		GCCycles:         ms1.NumGC - ms0.NumGC,
-		Shares:           classify(p),
-		Samples:          len(p.Sample),
+		HTTPS:              cfg.HTTPS,
+		Requests:           st.Requests,
+		RPS:                st.RPS,
+		CPUPerRequest:      time.Duration(float64(cpu1-cpu0) / n),
+		AllocsPerRequest:   float64(ms1.Mallocs-ms0.Mallocs) / n,
+		BytesPerRequest:    float64(ms1.TotalAlloc-ms0.TotalAlloc) / n,
+		GCCycles:           ms1.NumGC - ms0.NumGC,
+		ReadsPerRequest:    float64(r1-r0) / n,
+		WritesPerRequest:   float64(w1-w0) / n,
+		SwitchesPerRequest: float64(sw1-sw0) / n,
+		Shares:             classify(p),
+		Samples:            len(p.Sample),
 	}
-	logf("%d requests (%.0f/s), %s CPU and %.1f allocations per request", res.Requests, res.RPS, res.CPUPerRequest, res.AllocsPerRequest)
+	logf("%d requests (%.0f/s), %s CPU and %.1f allocations per request; %d garbage collections (one per %.0f requests)",
+		res.Requests, res.RPS, res.CPUPerRequest, res.AllocsPerRequest, res.GCCycles, n/float64(max(1, res.GCCycles)))
 	return res, nil
+}
+
+// selfSwitches is this process's context switches so far, voluntary and
+// not.
+func selfSwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Nvcsw + ru.Nivcsw
 }
 
 // selfCPU is this process's CPU time so far.
@@ -299,6 +327,10 @@ func Markdown(runs []*Result) string {
 	w("\n| allocations per request (bytes) |")
 	for _, r := range runs {
 		w(" | %.1f (%.0f B) |", r.AllocsPerRequest, r.BytesPerRequest)
+	}
+	w("\n| system calls per request: reads, writes; context switches |")
+	for _, r := range runs {
+		w(" | %.2f, %.2f; %.2f |", r.ReadsPerRequest, r.WritesPerRequest, r.SwitchesPerRequest)
 	}
 	w("\n| requests profiled (req/s; CPU samples) |")
 	for _, r := range runs {

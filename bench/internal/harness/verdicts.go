@@ -263,16 +263,26 @@ func stormVerdicts(r *Results, skip func(string, string)) []Verdict {
 		{Target: fmt.Sprintf("storm (%d silent + %d slowloris connections): another client's p99 within %.0f× of the quiet run", st.Silent, st.Slowloris, targetStormP99),
 			Met:    st.Flood.Requests > 0 && f <= targetStormP99,
 			Figure: fmt.Sprintf("%.2f× (p99 %s vs %s quiet; p50 %s vs %s)", f, fmtDur(st.Flood.P99), fmtDur(st.Quiet.P99), fmtDur(st.Flood.P50), fmtDur(st.Quiet.P50)),
-			Limit:  "the flood's connections are held by goroutines that the garbage collector scans; see the server's CPU during the run." + busyNote(r)},
+			Limit:  stormLimit(st) + busyNote(r)},
 		{Target: "storm: no 5xx and no transport error for the other client", Met: st.Flood.Count5xx() == 0 && st.Flood.Errors == 0 && st.Flood.OK > 0,
 			Figure: fmt.Sprintf("%d × 5xx, %d transport errors (%s)", st.Flood.Count5xx(), st.Flood.Errors, st.Flood.CodesString()),
 			Limit:  "see the server log"},
 		{Target: fmt.Sprintf("storm: serve ≤ %s peak memory holding the flood", sysinfo.Bytes(targetPeakRSS)), Met: st.MemDuring.HWM > 0 && st.MemDuring.HWM <= targetPeakRSS,
 			Figure: fmt.Sprintf("VmHWM %s (RSS %s before the flood, %s during it; the server held %.0f connections)", sysinfo.Bytes(st.MemDuring.HWM),
 				sysinfo.Bytes(st.MemBefore.RSS), sysinfo.Bytes(st.MemDuring.RSS), st.OpenDuring),
-			Limit: "each held connection costs a goroutine and its buffers"},
+			Limit: "each held slowloris connection costs a goroutine and its HTTP and TLS buffers; a silent one its descriptor and a small record"},
 	}
 	return out
+}
+
+// stormLimit says what the flood cost serve, in its own figures.
+func stormLimit(st *StormResult) string {
+	q, f := st.QuietServe, st.FloodServe
+	if f.CPUPerRequest == 0 {
+		return "see the server's CPU during the run."
+	}
+	return fmt.Sprintf("what the flood costs serve while it answers the other client: %s of CPU per answered request (%s quiet), %.1f read system calls per answered request (%.1f quiet: the rest are the slowloris clients' pieces, each a wake-up), %.0f goroutines (%.0f quiet), %.0f garbage collections in the run (%.0f quiet).",
+		fmtDur(f.CPUPerRequest), fmtDur(q.CPUPerRequest), f.ReadsPerRequest, q.ReadsPerRequest, f.Goroutines, q.Goroutines, f.GCs, q.GCs)
 }
 
 func rVerdicts(r *Results, skip func(string, string)) []Verdict {

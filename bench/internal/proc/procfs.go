@@ -141,3 +141,36 @@ func ReadPSS(pid int) (uint64, error) {
 	}
 	return 0, fmt.Errorf("PSS of pid %d: no Pss line in smaps_rollup", pid)
 }
+
+// ReadSyscalls returns how many read and write system calls the process's
+// threads have made so far (syscr and syscw of each /proc/<pid>/task/<tid>/io;
+// reading another user's process needs root). It sums the threads because
+// the process's own /proc/<pid>/io also takes in the counts of children it
+// has reaped, such as a load generator it ran.
+func ReadSyscalls(pid int) (reads, writes uint64, err error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/io")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			switch k {
+			case "syscr":
+				reads += n
+			case "syscw":
+				writes += n
+			}
+		}
+	}
+	return reads, writes, nil
+}

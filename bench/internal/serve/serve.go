@@ -46,8 +46,10 @@ type Server struct {
 	Port int
 	// API is an admin client for reads.
 	API *api.Client
-	// RootCAs trust the server's local CA (nil with Insecure).
+	// RootCAs trust the server's local CA (nil with Insecure); CACert is
+	// that CA's certificate file.
 	RootCAs *x509.CertPool
+	CACert  string
 }
 
 // Start runs `plumbline serve --listen 127.0.0.1:0 --data-dir dataDir`
@@ -116,6 +118,7 @@ func Start(ctx context.Context, g *proc.Group, name, bin, dataDir string, insecu
 		}
 		s.RootCAs = x509.NewCertPool()
 		s.RootCAs.AppendCertsFromPEM(pem)
+		s.CACert = st.CACert
 	}
 	token, err := os.ReadFile(dd.AdminTokenPath())
 	if err != nil {
