@@ -49,6 +49,13 @@ type Config struct {
 	// Router is "compiled" (plumber's routing steps compiled once per
 	// worker) or "call" (every request through pr$call()). Zero: compiled.
 	Router string
+	// Timing makes every answer carry a Server-Timing header with where
+	// its time went, stage by stage, in the supervisor and in the R worker
+	// (a diagnostic: the benchmarks read it). Zero: off.
+	Timing bool
+	// RprofFile, when set, makes each worker profile itself with R's
+	// Rprof (0.5 ms interval) into RprofFile.<worker id> (a diagnostic).
+	RprofFile string
 	// Logger receives the supervisor's own events. Zero: text to stderr.
 	Logger *slog.Logger
 }
@@ -101,6 +108,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rworker: --request-timeout is %s: use a positive duration, or 0 for 5s", c.RequestTimeout)
 	case c.Router != "" && c.Router != "compiled" && c.Router != "call":
 		return fmt.Errorf("rworker: --router is %q: use compiled or call", c.Router)
+	case c.RprofFile != "" && !filepath.IsAbs(c.RprofFile):
+		return fmt.Errorf("rworker: --rprof %q is relative: give an absolute path", c.RprofFile)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("rworker: --listen %q is not host:port: %v", c.Listen, err)
@@ -136,6 +145,12 @@ func (c Config) Args() []string {
 	if c.Router != "" {
 		args = append(args, "--router", c.Router)
 	}
+	if c.Timing {
+		args = append(args, "--timing")
+	}
+	if c.RprofFile != "" {
+		args = append(args, "--rprof", c.RprofFile)
+	}
 	return args
 }
 
@@ -154,6 +169,8 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.LivenessPath, "liveness-path", "", "liveness probe route answered by the supervisor")
 	fs.StringVar(&c.ReadinessPath, "readiness-path", "", "readiness probe route answered by the supervisor")
 	fs.StringVar(&c.Router, "router", "", "compiled or call (default compiled)")
+	fs.BoolVar(&c.Timing, "timing", false, "answer a Server-Timing header with each stage of every request (diagnostic)")
+	fs.StringVar(&c.RprofFile, "rprof", "", "profile each worker with Rprof into this file + .<worker id> (diagnostic)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

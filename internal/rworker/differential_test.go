@@ -97,6 +97,56 @@ func featureCalls() []call {
 		{Path: "/sub/ping"},
 		{Path: "/openapi.json"},
 		{Path: "/hello", Header: map[string]string{"Cookie": "a=1; b=2"}},
+		// The same endpoint with other spellings of a content type, and
+		// other parsers in turn (the lean router picks a parser once per
+		// endpoint and content type).
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "Application/JSON; charset=UTF-8"}, Body: `{"a": [3]}`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "text/plain; charset=UTF-8"}, Body: `{"a": [3]}`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/json"}, Body: `[1, 2]`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, Body: "a=3"},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": ";"}, Body: `{"a": 4}`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/vnd.custom+json"}, Body: `{"a": 5}`},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/json"}, Body: ""},
+		{Method: "POST", Path: "/parsed", Header: map[string]string{"Content-Type": "application/json; charset=latin1"}, Body: "{\"b\": \"\xfc\"}"},
+		{Method: "POST", Path: "/parsed", Body: `{"no": "content type"}`},
+		{Method: "POST", Path: "/parsed", Body: `no content type, not JSON`},
+		// Handlers of req and res alone: the body is parsed when read, and
+		// invalid JSON still gets plumber's 500 before the handler runs.
+		{Method: "POST", Path: "/ignores-body", Header: map[string]string{"Content-Type": "application/json"}, Body: `{"a": 1}`},
+		{Method: "POST", Path: "/ignores-body", Header: map[string]string{"Content-Type": "application/json"}, Body: `{"a": `},
+		{Method: "POST", Path: "/ignores-body", Header: map[string]string{"Content-Type": "application/json"}, Body: "{\"a\": \"\xfc\"}"},
+		{Method: "POST", Path: "/ignores-body", Header: map[string]string{"Content-Type": "application/json; charset=latin1"}, Body: "{\"a\": \"\xfc\"}"},
+		{Method: "POST", Path: "/ignores-body", Header: map[string]string{"Content-Type": "application/json"}, Body: "{\"a\": \"x\u0000y\"}"},
+		{Method: "POST", Path: "/ignores-body", Header: map[string]string{"Content-Type": "application/json"}, Body: "[1, \x00]"},
+		{Method: "POST", Path: "/ignores-body", Header: map[string]string{"Content-Type": "text/plain"}, Body: `{"a": `},
+		{Method: "POST", Path: "/ignores-body", Body: `{"a": `},
+		{Method: "POST", Path: "/ignores-body", Header: map[string]string{"Content-Type": "application/json"}, Body: ""},
+		{Method: "POST", Path: "/reads-body", Header: map[string]string{"Content-Type": "application/json"}, Body: `{"a": [1, 2], "req": 3, "res": {"b": null}}`},
+		{Method: "POST", Path: "/reads-body", Header: map[string]string{"Content-Type": "application/json"}, Body: `[{"x": 1}, {"x": 2}]`},
+		{Method: "POST", Path: "/reads-body?q=1", Header: map[string]string{"Content-Type": "application/json"}, Body: `"text"`},
+		{Method: "POST", Path: "/reads-body", Header: map[string]string{"Content-Type": "application/json"}, Body: `{"a": `},
+		{Method: "POST", Path: "/reads-body", Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, Body: "a=1&b=2"},
+		{Method: "POST", Path: "/no-args", Header: map[string]string{"Content-Type": "application/json"}, Body: `{"a": 1}`},
+		{Method: "POST", Path: "/no-args", Header: map[string]string{"Content-Type": "application/json"}, Body: `nope`},
+		// A handler's status, headers, cookies and serializer apply to its
+		// own answer only (the lean router reuses one response object per
+		// worker): each worker serves one of these after another.
+		{Method: "POST", Path: "/created", Header: map[string]string{"Content-Type": "application/json"}, Body: `{}`},
+		{Method: "POST", Path: "/created", Header: map[string]string{"Content-Type": "application/json"}, Body: `{}`},
+		{Path: "/hello"},
+		{Path: "/hello"},
+		{Path: "/raw"},
+		{Path: "/raw"},
+		{Path: "/unboxed"},
+		{Path: "/unboxed"},
+		{Path: "/teapot"},
+		{Path: "/teapot"},
+		{Path: "/text"},
+		{Path: "/text"},
+		{Path: "/fail"},
+		{Path: "/fail"},
+		{Path: "/hello"},
+		{Path: "/hello"},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -125,4 +126,23 @@ func FuzzReadResponse(f *testing.F) {
 			t.Fatalf("body of %d bytes past the bound", len(res.Body))
 		}
 	})
+}
+
+func TestProcsFor(t *testing.T) {
+	for _, c := range []struct{ workers, cpus, want int }{
+		{0, 2, 1}, {1, 2, 1}, {8, 2, 1}, {9, 2, 2}, {32, 2, 2}, {32, 16, 4}, {1, 1, 1},
+	} {
+		if got := procsFor(c.workers, c.cpus); got != c.want {
+			t.Errorf("procsFor(%d workers, %d cpus) = %d, want %d", c.workers, c.cpus, got, c.want)
+		}
+	}
+}
+
+func TestStatmRSS(t *testing.T) {
+	if got, want := statmRSS([]byte("25000 1200 800 10 0 300 0\n")), int64(1200*os.Getpagesize()); got != want {
+		t.Errorf("statmRSS = %d, want %d", got, want)
+	}
+	if got := statmRSS([]byte("")); got != 0 {
+		t.Errorf("statmRSS of nothing = %d, want 0", got)
+	}
 }

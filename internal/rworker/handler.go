@@ -89,7 +89,7 @@ func (s *Supervisor) state(detail bool) probeState {
 			}
 		}
 		if detail {
-			ws.RSS = rss(w.pid)
+			ws.RSS = w.rss()
 			st.Detail = append(st.Detail, ws)
 		}
 	}
@@ -143,6 +143,10 @@ func errorJSON(w http.ResponseWriter, code int, msg string) {
 
 // forward runs one request on a worker and writes its answer.
 func (s *Supervisor) forward(w http.ResponseWriter, r *http.Request) {
+	var tm *stageTimes
+	if s.cfg.Timing {
+		tm = &stageTimes{start: time.Now()}
+	}
 	if mx := s.info.MaxRequest; mx > 0 && (r.ContentLength > mx || (r.ContentLength < 0 && len(r.TransferEncoding) > 0)) {
 		// What plumber's onHeaders answers past plumber.maxRequestSize.
 		w.Header().Set("Content-Type", "text/plain")
@@ -163,7 +167,10 @@ func (s *Supervisor) forward(w http.ResponseWriter, r *http.Request) {
 		bufp = new([]byte)
 	}
 	frame := appendRequest((*bufp)[:0], headOf(r, s.host, s.port), body)
-	res, status, msg := s.run(r.Context(), frame)
+	if tm != nil {
+		tm.framed = time.Now()
+	}
+	res, status, msg := s.run(r.Context(), frame, tm)
 	*bufp = frame
 	if cap(frame) <= 1<<20 {
 		s.framePool.Put(bufp)
@@ -177,6 +184,10 @@ func (s *Supervisor) forward(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	hasType := false
 	for _, kv := range res.Header {
+		if tm != nil && kv[0] == timingHeader {
+			h.Add("Server-Timing", tm.serverTiming(kv[1]))
+			continue
+		}
 		name := http.CanonicalHeaderKey(kv[0])
 		switch name {
 		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "Trailer":
@@ -202,8 +213,11 @@ func (s *Supervisor) forward(w http.ResponseWriter, r *http.Request) {
 // worker's answer; otherwise the HTTP status of the supervisor's own
 // answer (with msg), or -1 when the client has gone and nothing should be
 // written.
-func (s *Supervisor) run(ctx context.Context, frame []byte) (res response, status int, msg string) {
+func (s *Supervisor) run(ctx context.Context, frame []byte, tm *stageTimes) (res response, status int, msg string) {
 	wk, err := s.acquire(ctx)
+	if tm != nil {
+		tm.acquired = time.Now()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return res, -1, ""
@@ -215,7 +229,7 @@ func (s *Supervisor) run(ctx context.Context, frame []byte) (res response, statu
 	// up): R cannot be interrupted, and a worker that finishes is worth
 	// keeping. Only past the deadline is it killed.
 	deadline := time.Now().Add(s.cfg.RequestTimeout + timeoutGrace)
-	res, err = wk.exchange(context.WithoutCancel(ctx), frame, deadline, maxBody)
+	res, err = wk.exchange(context.WithoutCancel(ctx), frame, deadline, maxBody, tm)
 	switch {
 	case err == nil:
 		s.release(wk)
@@ -251,7 +265,7 @@ func (s *Supervisor) startupChecks(ctx context.Context) {
 		frame := appendRequest(nil, head, nil)
 		logged := false
 		for {
-			res, status, msg := s.run(ctx, frame)
+			res, status, msg := s.run(ctx, frame, nil)
 			if ctx.Err() != nil {
 				return
 			}

@@ -102,6 +102,7 @@ type lean struct {
 	log     *syncBuffer
 	stopped chan struct{} // closed when Run has returned, with err set
 	err     error
+	cancel  context.CancelFunc // stops it (Run returns, stopped closes)
 }
 
 // startLean runs a supervisor for a in this test process and waits until
@@ -135,7 +136,7 @@ func launchLean(t *testing.T, a app, cfg Config) *lean {
 	s.env = a.env()
 	s.workDir, _ = filepath.Abs(a.codeDir)
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &lean{s: s, url: "http://" + cfg.Listen, log: log, stopped: make(chan struct{})}
+	l := &lean{s: s, url: "http://" + cfg.Listen, log: log, stopped: make(chan struct{}), cancel: cancel}
 	go func() {
 		l.err = s.Run(ctx)
 		close(l.stopped)

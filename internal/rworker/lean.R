@@ -38,6 +38,14 @@ local({
   host <- getenv_once("PLUMBLINE_RLEAN_HOST")
   port <- as.integer(getenv_once("PLUMBLINE_RLEAN_PORT"))
   router_mode <- getenv_once("PLUMBLINE_RLEAN_ROUTER")
+  # Diagnostics (plumbline rworker --timing, --rprof): stage timestamps in
+  # every answer, and each worker's Rprof samples.
+  timing <- nzchar(getenv_once("PLUMBLINE_RLEAN_TIMING"))
+  rprof_file <- getenv_once("PLUMBLINE_RLEAN_RPROF")
+  # The stage timestamps of the request being served (--timing): when the
+  # router started parsing the body, called the handler, and got its value.
+  stamps <- new.env(parent = emptyenv())
+  clock <- function() as.numeric(Sys.time())
 
   ctl <- fifo(file.path(dir, "zygote.out"), "wb", blocking = TRUE)
   tell <- function(...) {
@@ -121,9 +129,15 @@ local({
       inner <- sub("^\\^", "", sub("\\$$", "", regex$regex))
       static <- length(regex$names) == 0 && !grepl(regex_meta, inner, perl = TRUE) &&
         identical(regex$regex, paste0("^", inner, "$"))
+      func <- private_of(h)$func
+      fargs <- names(formals(func))
+      # A function of req and res alone (or of nothing) gets no argument
+      # from the body: plumber's getRelevantArgs() gives it req and res only.
+      req_res_only <- !has_hooks(h) && all(fargs %in% c("req", "res"))
       list(obj = h, verbs = h$verbs, static = static, path = inner,
            path_params = if (static) h$getPathParams(inner) else NULL,
-           func = private_of(h)$func, envir = private_of(h)$envir, hooks = has_hooks(h))
+           func = func, envir = private_of(h)$envir, hooks = has_hooks(h),
+           req_res_only = req_res_only, wants_req = "req" %in% fargs, wants_res = "res" %in% fargs)
     }
     filter <- function(fi) {
       f <- private_of(fi)$func
@@ -139,10 +153,116 @@ local({
     ends <- lapply(P$ends, function(group) lapply(group, endpoint))
     mnts <- P$mnts
 
+    # The parser plumber picks for a body depends only on its content type
+    # and the endpoint's parsers (and, without a content type, on the
+    # body's first byte): it is picked once per endpoint and content type,
+    # with plumber's own parser_picker, and called as plumber calls it.
+    parser_picker <- ns$parser_picker
+    pick_parser <- if (is.function(parser_picker)) {
+      function(e, parsers, type, body) {
+        # plumber's cleanup_content_type(): lower case, up to the first ";".
+        key <- if (is.character(type) && length(type) == 1L && nzchar(type)) {
+          tolower(strsplit(type, ";", fixed = TRUE)[[1]][1])
+        }
+        if (is.null(key) || is.na(key) || !nzchar(key)) return(parser_picker(type, body[1], NULL, parsers))
+        cache <- e$parser_cache
+        p <- cache[[key]]
+        if (is.null(p)) {
+          p <- parser_picker(key, body[1], NULL, parsers)
+          # Bounded: a client choosing content types cannot grow it.
+          if (!is.null(p) && length(cache) < 32L) cache[[key]] <- p
+        }
+        p
+      }
+    }
+    for (stage in names(ends)) {
+      for (i in seq_along(ends[[stage]])) ends[[stage]][[i]]$parser_cache <- new.env(parent = emptyenv())
+    }
+    # plumber's JSON parser as plumber makes it without arguments: its body
+    # can be parsed when the handler first reads req$body (below).
+    json_proto <- tryCatch(ns$parser_json(), error = function(e) NULL)
+    is_plain_json_parser <- function(p) {
+      if (!is.function(p) || !is.function(json_proto) || !identical(body(p), body(json_proto))) return(FALSE)
+      fn <- environment(p)$parse_fn
+      proto_fn <- environment(json_proto)$parse_fn
+      is.function(fn) && is.function(proto_fn) && identical(body(fn), body(proto_fn)) &&
+        identical(tryCatch(eval(quote(...length()), environment(fn)), error = function(e) -1L), 0L)
+    }
+    plain_json <- new.env(parent = emptyenv()) # parser picked → is plumber's plain JSON parser
+    validate_json <- tryCatch(getExportedValue("jsonlite", "validate"), error = function(e) NULL)
+
+    # A handler of req and res alone, a JSON body for plumber's own JSON
+    # parser, and JSON that is valid: req$body, req$argsBody and req$args
+    # are bound as promises, made as plumber makes them when first read.
+    # Invalid JSON is parsed at once instead, so that plumber's parse error
+    # (a 500 before the handler runs) is what the caller gets, as on
+    # plumber's own server. TRUE when bound.
+    lazy_body <- function(e, req, parsers) {
+      if (is.null(pick_parser) || is.null(validate_json) || length(parsers) == 0) return(FALSE)
+      raw_body <- req$bodyRaw
+      if (!is.raw(raw_body) || length(raw_body) == 0L) return(FALSE)
+      type <- req$HTTP_CONTENT_TYPE
+      if (!is.character(type) || length(type) != 1L || !nzchar(type)) return(FALSE)
+      parser <- pick_parser(e, parsers, type, raw_body)
+      if (is.null(parser)) return(FALSE)
+      ckey <- paste0("plain:", tolower(strsplit(type, ";", fixed = TRUE)[[1]][1]))
+      plain <- e$parser_cache[[ckey]]
+      if (is.null(plain)) {
+        plain <- is_plain_json_parser(parser)
+        if (length(e$parser_cache) < 64L) assign(ckey, plain, envir = e$parser_cache)
+      }
+      if (!plain) return(FALSE)
+      txt <- tryCatch(rawToChar(raw_body), error = function(e) NULL)
+      # validate() does not check UTF-8, which plumber's parse does.
+      if (is.null(txt) || !validUTF8(txt) || !isTRUE(validate_json(txt))) return(FALSE)
+      args_before <- req$args
+      args_path <- req$argsPath
+      delayedAssign("body", do.call(parser, list(value = raw_body, content_type = type, parsers = parsers)), assign.env = req)
+      delayedAssign("argsBody", req_body_args(req), assign.env = req)
+      delayedAssign("args", c(args_before, args_path, req$argsBody), assign.env = req)
+      TRUE
+    }
+
+    # What plumber's req_body_parser() does, with the parser picked once.
+    parse_request_body <- function(e, req, parsers) {
+      if (length(parsers) == 0) return(NULL)
+      body <- req$bodyRaw
+      if (is.null(body)) return(NULL)
+      if (is.null(pick_parser) || !is.raw(body)) return(req_body_parser(req, parsers))
+      if (length(body) == 0L) return(list())
+      type <- req$HTTP_CONTENT_TYPE
+      parser <- pick_parser(e, parsers, type, body)
+      # No suitable parser: plumber's own path says so and answers list().
+      if (is.null(parser)) return(req_body_parser(req, parsers))
+      do.call(parser, list(value = body, content_type = type, parsers = parsers))
+    }
+
+    # One response object per worker, set back to what
+    # PlumberResponse$new() makes before each request: a worker serves one
+    # request at a time, and R6's construction is a measurable part of a
+    # small request.
+    response_fields <- c("status", "body", "headers", "serializer")
+    reusable <- identical(sort(names(PlumberResponse$public_fields)), sort(response_fields)) &&
+      length(PlumberResponse$private_fields) == 0 && length(PlumberResponse$active) == 0
+    empty_headers <- PlumberResponse$public_fields$headers
+    res_obj <- NULL
+    new_response <- function() {
+      if (!reusable || is.null(res_obj)) {
+        r <- PlumberResponse$new(P$default_serializer)
+        if (reusable) res_obj <<- r
+        return(r)
+      }
+      res_obj$status <- 200L
+      res_obj$body <- NULL
+      res_obj$headers <- empty_headers
+      res_obj$serializer <- P$default_serializer
+      res_obj
+    }
+
     function(req) {
       req$pr <- pr
       req$.internal <- new.env()
-      res <- PlumberResponse$new(P$default_serializer)
+      res <- new_response()
       req$args <- list()
       exec <- new.env(parent = emptyenv())
       exec$req <- req
@@ -164,15 +284,26 @@ local({
           if (!is.null(h$serializer)) res$serializer <- h$serializer
           parsers <- if (!is.null(h$parsers)) h$parsers else P$default_parsers
           req$argsPath <- if (e$static) e$path_params else h$getPathParams(path)
-          req$body <- req_body_parser(req, parsers)
-          req$argsBody <- req_body_args(req)
-          req$args <- c(req$args, req$argsPath, req$argsBody)
+          if (timing) stamps$parse <- clock()
+          if (!e$req_res_only || !lazy_body(e, req, parsers)) {
+            req$body <- parse_request_body(e, req, parsers)
+            req$argsBody <- req_body_args(req)
+            req$args <- c(req$args, req$argsPath, req$argsBody)
+          }
+          if (timing) stamps$handler <- clock()
           value <- if (e$hooks) {
             h$exec(req, res)
+          } else if (e$req_res_only) {
+            # What getRelevantArgs() gives such a function.
+            args <- list()
+            if (e$wants_req) args$req <- req
+            if (e$wants_res) args$res <- res
+            do.call(e$func, args, envir = e$envir)
           } else {
             do.call(e$func, getRelevantArgs(c(list(req = req, res = res), req$args), func = e$func),
                     envir = e$envir)
           }
+          if (timing) stamps$handled <- clock()
           if (isTRUE(exec$forward)) return(NULL)
           return(list(value))
         }
@@ -358,6 +489,7 @@ local({
 
   u32 <- function(x) writeBin(as.integer(x), raw(), size = 4L, endian = "little")
 
+  # The parts of a response frame: status, head and body (raw).
   encode_response <- function(resp) {
     status <- suppressWarnings(as.integer(resp$status))
     if (length(status) != 1L || is.na(status)) status <- 500L
@@ -366,8 +498,10 @@ local({
     if (length(h)) {
       values <- lapply(h, function(v) as.character(v))
       names <- rep(names(h), lengths(values))
-      values <- gsub("[\r\n]", " ", unlist(values, use.names = FALSE))
-      names <- gsub("[\r\n]", " ", names)
+      # Line breaks would end a head line: each becomes a space (chartr,
+      # a character translation, costs less than a regular expression).
+      values <- chartr("\r\n", "  ", unlist(values, use.names = FALSE))
+      names <- chartr("\r\n", "  ", names)
       head <- charToRaw(paste0(names, "\n", values, "\n", collapse = ""))
     }
     body <- resp$body
@@ -380,7 +514,10 @@ local({
     } else if (!is.raw(body)) {
       body <- charToRaw(paste0(as.character(body), collapse = ""))
     }
-    c(u32(c(status, length(head), length(body))), head, body)
+    list(status = status, head = head, body = body)
+  }
+  frame_of <- function(parts) {
+    c(u32(c(parts$status, length(parts$head), length(parts$body))), parts$head, parts$body)
   }
 
   read_full <- function(con, n) {
@@ -431,9 +568,11 @@ local({
       inp <- fifo(file.path(dir, paste0(id, ".in")), "rb", blocking = TRUE)
       writeBin(u32(c(0L, Sys.getpid(), 0L)), out)
       flush(out)
+      if (nzchar(rprof_file)) Rprof(paste0(rprof_file, ".", id), interval = 0.0005, gc.profiling = TRUE)
       repeat {
         lens <- read_full(inp, 8L)
         if (is.null(lens)) break
+        if (timing) t_arrived <- clock()
         lens <- readBin(lens, "integer", 2L, size = 4L, endian = "little")
         head <- read_full(inp, lens[[1]])
         body <- read_full(inp, lens[[2]])
@@ -442,10 +581,25 @@ local({
         if (length(head) < 8L) stop("malformed request frame")
         # Made again if something removed it (base::quit() in a worker).
         tempdir(check = TRUE)
-        resp <- settle(call_router(make_req(head, body)))
-        writeBin(encode_response(resp), out)
+        if (timing) {
+          t_read <- clock()
+          stamps$parse <- stamps$handler <- stamps$handled <- NA_real_
+        }
+        req <- make_req(head, body)
+        if (timing) t_req <- clock()
+        resp <- settle(call_router(req))
+        if (timing) t_routed <- clock()
+        parts <- encode_response(resp)
+        if (timing) {
+          # Read by the supervisor, which answers it as Server-Timing.
+          t <- c(t_arrived, t_read, t_req, stamps$parse, stamps$handler, stamps$handled, t_routed, clock())
+          parts$head <- c(parts$head, charToRaw(paste0(".plumbline-timing\n",
+            paste(ifelse(is.na(t), "-", sprintf("%.6f", t)), collapse = " "), "\n")))
+        }
+        writeBin(frame_of(parts), out)
         flush(out)
       }
+      if (nzchar(rprof_file)) Rprof(NULL)
     }, error = function(e) {
       message("plumbline: worker ", id, " stopped: ", conditionMessage(e))
       status <<- 1L

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/plumbline/plumbline/internal/plumber"
@@ -29,6 +30,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil)).With("component", "rworker")
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(procsFor(cfg.Workers, runtime.NumCPU()))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	s, err := New(cfg, stdout, stderr)
@@ -47,6 +51,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// procsFor is how many threads run the supervisor's Go code at once for a
+// pool of workers on a machine of cpus. The supervisor only moves bytes
+// between sockets and pipes while R computes: one thread does that for
+// several workers, and one instead of every CPU halves the thread hand-offs
+// (context switches) and the supervisor's CPU time per request, measured in
+// docs/runtime.md. Larger pools get a thread per 8 workers.
+func procsFor(workers, cpus int) int {
+	n := (max(workers, 1) + 7) / 8
+	return max(1, min(n, cpus))
 }
 
 // execPlumber replaces this process with plumbline's launcher for plumber's

@@ -271,7 +271,7 @@ func (s *Supervisor) release(w *worker) {
 	case s.cfg.MaxRequests > 0 && w.requests.Load() >= int64(s.cfg.MaxRequests):
 		why = "served " + strconv.Itoa(s.cfg.MaxRequests) + " requests"
 	case s.maxMemory > 0:
-		if r := rss(w.pid); r > s.maxMemory {
+		if r := w.rss(); r > s.maxMemory {
 			why = fmt.Sprintf("resident memory %d MiB passed %d MiB", r>>20, s.maxMemory>>20)
 		}
 	}

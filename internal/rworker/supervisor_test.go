@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -60,6 +61,9 @@ func TestServesTheSeed(t *testing.T) {
 		Body: readFile(t, "../../examples/r-iris/sample_request.json")})
 	if a.Status != http.StatusOK || string(a.Body) != `{"species":["virginica"]}` {
 		t.Fatalf("score: %d %s, want 200 {\"species\":[\"virginica\"]}", a.Status, a.Body)
+	}
+	if v := a.Header.Values("Server-Timing"); len(v) > 0 {
+		t.Errorf("Server-Timing %q without --timing: want none", v)
 	}
 	st := l.status(t)
 	if st.Router != "compiled" || st.Workers != 1 || st.SessionRSS <= 0 {
@@ -388,5 +392,94 @@ func TestLongDirControlSocket(t *testing.T) {
 	c.Close()
 	if _, err := os.Stat(filepath.Dir(sock)); !os.IsNotExist(err) {
 		t.Errorf("the temporary folder is left after Close: %v", err)
+	}
+}
+
+// TestTimingStages: with --timing every answer says where its time went,
+// stage by stage, in the supervisor and in R, and the stages add up to no
+// more than the time the client waited; with --rprof each worker leaves
+// Rprof samples of plumber's routing and the handler.
+func TestTimingStages(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "rprof.out")
+	l := startLean(t, app{codeDir: "../../examples/r-iris/src", entry: "plumber.R", modelDir: trainIris(t)},
+		seedRoutes(Config{Timing: true, RprofFile: prof}))
+	body := readFile(t, "../../examples/r-iris/sample_request.json")
+	stages := func(a answer) map[string]float64 {
+		t.Helper()
+		v := a.Header.Get("Server-Timing")
+		got := map[string]float64{}
+		for _, m := range strings.Split(v, ", ") {
+			name, dur, ok := strings.Cut(m, ";dur=")
+			f, err := strconv.ParseFloat(dur, 64)
+			if !ok || err != nil || f < 0 {
+				t.Fatalf("Server-Timing %q: metric %q is not name;dur=<ms ≥ 0>", v, m)
+			}
+			got[name] = f
+		}
+		if len(got) != len(Stages) {
+			t.Fatalf("Server-Timing %q: want the %d stages %v", v, len(Stages), Stages)
+		}
+		for _, st := range Stages {
+			if _, ok := got[st.Name]; !ok {
+				t.Fatalf("Server-Timing %q has no %s", v, st.Name)
+			}
+		}
+		return got
+	}
+	for i := 0; i < 30; i++ {
+		t0 := time.Now()
+		a := do(t, l.url, call{Method: "POST", Path: "/score", Header: map[string]string{"Content-Type": "application/json"}, Body: body})
+		waited := float64(time.Since(t0).Microseconds()) / 1000
+		if a.Status != http.StatusOK || string(a.Body) != `{"species":["virginica"]}` {
+			t.Fatalf("score: %d %s", a.Status, a.Body)
+		}
+		got := stages(a)
+		sum := 0.0
+		for _, d := range got {
+			sum += d
+		}
+		// Each duration is rounded to a microsecond.
+		if sum > waited+0.05 {
+			t.Errorf("the stages add up to %.3f ms, more than the %.3f ms the client waited: %v", sum, waited, got)
+		}
+		if got["r-handler"] <= 0 || got["r-parse"] <= 0 || got["r-serialize"] <= 0 {
+			t.Errorf("the handler, parsing and serializing took no time: %v", got)
+		}
+	}
+	// A request that reaches no endpoint: its routing is all in r-route.
+	a := do(t, l.url, call{Path: "/nowhere"})
+	if a.Status != http.StatusNotFound {
+		t.Fatalf("/nowhere: %d, want 404", a.Status)
+	}
+	if got := stages(a); got["r-handler"] != 0 || got["r-route"] <= 0 {
+		t.Errorf("404: %v, want routing time and no handler time", got)
+	}
+	if strings.Contains(fmt.Sprint(a.Header), "plumbline-timing") {
+		t.Errorf("the worker's timing line reached the client: %v", a.Header)
+	}
+
+	l.cancel()
+	<-l.stopped
+	files, _ := filepath.Glob(prof + ".w*")
+	if len(files) == 0 {
+		t.Fatalf("no Rprof file %s.<worker>", prof)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "sample.interval=500") || !strings.Contains(string(b), `"call_router"`) {
+		t.Errorf("%s is not an Rprof file with the router's samples: %.300s", files[0], b)
+	}
+}
+
+// TestHeaderLineBreaks: a header value the handler set with line breaks
+// reaches the client with each break as a space, never as a new header.
+func TestHeaderLineBreaks(t *testing.T) {
+	requireR(t, "readr")
+	l := startLean(t, app{codeDir: "testdata/corpus/features", entry: "plumber.R"}, Config{})
+	a := do(t, l.url, call{Path: "/linebreaks"})
+	if a.Status != http.StatusOK || a.Header.Get("X-Lines") != "a b  c" {
+		t.Errorf("/linebreaks: %d, X-Lines %q, want 200 and \"a b  c\"", a.Status, a.Header.Get("X-Lines"))
 	}
 }

@@ -31,6 +31,12 @@ type worker struct {
 
 	closeOnce sync.Once
 	gone      atomic.Bool
+
+	// statm is the worker's /proc/<pid>/statm, kept open: the pool reads
+	// it after every request (the memory bound), one pread instead of an
+	// open, a read and a close. nil when it could not be opened.
+	statmMu sync.Mutex
+	statm   *os.File
 }
 
 // forkWorker asks the session for a worker with this id and connects to it.
@@ -90,6 +96,9 @@ func forkWorker(ctx context.Context, s *session, dir, id string) (*worker, error
 	}
 	w.pid = pid
 	w.since = time.Now()
+	if f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/statm"); err == nil {
+		w.statm = f
+	}
 	return w, nil
 }
 
@@ -129,7 +138,7 @@ func openWriter(ctx context.Context, s *session, path string, pids <-chan int, f
 // exchange sends one request frame and reads the answer. It stops at
 // deadline or when ctx ends; any error leaves the worker unusable (the
 // caller kills it).
-func (w *worker) exchange(ctx context.Context, frame []byte, deadline time.Time, maxBody int64) (response, error) {
+func (w *worker) exchange(ctx context.Context, frame []byte, deadline time.Time, maxBody int64, tm *stageTimes) (response, error) {
 	w.busySince.Store(time.Now().UnixNano())
 	defer w.busySince.Store(0)
 	_ = w.in.SetWriteDeadline(deadline)
@@ -142,7 +151,13 @@ func (w *worker) exchange(ctx context.Context, frame []byte, deadline time.Time,
 	if _, err := w.in.Write(frame); err != nil {
 		return response{}, err
 	}
+	if tm != nil {
+		tm.written = time.Now()
+	}
 	res, err := readResponse(w.r, maxBody)
+	if tm != nil {
+		tm.answered = time.Now()
+	}
 	if err == nil {
 		w.requests.Add(1)
 	}
@@ -166,7 +181,28 @@ func (w *worker) close() {
 		w.gone.Store(true)
 		w.in.Close()
 		w.out.Close()
+		w.statmMu.Lock()
+		if w.statm != nil {
+			w.statm.Close()
+			w.statm = nil
+		}
+		w.statmMu.Unlock()
 	})
+}
+
+// rss reads the worker's resident set size in bytes; 0 if it cannot.
+func (w *worker) rss() int64 {
+	w.statmMu.Lock()
+	defer w.statmMu.Unlock()
+	if w.statm == nil {
+		return rss(w.pid)
+	}
+	var buf [128]byte
+	n, err := w.statm.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
+		return 0
+	}
+	return statmRSS(buf[:n])
 }
 
 // rss reads the worker's resident set size in bytes from /proc; 0 if it
@@ -176,6 +212,11 @@ func rss(pid int) int64 {
 	if err != nil {
 		return 0
 	}
+	return statmRSS(b)
+}
+
+// statmRSS reads the resident pages (the second field) of a statm line.
+func statmRSS(b []byte) int64 {
 	f := strings.Fields(string(b))
 	if len(f) < 2 {
 		return 0

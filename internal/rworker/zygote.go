@@ -99,6 +99,12 @@ func startSession(cfg Config, host, port string, env []string, workDir string, s
 		"PLUMBLINE_RLEAN_PORT="+port,
 		"PLUMBLINE_RLEAN_ROUTER="+cfg.Router,
 	)
+	if cfg.Timing {
+		cmd.Env = append(cmd.Env, "PLUMBLINE_RLEAN_TIMING=1")
+	}
+	if cfg.RprofFile != "" {
+		cmd.Env = append(cmd.Env, "PLUMBLINE_RLEAN_RPROF="+cfg.RprofFile)
+	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	commands, err := cmd.StdinPipe()
 	if err != nil {

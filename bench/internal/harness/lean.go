@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -53,6 +54,8 @@ type LeanModel struct {
 	Runs map[int]map[string][]load.Stats
 	// LeanBoot is a lean instance's start → ready (from the server's events).
 	LeanBoot time.Duration
+	// Stages is where a lean request's time goes (--timing, --rprof).
+	Stages *LeanStages
 }
 
 // LeanResult is scenario 7.
@@ -145,6 +148,9 @@ func (e *env) leanScenario(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
+		if lm.Stages, err = e.leanStages(ctx, m); err != nil {
+			return fmt.Errorf("%s: where a request's time goes: %w", m.name, err)
+		}
 	}
 
 	// What only the lean runtime does, on the iris example's lean
@@ -208,25 +214,8 @@ func (e *env) bigModelMemory(ctx context.Context) (PSSCase, error) {
 		return PSSCase{}, err
 	}
 	defer p.Stop()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		res, err := http.Get("http://" + addr + rworker.OwnReadinessPath)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case <-p.Exited():
-			return PSSCase{}, proc.ExitError(p)
-		case <-ctx.Done():
-			return PSSCase{}, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return PSSCase{}, fmt.Errorf("the big-model supervisor did not answer within 2 minutes: %v\n%s", err, p.LogTail(2000))
-		}
+	if err := waitReady(ctx, p, "http://"+addr+rworker.OwnReadinessPath, 2*time.Minute); err != nil {
+		return PSSCase{}, fmt.Errorf("the big-model supervisor: %w", err)
 	}
 	return e.leanMemory(ctx, "a plumber.R holding 320 MB of model data (bench/testdata/r-bigmodel)", port, rworker.ControlSocket(dir), []byte(`{"x": 1}`))
 }
@@ -601,7 +590,7 @@ func leanVerdicts(r *Results, skip func(string, string)) []Verdict {
 		v := Verdict{Target: names[1] + " (" + m.Name + ")", Met: f <= targetLeanP50,
 			Figure: fmt.Sprintf("%.2f× (p50 %s vs %s in R; %s without the gateway)", f, fmtDur(p), fmtDur(m.Limit.P50), fmtDur(medianDur(pick(runs[lLeanDirect], p50))))}
 		if !v.Met {
-			v.Limit = fmt.Sprintf("what a request does besides the handler: plumber's routing steps, parsing and serializing in R, the pipes, the supervisor, and the gateway's TLS, auth and proxying (the difference between through and without the gateway).%s", busyNote(r))
+			v.Limit = fmt.Sprintf("what a request does besides the handler: plumber's routing steps, parsing and serializing in R, the pipes, the supervisor, and the gateway's TLS, auth and proxying (the difference between through and without the gateway).%s%s", stagesNote(m.Stages), busyNote(r))
 		}
 		out = append(out, v)
 	}
@@ -620,8 +609,8 @@ func leanVerdicts(r *Results, skip func(string, string)) []Verdict {
 		f := float64(pc.PSS4) / float64(pc.PSS1)
 		out = append(out, Verdict{Target: names[3] + " (" + pc.Name + ")", Met: f <= targetPSS4,
 			Figure: fmt.Sprintf("%.2f× (%s vs %s: the loaded session and its workers, after serving)", f, mib(pc.PSS4), mib(pc.PSS1)),
-			Limit: "R's garbage collector writes a mark into every live object it visits, so each worker's full collections copy the pages of the session's small objects (R itself and the packages, some 60–90 MB); " +
-				"a large model's data (long vectors, whose pages the collector does not write) stays shared"})
+			Limit: "R's memory manager writes into the loaded session's heap pages: a worker's first requests (its first collections and allocations) copy most of the session's small objects (R itself and the packages, some 60–90 MB), a full collection the rest; " +
+				"a large model's data (long vectors, whose pages the collector does not write) stays shared. Warming the session with requests before forking and larger R_NSIZE/R_VSIZE did not lower it (docs/runtime.md)"})
 	}
 	if f := lr.Fault; f == nil {
 		skip(names[4], "not measured")
@@ -636,3 +625,26 @@ func leanVerdicts(r *Results, skip func(string, string)) []Verdict {
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// stagesNote sums up where a lean request's time went (--timing), for a
+// verdict: the handler, R's other stages, and the supervisor and pipes.
+func stagesNote(ls *LeanStages) string {
+	if ls == nil || len(ls.Stages) == 0 {
+		return ""
+	}
+	var handler, rOther, rest float64
+	var parts []string
+	for _, st := range ls.Stages {
+		switch {
+		case st.Name == "r-handler":
+			handler = st.Mean
+		case strings.HasPrefix(st.Name, "r-"):
+			rOther += st.Mean
+			parts = append(parts, fmt.Sprintf("%s %.2f", st.Name, st.Mean))
+		default:
+			rest += st.Mean
+		}
+	}
+	return fmt.Sprintf(" Measured stage by stage without the gateway (means): the handler %.2f ms, R's other stages %.2f ms (%s), the supervisor and the pipes %.2f ms.",
+		handler, rOther, strings.Join(parts, ", "), rest)
+}

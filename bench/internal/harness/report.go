@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plumbline/plumbline/bench/internal/load"
+	"github.com/plumbline/plumbline/bench/internal/rscript"
 
 	"github.com/plumbline/plumbline/bench/internal/sysinfo"
 )
@@ -520,6 +521,9 @@ func mdLean(b *strings.Builder, r *Results, lr *LeanResult) {
 			}
 			w("\n")
 		}
+		if m.Stages != nil {
+			mdLeanStages(b, m.Name, m.Limit, m.Stages)
+		}
 	}
 	if len(lr.Forks) > 0 {
 		w("**+1 worker**: `PUT /workers?n=k+1` on a serving iris instance's control socket, answered once the new worker (forked from the loaded session) said hello on its pipes: %s.\n\n", joinDur(lr.Forks))
@@ -571,5 +575,43 @@ func mdAutoscale(b *strings.Builder, r *Results, a *AutoscaleResult) {
 	}
 	if busy := busyNote(r); busy != "" {
 		w("%s\n\n", strings.TrimSpace(busy))
+	}
+}
+
+// mdLeanStages writes where a lean request's time goes, for one model.
+func mdLeanStages(b *strings.Builder, model string, lim rscript.Limit, ls *LeanStages) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("**Where a lean request's time goes (%s)**: `plumbline rworker --timing --rprof` (the lean runtime's supervisor as the process driver runs it, one worker, no gateway) under one keep-alive client for %d requests (client p50 %s, mean %s). ",
+		model, ls.Requests, fmtDur(ls.ClientP50), fmtDur(ls.ClientMean))
+	w("Each answer's `Server-Timing` header gives the stages below, from the supervisor's handler to the worker's answer read back (the supervisor's own HTTP read and write, and the client, are the rest of the client's time):\n\n")
+	w("| stage | what | p50 | mean | share of the mean |\n|---|---|---|---|---|\n")
+	total, r := 0.0, 0.0
+	for _, st := range ls.Stages {
+		total += st.Mean
+		if strings.HasPrefix(st.Name, "r-") {
+			r += st.Mean
+		}
+	}
+	for _, st := range ls.Stages {
+		w("| %s | %s | %.3f ms | %.3f ms | %.1f %% |\n", st.Name, esc(st.Desc), st.P50, st.Mean, 100*st.Mean/total)
+	}
+	handler := 0.0
+	for _, st := range ls.Stages {
+		if st.Name == "r-handler" {
+			handler = st.Mean
+		}
+	}
+	w("| **sum** | | | %.3f ms | |\n\n", total)
+	w("R's stages take %.3f ms of the mean's %.3f ms; the endpoint's function %.3f ms of them (%.0f %%). ", r, total, handler, 100*handler/total)
+	if lim.Iterations > 0 {
+		w("The in-R compute limit's loop (the handler and `toJSON`, hot in one process) took p50 %s.", fmtDur(lim.P50))
+	}
+	w("\n\n")
+	if ls.RprofSamples > 0 {
+		w("The worker's Rprof samples (CPU time, every 0.5 ms; %d samples), by stage:\n\n| stage | samples | share |\n|---|---|---|\n", ls.RprofSamples)
+		for _, sh := range ls.Rprof {
+			w("| %s | %d | %.1f %% |\n", esc(sh.Stage), sh.Samples, 100*float64(sh.Samples)/float64(ls.RprofSamples))
+		}
+		w("\n")
 	}
 }

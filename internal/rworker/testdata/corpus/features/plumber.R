@@ -72,6 +72,42 @@ function(req) {
   )
 }
 
+#* The parsed body itself, as the parser plumber picked made it.
+#* @serializer json
+#* @post /parsed
+function(req) {
+  list(body = req$body, class = class(req$body), encoding = if (is.character(req$body)) Encoding(req$body))
+}
+
+#* A header value with line breaks (not part of the differential calls:
+#* plumber's own server would write them as they are).
+#* @serializer unboxedJSON
+#* @get /linebreaks
+function(res) {
+  res$setHeader("X-Lines", "a\nb\r\nc")
+  list(ok = TRUE)
+}
+
+#* Handlers of req and res alone: the lean router may parse their JSON
+#* body only when they read it.
+#* @serializer unboxedJSON
+#* @post /ignores-body
+function(req) {
+  list(ok = TRUE, raw = length(req$bodyRaw))
+}
+
+#* @serializer json
+#* @post /reads-body
+function(req, res) {
+  list(body = req$body, args = names(req$args), args_body = names(req$argsBody), class = class(req$body))
+}
+
+#* @serializer unboxedJSON
+#* @post /no-args
+function() {
+  list(ok = TRUE)
+}
+
 #* A form body.
 #* @serializer unboxedJSON
 #* @post /form
