@@ -38,6 +38,13 @@ func Binary(root, prefix string) (path string, cleanup func(), err error) {
 		return "", cleanup, err
 	}
 	cleanup = func() { os.RemoveAll(dir) }
+	// A server running as root starts scoring processes as an unprivileged
+	// user (plumbline-instance), which runs this same binary: the folder
+	// must let it in (MkdirTemp makes it 0700).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		cleanup()
+		return "", func() {}, err
+	}
 	path = filepath.Join(dir, "plumbline")
 	goTool, err := exec.LookPath("go")
 	if err != nil {

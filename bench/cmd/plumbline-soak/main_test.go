@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/plumbline/plumbline/bench/internal/rscript"
+	"github.com/plumbline/plumbline/test/testenv"
 )
 
 // TestSoakSmoke runs the soak for 20 seconds (make soak runs it for 10
@@ -30,15 +30,11 @@ func TestSoakSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := os.Getenv("PLUMBLINE_BIN")
-	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "plumbline")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/plumbline")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build plumbline: %v\n%s", err, out)
-		}
+	bin, cleanup, err := testenv.Binary(root, "plumbline-soak-")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer cleanup()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"-plumbline", bin, "-repo", root, "-duration", "20s", "-churn-every", "3s", "-sample-every", "5s"}, &stdout, &stderr)
 	t.Logf("report:\n%s", stdout.String())

@@ -262,7 +262,7 @@ func stormVerdicts(r *Results, skip func(string, string)) []Verdict {
 	out := []Verdict{
 		{Target: fmt.Sprintf("storm (%d silent + %d slowloris connections): another client's p99 within %.0f× of the quiet run", st.Silent, st.Slowloris, targetStormP99),
 			Met:    st.Flood.Requests > 0 && f <= targetStormP99,
-			Figure: fmt.Sprintf("%.2f× (p99 %s vs %s quiet; p50 %s vs %s)", f, fmtDur(st.Flood.P99), fmtDur(st.Quiet.P99), fmtDur(st.Flood.P50), fmtDur(st.Quiet.P50)),
+			Figure: fmt.Sprintf("%.2f× (median p99 of %d pairs of runs: %s vs %s quiet; p50 %s vs %s)", f, max(1, st.Pairs), fmtDur(st.Flood.P99), fmtDur(st.Quiet.P99), fmtDur(st.Flood.P50), fmtDur(st.Quiet.P50)),
 			Limit:  stormLimit(st) + busyNote(r)},
 		{Target: "storm: no 5xx and no transport error for the other client", Met: st.Flood.Count5xx() == 0 && st.Flood.Errors == 0 && st.Flood.OK > 0,
 			Figure: fmt.Sprintf("%d × 5xx, %d transport errors (%s)", st.Flood.Count5xx(), st.Flood.Errors, st.Flood.CodesString()),
