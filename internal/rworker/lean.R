@@ -26,7 +26,8 @@
 #
 # Settings come in PLUMBLINE_RLEAN_* environment variables, removed before
 # the user's code runs. Messages for plumbline go to <dir>/zygote.out, one
-# line each: "loaded <rss bytes> <max request bytes> <router>",
+# line each: "loaded <rss bytes> <max request bytes> <router> <fast paths>"
+# (comma-separated, "-" for none),
 # "unsupported <reason>", "forked <id> <pid>", "forkfailed <id>".
 local({
   getenv_once <- function(name) {
@@ -107,6 +108,8 @@ local({
   # res, from lists built once. It needs the router to have no serve-level
   # hooks (preroute, postroute, preserialize, postserialize): with any, the
   # request goes through pr$call().
+  # The compiled router's fast paths in use (reported to the supervisor).
+  fast_paths <- character(0)
   compile_router <- function(pr) {
     P <- private_of(pr)
     globals <- ns$.globals
@@ -235,6 +238,90 @@ local({
       # No suitable parser: plumber's own path says so and answers list().
       if (is.null(parser)) return(req_body_parser(req, parsers))
       do.call(parser, list(value = body, content_type = type, parsers = parsers))
+    }
+
+    # plumber's json and unboxedJSON serializers made with default
+    # arguments (serializer_json(), serializer_unboxed_json(), the
+    # @serializer json / unboxedJSON tags) call jsonlite's toJSON() through
+    # three closures, two tryCatch() layers, toJSON()'s eight match.arg()
+    # calls and R6's toResponse(). For those, serialize_json() does the same
+    # with toJSON()'s arguments resolved once, from its formals, and calls
+    # jsonlite's asJSON() as toJSON() does. It is used only when its output
+    # matched toJSON()'s on probe values at start-up; any other serializer,
+    # or an attachment, goes through the serializer itself.
+    json_ser_proto <- tryCatch(ns$serializer_json(), error = function(e) NULL)
+    json_as <- tryCatch(get("asJSON", envir = asNamespace("jsonlite")), error = function(e) NULL)
+    json_args <- tryCatch(local({
+      fm <- formals(getExportedValue("jsonlite", "toJSON"))
+      choice <- function(n) eval(fm[[n]], baseenv())[[1]]
+      a <- list(dataframe = choice("dataframe"), Date = choice("Date"), POSIXt = choice("POSIXt"),
+                factor = choice("factor"), complex = choice("complex"), raw = choice("raw"),
+                matrix = choice("matrix"), digits = eval(fm$digits, baseenv()), na = NULL,
+                null = choice("null"), force = eval(fm$force, baseenv()),
+                indent = if (isTRUE(eval(fm$pretty, baseenv()))) 0L else NA_integer_)
+      if (!is.character(unlist(a[c("dataframe", "Date", "POSIXt", "factor", "complex", "raw", "matrix", "null")])) ||
+          !isFALSE(eval(fm$pretty, baseenv())) || !isFALSE(eval(fm$auto_unbox, baseenv()))) stop("unexpected toJSON() formals")
+      a
+    }), error = function(e) NULL)
+    get_character_set <- ns$get_character_set
+    # TRUE or FALSE (its auto_unbox) when ser is plumber's default JSON
+    # serializer, NA when it is anything else.
+    json_unbox_of_serializer <- function(ser) {
+      proto <- json_ser_proto
+      if (!is.function(proto) || !is.function(ser) || !identical(body(ser), body(proto)) ||
+          !identical(formals(ser), formals(proto))) return(NA)
+      env <- environment(ser)
+      if (!identical(env$headers, list(`Content-Type` = "application/json"))) return(NA)
+      fn <- env$serialize_fn
+      proto_fn <- environment(proto)$serialize_fn
+      if (!is.function(fn) || !is.function(proto_fn) || !identical(body(fn), body(proto_fn)) ||
+          !identical(formals(fn), formals(proto_fn))) return(NA)
+      dots <- tryCatch(evalq(list(...), environment(fn)), error = function(e) NULL)
+      if (!is.list(dots)) return(NA)
+      if (length(dots) == 0L) return(FALSE)
+      if (identical(names(dots), "auto_unbox") && (isTRUE(dots[[1]]) || isFALSE(dots[[1]]))) return(dots[[1]])
+      NA
+    }
+    json_body <- function(value, unbox) {
+      out <- do.call(json_as, c(list(value), json_args, list(auto_unbox = unbox)))
+      class(out) <- "json"
+      out
+    }
+    # What ser(value, req, res, errorHandler) does for plumber's JSON
+    # serializers: the Content-Type header, the body, toResponse().
+    serialize_json <- function(value, unbox, req, res) {
+      tryCatch({
+        res$headers <- c(res$headers, list(`Content-Type` = "application/json"))
+        res$body <- json_body(value, unbox)
+        h <- res$headers
+        body <- res$body
+        if (is.character(body)) Encoding(body) <- get_character_set(h$HTTP_CONTENT_TYPE)
+        status <- res$status
+        if (status %in% c(100:199, 204, 304)) body <- NULL
+        list(status = status, headers = h, body = body)
+      }, error = function(err) P$errorHandler(req, res, err))
+    }
+    # The probe values toJSON() and json_body() must agree on.
+    json_probes <- list(NULL, NA, list(), 1L, 2.5, c(1.123456789, NA, Inf), "x", c("a", NA), TRUE,
+                        list(a = 1, b = "x", c = list(d = NULL, e = c(TRUE, FALSE))),
+                        data.frame(x = 1:2, y = c("a", "b"), f = factor(c("u", "v"))),
+                        matrix(1:4, 2), I("one"), list(species = I(factor("virginica"))),
+                        as.Date("2026-01-02"), as.POSIXct("2026-01-02 03:04:05", tz = "UTC"),
+                        as.raw(1:3), 1+2i, structure(list(), names = character(0)))
+    json_fast_ok <- is.function(json_as) && is.list(json_args) && is.function(get_character_set) &&
+      isTRUE(tryCatch(all(vapply(json_probes, function(v) {
+        identical(json_body(v, TRUE), jsonlite::toJSON(v, auto_unbox = TRUE)) &&
+          identical(json_body(v, FALSE), jsonlite::toJSON(v))
+      }, logical(1))), error = function(e) FALSE))
+    if (json_fast_ok) fast_paths <<- c(fast_paths, "json")
+    # Serializers seen, with json_unbox_of_serializer()'s answer: a
+    # serializer is one closure object, so identical() is a pointer check.
+    json_seen <- list()
+    json_unbox <- function(ser) {
+      for (s in json_seen) if (identical(s[[1]], ser)) return(s[[2]])
+      unbox <- if (json_fast_ok) json_unbox_of_serializer(ser) else NA
+      if (length(json_seen) < 16L) json_seen[[length(json_seen) + 1L]] <<- list(ser, unbox)
+      unbox
     }
 
     # One response object per worker, set back to what
@@ -404,7 +491,12 @@ local({
         if ("PlumberResponse" %in% class(value)) return(res$toResponse())
         ser <- res$serializer
         if (typeof(ser) != "closure") stop("Serializers must be closures: '", ser, "'")
-        ser(value, req, res, P$errorHandler)
+        unbox <- json_unbox(ser)
+        if (is.na(unbox) || inherits(value, "plumber_attachment")) {
+          ser(value, req, res, P$errorHandler)
+        } else {
+          serialize_json(value, unbox, req, res)
+        }
       }, error = function(error) {
         res$body <- P$errorHandler(req, res, error)
         res$toResponse()
@@ -622,7 +714,7 @@ local({
   message("plumbline: plumber API loaded from ", entry_script_path, " (lean R runtime, ",
           if (compiled) "compiled router" else "pr$call router", ")")
   tell("loaded", format(rss, scientific = FALSE), format(as.numeric(P$maxSize), scientific = FALSE),
-       if (compiled) "compiled" else "call")
+       if (compiled) "compiled" else "call", if (length(fast_paths)) paste(fast_paths, collapse = ",") else "-")
 
   commands <- file("stdin", "r")
   repeat {
