@@ -161,12 +161,20 @@ local({
     # body's first byte): it is picked once per endpoint and content type,
     # with plumber's own parser_picker, and called as plumber calls it.
     parser_picker <- ns$parser_picker
+    # plumber's cleanup_content_type(): lower case, up to the first ";";
+    # kept per spelling (bounded), as clients send the same one each time.
+    type_keys <- new.env(parent = emptyenv())
+    content_type_key <- function(type) {
+      key <- type_keys[[type]]
+      if (is.null(key)) {
+        key <- tolower(strsplit(type, ";", fixed = TRUE)[[1]][1])
+        if (length(type_keys) < 64L) assign(type, key, envir = type_keys)
+      }
+      key
+    }
     pick_parser <- if (is.function(parser_picker)) {
       function(e, parsers, type, body) {
-        # plumber's cleanup_content_type(): lower case, up to the first ";".
-        key <- if (is.character(type) && length(type) == 1L && nzchar(type)) {
-          tolower(strsplit(type, ";", fixed = TRUE)[[1]][1])
-        }
+        key <- if (is.character(type) && length(type) == 1L && nzchar(type)) content_type_key(type)
         if (is.null(key) || is.na(key) || !nzchar(key)) return(parser_picker(type, body[1], NULL, parsers))
         cache <- e$parser_cache
         p <- cache[[key]]
@@ -208,16 +216,18 @@ local({
       if (!is.character(type) || length(type) != 1L || !nzchar(type)) return(FALSE)
       parser <- pick_parser(e, parsers, type, raw_body)
       if (is.null(parser)) return(FALSE)
-      ckey <- paste0("plain:", tolower(strsplit(type, ";", fixed = TRUE)[[1]][1]))
+      ckey <- paste0("plain:", content_type_key(type))
       plain <- e$parser_cache[[ckey]]
       if (is.null(plain)) {
         plain <- is_plain_json_parser(parser)
         if (length(e$parser_cache) < 64L) assign(ckey, plain, envir = e$parser_cache)
       }
       if (!plain) return(FALSE)
-      txt <- tryCatch(rawToChar(raw_body), error = function(e) NULL)
+      # rawToChar() fails on a nul byte: such a body is parsed at once.
+      if (any(raw_body == as.raw(0L))) return(FALSE)
+      txt <- rawToChar(raw_body)
       # validate() does not check UTF-8, which plumber's parse does.
-      if (is.null(txt) || !validUTF8(txt) || !isTRUE(validate_json(txt))) return(FALSE)
+      if (!validUTF8(txt) || !isTRUE(validate_json(txt))) return(FALSE)
       args_before <- req$args
       args_path <- req$argsPath
       delayedAssign("body", do.call(parser, list(value = raw_body, content_type = type, parsers = parsers)), assign.env = req)
@@ -289,17 +299,25 @@ local({
     }
     # What ser(value, req, res, errorHandler) does for plumber's JSON
     # serializers: the Content-Type header, the body, toResponse().
-    serialize_json <- function(value, unbox, req, res) {
-      tryCatch({
-        res$headers <- c(res$headers, list(`Content-Type` = "application/json"))
-        res$body <- json_body(value, unbox)
-        h <- res$headers
-        body <- res$body
-        if (is.character(body)) Encoding(body) <- get_character_set(h$HTTP_CONTENT_TYPE)
-        status <- res$status
-        if (status %in% c(100:199, 204, 304)) body <- NULL
-        list(status = status, headers = h, body = body)
-      }, error = function(err) P$errorHandler(req, res, err))
+    # Its errors are the caller's to hand to the error handler, as the
+    # serializer does (serialize_json_failed).
+    serialize_json <- function(value, unbox, res) {
+      res$headers <- c(res$headers, list(`Content-Type` = "application/json"))
+      res$body <- json_body(value, unbox)
+      h <- res$headers
+      body <- res$body
+      if (is.character(body)) Encoding(body) <- get_character_set(h$HTTP_CONTENT_TYPE)
+      status <- res$status
+      if (status %in% c(100:199, 204, 304)) body <- NULL
+      list(status = status, headers = h, body = body)
+    }
+    # What the serializer answers when it fails, and what plumber's serve
+    # step answers when that fails too.
+    serialize_json_failed <- function(req, res, err) {
+      tryCatch(P$errorHandler(req, res, err), error = function(error) {
+        res$body <- P$errorHandler(req, res, error)
+        res$toResponse()
+      })
     }
     # The probe values toJSON() and json_body() must agree on.
     json_probes <- list(NULL, NA, list(), 1L, 2.5, c(1.123456789, NA, Inf), "x", c("a", NA), TRUE,
@@ -401,10 +419,15 @@ local({
       route <- function() {
         orig_exec <- globals[[exec_name]]
         globals[[exec_name]] <- exec
-        on.exit(globals[[exec_name]] <- orig_exec)
-        old_warn <- options("warn")[[1]]
-        on.exit(options(warn = old_warn), add = TRUE)
-        options(warn = 1)
+        # plumber routes with options(warn = 1) and restores the value
+        # after; a worker keeps warn at 1 between requests (worker()), so
+        # options() is called only when a handler changed it.
+        old_warn <- getOption("warn")
+        if (!isTRUE(old_warn == 1)) options(warn = 1)
+        on.exit({
+          globals[[exec_name]] <- orig_exec
+          if (!isTRUE(getOption("warn") == old_warn)) options(warn = old_warn)
+        })
         tryCatch({
           r <- handle("__first__")
           if (!is.null(r)) return(r[[1]])
@@ -486,6 +509,7 @@ local({
         }, error = function(error) P$errorHandler(req, res, error))
       }
 
+      in_json <- FALSE # serialize_json() runs: its errors are the serializer's
       tryCatch({
         value <- route()
         if ("PlumberResponse" %in% class(value)) return(res$toResponse())
@@ -495,9 +519,11 @@ local({
         if (is.na(unbox) || inherits(value, "plumber_attachment")) {
           ser(value, req, res, P$errorHandler)
         } else {
-          serialize_json(value, unbox, req, res)
+          in_json <- TRUE
+          serialize_json(value, unbox, res)
         }
       }, error = function(error) {
+        if (in_json) return(serialize_json_failed(req, res, error))
         res$body <- P$errorHandler(req, res, error)
         res$toResponse()
       })
@@ -548,6 +574,24 @@ local({
   )
 
   to_http_name <- function(names) paste0("HTTP_", chartr("abcdefghijklmnopqrstuvwxyz-", "ABCDEFGHIJKLMNOPQRSTUVWXYZ_", names))
+  # Header names seen, with their HTTP_ names: clients send the same few
+  # names on every request, and chartr() over the alphabet is most of
+  # what building req costs. Bounded, so a client sending new names
+  # cannot grow it.
+  http_names <- character(0)
+  http_names_of <- function(names) {
+    out <- http_names[names]
+    miss <- is.na(out)
+    if (any(miss)) {
+      fresh <- to_http_name(names[miss])
+      out[miss] <- fresh
+      if (length(http_names) < 256L) {
+        keep <- !duplicated(names[miss])
+        http_names <<- c(http_names, structure(fresh[keep], names = names[miss][keep]))
+      }
+    }
+    out
+  }
 
   make_req <- function(head, body) {
     req <- new.env()
@@ -569,10 +613,13 @@ local({
       idx <- seq.int(8L, n - 1L, by = 2L)
       names <- head[idx]
       values <- head[idx + 1L]
-      list2env(structure(as.list(values), names = to_http_name(names)), envir = req)
+      vars <- as.list(values)
+      names(vars) <- http_names_of(names)
+      list2env(vars, envir = req)
       if (!is.na(i <- match("content-type", names))) req$CONTENT_TYPE <- values[[i]]
       if (!is.na(i <- match("content-length", names))) req$CONTENT_LENGTH <- values[[i]]
-      req$HEADERS <- structure(values, names = names)
+      names(values) <- names
+      req$HEADERS <- values
     } else {
       req$HEADERS <- structure(character(0), names = character(0))
     }
@@ -660,6 +707,10 @@ local({
       inp <- fifo(file.path(dir, paste0(id, ".in")), "rb", blocking = TRUE)
       writeBin(u32(c(0L, Sys.getpid(), 0L)), out)
       flush(out)
+      # What the compiled router's route() sets for each request (as
+      # plumber's does), kept between requests so that it need not be set
+      # and restored every time.
+      if (compiled) options(warn = 1)
       if (nzchar(rprof_file)) Rprof(paste0(rprof_file, ".", id), interval = 0.0005, gc.profiling = TRUE)
       repeat {
         lens <- read_full(inp, 8L)
