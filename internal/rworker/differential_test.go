@@ -140,6 +140,7 @@ func featureCalls() []call {
 		{Path: "/json/values"},
 		{Path: "/json/switch"},
 		{Path: "/json/boxed"},
+		{Path: "/jit"},
 		// A handler's status, headers, cookies and serializer apply to its
 		// own answer only (the lean router reuses one response object per
 		// worker): each worker serves one of these after another.

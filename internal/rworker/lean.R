@@ -767,6 +767,24 @@ local({
   tell("loaded", format(rss, scientific = FALSE), format(as.numeric(P$maxSize), scientific = FALSE),
        if (compiled) "compiled" else "call", if (length(fast_paths)) paste(fast_paths, collapse = ",") else "-")
 
+  # parallel's mcfork() turns R's just-in-time compiler off in the child
+  # (enableJIT(0): its children are usually short-lived). A worker lives
+  # long, and without it every closure that was not compiled before the
+  # fork -- plumber.R's handlers, and this file's functions -- runs in
+  # R's AST interpreter on every request: a worker turns it back on, at
+  # the session's level. This file's request path is compiled here, once,
+  # so that the workers share it.
+  jit_level <- tryCatch(compiler::enableJIT(-1), error = function(e) 0L)
+  if (jit_level > 0) {
+    for (fn in c("call_router", "route_request", "make_req", "http_names_of", "input_stream",
+                 "encode_response", "frame_of", "read_full", "settle", "u32", "worker")) {
+      if (!exists(fn, inherits = FALSE)) next
+      f <- get(fn, inherits = FALSE)
+      compiled_fn <- tryCatch(compiler::cmpfun(f), error = function(e) NULL)
+      if (is.function(compiled_fn)) assign(fn, compiled_fn)
+    }
+  }
+
   commands <- file("stdin", "r")
   repeat {
     line <- readLines(commands, n = 1L)
@@ -783,6 +801,7 @@ local({
       next
     }
     if (inherits(child, "masterProcess")) {
+      if (jit_level > 0) compiler::enableJIT(jit_level)
       close(commands)
       close(ctl)
       # A worker's random numbers are its own, as in separate R processes

@@ -269,6 +269,14 @@ function() {
   plumber::as_attachment(list(a = 1), "answer.json")
 }
 
+#* R's just-in-time compiler level as a handler runs: a worker is a fork,
+#* and forks get the compiler turned off unless the runtime turns it back on.
+#* @serializer unboxedJSON
+#* @get /jit
+function() {
+  list(level = compiler::enableJIT(-1))
+}
+
 #* Static files.
 #* @assets ./static /static
 list()
