@@ -154,6 +154,10 @@ local({
     }
     filts <- lapply(P$filts, filter)
     ends <- lapply(P$ends, function(group) lapply(group, endpoint))
+    # Stages with no endpoint (most filters have none preempting them):
+    # handle() would only set exec$forward, which the caller sets after.
+    for (i in seq_along(filts)) filts[[i]]$has_ends <- length(ends[[filts[[i]]$name]]) > 0
+    first_has_ends <- length(ends[["__first__"]]) > 0
     mnts <- P$mnts
 
     # The parser plumber picks for a body depends only on its content type
@@ -336,7 +340,9 @@ local({
     # serializer is one closure object, so identical() is a pointer check.
     json_seen <- list()
     json_unbox <- function(ser) {
-      for (s in json_seen) if (identical(s[[1]], ser)) return(s[[2]])
+      # Environments first: identical() compares two closures' bodies
+      # before their environments, and plumber's serializers share one.
+      for (s in json_seen) if (identical(environment(s[[1]]), environment(ser)) && identical(s[[1]], ser)) return(s[[2]])
       unbox <- if (json_fast_ok) json_unbox_of_serializer(ser) else NA
       if (length(json_seen) < 16L) json_seen[[length(json_seen) + 1L]] <<- list(ser, unbox)
       unbox
@@ -357,10 +363,11 @@ local({
         if (reusable) res_obj <<- r
         return(r)
       }
-      res_obj$status <- 200L
-      res_obj$body <- NULL
-      res_obj$headers <- empty_headers
-      res_obj$serializer <- P$default_serializer
+      # assign(): an R6 object's `$<-` first looks for S3 methods.
+      assign("status", 200L, envir = res_obj)
+      assign("body", NULL, envir = res_obj)
+      assign("headers", empty_headers, envir = res_obj)
+      assign("serializer", P$default_serializer, envir = res_obj)
       res_obj
     }
 
@@ -378,9 +385,10 @@ local({
       # unless none does or it forwards. list(value) when it answered.
       handle <- function(stage) {
         exec$forward <- FALSE
+        method <- req$REQUEST_METHOD
         for (e in ends[[stage]]) {
           served <- if (e$static) {
-            path == e$path && req$REQUEST_METHOD %in% e$verbs
+            path == e$path && any(e$verbs == method)
           } else {
             e$obj$canServe(req)
           }
@@ -429,16 +437,22 @@ local({
           if (!isTRUE(getOption("warn") == old_warn)) options(warn = old_warn)
         })
         tryCatch({
-          r <- handle("__first__")
-          if (!is.null(r)) return(r[[1]])
-          for (fi in filts) {
-            r <- handle(fi$name)
+          if (first_has_ends) {
+            r <- handle("__first__")
             if (!is.null(r)) return(r[[1]])
+          }
+          for (fi in filts) {
+            if (fi$has_ends) {
+              r <- handle(fi$name)
+              if (!is.null(r)) return(r[[1]])
+            }
             exec$forward <- FALSE
             switch(fi$kind,
               queryString = {
                 if (!isTRUE(req$.internal$queryStringHandled)) {
-                  args <- parseQS(req$QUERY_STRING)
+                  qs <- req$QUERY_STRING
+                  # parseQS("") is list().
+                  args <- if (identical(qs, "")) list() else parseQS(qs)
                   req$args <- c(req$args, args)
                   req$argsQuery <- args
                   req$.internal$queryStringHandled <- TRUE
@@ -456,7 +470,9 @@ local({
                 }
               },
               cookieParser = {
-                req$cookies <- parseCookies(req$HTTP_COOKIE)
+                cookie <- req$HTTP_COOKIE
+                # parseCookies(NULL) is list().
+                req$cookies <- if (is.null(cookie)) list() else parseCookies(cookie)
               },
               {
                 if (fi$kind == "sharedSecret" && is.null(getOption("plumber.sharedSecret", NULL))) next
