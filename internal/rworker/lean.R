@@ -646,16 +646,30 @@ local({
 
   # The parts of a response frame: status, head and body (raw).
   encode_response <- function(resp) {
-    status <- suppressWarnings(as.integer(resp$status))
+    status <- resp$status
+    # A plain number needs no warning handler (suppressWarnings() is most of
+    # what this costs otherwise).
+    status <- if (is.numeric(status) && length(status) == 1L && !is.na(status) && abs(status) < 2147483647) {
+      as.integer(status)
+    } else {
+      suppressWarnings(as.integer(status))
+    }
     if (length(status) != 1L || is.na(status)) status <- 500L
     h <- resp$headers
     head <- raw(0)
     if (length(h)) {
-      values <- lapply(h, function(v) as.character(v))
-      names <- rep(names(h), lengths(values))
+      # Most often every header is one string.
+      values <- unlist(h, use.names = FALSE)
+      if (is.character(values) && length(values) == length(h)) {
+        names <- names(h)
+      } else {
+        values <- lapply(h, function(v) as.character(v))
+        names <- rep(names(h), lengths(values))
+        values <- unlist(values, use.names = FALSE)
+      }
       # Line breaks would end a head line: each becomes a space (chartr,
       # a character translation, costs less than a regular expression).
-      values <- chartr("\r\n", "  ", unlist(values, use.names = FALSE))
+      values <- chartr("\r\n", "  ", values)
       names <- chartr("\r\n", "  ", names)
       head <- charToRaw(paste0(names, "\n", values, "\n", collapse = ""))
     }
