@@ -768,7 +768,9 @@ local({
           # The stamps before the last are formatted first, so that the
           # last one (the answer encoded) leaves out most of this work.
           t <- c(t_arrived, t_read, t_req, stamps$parse, stamps$handler, stamps$handled, t_routed)
-          earlier <- paste(ifelse(is.na(t), "-", sprintf("%.6f", t)), collapse = " ")
+          earlier <- sprintf("%.6f", t)
+          earlier[is.na(t)] <- "-"
+          earlier <- paste(earlier, collapse = " ")
           parts$head <- c(parts$head, charToRaw(paste0(".plumbline-timing\n", earlier, " ", sprintf("%.6f", clock()), "\n")))
         }
         writeBin(frame_of(parts), out)
