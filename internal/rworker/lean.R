@@ -546,10 +546,49 @@ local({
     }
   }
 
+  # R's compiler level in the loaded session, which each worker restores
+  # (below). Workers would each compile plumber.R's functions when first
+  # called (tens of milliseconds on their first requests, in memory of
+  # their own): they are compiled here, once, shared by the workers -- the
+  # endpoints' and filters' functions, and the functions plumber.R defines
+  # at its top level (the seed's scoring_function, a crate). A compiled
+  # function is the same function: only how R runs it changes.
+  jit_level <- tryCatch(compiler::enableJIT(-1), error = function(e) 0L)
+  if (jit_level > 0) local({
+    precompile <- function(f) {
+      if (typeof(f) != "closure") return(f)
+      out <- tryCatch(compiler::cmpfun(f), error = function(e) NULL)
+      if (typeof(out) == "closure") out else f
+    }
+    envs <- list()
+    for (o in c(unlist(P$ends, use.names = FALSE), P$filts)) {
+      po <- private_of(o)
+      if (is.null(po) || typeof(po$func) != "closure" || bindingIsLocked("func", po)) next
+      envs[[length(envs) + 1L]] <- environment(po$func)
+      po$func <- precompile(po$func)
+    }
+    # plumbline's request log and error handler (internal/plumber/handlers.R).
+    for (name in ls(globalenv(), pattern = "^plumbline_")) {
+      f <- get(name, envir = globalenv())
+      if (typeof(f) == "closure" && !bindingIsLocked(name, globalenv())) assign(name, precompile(f), envir = globalenv())
+    }
+    for (env in unique(envs)) {
+      if (identical(env, globalenv()) || isNamespace(env) || environmentIsLocked(env)) next
+      for (name in ls(env, all.names = TRUE)) {
+        if (bindingIsActive(name, env) || bindingIsLocked(name, env)) next
+        f <- get(name, envir = env, inherits = FALSE)
+        if (typeof(f) == "closure") assign(name, precompile(f), envir = env)
+      }
+    }
+  })
+
   serve_hooks <- c("preroute", "postroute", "preserialize", "postserialize")
   compiled <- router_mode != "call" && length(unlist(P$hooks[serve_hooks], recursive = FALSE)) == 0 &&
     all(c(".globals", "currentExecName", "getRelevantArgs", "req_body_parser", "req_body_args",
           "parseQS", "parseCookies", "is_405", "router_has_route", "defaultPlumberFilters") %in% names(ns))
+  # Compiled, so that the closures it makes (the router, its parsers and
+  # serializers) are made compiled, and shared by the workers.
+  if (jit_level > 0) compile_router <- tryCatch(compiler::cmpfun(compile_router), error = function(e) compile_router)
   call_router <- if (compiled) compile_router(pr) else function(req) pr$call(req)
   if (exists("plumbline_with_request_log")) {
     route_request <- call_router
@@ -808,7 +847,6 @@ local({
   # R's AST interpreter on every request: a worker turns it back on, at
   # the session's level. This file's request path is compiled here, once,
   # so that the workers share it.
-  jit_level <- tryCatch(compiler::enableJIT(-1), error = function(e) 0L)
   if (jit_level > 0) {
     for (fn in c("call_router", "route_request", "make_req", "http_names_of", "input_stream",
                  "encode_response", "frame_of", "read_full", "settle", "u32", "worker")) {
