@@ -546,13 +546,19 @@ local({
     }
   }
 
-  # R's compiler level in the loaded session, which each worker restores
-  # (below). Workers would each compile plumber.R's functions when first
-  # called (tens of milliseconds on their first requests, in memory of
-  # their own): they are compiled here, once, shared by the workers -- the
-  # endpoints' and filters' functions, and the functions plumber.R defines
-  # at its top level (the seed's scoring_function, a crate). A compiled
-  # function is the same function: only how R runs it changes.
+  # parallel's mcfork() turns R's just-in-time compiler off in a forked
+  # child (its children are usually short-lived), so a worker runs every
+  # function that was not compiled before the fork in R's AST interpreter,
+  # for its whole life: plumber.R's handlers first of all (a handler with
+  # an R loop, 12 times slower). Turning the compiler back on in workers
+  # would make each compile this file's code on its first requests, or the
+  # session compile it before forking (about a second on every start).
+  # Instead, the session compiles plumber.R's own functions, once, before
+  # forking, and the workers share them: the endpoints' and filters'
+  # functions, the functions plumber.R defines at its top level (the
+  # seed's scoring_function, a crate) and plumbline's request log. A
+  # compiled function is the same function: only how R runs it changes.
+  # Skipped when the session's compiler is off (R_ENABLE_JIT=0).
   jit_level <- tryCatch(compiler::enableJIT(-1), error = function(e) 0L)
   if (jit_level > 0) local({
     precompile <- function(f) {
@@ -586,9 +592,6 @@ local({
   compiled <- router_mode != "call" && length(unlist(P$hooks[serve_hooks], recursive = FALSE)) == 0 &&
     all(c(".globals", "currentExecName", "getRelevantArgs", "req_body_parser", "req_body_args",
           "parseQS", "parseCookies", "is_405", "router_has_route", "defaultPlumberFilters") %in% names(ns))
-  # Compiled, so that the closures it makes (the router, its parsers and
-  # serializers) are made compiled, and shared by the workers.
-  if (jit_level > 0) compile_router <- tryCatch(compiler::cmpfun(compile_router), error = function(e) compile_router)
   call_router <- if (compiled) compile_router(pr) else function(req) pr$call(req)
   if (exists("plumbline_with_request_log")) {
     route_request <- call_router
@@ -840,23 +843,6 @@ local({
   tell("loaded", format(rss, scientific = FALSE), format(as.numeric(P$maxSize), scientific = FALSE),
        if (compiled) "compiled" else "call", if (length(fast_paths)) paste(fast_paths, collapse = ",") else "-")
 
-  # parallel's mcfork() turns R's just-in-time compiler off in the child
-  # (enableJIT(0): its children are usually short-lived). A worker lives
-  # long, and without it every closure that was not compiled before the
-  # fork -- plumber.R's handlers, and this file's functions -- runs in
-  # R's AST interpreter on every request: a worker turns it back on, at
-  # the session's level. This file's request path is compiled here, once,
-  # so that the workers share it.
-  if (jit_level > 0) {
-    for (fn in c("call_router", "route_request", "make_req", "http_names_of", "input_stream",
-                 "encode_response", "frame_of", "read_full", "settle", "u32", "worker")) {
-      if (!exists(fn, inherits = FALSE)) next
-      f <- get(fn, inherits = FALSE)
-      compiled_fn <- tryCatch(compiler::cmpfun(f), error = function(e) NULL)
-      if (is.function(compiled_fn)) assign(fn, compiled_fn)
-    }
-  }
-
   commands <- file("stdin", "r")
   repeat {
     line <- readLines(commands, n = 1L)
@@ -873,7 +859,6 @@ local({
       next
     }
     if (inherits(child, "masterProcess")) {
-      if (jit_level > 0) compiler::enableJIT(jit_level)
       close(commands)
       close(ctl)
       # A worker's random numbers are its own, as in separate R processes

@@ -269,12 +269,14 @@ function() {
   plumber::as_attachment(list(a = 1), "answer.json")
 }
 
-#* R's just-in-time compiler level as a handler runs: a worker is a fork,
-#* and forks get the compiler turned off unless the runtime turns it back on.
+#* Whether the /sum handler runs compiled: the lean runtime compiles
+#* plumber.R's functions before forking its workers (plumber's own server
+#* compiles them when first called). Not part of the differential calls.
 #* @serializer unboxedJSON
-#* @get /jit
-function() {
-  list(level = compiler::enableJIT(-1))
+#* @get /compiled
+function(req) {
+  sum_endpoint <- Filter(function(e) identical(e$path, "/sum"), req$pr$endpoints[[1]])[[1]]
+  list(compiled = any(grepl("bytecode", capture.output(print(sum_endpoint$getFunc())))))
 }
 
 #* Static files.
