@@ -128,6 +128,18 @@ func featureCalls() []call {
 		{Method: "POST", Path: "/reads-body", Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, Body: "a=1&b=2"},
 		{Method: "POST", Path: "/no-args", Header: map[string]string{"Content-Type": "application/json"}, Body: `{"a": 1}`},
 		{Method: "POST", Path: "/no-args", Header: map[string]string{"Content-Type": "application/json"}, Body: `nope`},
+		// plumber's default JSON serializers (called directly by the lean
+		// router) and the serializers it leaves to plumber.
+		{Path: "/json/values"},
+		{Path: "/json/boxed"},
+		{Path: "/json/digits"},
+		{Path: "/json/typed"},
+		{Path: "/json/switch"},
+		{Path: "/json/nocontent"},
+		{Path: "/json/attachment"},
+		{Path: "/json/values"},
+		{Path: "/json/switch"},
+		{Path: "/json/boxed"},
 		// A handler's status, headers, cookies and serializer apply to its
 		// own answer only (the lean router reuses one response object per
 		// worker): each worker serves one of these after another.
@@ -162,11 +174,23 @@ func TestDifferentialFeatures(t *testing.T) {
 	for _, router := range []string{"compiled", "call"} {
 		t.Run(router, func(t *testing.T) {
 			l := startLean(t, a, Config{Workers: 2, Router: router})
-			if got := l.status(t).Router; got != router {
-				t.Fatalf("router %q, want %q", got, router)
+			st := l.status(t)
+			if st.Router != router {
+				t.Fatalf("router %q, want %q", st.Router, router)
+			}
+			// The compiled router calls jsonlite itself for plumber's
+			// default JSON serializers: these calls test that path.
+			if want := router == "compiled"; slices.Contains(st.FastPaths, "json") != want {
+				t.Fatalf("fast paths %q: json in use %v, want %v", st.FastPaths, !want, want)
 			}
 			for i, c := range calls {
 				compareAnswers(t, c, want[i], do(t, l.url, c))
+			}
+			// plumber.R's functions were compiled before the workers were
+			// forked (a fork runs with R's compiler off): the first call
+			// of a handler already runs compiled.
+			if got := do(t, l.url, call{Path: "/compiled"}); got.Status != http.StatusOK || string(got.Body) != `{"compiled":true}` {
+				t.Errorf("GET /compiled: %d %s, want 200 {\"compiled\":true}", got.Status, got.Body)
 			}
 		})
 	}

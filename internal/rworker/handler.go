@@ -48,6 +48,7 @@ type probeState struct {
 	Status     string        `json:"status"`
 	Reason     string        `json:"reason,omitempty"`
 	Router     string        `json:"router"`
+	FastPaths  []string      `json:"fast_paths,omitempty"`
 	SessionRSS int64         `json:"session_rss_bytes"`
 	Workers    int           `json:"workers"`
 	Want       int           `json:"want"`
@@ -76,7 +77,7 @@ func (s *Supervisor) state(detail bool) probeState {
 	now := time.Now().UnixNano()
 	limit := int64(s.cfg.RequestTimeout + timeoutGrace)
 	s.mu.Lock()
-	st := probeState{Router: s.info.Router, SessionRSS: s.info.RSS, Workers: len(s.workers), Want: s.want,
+	st := probeState{Router: s.info.Router, FastPaths: s.info.FastPaths, SessionRSS: s.info.RSS, Workers: len(s.workers), Want: s.want,
 		Forks: s.forks, LastForkMS: float64(s.lastFork.Microseconds()) / 1000}
 	for _, w := range s.workers {
 		b := w.busySince.Load()

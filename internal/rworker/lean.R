@@ -26,7 +26,8 @@
 #
 # Settings come in PLUMBLINE_RLEAN_* environment variables, removed before
 # the user's code runs. Messages for plumbline go to <dir>/zygote.out, one
-# line each: "loaded <rss bytes> <max request bytes> <router>",
+# line each: "loaded <rss bytes> <max request bytes> <router> <fast paths>"
+# (comma-separated, "-" for none),
 # "unsupported <reason>", "forked <id> <pid>", "forkfailed <id>".
 local({
   getenv_once <- function(name) {
@@ -107,6 +108,8 @@ local({
   # res, from lists built once. It needs the router to have no serve-level
   # hooks (preroute, postroute, preserialize, postserialize): with any, the
   # request goes through pr$call().
+  # The compiled router's fast paths in use (reported to the supervisor).
+  fast_paths <- character(0)
   compile_router <- function(pr) {
     P <- private_of(pr)
     globals <- ns$.globals
@@ -151,6 +154,10 @@ local({
     }
     filts <- lapply(P$filts, filter)
     ends <- lapply(P$ends, function(group) lapply(group, endpoint))
+    # Stages with no endpoint (most filters have none preempting them):
+    # handle() would only set exec$forward, which the caller sets after.
+    for (i in seq_along(filts)) filts[[i]]$has_ends <- length(ends[[filts[[i]]$name]]) > 0
+    first_has_ends <- length(ends[["__first__"]]) > 0
     mnts <- P$mnts
 
     # The parser plumber picks for a body depends only on its content type
@@ -158,12 +165,20 @@ local({
     # body's first byte): it is picked once per endpoint and content type,
     # with plumber's own parser_picker, and called as plumber calls it.
     parser_picker <- ns$parser_picker
+    # plumber's cleanup_content_type(): lower case, up to the first ";";
+    # kept per spelling (bounded), as clients send the same one each time.
+    type_keys <- new.env(parent = emptyenv())
+    content_type_key <- function(type) {
+      key <- type_keys[[type]]
+      if (is.null(key)) {
+        key <- tolower(strsplit(type, ";", fixed = TRUE)[[1]][1])
+        if (length(type_keys) < 64L) assign(type, key, envir = type_keys)
+      }
+      key
+    }
     pick_parser <- if (is.function(parser_picker)) {
       function(e, parsers, type, body) {
-        # plumber's cleanup_content_type(): lower case, up to the first ";".
-        key <- if (is.character(type) && length(type) == 1L && nzchar(type)) {
-          tolower(strsplit(type, ";", fixed = TRUE)[[1]][1])
-        }
+        key <- if (is.character(type) && length(type) == 1L && nzchar(type)) content_type_key(type)
         if (is.null(key) || is.na(key) || !nzchar(key)) return(parser_picker(type, body[1], NULL, parsers))
         cache <- e$parser_cache
         p <- cache[[key]]
@@ -205,16 +220,18 @@ local({
       if (!is.character(type) || length(type) != 1L || !nzchar(type)) return(FALSE)
       parser <- pick_parser(e, parsers, type, raw_body)
       if (is.null(parser)) return(FALSE)
-      ckey <- paste0("plain:", tolower(strsplit(type, ";", fixed = TRUE)[[1]][1]))
+      ckey <- paste0("plain:", content_type_key(type))
       plain <- e$parser_cache[[ckey]]
       if (is.null(plain)) {
         plain <- is_plain_json_parser(parser)
         if (length(e$parser_cache) < 64L) assign(ckey, plain, envir = e$parser_cache)
       }
       if (!plain) return(FALSE)
-      txt <- tryCatch(rawToChar(raw_body), error = function(e) NULL)
+      # rawToChar() fails on a nul byte: such a body is parsed at once.
+      if (any(raw_body == as.raw(0L))) return(FALSE)
+      txt <- rawToChar(raw_body)
       # validate() does not check UTF-8, which plumber's parse does.
-      if (is.null(txt) || !validUTF8(txt) || !isTRUE(validate_json(txt))) return(FALSE)
+      if (!validUTF8(txt) || !isTRUE(validate_json(txt))) return(FALSE)
       args_before <- req$args
       args_path <- req$argsPath
       delayedAssign("body", do.call(parser, list(value = raw_body, content_type = type, parsers = parsers)), assign.env = req)
@@ -237,6 +254,100 @@ local({
       do.call(parser, list(value = body, content_type = type, parsers = parsers))
     }
 
+    # plumber's json and unboxedJSON serializers made with default
+    # arguments (serializer_json(), serializer_unboxed_json(), the
+    # @serializer json / unboxedJSON tags) call jsonlite's toJSON() through
+    # three closures, two tryCatch() layers, toJSON()'s eight match.arg()
+    # calls and R6's toResponse(). For those, serialize_json() does the same
+    # with toJSON()'s arguments resolved once, from its formals, and calls
+    # jsonlite's asJSON() as toJSON() does. It is used only when its output
+    # matched toJSON()'s on probe values at start-up; any other serializer,
+    # or an attachment, goes through the serializer itself.
+    json_ser_proto <- tryCatch(ns$serializer_json(), error = function(e) NULL)
+    json_as <- tryCatch(get("asJSON", envir = asNamespace("jsonlite")), error = function(e) NULL)
+    json_args <- tryCatch(local({
+      fm <- formals(getExportedValue("jsonlite", "toJSON"))
+      choice <- function(n) eval(fm[[n]], baseenv())[[1]]
+      a <- list(dataframe = choice("dataframe"), Date = choice("Date"), POSIXt = choice("POSIXt"),
+                factor = choice("factor"), complex = choice("complex"), raw = choice("raw"),
+                matrix = choice("matrix"), digits = eval(fm$digits, baseenv()), na = NULL,
+                null = choice("null"), force = eval(fm$force, baseenv()),
+                indent = if (isTRUE(eval(fm$pretty, baseenv()))) 0L else NA_integer_)
+      if (!is.character(unlist(a[c("dataframe", "Date", "POSIXt", "factor", "complex", "raw", "matrix", "null")])) ||
+          !isFALSE(eval(fm$pretty, baseenv())) || !isFALSE(eval(fm$auto_unbox, baseenv()))) stop("unexpected toJSON() formals")
+      a
+    }), error = function(e) NULL)
+    get_character_set <- ns$get_character_set
+    # TRUE or FALSE (its auto_unbox) when ser is plumber's default JSON
+    # serializer, NA when it is anything else.
+    json_unbox_of_serializer <- function(ser) {
+      proto <- json_ser_proto
+      if (!is.function(proto) || !is.function(ser) || !identical(body(ser), body(proto)) ||
+          !identical(formals(ser), formals(proto))) return(NA)
+      env <- environment(ser)
+      if (!identical(env$headers, list(`Content-Type` = "application/json"))) return(NA)
+      fn <- env$serialize_fn
+      proto_fn <- environment(proto)$serialize_fn
+      if (!is.function(fn) || !is.function(proto_fn) || !identical(body(fn), body(proto_fn)) ||
+          !identical(formals(fn), formals(proto_fn))) return(NA)
+      dots <- tryCatch(evalq(list(...), environment(fn)), error = function(e) NULL)
+      if (!is.list(dots)) return(NA)
+      if (length(dots) == 0L) return(FALSE)
+      if (identical(names(dots), "auto_unbox") && (isTRUE(dots[[1]]) || isFALSE(dots[[1]]))) return(dots[[1]])
+      NA
+    }
+    json_body <- function(value, unbox) {
+      out <- do.call(json_as, c(list(value), json_args, list(auto_unbox = unbox)))
+      class(out) <- "json"
+      out
+    }
+    # What ser(value, req, res, errorHandler) does for plumber's JSON
+    # serializers: the Content-Type header, the body, toResponse().
+    # Its errors are the caller's to hand to the error handler, as the
+    # serializer does (serialize_json_failed).
+    serialize_json <- function(value, unbox, res) {
+      res$headers <- c(res$headers, list(`Content-Type` = "application/json"))
+      res$body <- json_body(value, unbox)
+      h <- res$headers
+      body <- res$body
+      if (is.character(body)) Encoding(body) <- get_character_set(h$HTTP_CONTENT_TYPE)
+      status <- res$status
+      if (status %in% c(100:199, 204, 304)) body <- NULL
+      list(status = status, headers = h, body = body)
+    }
+    # What the serializer answers when it fails, and what plumber's serve
+    # step answers when that fails too.
+    serialize_json_failed <- function(req, res, err) {
+      tryCatch(P$errorHandler(req, res, err), error = function(error) {
+        res$body <- P$errorHandler(req, res, error)
+        res$toResponse()
+      })
+    }
+    # The probe values toJSON() and json_body() must agree on.
+    json_probes <- list(NULL, NA, list(), 1L, 2.5, c(1.123456789, NA, Inf), "x", c("a", NA), TRUE,
+                        list(a = 1, b = "x", c = list(d = NULL, e = c(TRUE, FALSE))),
+                        data.frame(x = 1:2, y = c("a", "b"), f = factor(c("u", "v"))),
+                        matrix(1:4, 2), I("one"), list(species = I(factor("virginica"))),
+                        as.Date("2026-01-02"), as.POSIXct("2026-01-02 03:04:05", tz = "UTC"),
+                        as.raw(1:3), 1+2i, structure(list(), names = character(0)))
+    json_fast_ok <- is.function(json_as) && is.list(json_args) && is.function(get_character_set) &&
+      isTRUE(tryCatch(all(vapply(json_probes, function(v) {
+        identical(json_body(v, TRUE), jsonlite::toJSON(v, auto_unbox = TRUE)) &&
+          identical(json_body(v, FALSE), jsonlite::toJSON(v))
+      }, logical(1))), error = function(e) FALSE))
+    if (json_fast_ok) fast_paths <<- c(fast_paths, "json")
+    # Serializers seen, with json_unbox_of_serializer()'s answer: a
+    # serializer is one closure object, so identical() is a pointer check.
+    json_seen <- list()
+    json_unbox <- function(ser) {
+      # Environments first: identical() compares two closures' bodies
+      # before their environments, and plumber's serializers share one.
+      for (s in json_seen) if (identical(environment(s[[1]]), environment(ser)) && identical(s[[1]], ser)) return(s[[2]])
+      unbox <- if (json_fast_ok) json_unbox_of_serializer(ser) else NA
+      if (length(json_seen) < 16L) json_seen[[length(json_seen) + 1L]] <<- list(ser, unbox)
+      unbox
+    }
+
     # One response object per worker, set back to what
     # PlumberResponse$new() makes before each request: a worker serves one
     # request at a time, and R6's construction is a measurable part of a
@@ -252,10 +363,11 @@ local({
         if (reusable) res_obj <<- r
         return(r)
       }
-      res_obj$status <- 200L
-      res_obj$body <- NULL
-      res_obj$headers <- empty_headers
-      res_obj$serializer <- P$default_serializer
+      # assign(): an R6 object's `$<-` first looks for S3 methods.
+      assign("status", 200L, envir = res_obj)
+      assign("body", NULL, envir = res_obj)
+      assign("headers", empty_headers, envir = res_obj)
+      assign("serializer", P$default_serializer, envir = res_obj)
       res_obj
     }
 
@@ -273,9 +385,10 @@ local({
       # unless none does or it forwards. list(value) when it answered.
       handle <- function(stage) {
         exec$forward <- FALSE
+        method <- req$REQUEST_METHOD
         for (e in ends[[stage]]) {
           served <- if (e$static) {
-            path == e$path && req$REQUEST_METHOD %in% e$verbs
+            path == e$path && any(e$verbs == method)
           } else {
             e$obj$canServe(req)
           }
@@ -314,21 +427,32 @@ local({
       route <- function() {
         orig_exec <- globals[[exec_name]]
         globals[[exec_name]] <- exec
-        on.exit(globals[[exec_name]] <- orig_exec)
-        old_warn <- options("warn")[[1]]
-        on.exit(options(warn = old_warn), add = TRUE)
-        options(warn = 1)
+        # plumber routes with options(warn = 1) and restores the value
+        # after; a worker keeps warn at 1 between requests (worker()), so
+        # options() is called only when a handler changed it.
+        old_warn <- getOption("warn")
+        if (!isTRUE(old_warn == 1)) options(warn = 1)
+        on.exit({
+          globals[[exec_name]] <- orig_exec
+          if (!isTRUE(getOption("warn") == old_warn)) options(warn = old_warn)
+        })
         tryCatch({
-          r <- handle("__first__")
-          if (!is.null(r)) return(r[[1]])
-          for (fi in filts) {
-            r <- handle(fi$name)
+          if (first_has_ends) {
+            r <- handle("__first__")
             if (!is.null(r)) return(r[[1]])
+          }
+          for (fi in filts) {
+            if (fi$has_ends) {
+              r <- handle(fi$name)
+              if (!is.null(r)) return(r[[1]])
+            }
             exec$forward <- FALSE
             switch(fi$kind,
               queryString = {
                 if (!isTRUE(req$.internal$queryStringHandled)) {
-                  args <- parseQS(req$QUERY_STRING)
+                  qs <- req$QUERY_STRING
+                  # parseQS("") is list().
+                  args <- if (identical(qs, "")) list() else parseQS(qs)
                   req$args <- c(req$args, args)
                   req$argsQuery <- args
                   req$.internal$queryStringHandled <- TRUE
@@ -346,7 +470,9 @@ local({
                 }
               },
               cookieParser = {
-                req$cookies <- parseCookies(req$HTTP_COOKIE)
+                cookie <- req$HTTP_COOKIE
+                # parseCookies(NULL) is list().
+                req$cookies <- if (is.null(cookie)) list() else parseCookies(cookie)
               },
               {
                 if (fi$kind == "sharedSecret" && is.null(getOption("plumber.sharedSecret", NULL))) next
@@ -399,18 +525,68 @@ local({
         }, error = function(error) P$errorHandler(req, res, error))
       }
 
+      in_json <- FALSE # serialize_json() runs: its errors are the serializer's
       tryCatch({
         value <- route()
         if ("PlumberResponse" %in% class(value)) return(res$toResponse())
         ser <- res$serializer
         if (typeof(ser) != "closure") stop("Serializers must be closures: '", ser, "'")
-        ser(value, req, res, P$errorHandler)
+        unbox <- json_unbox(ser)
+        if (is.na(unbox) || inherits(value, "plumber_attachment")) {
+          ser(value, req, res, P$errorHandler)
+        } else {
+          in_json <- TRUE
+          serialize_json(value, unbox, res)
+        }
       }, error = function(error) {
+        if (in_json) return(serialize_json_failed(req, res, error))
         res$body <- P$errorHandler(req, res, error)
         res$toResponse()
       })
     }
   }
+
+  # parallel's mcfork() turns R's just-in-time compiler off in a forked
+  # child (its children are usually short-lived), so a worker runs every
+  # function that was not compiled before the fork in R's AST interpreter,
+  # for its whole life: plumber.R's handlers first of all (a handler with
+  # an R loop, 12 times slower). Turning the compiler back on in workers
+  # would make each compile this file's code on its first requests, or the
+  # session compile it before forking (about a second on every start).
+  # Instead, the session compiles plumber.R's own functions, once, before
+  # forking, and the workers share them: the endpoints' and filters'
+  # functions, the functions plumber.R defines at its top level (the
+  # seed's scoring_function, a crate) and plumbline's request log. A
+  # compiled function is the same function: only how R runs it changes.
+  # Skipped when the session's compiler is off (R_ENABLE_JIT=0).
+  jit_level <- tryCatch(compiler::enableJIT(-1), error = function(e) 0L)
+  if (jit_level > 0) local({
+    precompile <- function(f) {
+      if (typeof(f) != "closure") return(f)
+      out <- tryCatch(compiler::cmpfun(f), error = function(e) NULL)
+      if (typeof(out) == "closure") out else f
+    }
+    envs <- list()
+    for (o in c(unlist(P$ends, use.names = FALSE), P$filts)) {
+      po <- private_of(o)
+      if (is.null(po) || typeof(po$func) != "closure" || bindingIsLocked("func", po)) next
+      envs[[length(envs) + 1L]] <- environment(po$func)
+      po$func <- precompile(po$func)
+    }
+    # plumbline's request log and error handler (internal/plumber/handlers.R).
+    for (name in ls(globalenv(), pattern = "^plumbline_")) {
+      f <- get(name, envir = globalenv())
+      if (typeof(f) == "closure" && !bindingIsLocked(name, globalenv())) assign(name, precompile(f), envir = globalenv())
+    }
+    for (env in unique(envs)) {
+      if (identical(env, globalenv()) || isNamespace(env) || environmentIsLocked(env)) next
+      for (name in ls(env, all.names = TRUE)) {
+        if (bindingIsActive(name, env) || bindingIsLocked(name, env)) next
+        f <- get(name, envir = env, inherits = FALSE)
+        if (typeof(f) == "closure") assign(name, precompile(f), envir = env)
+      }
+    }
+  })
 
   serve_hooks <- c("preroute", "postroute", "preserialize", "postserialize")
   compiled <- router_mode != "call" && length(unlist(P$hooks[serve_hooks], recursive = FALSE)) == 0 &&
@@ -456,6 +632,24 @@ local({
   )
 
   to_http_name <- function(names) paste0("HTTP_", chartr("abcdefghijklmnopqrstuvwxyz-", "ABCDEFGHIJKLMNOPQRSTUVWXYZ_", names))
+  # Header names seen, with their HTTP_ names: clients send the same few
+  # names on every request, and chartr() over the alphabet is most of
+  # what building req costs. Bounded, so a client sending new names
+  # cannot grow it.
+  http_names <- character(0)
+  http_names_of <- function(names) {
+    out <- http_names[names]
+    miss <- is.na(out)
+    if (any(miss)) {
+      fresh <- to_http_name(names[miss])
+      out[miss] <- fresh
+      if (length(http_names) < 256L) {
+        keep <- !duplicated(names[miss])
+        http_names <<- c(http_names, structure(fresh[keep], names = names[miss][keep]))
+      }
+    }
+    out
+  }
 
   make_req <- function(head, body) {
     req <- new.env()
@@ -477,10 +671,13 @@ local({
       idx <- seq.int(8L, n - 1L, by = 2L)
       names <- head[idx]
       values <- head[idx + 1L]
-      list2env(structure(as.list(values), names = to_http_name(names)), envir = req)
+      vars <- as.list(values)
+      names(vars) <- http_names_of(names)
+      list2env(vars, envir = req)
       if (!is.na(i <- match("content-type", names))) req$CONTENT_TYPE <- values[[i]]
       if (!is.na(i <- match("content-length", names))) req$CONTENT_LENGTH <- values[[i]]
-      req$HEADERS <- structure(values, names = names)
+      names(values) <- names
+      req$HEADERS <- values
     } else {
       req$HEADERS <- structure(character(0), names = character(0))
     }
@@ -491,16 +688,30 @@ local({
 
   # The parts of a response frame: status, head and body (raw).
   encode_response <- function(resp) {
-    status <- suppressWarnings(as.integer(resp$status))
+    status <- resp$status
+    # A plain number needs no warning handler (suppressWarnings() is most of
+    # what this costs otherwise).
+    status <- if (is.numeric(status) && length(status) == 1L && !is.na(status) && abs(status) < 2147483647) {
+      as.integer(status)
+    } else {
+      suppressWarnings(as.integer(status))
+    }
     if (length(status) != 1L || is.na(status)) status <- 500L
     h <- resp$headers
     head <- raw(0)
     if (length(h)) {
-      values <- lapply(h, function(v) as.character(v))
-      names <- rep(names(h), lengths(values))
+      # Most often every header is one string.
+      values <- unlist(h, use.names = FALSE)
+      if (is.character(values) && length(values) == length(h)) {
+        names <- names(h)
+      } else {
+        values <- lapply(h, function(v) as.character(v))
+        names <- rep(names(h), lengths(values))
+        values <- unlist(values, use.names = FALSE)
+      }
       # Line breaks would end a head line: each becomes a space (chartr,
       # a character translation, costs less than a regular expression).
-      values <- chartr("\r\n", "  ", unlist(values, use.names = FALSE))
+      values <- chartr("\r\n", "  ", values)
       names <- chartr("\r\n", "  ", names)
       head <- charToRaw(paste0(names, "\n", values, "\n", collapse = ""))
     }
@@ -568,6 +779,10 @@ local({
       inp <- fifo(file.path(dir, paste0(id, ".in")), "rb", blocking = TRUE)
       writeBin(u32(c(0L, Sys.getpid(), 0L)), out)
       flush(out)
+      # What the compiled router's route() sets for each request (as
+      # plumber's does), kept between requests so that it need not be set
+      # and restored every time.
+      if (compiled) options(warn = 1)
       if (nzchar(rprof_file)) Rprof(paste0(rprof_file, ".", id), interval = 0.0005, gc.profiling = TRUE)
       repeat {
         lens <- read_full(inp, 8L)
@@ -592,9 +807,13 @@ local({
         parts <- encode_response(resp)
         if (timing) {
           # Read by the supervisor, which answers it as Server-Timing.
-          t <- c(t_arrived, t_read, t_req, stamps$parse, stamps$handler, stamps$handled, t_routed, clock())
-          parts$head <- c(parts$head, charToRaw(paste0(".plumbline-timing\n",
-            paste(ifelse(is.na(t), "-", sprintf("%.6f", t)), collapse = " "), "\n")))
+          # The stamps before the last are formatted first, so that the
+          # last one (the answer encoded) leaves out most of this work.
+          t <- c(t_arrived, t_read, t_req, stamps$parse, stamps$handler, stamps$handled, t_routed)
+          earlier <- sprintf("%.6f", t)
+          earlier[is.na(t)] <- "-"
+          earlier <- paste(earlier, collapse = " ")
+          parts$head <- c(parts$head, charToRaw(paste0(".plumbline-timing\n", earlier, " ", sprintf("%.6f", clock()), "\n")))
         }
         writeBin(frame_of(parts), out)
         flush(out)
@@ -622,7 +841,7 @@ local({
   message("plumbline: plumber API loaded from ", entry_script_path, " (lean R runtime, ",
           if (compiled) "compiled router" else "pr$call router", ")")
   tell("loaded", format(rss, scientific = FALSE), format(as.numeric(P$maxSize), scientific = FALSE),
-       if (compiled) "compiled" else "call")
+       if (compiled) "compiled" else "call", if (length(fast_paths)) paste(fast_paths, collapse = ",") else "-")
 
   commands <- file("stdin", "r")
   repeat {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,7 +113,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.maxMemory = 2*s.info.RSS + 1<<30
 	}
 	s.log.Info("plumber.R loaded", "took", time.Since(started).Round(time.Millisecond), "session_rss", s.info.RSS,
-		"router", s.info.Router, "workers", s.cfg.Workers)
+		"router", s.info.Router, "fast_paths", strings.Join(s.info.FastPaths, ","), "workers", s.cfg.Workers)
 
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {

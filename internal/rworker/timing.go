@@ -35,7 +35,7 @@ var Stages = []struct{ Name, Desc string }{
 	{"r-parse", "R: parse the body with plumber's parser, gather the arguments"},
 	{"r-handler", "R: the endpoint's function (the user's code)"},
 	{"r-serialize", "R: the serializer and plumber's response"},
-	{"r-encode", "R: encode the response frame"},
+	{"r-encode", "R: encode the response frame (and format these timestamps)"},
 	{"from-r", "R writing its answer, the pipe and the supervisor reading it"},
 }
 

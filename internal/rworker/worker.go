@@ -197,9 +197,19 @@ func (w *worker) rss() int64 {
 	if w.statm == nil {
 		return rss(w.pid)
 	}
+	// One pread: File.ReadAt would read again to fill the buffer, and
+	// statm is shorter than it (two system calls per request).
 	var buf [128]byte
-	n, err := w.statm.ReadAt(buf[:], 0)
-	if n == 0 && err != nil {
+	var n int
+	var rerr error
+	rc, err := w.statm.SyscallConn()
+	if err == nil {
+		err = rc.Read(func(fd uintptr) bool {
+			n, rerr = syscall.Pread(int(fd), buf[:], 0)
+			return true
+		})
+	}
+	if err != nil || rerr != nil || n <= 0 {
 		return 0
 	}
 	return statmRSS(buf[:n])

@@ -57,6 +57,9 @@ type loadInfo struct {
 	RSS        int64  // the session's resident bytes, after a full collection
 	MaxRequest int64  // plumber.maxRequestSize; 0: no limit
 	Router     string // compiled or call
+	// FastPaths are the compiled router's shortcuts in use: "json" when
+	// plumber's default JSON serializers are called directly.
+	FastPaths []string
 }
 
 // startSession writes the R script into dir and starts R on it.
@@ -165,6 +168,9 @@ func (s *session) readEvents(drained chan<- struct{}) {
 				rss, _ := strconv.ParseFloat(f[1], 64)
 				mx, _ := strconv.ParseFloat(f[2], 64)
 				li = loadInfo{RSS: int64(rss), MaxRequest: int64(mx), Router: f[3]}
+			}
+			if len(f) >= 5 && f[4] != "-" {
+				li.FastPaths = strings.Split(f[4], ",")
 			}
 			select {
 			case s.loaded <- li:

@@ -604,7 +604,7 @@ func mdLeanStages(b *strings.Builder, model string, lim rscript.Limit, ls *LeanS
 	w("| **sum** | | | %.3f ms | |\n\n", total)
 	w("R's stages take %.3f ms of the mean's %.3f ms; the endpoint's function %.3f ms of them (%.0f %%). ", r, total, handler, 100*handler/total)
 	if lim.Iterations > 0 {
-		w("The in-R compute limit's loop (the handler and `toJSON`, hot in one process) took p50 %s.", fmtDur(lim.P50))
+		w("The in-R compute limit's loop (the handler and `toJSON`, hot in one process that never forked, nothing between calls) took p50 %s; [runtime.md](runtime.md#what-a-handler-pays-in-a-worker) says what a worker's handler pays beyond it.", fmtDur(lim.P50))
 	}
 	w("\n\n")
 	if ls.RprofSamples > 0 {

@@ -215,6 +215,70 @@ function() {
   strrep("0123456789", 100000)
 }
 
+#* plumber's JSON serializers: the lean router calls jsonlite itself for
+#* the default ones, and the serializer for any other.
+#* @serializer unboxedJSON
+#* @get /json/values
+function() {
+  list(int = 1L, dbl = 3.14159265, na = NA, inf = -Inf, null = NULL, chr = c("a", NA),
+       utf8 = "\u00e9t\u00e9", latin1 = iconv("\u00fc", "UTF-8", "latin1"), empty = list(),
+       df = data.frame(x = 1:2, f = factor(c("u", "v"))), m = matrix(1:4, 2), boxed = I(1),
+       when = as.Date("2026-01-02"), nested = list(a = list(b = TRUE)))
+}
+
+#* @serializer json
+#* @get /json/boxed
+function() {
+  list(one = 1, text = "x", df = data.frame(x = c(1.5, NA)))
+}
+
+#* json with arguments of its own: not the default serializer.
+#* @serializer json list(digits = 8, auto_unbox = TRUE)
+#* @get /json/digits
+function() {
+  list(pi = pi)
+}
+
+#* unboxedJSON with another content type.
+#* @serializer unboxedJSON list(type = "application/vnd.plumbline+json")
+#* @get /json/typed
+function() {
+  list(ok = TRUE)
+}
+
+#* A handler that picks another serializer for its own answer.
+#* @serializer unboxedJSON
+#* @get /json/switch
+function(res) {
+  res$serializer <- plumber::serializer_json(pretty = TRUE)
+  list(pretty = TRUE, n = 1:2)
+}
+
+#* A status without a body.
+#* @serializer unboxedJSON
+#* @get /json/nocontent
+function(res) {
+  res$status <- 204L
+  list(ignored = TRUE)
+}
+
+#* An attachment: the serializer itself writes it.
+#* @serializer unboxedJSON
+#* @get /json/attachment
+function() {
+  plumber::as_attachment(list(a = 1), "answer.json")
+}
+
+#* Whether the /sum handler runs compiled: the lean runtime compiles
+#* plumber.R's functions before forking its workers (plumber's own server
+#* compiles them when first called). Not part of the differential calls.
+#* @serializer unboxedJSON
+#* @get /compiled
+function(req) {
+  sum_endpoint <- Filter(function(e) identical(e$path, "/sum"), req$pr$endpoints[[1]])[[1]]
+  list(compiled = any(grepl("bytecode", capture.output(print(sum_endpoint$getFunc())))))
+}
+
 #* Static files.
 #* @assets ./static /static
 list()
