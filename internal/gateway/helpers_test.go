@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/plumbline/plumbline/internal/gateway/h1"
 )
 
 const testKey = "primary-key-0123456789"
@@ -28,9 +30,25 @@ func newTestGateway(t *testing.T, cfg Config) (*Gateway, *prometheus.Registry, *
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	front := httptest.NewServer(g)
+	front := newFront(g)
 	t.Cleanup(front.Close)
 	return g, reg, front
+}
+
+// frontHTTP1 is how newTestGateway's front server serves HTTP/1.1: "std"
+// (net/http's server) or "fast" (the h1 loop, as plumbline serve --http1
+// fast). TestMain runs the package's tests once with each.
+var frontHTTP1 = "std"
+
+// newFront starts a front server for g.
+func newFront(g *Gateway) *httptest.Server {
+	if frontHTTP1 != "fast" {
+		return httptest.NewServer(g)
+	}
+	s := httptest.NewUnstartedServer(g)
+	s.Listener = h1.NewListener(s.Listener, s.Config, g.Scoring)
+	s.Start()
+	return s
 }
 
 // backend starts an httptest server and returns its host:port.

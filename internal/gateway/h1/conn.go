@@ -197,6 +197,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	}
 	w := &c.res
 	w.reset(c, req)
+	c.l.served.Add(1)
 	c.watch.arm(cancel)
 	ok := c.runHandler(w, req)
 	gotByte := c.watch.disarm()

@@ -47,6 +47,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,6 +66,9 @@ type Listener struct {
 	closeOnce sync.Once
 	failed    chan struct{} // closed when the inner listener failed for good
 	wg        sync.WaitGroup
+	// served and handed count requests served here and connections
+	// handed to the standard server.
+	served, handed atomic.Uint64
 
 	mu sync.Mutex // protects the fields below
 	// live are the connections the loop serves now.
@@ -109,6 +113,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 }
+
+// Served is how many requests the loop served itself; HandedOver how many
+// connections it gave the standard server (TLS ones included).
+func (l *Listener) Served() uint64     { return l.served.Load() }
+func (l *Listener) HandedOver() uint64 { return l.handed.Load() }
 
 // Addr is the inner listener's.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
@@ -201,6 +210,7 @@ func (l *Listener) acceptLoop() {
 
 // handOver gives nc to the standard server, or closes it once l is closed.
 func (l *Listener) handOver(nc net.Conn) {
+	l.handed.Add(1)
 	select {
 	case l.std <- nc:
 	case <-l.done:

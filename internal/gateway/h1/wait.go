@@ -9,7 +9,10 @@ import (
 )
 
 // pipelineGuard bounds the first wait for a next request after a response
-// written inside RawConn.Read; see awaitNext.
+// written inside RawConn.Read; see awaitNext. A connection in that wait is
+// not yet idle to the ConnState hook (connlimit cannot evict it to make
+// room, a drain does not count it): the hook hears of it once the wait
+// ends, by a request or by the guard.
 const pipelineGuard = 100 * time.Millisecond
 
 // awaitNext sends the response in the out buffer and waits for the next
@@ -83,9 +86,13 @@ func (c *conn) awaitNext() bool {
 	switch {
 	case err == nil:
 		c.l.setIdle(c, false)
+		c.hook(http.StateIdle)
 		return true
 	case errors.Is(err, os.ErrDeadlineExceeded) && (idle <= 0 || guard < idle):
 		// The guard passed: a request that came before the write, or none.
+		// From here the hook knows the connection idle (connlimit may
+		// close it to make room, a graceful stop drains it).
+		c.hook(http.StateIdle)
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(start.Add(idle))
 		} else {
@@ -115,9 +122,11 @@ func (c *conn) writeInRead(fd uintptr) bool {
 	if err != nil || n < len(c.out) {
 		return true
 	}
-	// The response is out: the connection is idle now (not before: a
-	// graceful stop closes idle connections, and must not lose it).
-	c.hook(http.StateIdle)
+	// The response is out: the connection is idle now for Listener.Close
+	// (not before: it closes idle connections, and must not lose it). The
+	// ConnState hook hears of it after the wait (see awaitNext): a hook may
+	// close the connection, which inside RawConn.Read would wait for
+	// itself.
 	if !c.l.setIdle(c, true) {
 		c.stop = true
 		return true
