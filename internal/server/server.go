@@ -449,6 +449,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.HTTP1 == HTTP1Fast && gw != nil {
 		fast = h1.NewListener(guard, srv, gw.Scoring)
 		served = fast
+		promReg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "plumbline_http1_loop_requests_total",
+				Help: "HTTP/1.1 scoring requests served by the gateway's own loop (serve --http1 fast)."},
+				func() float64 { return float64(fast.Served()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "plumbline_http1_loop_handovers_total",
+				Help: "Connections the gateway's own loop handed to net/http's server: TLS, or a request it does not serve (serve --http1 fast)."},
+				func() float64 { return float64(fast.HandedOver()) }))
 	}
 	go func() {
 		if err := srv.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -5,6 +5,11 @@
 // per request (bench/internal/gwprofile).
 //
 //	go run ./bench/cmd/gateway-profile [-https=false] [-seconds 8] [-conns 64]
+//	go run ./bench/cmd/gateway-profile -ab [-rounds 3] [-seconds 4]
+//
+// -ab compares, over plain HTTP, net/http's server with the gateway's own
+// HTTP/1.1 loop (serve --http1 fast): rounds of one run each, taken in
+// turn (the order alternating), then each figure's median and the ratio.
 //
 // It needs wrk. Run it on a quiet machine for absolute figures; the shares
 // and allocation counts hold on a busy one.
@@ -33,11 +38,73 @@ func main() {
 	backend := flag.String("backend", "", "bench-backend binary (default: build bench/cmd/bench-backend)")
 	wrk := flag.String("wrk", "wrk", "wrk binary")
 	keep := flag.String("cpuprofile", "", "also write the raw CPU profiles here (PREFIX-http.pprof, PREFIX-https.pprof) for go tool pprof")
+	ab := flag.Bool("ab", false, "compare net/http's server with the h1 loop (serve --http1 fast) over plain HTTP, in turn")
+	rounds := flag.Int("rounds", 3, "with -ab: runs of each")
 	flag.Parse()
-	if err := run(ctx, *https, *seconds, *conns, *backend, *wrk, *keep); err != nil {
+	var err error
+	if *ab {
+		err = runAB(ctx, *rounds, *seconds, *conns, *backend, *wrk)
+	} else {
+		err = run(ctx, *https, *seconds, *conns, *backend, *wrk, *keep)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gateway-profile:", err)
 		os.Exit(1)
 	}
+}
+
+// tools builds bench-backend if backend is empty and finds wrk.
+func tools(ctx context.Context, tmp, backend, wrk string) (string, string, error) {
+	if backend == "" {
+		backend = filepath.Join(tmp, "bench-backend")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", backend, "./bench/cmd/bench-backend").CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("build bench-backend (run from the repository root): %w\n%s", err, out)
+		}
+	}
+	w, err := exec.LookPath(wrk)
+	if err != nil {
+		return "", "", fmt.Errorf("wrk not found (Debian: apt-get install wrk): %w", err)
+	}
+	return backend, w, nil
+}
+
+// runAB runs net/http's server and the h1 loop in turn, rounds times each.
+func runAB(ctx context.Context, rounds, seconds, conns int, backend, wrk string) error {
+	tmp, err := os.MkdirTemp("", "gateway-profile-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if backend, wrk, err = tools(ctx, tmp, backend, wrk); err != nil {
+		return err
+	}
+	var std, fast []*gwprofile.Result
+	for i := range max(1, rounds) {
+		order := []bool{false, true}
+		if i%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, f := range order {
+			dir := filepath.Join(tmp, fmt.Sprintf("%d-%v", i, f))
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			r, err := gwprofile.Run(ctx, gwprofile.Config{Backend: backend, Wrk: wrk, Fast: f, Conns: conns,
+				Duration: time.Duration(seconds) * time.Second, TempDir: dir, Log: os.Stderr})
+			if err != nil {
+				return err
+			}
+			if f {
+				fast = append(fast, r)
+			} else {
+				std = append(std, r)
+			}
+		}
+	}
+	fmt.Print(gwprofile.ABMarkdown(std, fast))
+	fmt.Println()
+	fmt.Print(gwprofile.Markdown([]*gwprofile.Result{std[len(std)-1], fast[len(fast)-1]}))
+	return nil
 }
 
 func run(ctx context.Context, https bool, seconds, conns int, backend, wrk, keep string) error {
@@ -46,14 +113,8 @@ func run(ctx context.Context, https bool, seconds, conns int, backend, wrk, keep
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if backend == "" {
-		backend = filepath.Join(tmp, "bench-backend")
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", backend, "./bench/cmd/bench-backend").CombinedOutput(); err != nil {
-			return fmt.Errorf("build bench-backend (run from the repository root): %w\n%s", err, out)
-		}
-	}
-	if wrk, err = exec.LookPath(wrk); err != nil {
-		return fmt.Errorf("wrk not found (Debian: apt-get install wrk): %w", err)
+	if backend, wrk, err = tools(ctx, tmp, backend, wrk); err != nil {
+		return err
 	}
 	var runs []*gwprofile.Result
 	modes := []bool{false}

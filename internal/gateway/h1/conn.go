@@ -494,9 +494,11 @@ func (w *watch) fire() {
 		w.mu.Unlock()
 		return
 	}
+	// The head's deadline still holds: lift it, under mu so that disarm's
+	// deadline in the past, which stops the read, always comes after.
+	_ = w.c.nc.SetReadDeadline(time.Time{})
 	w.state = watchReading
 	w.mu.Unlock()
-	_ = w.c.nc.SetReadDeadline(time.Time{})
 	n, err := w.c.nc.Read(w.got[:])
 	w.mu.Lock()
 	stopping := w.state == watchStopping
