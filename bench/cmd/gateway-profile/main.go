@@ -37,13 +37,13 @@ func main() {
 	conns := flag.Int("conns", 64, "wrk connections")
 	backend := flag.String("backend", "", "bench-backend binary (default: build bench/cmd/bench-backend)")
 	wrk := flag.String("wrk", "wrk", "wrk binary")
-	keep := flag.String("cpuprofile", "", "also write the raw CPU profiles here (PREFIX-http.pprof, PREFIX-https.pprof) for go tool pprof")
+	keep := flag.String("cpuprofile", "", "also write the raw CPU profiles here (PREFIX-http.pprof, PREFIX-https.pprof; with -ab PREFIX-std-N.pprof, PREFIX-h1-N.pprof) for go tool pprof")
 	ab := flag.Bool("ab", false, "compare net/http's server with the h1 loop (serve --http1 fast) over plain HTTP, in turn")
 	rounds := flag.Int("rounds", 3, "with -ab: runs of each")
 	flag.Parse()
 	var err error
 	if *ab {
-		err = runAB(ctx, *rounds, *seconds, *conns, *backend, *wrk)
+		err = runAB(ctx, *rounds, *seconds, *conns, *backend, *wrk, *keep)
 	} else {
 		err = run(ctx, *https, *seconds, *conns, *backend, *wrk, *keep)
 	}
@@ -69,7 +69,7 @@ func tools(ctx context.Context, tmp, backend, wrk string) (string, string, error
 }
 
 // runAB runs net/http's server and the h1 loop in turn, rounds times each.
-func runAB(ctx context.Context, rounds, seconds, conns int, backend, wrk string) error {
+func runAB(ctx context.Context, rounds, seconds, conns int, backend, wrk, keep string) error {
 	tmp, err := os.MkdirTemp("", "gateway-profile-")
 	if err != nil {
 		return err
@@ -89,8 +89,12 @@ func runAB(ctx context.Context, rounds, seconds, conns int, backend, wrk string)
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			r, err := gwprofile.Run(ctx, gwprofile.Config{Backend: backend, Wrk: wrk, Fast: f, Conns: conns,
-				Duration: time.Duration(seconds) * time.Second, TempDir: dir, Log: os.Stderr})
+			cfg := gwprofile.Config{Backend: backend, Wrk: wrk, Fast: f, Conns: conns,
+				Duration: time.Duration(seconds) * time.Second, TempDir: dir, Log: os.Stderr}
+			if keep != "" {
+				cfg.KeepProfile = fmt.Sprintf("%s-%s-%d.pprof", keep, map[bool]string{false: "std", true: "h1"}[f], i)
+			}
+			r, err := gwprofile.Run(ctx, cfg)
 			if err != nil {
 				return err
 			}
