@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -108,6 +109,9 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "slow":
 		time.Sleep(50 * time.Millisecond)
 		_, _ = io.WriteString(w, "slow")
+	case "brief": // shorter than disconnectAfter: no disconnect watch reads
+		time.Sleep(2 * time.Millisecond)
+		_, _ = io.WriteString(w, "brief")
 	case "wait":
 		select {
 		case <-r.Context().Done():
@@ -334,5 +338,45 @@ func TestDisconnectCancels(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// A client that sends its next request while the previous one is served,
+// in a packet of its own, gets both answers on the loop: the request that
+// came before the loop's wait began is found (wait.go, pipelineGuard) long
+// before the idle timeout would end the wait. The handler answers within
+// disconnectAfter, so no disconnect watch reads the request's first byte.
+func TestPipelinedDuringAnswer(t *testing.T) {
+	p := newPair(t) // IdleTimeout 5 s
+	nc, err := net.Dial("tcp", p.fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(3 * time.Second)) // well within the idle timeout
+	br := bufio.NewReader(nc)
+	for round := range 3 {
+		if _, err := io.WriteString(nc, "GET /endpoints/e/score?mode=brief HTTP/1.1\r\n"+host+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Microsecond) // the first is being served (on a busy machine it may be answered already: then the test proves less, never fails)
+		if _, err := io.WriteString(nc, "GET /endpoints/e/score?mode=cl HTTP/1.1\r\n"+host+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("round %d, answer %d: %v (the loop did not see the pipelined request)", round, i, err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("round %d, answer %d: %s", round, i, res.Status)
+			}
+		}
+	}
+	_, fast := p.fastRec.take()
+	if len(fast) != 6 || !fast[0] || !fast[5] {
+		t.Errorf("the loop served %v, want all 6 requests", fast)
 	}
 }
