@@ -30,6 +30,9 @@ const (
 	closeGrace = 500 * time.Millisecond
 )
 
+// badRequest is net/http's server's answer to a request it cannot parse.
+const badRequest = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
+
 // aLongTimeAgo is a deadline that makes blocked reads return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -106,23 +109,31 @@ func (c *conn) serve() {
 	c.ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
 	c.hook(http.StateNew)
 	for {
+		var deadline time.Time
 		if d := headerTimeout(srv); d > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(d))
-		} else {
-			_ = c.nc.SetReadDeadline(time.Time{})
+			deadline = time.Now().Add(d)
 		}
+		_ = c.nc.SetReadDeadline(deadline)
 		c.src.begin(c.br, maxHeaderBytes(srv)+4096)
 		req, err := http.ReadRequest(c.br)
 		c.src.end()
 		if err != nil {
 			var ne net.Error
-			if len(c.src.rec) == 0 || (errors.As(err, &ne) && ne.Timeout()) {
+			switch {
+			case len(c.src.rec) == 0 || (errors.As(err, &ne) && ne.Timeout()):
 				// The client closed or went silent: net/http closes
 				// without a word too.
 				c.close()
-				return
+			case !deadline.IsZero() && !time.Now().Before(deadline):
+				// The deadline cut a header line short, which the parser
+				// took for a malformed one. net/http answers that with a
+				// 400; handing the connection over would give the client
+				// a second ReadHeaderTimeout first.
+				_, _ = io.WriteString(c.nc, badRequest)
+				c.close()
+			default:
+				c.handOver()
 			}
-			c.handOver()
 			return
 		}
 		if !c.fits(req) {
