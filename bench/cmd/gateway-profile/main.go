@@ -53,29 +53,31 @@ func main() {
 	}
 }
 
-// tools builds bench-backend if backend is empty and finds wrk.
-func tools(ctx context.Context, tmp, backend, wrk string) (string, string, error) {
+// setup makes the run's temporary folder (the caller removes it), builds
+// bench-backend there if backend is empty and finds wrk.
+func setup(ctx context.Context, backend, wrk string) (tmp, backendBin, wrkBin string, err error) {
+	if tmp, err = os.MkdirTemp("", "gateway-profile-"); err != nil {
+		return "", "", "", err
+	}
 	if backend == "" {
 		backend = filepath.Join(tmp, "bench-backend")
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", backend, "./bench/cmd/bench-backend").CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("build bench-backend (run from the repository root): %w\n%s", err, out)
+			return tmp, "", "", fmt.Errorf("build bench-backend (run from the repository root): %w\n%s", err, out)
 		}
 	}
-	w, err := exec.LookPath(wrk)
-	if err != nil {
-		return "", "", fmt.Errorf("wrk not found (Debian: apt-get install wrk): %w", err)
+	if wrkBin, err = exec.LookPath(wrk); err != nil {
+		return tmp, "", "", fmt.Errorf("wrk not found (Debian: apt-get install wrk): %w", err)
 	}
-	return backend, w, nil
+	return tmp, backend, wrkBin, nil
 }
 
 // runAB runs net/http's server and the h1 loop in turn, rounds times each.
 func runAB(ctx context.Context, rounds, seconds, conns int, backend, wrk, keep string) error {
-	tmp, err := os.MkdirTemp("", "gateway-profile-")
-	if err != nil {
-		return err
+	tmp, backend, wrk, err := setup(ctx, backend, wrk)
+	if tmp != "" {
+		defer os.RemoveAll(tmp)
 	}
-	defer os.RemoveAll(tmp)
-	if backend, wrk, err = tools(ctx, tmp, backend, wrk); err != nil {
+	if err != nil {
 		return err
 	}
 	var std, fast []*gwprofile.Result
@@ -112,12 +114,11 @@ func runAB(ctx context.Context, rounds, seconds, conns int, backend, wrk, keep s
 }
 
 func run(ctx context.Context, https bool, seconds, conns int, backend, wrk, keep string) error {
-	tmp, err := os.MkdirTemp("", "gateway-profile-")
-	if err != nil {
-		return err
+	tmp, backend, wrk, err := setup(ctx, backend, wrk)
+	if tmp != "" {
+		defer os.RemoveAll(tmp)
 	}
-	defer os.RemoveAll(tmp)
-	if backend, wrk, err = tools(ctx, tmp, backend, wrk); err != nil {
+	if err != nil {
 		return err
 	}
 	var runs []*gwprofile.Result

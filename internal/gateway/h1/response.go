@@ -106,37 +106,37 @@ func (w *response) WriteHeader(code int) {
 var excludedNoBody = map[string]bool{"Content-Length": true, "Transfer-Encoding": true}
 
 func (w *response) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if !bodyAllowed(w.status) {
-		return 0, http.ErrBodyNotAllowed
-	}
-	w.written += int64(len(p))
-	if w.contentLength != -1 && w.written > w.contentLength {
-		return 0, http.ErrContentLength
+	if err := w.admit(len(p)); err != nil || len(p) == 0 {
+		return 0, err
 	}
 	return w.w.Write(p)
 }
 
 func (w *response) WriteString(s string) (int, error) {
+	if err := w.admit(len(s)); err != nil || len(s) == 0 {
+		return 0, err
+	}
+	return w.w.WriteString(s)
+}
+
+// admit checks a write of n body bytes as net/http's response.write does
+// (the status 200 if none was set, a status that allows a body, the
+// declared length), and counts them.
+func (w *response) admit(n int) error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if len(s) == 0 {
-		return 0, nil
+	if n == 0 {
+		return nil
 	}
 	if !bodyAllowed(w.status) {
-		return 0, http.ErrBodyNotAllowed
+		return http.ErrBodyNotAllowed
 	}
-	w.written += int64(len(s))
+	w.written += int64(n)
 	if w.contentLength != -1 && w.written > w.contentLength {
-		return 0, http.ErrContentLength
+		return http.ErrContentLength
 	}
-	return w.w.WriteString(s)
+	return nil
 }
 
 // Flush sends what the handler wrote so far.
