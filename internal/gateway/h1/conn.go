@@ -48,8 +48,10 @@ type conn struct {
 	src source
 	br  *bufio.Reader
 	res response
-	// body wraps the current request's body.
-	body reqBody
+	// body wraps the current request's body: a new one per request, so
+	// that a handler's goroutine reading its body after the handler
+	// returned gets an error, never the next request's body.
+	body *reqBody
 	// out is the response bytes not sent yet.
 	out  []byte
 	werr error
@@ -202,9 +204,9 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	}
 	req = req.WithContext(ctx)
 	req.RemoteAddr = c.remote
-	c.body.reset(req.Body, req.ContentLength)
+	c.body = newReqBody(req.Body, req.ContentLength)
 	if req.Body != http.NoBody {
-		req.Body = &c.body
+		req.Body = c.body
 	}
 	w := &c.res
 	w.reset(c, req)
@@ -220,7 +222,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		return false
 	}
 	w.finish()
-	_ = c.body.Close()
+	_ = c.body.Close() // reads after the handler returned fail
 	keep = w.reuse() && c.werr == nil
 	if !keep {
 		c.flushOut()
@@ -401,9 +403,10 @@ type reqBody struct {
 	early bool
 }
 
-func (b *reqBody) reset(inner io.ReadCloser, length int64) {
-	b.inner, b.length, b.n, b.closed, b.early = inner, length, 0, false, false
+func newReqBody(inner io.ReadCloser, length int64) *reqBody {
+	b := &reqBody{inner: inner, length: length}
 	b.sawEOF.Store(inner == http.NoBody)
+	return b
 }
 
 func (b *reqBody) Read(p []byte) (int, error) {

@@ -313,7 +313,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 // net/http does before a response: up to maxPostHandlerRead, or the
 // connection closes after the response.
 func (w *response) settleBody(header http.Header, extra *extraHeader) {
-	b := &w.c.body
+	b := w.c.body
 	tooBig := false
 	switch {
 	case b.closed:
