@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -192,5 +193,60 @@ func TestSlowHeadPacedOnTheLoop(t *testing.T) {
 		if !f {
 			t.Errorf("request %d was handed over, want all on the loop", i)
 		}
+	}
+}
+
+// Shutdown answers the request in flight (with Connection: close), closes
+// a connection waiting for its next request, and returns once both are
+// done.
+func TestShutdownAnswersInFlight(t *testing.T) {
+	p := newPair(t)
+	busy, err := net.Dial("tcp", p.fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	idle, err := net.Dial("tcp", p.fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idleR := bufio.NewReader(idle)
+	if _, err := io.WriteString(idle, "GET /endpoints/e/score HTTP/1.1\r\n"+host+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(idleR, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	if _, err := io.WriteString(busy, "GET /endpoints/e/score?mode=slow HTTP/1.1\r\n"+host+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the slow request is being served.
+	deadline := time.Now().Add(10 * time.Second)
+	for p.fastLn.Served() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never reached the handler")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.fastLn.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	_ = busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err = http.ReadResponse(bufio.NewReader(busy), nil)
+	if err != nil {
+		t.Fatalf("the request in flight: %v, want its answer", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || string(b) != "slow" || !res.Close {
+		t.Errorf("the request in flight: %d %q close=%v, want 200 slow with Connection: close", res.StatusCode, b, res.Close)
+	}
+	if _, err := idleR.ReadByte(); err == nil {
+		t.Error("the idle connection got bytes after Shutdown, want it closed")
 	}
 }

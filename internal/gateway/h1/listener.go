@@ -69,6 +69,8 @@ type Listener struct {
 	// served and handed count requests served here and connections
 	// handed to the standard server.
 	served, handed atomic.Uint64
+	// closed mirrors closing for the response path, without the lock.
+	closed atomic.Bool
 
 	mu sync.Mutex // protects the fields below
 	// live are the connections the loop serves now.
@@ -134,6 +136,7 @@ func (l *Listener) Close() error {
 		close(l.done)
 		l.mu.Lock()
 		l.closing = true
+		l.closed.Store(true)
 		var idle []*conn
 		for c := range l.live {
 			if c.idle {
@@ -149,7 +152,9 @@ func (l *Listener) Close() error {
 }
 
 // Shutdown closes l and waits for the loop's requests in flight to be
-// answered, or until ctx ends, when it closes what is left.
+// answered, or until ctx ends, when it closes what is left and returns
+// without waiting for handlers that do not return (as
+// http.Server.Shutdown).
 func (l *Listener) Shutdown(ctx context.Context) error {
 	_ = l.Close()
 	ended := make(chan struct{})
@@ -163,7 +168,6 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 			_ = c.nc.Close()
 		}
 		l.mu.Unlock()
-		<-ended
 		return ctx.Err()
 	}
 }
@@ -236,8 +240,4 @@ func (l *Listener) setIdle(c *conn, idle bool) bool {
 	return !l.closing
 }
 
-func (l *Listener) isClosing() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closing
-}
+func (l *Listener) isClosing() bool { return l.closed.Load() }
