@@ -46,9 +46,20 @@ func newFront(g *Gateway) *httptest.Server {
 		return httptest.NewServer(g)
 	}
 	s := httptest.NewUnstartedServer(g)
-	s.Listener = h1.NewListener(s.Listener, s.Config, g.Scoring)
+	l := h1.NewListener(s.Listener, s.Config, g.Scoring)
+	fastFronts.Lock()
+	fastFronts.l = append(fastFronts.l, l)
+	fastFronts.Unlock()
+	s.Listener = l
 	s.Start()
 	return s
+}
+
+// fastFronts are the h1 loops newFront started, for TestMain to check that
+// they served the requests.
+var fastFronts struct {
+	sync.Mutex // protects l
+	l          []*h1.Listener
 }
 
 // backend starts an httptest server and returns its host:port.
