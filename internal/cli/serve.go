@@ -109,6 +109,7 @@ instances running: the next start re-adopts them, so a restart costs no R start-
 	f.Int64Var(&cfg.Uploads.MaxBytes, "max-upload-bytes", 0, "largest model or code folder accepted, uncompressed bytes (default 4 GiB)")
 	f.IntVar(&cfg.Uploads.MaxFiles, "max-upload-files", 0, "most files and folders in one uploaded model or code folder (default 10000)")
 	f.StringVar(&cfg.ErrorDetail, "error-detail", "auto", "default of deployments' plumbline.error_detail (R's error message in the caller's 424 body): on, off, or auto (on when listening on loopback only)")
+	f.StringVar(&cfg.HTTP1, "http1", server.HTTP1Std, "how HTTP/1.1 scoring requests on plain HTTP are served: std (net/http's server) or fast (the gateway's own connection loop; other requests and TLS always take net/http's server)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return c

@@ -2,7 +2,9 @@ package connlimit
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
+	"syscall"
 )
 
 // Unread reports how many bytes have arrived on the connection that the
@@ -38,4 +40,31 @@ func UnreadOf(nc net.Conn) (int, bool) {
 		return c.Unread()
 	}
 	return socketUnread(nc)
+}
+
+// Replay puts b back in front of the bytes the connection's reader has not
+// taken yet: a server that read the start of a request and hands the
+// connection to another server gives those bytes back, and the other
+// server reads them first. Call it only from the connection's reader,
+// never while a Read is in progress. Replayed bytes are never paced.
+func (c *Conn) Replay(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	p := make([]byte, 0, len(b)+len(c.pending))
+	c.pending = append(append(p, b...), c.pending...)
+}
+
+// Buffered is how many bytes the listener read early that the connection's
+// reader has not taken yet (a reader that waits on the socket's readiness
+// must take them first).
+func (c *Conn) Buffered() int { return len(c.pending) }
+
+// SyscallConn is the socket's, for waiting on its readiness without a read
+// (see Buffered).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }

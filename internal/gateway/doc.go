@@ -15,6 +15,10 @@
 //	             forward.go; httputil.ReverseProxy for upgrades and streamed bodies)
 //	  → metrics + one access-log line (encoded without allocating, written in batches)
 //
+// plumbline serve --http1 fast puts internal/gateway/h1 between the
+// listener and this handler for plain-HTTP/1.1 scoring requests (Scoring
+// says which): its own connection loop instead of net/http's server.
+//
 // The control plane owns the routing table: it builds a Snapshot on every
 // change and calls Gateway.Update, which swaps it in atomically. Per-deployment
 // pools (queues, in-flight counts) live across snapshots, so a swap never drops

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/plumbline/plumbline/internal/gateway/h1"
 )
 
 const testKey = "primary-key-0123456789"
@@ -28,9 +30,36 @@ func newTestGateway(t *testing.T, cfg Config) (*Gateway, *prometheus.Registry, *
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	front := httptest.NewServer(g)
+	front := newFront(g)
 	t.Cleanup(front.Close)
 	return g, reg, front
+}
+
+// frontHTTP1 is how newTestGateway's front server serves HTTP/1.1: "std"
+// (net/http's server) or "fast" (the h1 loop, as plumbline serve --http1
+// fast). TestMain runs the package's tests once with each.
+var frontHTTP1 = "std"
+
+// newFront starts a front server for g.
+func newFront(g *Gateway) *httptest.Server {
+	if frontHTTP1 != "fast" {
+		return httptest.NewServer(g)
+	}
+	s := httptest.NewUnstartedServer(g)
+	l := h1.NewListener(s.Listener, s.Config, g.Scoring)
+	fastFronts.Lock()
+	fastFronts.l = append(fastFronts.l, l)
+	fastFronts.Unlock()
+	s.Listener = l
+	s.Start()
+	return s
+}
+
+// fastFronts are the h1 loops newFront started, for TestMain to check that
+// they served the requests.
+var fastFronts struct {
+	sync.Mutex // protects l
+	l          []*h1.Listener
 }
 
 // backend starts an httptest server and returns its host:port.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -305,4 +306,19 @@ func trafficOf(m map[string]int, n string) int {
 		}
 	}
 	return 0
+}
+
+// Scoring reports whether r is a scoring request by its path (and host,
+// for host-based scoring URIs): what this handler serves, decided before
+// it runs. A connection loop that serves only scoring requests itself
+// (internal/gateway/h1) asks it.
+func (g *Gateway) Scoring(r *http.Request) bool {
+	if _, _, ok := parsePath(r.URL.Path); ok {
+		return true
+	}
+	if _, ok := actionOf(r.URL.Path); !ok {
+		return false
+	}
+	_, ok := parseHost(r.Host, g.domains)
+	return ok
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/plumbline/plumbline/internal/connlimit"
 	"github.com/plumbline/plumbline/internal/datadir"
 	"github.com/plumbline/plumbline/internal/gateway"
+	"github.com/plumbline/plumbline/internal/gateway/h1"
 	"github.com/plumbline/plumbline/internal/gcpace"
 	"github.com/plumbline/plumbline/internal/health"
 	"github.com/plumbline/plumbline/internal/registry"
@@ -143,9 +144,20 @@ type Config struct {
 	// request path by gateway.AccessLog.
 	AccessLogTo   io.Writer
 	AccessLogJSON bool
+	// HTTP1 is how HTTP/1.1 scoring requests on plain HTTP are served:
+	// HTTP1Std ("" too) by net/http's server, HTTP1Fast by the gateway's
+	// own connection loop (internal/gateway/h1; docs/gateway.md). Other
+	// requests and TLS connections always go to net/http's server.
+	HTTP1 string
 	// Ready, if set, is called once the server listens, with its base URL.
 	Ready func(baseURL string)
 }
+
+// HTTP/1.1 serving modes (Config.HTTP1).
+const (
+	HTTP1Std  = "std"
+	HTTP1Fast = "fast"
+)
 
 // withDefaults fills zero fields and checks the rest.
 func (cfg Config) withDefaults() (Config, error) {
@@ -189,6 +201,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	case OnExitKeep, OnExitStop:
 	default:
 		return cfg, fmt.Errorf("--on-exit %q: want keep (leave instances running for the next start to re-adopt) or stop", cfg.OnExit)
+	}
+	switch cfg.HTTP1 {
+	case "", HTTP1Std:
+		cfg.HTTP1 = HTTP1Std
+	case HTTP1Fast:
+	default:
+		return cfg, fmt.Errorf("--http1 %q: want std (net/http's server) or fast (the gateway's own loop for scoring requests on plain HTTP)", cfg.HTTP1)
 	}
 	switch cfg.Routes {
 	case "", RoutesStore:
@@ -425,8 +444,21 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			}
 		}()
 	}
+	var served net.Listener = guard
+	var fast *h1.Listener
+	if cfg.HTTP1 == HTTP1Fast && gw != nil {
+		fast = h1.NewListener(guard, srv, gw.Scoring)
+		served = fast
+		promReg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "plumbline_http1_loop_requests_total",
+				Help: "HTTP/1.1 scoring requests served by the gateway's own loop (serve --http1 fast)."},
+				func() float64 { return float64(fast.Served()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "plumbline_http1_loop_handovers_total",
+				Help: "Connections the gateway's own loop handed to net/http's server: TLS, or a request it does not serve (serve --http1 fast)."},
+				func() float64 { return float64(fast.HandedOver()) }))
+	}
 	go func() {
-		if err := srv.Serve(guard); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
@@ -461,6 +493,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	dr.drain(dctx)
 	dcancel()
 	_ = srv.Shutdown(sctx)
+	if fast != nil {
+		_ = fast.Shutdown(sctx) // the loop's requests in flight
+	}
 	if gw != nil {
 		_ = gw.Shutdown(sctx) // mirrored copies in flight finish before instances stop
 	}

@@ -21,6 +21,9 @@ type category struct {
 
 const gw = `github\.com/plumbline/plumbline/internal/gateway\.`
 
+// h1 is the gateway's own HTTP/1.1 loop (serve --http1 fast).
+const h1loop = `github\.com/plumbline/plumbline/internal/gateway/h1\.`
+
 // tiers of categories, tried in order.
 var tiers = [][]category{
 	{
@@ -48,9 +51,11 @@ var tiers = [][]category{
 		{"upstream: ReverseProxy and http.Transport", regexp.MustCompile(`^(net/http/httputil\.|net/http\.\(\*Transport\)|net/http\.\(\*persistConn\)|net/http\.\(\*Client\))`)},
 		{"net/http server: read request", regexp.MustCompile(`^(net/http\.(\(\*conn\)\.readRequest|readRequest|\(\*connReader\)|\(\*body\))|net/textproto\.)`)},
 		{"net/http server: write response", regexp.MustCompile(`^net/http\.(\(\*response\)|\(\*chunkWriter\)|checkConnErrorWriter|\(\*conn\)\.finalFlush)`)},
+		{"h1 loop: write response", regexp.MustCompile(`^` + h1loop + `(\(\*response\)|\(\*chunkWriter\)|appendStatusLine|\(\*extraHeader\)|\(\*outWriter\))`)},
 		{"HTTP/2 server", regexp.MustCompile(`^(golang\.org/x/net/http2|net/http\.\(\*http2|net/http\.http2)`)},
 	},
 	{
+		{"h1 loop: connection loop", regexp.MustCompile(`^` + h1loop)},
 		{"gateway: routing, split, proxy path", regexp.MustCompile(`^` + gw)},
 		{"net/http server: connection loop", regexp.MustCompile(`^net/http\.`)},
 	},

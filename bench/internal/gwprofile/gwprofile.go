@@ -29,7 +29,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +42,7 @@ import (
 	"github.com/plumbline/plumbline/bench/internal/load"
 	"github.com/plumbline/plumbline/bench/internal/proc"
 	"github.com/plumbline/plumbline/internal/gateway"
+	"github.com/plumbline/plumbline/internal/gateway/h1"
 	"github.com/plumbline/plumbline/internal/gcpace"
 	"github.com/plumbline/plumbline/internal/tlsca"
 )
@@ -53,6 +56,10 @@ type Config struct {
 	// HTTPS serves TLS, as `plumbline serve` does by default; false is
 	// `serve --insecure-http`.
 	HTTPS bool
+	// Fast serves plain HTTP/1.1 scoring requests on the gateway's own
+	// loop (serve --http1 fast, internal/gateway/h1) instead of net/http's
+	// server. It changes nothing for HTTPS.
+	Fast bool
 	// Conns and Duration shape the wrk run (defaults 64 and 8 s).
 	Conns    int
 	Duration time.Duration
@@ -67,6 +74,7 @@ type Config struct {
 // Result is what one run measured.
 type Result struct {
 	HTTPS    bool
+	Fast     bool
 	Requests int
 	RPS      float64
 	// CPUPerRequest is this process's CPU time (user + system) during the
@@ -129,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	gcCtx, gcStop := context.WithCancel(ctx)
 	defer gcStop()
 	gcpace.Start(gcCtx, gcpace.DefaultHeadroom)
-	front, stop, err := startGateway(cfg, addrs)
+	front, fast, stop, err := startGateway(cfg, addrs)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +176,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if st.Requests == 0 || st.OK == 0 {
 		return nil, fmt.Errorf("wrk: no successful request (%s)", st.CodesString())
 	}
+	if fast != nil && fast.Served() < uint64(st.Requests) {
+		return nil, fmt.Errorf("the h1 loop served %d of %d requests: the rest were handed to net/http's server", fast.Served(), st.Requests)
+	}
 	if cfg.KeepProfile != "" {
 		if err := os.WriteFile(cfg.KeepProfile, prof.Bytes(), 0o644); err != nil {
 			return nil, err
@@ -180,6 +191,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	n := float64(st.Requests)
 	res := &Result{
 		HTTPS:              cfg.HTTPS,
+		Fast:               cfg.Fast && !cfg.HTTPS,
 		Requests:           st.Requests,
 		RPS:                st.RPS,
 		CPUPerRequest:      time.Duration(float64(cpu1-cpu0) / n),
@@ -218,17 +230,17 @@ func selfCPU() time.Duration {
 
 // startGateway serves the gateway the way `plumbline serve` does and
 // returns its base URL.
-func startGateway(cfg Config, addrs []string) (string, func(), error) {
+func startGateway(cfg Config, addrs []string) (string, *h1.Listener, func(), error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	logFile, err := os.Create(filepath.Join(cfg.TempDir, "access.log"))
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	// As serve does: the server log and the batched access log share stderr.
 	alog, err := gateway.NewAccessLog(logFile, gateway.AccessLogText)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	gw, err := gateway.New(gateway.Config{
 		Domains:    []string{"localhost"},
@@ -237,7 +249,7 @@ func startGateway(cfg Config, addrs []string) (string, func(), error) {
 		AccessLog:  alog,
 	})
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	deps := map[string]*gateway.Deployment{}
 	for i, name := range []string{"blue", "green"} {
@@ -251,7 +263,7 @@ func startGateway(cfg Config, addrs []string) (string, func(), error) {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", gw)
@@ -262,11 +274,16 @@ func startGateway(cfg Config, addrs []string) (string, func(), error) {
 	if cfg.HTTPS {
 		ca, err := tlsca.Ensure(filepath.Join(cfg.TempDir, "tls"), []string{"localhost"})
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		srv.TLSConfig = tlsca.ServerTLSConfig(ca.GetCertificate)
 		l = tls.NewListener(ln, srv.TLSConfig)
 		scheme = "https"
+	}
+	var fast *h1.Listener
+	if cfg.Fast && !cfg.HTTPS {
+		fast = h1.NewListener(ln, srv, gw.Scoring)
+		l = fast
 	}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -277,11 +294,14 @@ func startGateway(cfg Config, addrs []string) (string, func(), error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
+		if fast != nil {
+			_ = fast.Shutdown(ctx)
+		}
 		_ = gw.Shutdown(ctx)
 		_ = alog.Close()
 		_ = logFile.Close()
 	}
-	return scheme + "://" + ln.Addr().String(), stop, nil
+	return scheme + "://" + ln.Addr().String(), fast, stop, nil
 }
 
 // Markdown renders results as a table: one column per run.
@@ -341,8 +361,61 @@ func Markdown(runs []*Result) string {
 }
 
 func label(r *Result) string {
-	if r.HTTPS {
+	switch {
+	case r.HTTPS:
 		return "HTTPS"
+	case r.Fast:
+		return "HTTP, h1 loop"
 	}
 	return "HTTP"
+}
+
+// ABMarkdown compares runs of net/http's server (std) and the h1 loop
+// (fast), taken in turn in one process: each figure's median over its
+// runs, the ratio fast/std, and every run's figure.
+func ABMarkdown(std, fast []*Result) string {
+	var b bytes.Buffer
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	type fig struct {
+		name string
+		of   func(*Result) float64
+		unit string
+	}
+	figs := []fig{
+		{"CPU per request", func(r *Result) float64 { return float64(r.CPUPerRequest.Nanoseconds()) / 1000 }, "µs"},
+		{"read system calls per request", func(r *Result) float64 { return r.ReadsPerRequest }, ""},
+		{"write system calls per request", func(r *Result) float64 { return r.WritesPerRequest }, ""},
+		{"context switches per request", func(r *Result) float64 { return r.SwitchesPerRequest }, ""},
+		{"allocations per request", func(r *Result) float64 { return r.AllocsPerRequest }, ""},
+		{"requests per second", func(r *Result) float64 { return r.RPS }, ""},
+	}
+	w("| figure (median of %d runs each, taken in turn) | net/http server | h1 loop | h1 / net/http | every run: net/http; h1 |\n|---|---|---|---|---|\n", min(len(std), len(fast)))
+	for _, f := range figs {
+		a, bb := median(std, f.of), median(fast, f.of)
+		w("| %s | %.2f %s | %.2f %s | %.2f | %s; %s |\n", f.name, a, f.unit, bb, f.unit, bb/a, runsOf(std, f.of), runsOf(fast, f.of))
+	}
+	return b.String()
+}
+
+func median(rs []*Result, of func(*Result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = of(r)
+	}
+	sort.Float64s(v)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func runsOf(rs []*Result, of func(*Result) float64) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, strconv.FormatFloat(of(r), 'f', 2, 64))
+	}
+	return strings.Join(parts, ", ")
 }

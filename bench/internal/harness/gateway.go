@@ -111,6 +111,9 @@ func (e *env) gateway(ctx context.Context) error {
 	if servers[vPlumblineNoLog], err = serve.Start(ctx, e.g, "plumbline-http-nolog", c.Plumbline, filepath.Join(e.tmp, "data-http-nolog"), true, "--log-level", "warn"); err != nil {
 		return err
 	}
+	if servers[vPlumblineFast], err = serve.Start(ctx, e.g, "plumbline-http-h1loop", c.Plumbline, filepath.Join(e.tmp, "data-http-h1loop"), true, "--http1", "fast"); err != nil {
+		return err
+	}
 	keys := map[string]string{}
 	for v, s := range servers {
 		key, err := e.createEndpoint(ctx, s, gatewayEndpoint)
@@ -191,7 +194,7 @@ func (e *env) gateway(ctx context.Context) error {
 	h2.HTTP2 = true
 	opts[vPlumblineH2] = h2
 
-	variants := []string{vDirect, vNginx, vNginxTLS, vPlumblineHTTP, vPlumblineHTTPS, vPlumblineH2, vPlumblineNoLog}
+	variants := []string{vDirect, vNginx, vNginxTLS, vPlumblineHTTP, vPlumblineHTTPS, vPlumblineH2, vPlumblineNoLog, vPlumblineFast}
 	r := &GatewayResult{
 		Variants: variants,
 		Desc: map[string]string{
@@ -204,6 +207,7 @@ func (e *env) gateway(ctx context.Context) error {
 			vPlumblineHTTPS: "`plumbline serve` (TLS, the default): the same endpoint over HTTPS (TLS 1.3, HTTP/1.1) to the client, plain HTTP to the instances",
 			vPlumblineH2:    "the same HTTPS server spoken to in HTTP/2 (h2, one stream in flight per connection)",
 			vPlumblineNoLog: "diagnostic: plumbline-http with `--log-level warn`, which drops the one access-log line per request; not a target",
+			vPlumblineFast:  "plumbline-http with `--http1 fast`: scoring requests served by the gateway's own HTTP/1.1 loop instead of net/http's server (docs/gateway.md); not a target yet",
 		},
 		Conns: c.Conns, Rate: c.GatewayRate,
 		Closed: map[string][]load.Stats{}, Fixed: map[string][]load.Stats{},

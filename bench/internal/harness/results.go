@@ -56,8 +56,11 @@ const (
 	// vPlumblineNoLog is a diagnostic: plumbline-http without its access
 	// log, to show what the per-request log line costs.
 	vPlumblineNoLog = "plumbline-http-nolog"
-	vNginxTLS       = "nginx-https"
-	vPlumblineH2    = "plumbline-https-h2"
+	// vPlumblineFast is plumbline-http with serve --http1 fast (the
+	// gateway's own HTTP/1.1 loop), beside it to decide the default.
+	vPlumblineFast = "plumbline-http-h1loop"
+	vNginxTLS      = "nginx-https"
+	vPlumblineH2   = "plumbline-https-h2"
 )
 
 // GatewayResult is scenario 1.

@@ -206,6 +206,9 @@ func gatewayVerdicts(r *Results, skip func(string, string)) []Verdict {
 			if nl := pick(g.Closed[vPlumblineNoLog], rps); len(nl) > 0 && v == vPlumblineHTTP {
 				verdict.Limit += fmt.Sprintf(" Without the access log plumbline does %.0f req/s (%.2f× nginx).", medianF(nl), medianF(ratios(nl, refRPS)))
 			}
+			if fl := pick(g.Closed[vPlumblineFast], rps); len(fl) > 0 && v == vPlumblineHTTP {
+				verdict.Limit += fmt.Sprintf(" With --http1 fast (the gateway's own HTTP/1.1 loop) %.0f req/s (%.2f× nginx), CPU per request %s.", medianF(fl), medianF(ratios(fl, refRPS)), fmtDur(medianDur(g.ProxyCPU[vPlumblineFast])))
+			}
 			verdict.Limit += busyNote(r)
 		}
 		out = append(out, verdict)
