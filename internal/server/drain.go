@@ -21,10 +21,11 @@ const drainIdleGrace = time.Second
 // a request a client sent on one at that instant (its bytes already in the
 // socket, the server not yet reading) is lost, the client seeing the
 // connection reset. While draining, every HTTP/1 response says Connection:
-// close, and an idle connection is closed only once it has been idle for
-// drainIdleGrace and nothing of a next request has reached it (quiet);
-// Shutdown then
-// closes what is left and waits for the requests in flight (HTTP/2
+// close, and an idle connection is let go only once it has been idle for
+// drainIdleGrace and nothing of a next request has reached it (quiet): its
+// server's wait for a next request is ended with a past read deadline, so
+// a request its reader took at that instant is still answered. Shutdown
+// then closes what is left and waits for the requests in flight (HTTP/2
 // connections get its GOAWAY).
 type drainer struct {
 	draining atomic.Bool
@@ -33,11 +34,17 @@ type drainer struct {
 }
 
 // idleConn is when a connection went idle and how many bytes it had read
-// then.
+// then, and when the drain ended its wait for a next request (zero until
+// it does).
 type idleConn struct {
 	since time.Time
 	reads uint64
+	ended time.Time
 }
+
+// drainCloseAfter is how long a connection whose wait for a next request
+// the drain ended may take to close itself before the drain closes it.
+const drainCloseAfter = time.Second
 
 func newDrainer() *drainer { return &drainer{idle: map[net.Conn]idleConn{}} }
 
@@ -95,9 +102,24 @@ func (d *drainer) drain(ctx context.Context) {
 	for {
 		d.mu.Lock()
 		for c, ic := range d.idle {
-			if time.Since(ic.since) >= drainIdleGrace && quiet(c, ic) {
-				_ = c.Close()
-				delete(d.idle, c)
+			switch {
+			case !ic.ended.IsZero():
+				// Its reader was in no socket read (nothing that a
+				// deadline ends): close it.
+				if time.Since(ic.ended) >= drainCloseAfter {
+					_ = c.Close()
+					delete(d.idle, c)
+				}
+			case time.Since(ic.since) >= drainIdleGrace && quiet(c, ic):
+				// End the server's wait for a next request rather than
+				// close the connection: a request whose bytes its reader
+				// took from the socket just now (before it counted them)
+				// is still served, where a close would lose it. The
+				// server closes the connection when its read ends empty,
+				// and the ConnState hook removes it from idle.
+				_ = c.SetReadDeadline(time.Unix(1, 0))
+				ic.ended = time.Now()
+				d.idle[c] = ic
 			}
 		}
 		left := len(d.idle)
