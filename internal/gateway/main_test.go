@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -8,10 +9,11 @@ import (
 
 // TestMain runs the package's tests twice: with the front server on
 // net/http's HTTP/1.1 server, then on the h1 loop (plumbline serve --http1
-// fast), which must pass them all alike.
+// fast), which must pass them all alike. Listing, fuzzing and benchmarks
+// run once: the second pass is for the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if code == 0 {
+	if code == 0 && testsOnly() {
 		frontHTTP1 = "fast"
 		code = m.Run()
 		var served, handed uint64
@@ -28,4 +30,15 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// testsOnly reports whether this run is for the tests alone: no -test.list,
+// -test.fuzz or -test.bench.
+func testsOnly() bool {
+	for _, name := range []string{"test.list", "test.fuzz", "test.bench"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return false
+		}
+	}
+	return true
 }
